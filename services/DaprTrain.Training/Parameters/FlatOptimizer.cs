@@ -1,0 +1,100 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DaprTrain.Training.Parameters;
+
+public enum OptimizerKind
+{
+    Sgd,
+    Adam,
+}
+
+public sealed record OptimizerSettings(OptimizerKind Kind, double LearningRate, double Momentum = 0.0,
+    double Beta1 = 0.9, double Beta2 = 0.999, double Epsilon = 1e-8)
+{
+    public void Validate()
+    {
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentException($"learning rate must be a positive number (got {LearningRate}).");
+        if (Momentum < 0 || Momentum >= 1) throw new ArgumentException($"momentum must be in [0, 1) (got {Momentum}).");
+        if (Beta1 < 0 || Beta1 >= 1 || Beta2 < 0 || Beta2 >= 1) throw new ArgumentException("Adam betas must be in [0, 1).");
+        if (!(Epsilon > 0)) throw new ArgumentException("Adam epsilon must be positive.");
+    }
+}
+
+/// <summary>
+/// SGD (with momentum) and Adam over the flat parameter and gradient tensors: one fused update for the
+/// whole model instead of one per parameter, and optimizer state that is three flat buffers, easy to
+/// checkpoint and to ship. The Adam update is PyTorch's (bias-corrected, eps outside the sqrt).
+/// </summary>
+public sealed class FlatOptimizer : IDisposable
+{
+    private readonly Tensor _weights;
+    private readonly Tensor? _firstMoment;
+    private readonly Tensor? _secondMoment;
+
+    public FlatOptimizer(FlatParameters parameters, OptimizerSettings settings)
+    {
+        settings.Validate();
+        Settings = settings;
+        _weights = parameters.Weights;
+        if (settings.Kind == OptimizerKind.Adam || settings.Momentum > 0) _firstMoment = zeros(parameters.Count, ScalarType.Float32).DetachFromDisposeScope();
+        if (settings.Kind == OptimizerKind.Adam) _secondMoment = zeros(parameters.Count, ScalarType.Float32).DetachFromDisposeScope();
+    }
+
+    public OptimizerSettings Settings { get; }
+
+    public long StepCount { get; private set; }
+
+    /// <summary>The state buffers in a fixed order (empty for plain SGD).</summary>
+    public IReadOnlyList<Tensor> StateBuffers => new[] { _firstMoment, _secondMoment }.OfType<Tensor>().ToList();
+
+    public void Step(Tensor gradient)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        StepCount++;
+        var s = Settings;
+        if (s.Kind == OptimizerKind.Sgd)
+        {
+            if (_firstMoment is null)
+            {
+                _weights.add_(gradient, alpha: -s.LearningRate);
+            }
+            else
+            {
+                _firstMoment.mul_(s.Momentum).add_(gradient);
+                _weights.add_(_firstMoment, alpha: -s.LearningRate);
+            }
+            return;
+        }
+
+        _firstMoment!.mul_(s.Beta1).add_(gradient, alpha: 1 - s.Beta1);
+        _secondMoment!.mul_(s.Beta2).addcmul_(gradient, gradient, value: 1 - s.Beta2);
+        double biasCorrection1 = 1 - Math.Pow(s.Beta1, StepCount);
+        double biasCorrection2 = 1 - Math.Pow(s.Beta2, StepCount);
+        var denominator = _secondMoment.sqrt().div_(Math.Sqrt(biasCorrection2)).add_(s.Epsilon);
+        _weights.addcdiv_(_firstMoment, denominator, value: -s.LearningRate / biasCorrection1);
+    }
+
+    public void RestoreState(long stepCount, IReadOnlyList<float[]> buffers)
+    {
+        var targets = StateBuffers;
+        if (buffers.Count != targets.Count) throw new ArgumentException($"Optimizer state has {buffers.Count} buffers; {Settings.Kind} needs {targets.Count}.");
+        for (int i = 0; i < targets.Count; i++)
+        {
+            if (buffers[i].Length != targets[i].numel()) throw new ArgumentException($"Optimizer buffer {i} has {buffers[i].Length} values; expected {targets[i].numel()}.");
+        }
+        for (int i = 0; i < targets.Count; i++) buffers[i].AsSpan().CopyTo(Span(targets[i]));
+        StepCount = stepCount;
+    }
+
+    /// <summary>The storage of a contiguous CPU float32 tensor, without a copy.</summary>
+    internal static Span<float> Span(Tensor flat) => MemoryMarshal.Cast<byte, float>(flat.bytes);
+
+    public void Dispose()
+    {
+        _firstMoment?.Dispose();
+        _secondMoment?.Dispose();
+    }
+}
