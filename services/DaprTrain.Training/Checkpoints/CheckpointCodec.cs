@@ -36,7 +36,7 @@ public static class CheckpointCodec
     {
         byte[] model = Encoding.UTF8.GetBytes(checkpoint.Model);
         long payload = 4L * checkpoint.Weights.Length + checkpoint.OptimizerBuffers.Sum(b => 4L * b.Length);
-        long headerLength = 8 + 4 + model.Length + 4 + 8 * 5 + 8 * 3 + 8 + 4 + 4 + 4 + 4 + 4 * checkpoint.OptimizerBuffers.Length;
+        long headerLength = 8 + (4 + model.Length) + (4 + 8 * 5) + 8 * 3 + 4 * 4 + 4 * checkpoint.OptimizerBuffers.Length;
         long total = headerLength + payload + TrailerLength;
         if (total > Array.MaxLength) throw new ArgumentException("checkpoint too large for one buffer");
 
@@ -66,6 +66,7 @@ public static class CheckpointCodec
         foreach (var buffer in checkpoint.OptimizerBuffers) writer.Write(MemoryMarshal.AsBytes(buffer.AsSpan()));
         ulong hash = XxHash3.HashToUInt64(bytes.AsSpan(0, writer.Position));
         writer.WriteU64(hash);
+        System.Diagnostics.Debug.Assert(writer.Position == bytes.Length, "checkpoint layout and length computation disagree");
         return bytes;
     }
 
