@@ -2,27 +2,41 @@ using DaprTrain.Training.Data;
 
 namespace DaprTrain.Training.Tests;
 
-/// <summary>Where the tests find MNIST: DAPRTRAIN_TEST_MNIST, else ../shared/datasets/mnist above the repository.</summary>
+/// <summary>
+/// Where the tests find MNIST: DAPRTRAIN_TEST_MNIST, else shared/datasets/mnist in a folder above the
+/// repository (CI and the development machines), else the user cache, downloading into it if needed
+/// (a fresh machine with internet).
+/// </summary>
 public static class TestData
 {
-    public static string MnistDirectory
+    private static readonly Lazy<string> Located = new(Locate);
+
+    public static string MnistDirectory => Located.Value;
+
+    private static string Locate()
     {
-        get
+        string? configured = Environment.GetEnvironmentVariable("DAPRTRAIN_TEST_MNIST");
+        if (!string.IsNullOrEmpty(configured)) return configured;
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null)
         {
-            string? configured = Environment.GetEnvironmentVariable("DAPRTRAIN_TEST_MNIST");
-            if (!string.IsNullOrEmpty(configured)) return configured;
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null)
-            {
-                string candidate = Path.Combine(dir.FullName, "shared", "datasets", "mnist");
-                if (Mnist.HasTestSplit(candidate)) return candidate;
-                dir = dir.Parent;
-            }
-            throw new InvalidOperationException("MNIST test data not found: set DAPRTRAIN_TEST_MNIST or keep ../shared/datasets/mnist beside the repository.");
+            string candidate = Path.Combine(dir.FullName, "shared", "datasets", "mnist");
+            if (Mnist.HasTestSplit(candidate)) return candidate;
+            dir = dir.Parent;
+        }
+        string cache = MnistLocator.DefaultCacheDirectory();
+        var locator = new MnistLocator(_ => null, cache, new MnistDownloader(new HttpClient { Timeout = TimeSpan.FromSeconds(60) }, MnistDownloader.DefaultMirrors));
+        try
+        {
+            return locator.LocateAsync(null).GetAwaiter().GetResult().Directory;
+        }
+        catch (DataNotFoundException ex)
+        {
+            throw new InvalidOperationException($"MNIST test data not found: set DAPRTRAIN_TEST_MNIST to a folder with the MNIST IDX files ({ex.Message}).", ex);
         }
     }
 
-    private static readonly Lazy<TrainingData> SharedSplit = new(() => TrainingData.FromMnistFolder(MnistDirectory, seed: 7, holdoutCount: 2000));
+    private static readonly Lazy<TrainingData> SharedSplit = new(() => TrainingData.FromMnistFolder(MnistDirectory, seed: 7, holdoutCount: 2000, useTrainSplitIfPresent: false));
 
     /// <summary>The shared split, 8,000 train / 2,000 held out by seed 7; read-only, shared by all tests.</summary>
     public static TrainingData Mnist8k2k => SharedSplit.Value;

@@ -34,14 +34,28 @@ public static class CheckpointCodec
 
     public static byte[] Encode(TrainingCheckpoint checkpoint)
     {
-        byte[] model = Encoding.UTF8.GetBytes(checkpoint.Model);
-        long payload = 4L * checkpoint.Weights.Length + checkpoint.OptimizerBuffers.Sum(b => 4L * b.Length);
-        long headerLength = 8 + (4 + model.Length) + (4 + 8 * 5) + 8 * 3 + 4 * 4 + 4 * checkpoint.OptimizerBuffers.Length;
-        long total = headerLength + payload + TrailerLength;
-        if (total > Array.MaxLength) throw new ArgumentException("checkpoint too large for one buffer");
+        // Every byte is written by Encode(.., Span); skipping the zeroing matters for multi-megabyte checkpoints.
+        var bytes = GC.AllocateUninitializedArray<byte>(EncodedLength(checkpoint));
+        Encode(checkpoint, bytes);
+        return bytes;
+    }
 
-        var bytes = new byte[total];
-        var writer = new SpanWriter(bytes);
+    public static int EncodedLength(TrainingCheckpoint checkpoint)
+    {
+        long payload = 4L * checkpoint.Weights.Length + checkpoint.OptimizerBuffers.Sum(b => 4L * b.Length);
+        long header = 8 + (4 + Encoding.UTF8.GetByteCount(checkpoint.Model)) + (4 + 8 * 5) + 8 * 3 + 4 * 4 + 4 * checkpoint.OptimizerBuffers.Length;
+        long total = header + payload + TrailerLength;
+        if (total > Array.MaxLength) throw new ArgumentException("checkpoint too large for one buffer");
+        return (int)total;
+    }
+
+    /// <summary>Encodes into a caller's buffer (a checkpoint writer can reuse one); returns the bytes written.</summary>
+    public static int Encode(TrainingCheckpoint checkpoint, Span<byte> destination)
+    {
+        int length = EncodedLength(checkpoint);
+        if (destination.Length < length) throw new ArgumentException($"destination holds {destination.Length} bytes; the checkpoint needs {length}.", nameof(destination));
+        byte[] model = Encoding.UTF8.GetBytes(checkpoint.Model);
+        var writer = new SpanWriter(destination);
         writer.Write(Magic);
         writer.WriteU16(FormatVersion);
         writer.WriteU16(0);
@@ -64,10 +78,9 @@ public static class CheckpointCodec
         foreach (var buffer in checkpoint.OptimizerBuffers) writer.WriteI32(buffer.Length);
         writer.Write(MemoryMarshal.AsBytes(checkpoint.Weights.AsSpan()));
         foreach (var buffer in checkpoint.OptimizerBuffers) writer.Write(MemoryMarshal.AsBytes(buffer.AsSpan()));
-        ulong hash = XxHash3.HashToUInt64(bytes.AsSpan(0, writer.Position));
+        ulong hash = XxHash3.HashToUInt64(destination[..writer.Position]);
         writer.WriteU64(hash);
-        System.Diagnostics.Debug.Assert(writer.Position == bytes.Length, "checkpoint layout and length computation disagree");
-        return bytes;
+        return writer.Position;
     }
 
     public static TrainingCheckpoint Decode(ReadOnlySpan<byte> bytes)
@@ -160,7 +173,7 @@ public static class CheckpointCodec
         public float[] ReadFloats(int count)
         {
             var bytes = Read(checked(count * 4));
-            var values = new float[count];
+            var values = GC.AllocateUninitializedArray<float>(count);
             bytes.CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));
             return values;
         }

@@ -17,9 +17,9 @@ public sealed class TrainingData(LabeledDataset train, long[] trainIndices, Labe
     /// From an MNIST folder: the train split (if present) against the test split; otherwise the test split
     /// alone, cut by seed into train and held-out parts (the shared 10,000-image folder is such a case).
     /// </summary>
-    public static TrainingData FromMnistFolder(string directory, ulong seed, int holdoutCount = 2000, int? trainLimit = null)
+    public static TrainingData FromMnistFolder(string directory, ulong seed, int holdoutCount = 2000, int? trainLimit = null, bool useTrainSplitIfPresent = true)
     {
-        if (Mnist.HasTrainSplit(directory))
+        if (useTrainSplitIfPresent && Mnist.HasTrainSplit(directory))
         {
             var train = Mnist.LoadSplit(directory, train: true);
             var test = Mnist.LoadSplit(directory, train: false);

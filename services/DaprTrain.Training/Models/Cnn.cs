@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace DaprTrain.Training.Models;
 
-/// <summary>Two 5x5 convolutions with max pooling, then two linear layers (215,546 parameters).</summary>
+/// <summary>Two 5x5 convolutions with max pooling, then two linear layers (215,370 parameters).</summary>
 public sealed class Cnn : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv1 = nn.Conv2d(1, 16, kernel_size: 5, padding: 2);

@@ -1,0 +1,25 @@
+using System.CommandLine;
+using DaprTrain.Cli.Benchmarks;
+using DaprTrain.Training;
+
+namespace DaprTrain.Cli;
+
+internal static class BenchCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var quick = new Option<bool>("--quick") { Description = "Fewer repetitions (a smoke run; figures are noisier)." };
+        var threads = new Option<int?>("--threads") { Description = "Torch intra-op threads (default: all cores)." };
+        var command = new Command("bench", "Measure training throughput, gradient exchange and checkpoint codec cost; prints Markdown for BENCHMARKS.md.");
+        command.Options.Add(quick);
+        command.Options.Add(threads);
+        command.SetAction(result =>
+        {
+            TorchRuntime.EnsureInitialised(result.GetValue(threads));
+            var suite = new TrainingBenchmarks(output, result.GetValue(quick));
+            suite.Run();
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+}

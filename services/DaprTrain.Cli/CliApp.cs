@@ -1,0 +1,21 @@
+using System.CommandLine;
+
+namespace DaprTrain.Cli;
+
+public static class CliApp
+{
+    public static RootCommand Create(TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand("DaprTrain: data-parallel training of TorchSharp models, parameter server against peer-to-peer, with faults and costs.");
+        root.Subcommands.Add(TrainCommand.Create(output, error));
+        root.Subcommands.Add(BenchCommand.Create(output));
+        return root;
+    }
+
+    public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    {
+        var root = Create(output, error);
+        var parsed = root.Parse(args);
+        return parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, cancellationToken);
+    }
+}
