@@ -1,0 +1,49 @@
+namespace DaprTrain.Engine.Coordination;
+
+/// <summary>The coordinator port. Embedded: <see cref="InProcessCoordinator"/>; Dapr: an actor proxy.</summary>
+public interface ICoordinator
+{
+    Task<MembershipView> JoinAsync(string member);
+
+    Task<bool> HeartbeatAsync(string member);
+
+    Task<MembershipView> LeaveAsync(string member);
+
+    Task<MembershipView> GetViewAsync();
+
+    Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received);
+
+    Task<RoundDecision> CloseRoundAsync(int generation, long round);
+}
+
+/// <summary>One <see cref="JobCoordinator"/> behind a lock: the turn-based access a Dapr actor gives, in process.</summary>
+public sealed class InProcessCoordinator(JobCoordinator coordinator) : ICoordinator
+{
+    private readonly Lock _turn = new();
+
+    public long Calls { get; private set; }
+
+    public JobCoordinator State => coordinator;
+
+    public Task<MembershipView> JoinAsync(string member) => Turn(() => coordinator.Join(member));
+
+    public Task<bool> HeartbeatAsync(string member) => Turn(() => coordinator.Heartbeat(member));
+
+    public Task<MembershipView> LeaveAsync(string member) => Turn(() => coordinator.Leave(member));
+
+    public Task<MembershipView> GetViewAsync() => Turn(coordinator.CurrentView);
+
+    public Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received) =>
+        Turn(() => { coordinator.Report(member, generation, round, received); return true; });
+
+    public Task<RoundDecision> CloseRoundAsync(int generation, long round) => Turn(() => coordinator.Close(generation, round));
+
+    private Task<T> Turn<T>(Func<T> call)
+    {
+        lock (_turn)
+        {
+            Calls++;
+            return Task.FromResult(call());
+        }
+    }
+}

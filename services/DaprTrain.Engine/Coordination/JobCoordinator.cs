@@ -1,0 +1,140 @@
+namespace DaprTrain.Engine.Coordination;
+
+/// <summary>
+/// Membership, leases, data-shard assignment, checkpoint-writer election and the per-round agreement of
+/// which gradients count. A plain state machine with no I/O and no locks: in embedded mode one instance
+/// sits behind <see cref="InProcessCoordinator"/>; in Dapr mode a turn-based actor holds it, which is why
+/// every call is a complete step.
+/// </summary>
+public sealed class JobCoordinator
+{
+    private readonly Dictionary<string, DateTimeOffset> _leases = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, string> _shardOwners = [];
+    private readonly Dictionary<(int Generation, long Round), Dictionary<string, HashSet<string>>> _reports = [];
+    private readonly Dictionary<(int Generation, long Round), RoundDecision> _decisions = [];
+    private readonly TimeProvider _time;
+
+    public JobCoordinator(string jobId, int shardCount, TimeSpan leaseDuration, TimeProvider time, bool workersWriteCheckpoints)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(shardCount);
+        if (leaseDuration <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(leaseDuration), "lease duration must be positive");
+        JobId = jobId;
+        ShardCount = shardCount;
+        LeaseDuration = leaseDuration;
+        WorkersWriteCheckpoints = workersWriteCheckpoints;
+        _time = time;
+    }
+
+    public string JobId { get; }
+
+    public int ShardCount { get; }
+
+    public TimeSpan LeaseDuration { get; }
+
+    public bool WorkersWriteCheckpoints { get; }
+
+    public long Version { get; private set; }
+
+    /// <summary>A worker's shard when every worker is present: worker-1 owns shard 0, and so on.</summary>
+    public static int PreferredShard(string member) =>
+        member.StartsWith("worker-", StringComparison.Ordinal) && int.TryParse(member.AsSpan(7), out int n) && n >= 1 ? n - 1 : -1;
+
+    public MembershipView Join(string member)
+    {
+        if (string.IsNullOrWhiteSpace(member)) throw new ArgumentException("member id must not be empty", nameof(member));
+        bool isNew = !_leases.ContainsKey(member);
+        _leases[member] = _time.GetUtcNow() + LeaseDuration;
+        if (isNew) Reassign();
+        return View([]);
+    }
+
+    /// <summary>Renews the lease; false when the member is unknown (its lease already expired: it must join again).</summary>
+    public bool Heartbeat(string member)
+    {
+        if (!_leases.ContainsKey(member)) return false;
+        _leases[member] = _time.GetUtcNow() + LeaseDuration;
+        return true;
+    }
+
+    public MembershipView Leave(string member)
+    {
+        if (_leases.Remove(member)) Reassign();
+        return View([]);
+    }
+
+    /// <summary>The current view after expiring leases that ran out (the reminder's job in Dapr mode).</summary>
+    public MembershipView CurrentView()
+    {
+        var now = _time.GetUtcNow();
+        var expired = _leases.Where(l => l.Value < now).Select(l => l.Key).OrderBy(m => m, StringComparer.Ordinal).ToList();
+        foreach (var member in expired) _leases.Remove(member);
+        if (expired.Count > 0) Reassign();
+        return View(expired);
+    }
+
+    public bool IsMember(string member) => _leases.ContainsKey(member);
+
+    /// <summary>A member states which senders' gradients it holds for the round.</summary>
+    public void Report(string member, int generation, long round, IEnumerable<string> received)
+    {
+        if (!_leases.ContainsKey(member)) return;
+        if (_decisions.ContainsKey((generation, round))) return;
+        if (!_reports.TryGetValue((generation, round), out var reports)) _reports[(generation, round)] = reports = new(StringComparer.Ordinal);
+        reports[member] = new HashSet<string>(received, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Closes the round: the included senders are those every reporting member holds, so every replica
+    /// aggregates the same set. Idempotent: closing again returns the same decision.
+    /// </summary>
+    public RoundDecision Close(int generation, long round)
+    {
+        if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
+        _reports.Remove((generation, round), out var reports);
+        reports ??= new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        HashSet<string>? common = null;
+        foreach (var received in reports.Values)
+        {
+            if (common is null) common = new HashSet<string>(received, StringComparer.Ordinal);
+            else common.IntersectWith(received);
+        }
+        var decision = new RoundDecision(generation, round,
+            (common ?? []).OrderBy(s => s, StringComparer.Ordinal).ToList(),
+            reports.Keys.OrderBy(s => s, StringComparer.Ordinal).ToList());
+        _decisions[(generation, round)] = decision;
+        // Keep a short history for late or repeated Close calls; older rounds can never be asked about again.
+        foreach (var old in _decisions.Keys.Where(k => k.Generation < generation || k.Round < round - 16).ToList()) _decisions.Remove(old);
+        return decision;
+    }
+
+    /// <summary>Shards stay with their preferred worker while it is a member; orphans go to the members holding fewest (then lowest id).</summary>
+    private void Reassign()
+    {
+        Version++;
+        var members = _leases.Keys.OrderBy(m => m, StringComparer.Ordinal).ToList();
+        _shardOwners.Clear();
+        if (members.Count == 0) return;
+        var load = members.ToDictionary(m => m, _ => 0, StringComparer.Ordinal);
+        var orphans = new List<int>();
+        for (int shard = 0; shard < ShardCount; shard++)
+        {
+            string? preferred = members.FirstOrDefault(m => PreferredShard(m) == shard);
+            if (preferred is null) { orphans.Add(shard); continue; }
+            _shardOwners[shard] = preferred;
+            load[preferred]++;
+        }
+        foreach (int shard in orphans)
+        {
+            string owner = members.OrderBy(m => load[m]).ThenBy(m => m, StringComparer.Ordinal).First();
+            _shardOwners[shard] = owner;
+            load[owner]++;
+        }
+    }
+
+    private MembershipView View(IReadOnlyList<string> expired)
+    {
+        var members = _leases.Keys.OrderBy(m => m, StringComparer.Ordinal).ToList();
+        string? writer = WorkersWriteCheckpoints ? members.FirstOrDefault() : "ps";
+        return new MembershipView(Version, members, new Dictionary<int, string>(_shardOwners), writer, expired);
+    }
+}

@@ -1,0 +1,16 @@
+namespace DaprTrain.Engine.Coordination;
+
+/// <summary>Who is in the job now, who owns which data shard, and who writes checkpoints.</summary>
+public sealed record MembershipView(
+    long Version,
+    IReadOnlyList<string> Members,
+    IReadOnlyDictionary<int, string> ShardOwners,
+    string? CheckpointWriter,
+    IReadOnlyList<string> Expired)
+{
+    public IReadOnlyList<int> ShardsOf(string member) =>
+        ShardOwners.Where(p => p.Value == member).Select(p => p.Key).OrderBy(s => s).ToList();
+}
+
+/// <summary>The set of senders every reporting member holds for a round: what all replicas aggregate.</summary>
+public sealed record RoundDecision(int Generation, long Round, IReadOnlyList<string> Included, IReadOnlyList<string> Reporters);

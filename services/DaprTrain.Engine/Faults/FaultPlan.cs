@@ -1,0 +1,204 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using DaprTrain.Engine.Messaging;
+
+namespace DaprTrain.Engine.Faults;
+
+public enum NodeFaultKind
+{
+    Kill,
+    Restart,
+    Slow,
+}
+
+/// <summary>A fault aimed at one node: killed or restarted when round <see cref="Round"/> starts, or slowed from that round on.</summary>
+public sealed record NodeFault(NodeFaultKind Kind, string Node, long Round, double DelayMs = 0)
+{
+    public override string ToString() => Kind switch
+    {
+        NodeFaultKind.Slow => $"slow:{Node}={DelayMs.ToString(CultureInfo.InvariantCulture)}ms" + (Round > 1 ? $"@round={Round}" : ""),
+        _ => $"{Kind.ToString().ToLowerInvariant()}:{Node}@round={Round}",
+    };
+}
+
+public sealed class FaultSpecException(string message) : Exception(message);
+
+/// <summary>The faults of one run, from --fault items or a scenario file, in one grammar.</summary>
+public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> NodeFaults, BusFaults Bus)
+{
+    public const string Grammar =
+        "fault grammar (repeat --fault, or one item per line in a scenario file):\n" +
+        "  kill:worker-N@round=R       stop worker N when round R starts\n" +
+        "  kill:ps@round=R             stop the parameter server (ps topology); it is restarted from its checkpoint\n" +
+        "  restart:worker-N@round=R    start a killed worker again; it loads the latest state and rejoins\n" +
+        "  slow:worker-N=D[ms|s][@round=R]  add D to worker N's compute time (from round R)\n" +
+        "  drop=P                      lose a fraction P of deliveries (the broker redelivers them later)\n" +
+        "  duplicate=P                 deliver a fraction P of messages twice\n" +
+        "  delay=P:D[ms|s]             deliver a fraction P of messages D later\n" +
+        "  reorder                     deliver messages due close together in random order\n" +
+        "examples: --fault kill:worker-2@round=30 --fault slow:worker-1=200ms --fault drop=0.05";
+
+    public static FaultPlan None { get; } = new("none", [], BusFaults.None);
+
+    public bool IsEmpty => NodeFaults.Count == 0 && !Bus.Any;
+
+    public static FaultPlan Parse(IEnumerable<string> items, string? name = null)
+    {
+        var nodeFaults = new List<NodeFault>();
+        var bus = BusFaults.None;
+        var list = items.ToList();
+        foreach (string raw in list)
+        {
+            string item = raw.Trim();
+            try
+            {
+                bus = ParseItem(item, nodeFaults, bus);
+            }
+            catch (FaultSpecException ex)
+            {
+                throw new FaultSpecException($"invalid fault '{item}': {ex.Message}\n{Grammar}");
+            }
+        }
+        return new FaultPlan(name ?? (list.Count == 0 ? "none" : string.Join(" ", list.Select(i => i.Trim()))), nodeFaults, bus);
+    }
+
+    /// <summary>A scenario file: one fault item a line, '#' comments, and an optional 'name: ...' line.</summary>
+    public static FaultPlan ParseFile(string path)
+    {
+        if (!File.Exists(path)) throw new FaultSpecException($"scenario file '{path}' does not exist");
+        string? name = null;
+        var items = new List<string>();
+        var lines = File.ReadAllLines(path);
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string line = lines[i];
+            int hash = line.IndexOf('#', StringComparison.Ordinal);
+            if (hash >= 0) line = line[..hash];
+            line = line.Trim();
+            if (line.Length == 0) continue;
+            if (line.StartsWith("name:", StringComparison.OrdinalIgnoreCase))
+            {
+                name = line[5..].Trim();
+                continue;
+            }
+            try
+            {
+                Parse([line]);
+            }
+            catch (FaultSpecException ex)
+            {
+                throw new FaultSpecException($"{path}, line {i + 1}: {ex.Message}");
+            }
+            items.Add(line);
+        }
+        return Parse(items, name ?? Path.GetFileNameWithoutExtension(path));
+    }
+
+    /// <summary>Checks the plan against a job: nodes that exist, ps faults only with a parameter server, restarts after kills.</summary>
+    public void Validate(int workers, bool hasParameterServer, long rounds)
+    {
+        foreach (var fault in NodeFaults)
+        {
+            if (fault.Node == "ps")
+            {
+                if (!hasParameterServer) throw new FaultSpecException($"{fault}: this topology has no parameter server");
+                if (fault.Kind != NodeFaultKind.Kill) throw new FaultSpecException($"{fault}: only kill applies to the parameter server (it is restarted by itself)");
+            }
+            else
+            {
+                int n = int.Parse(fault.Node.AsSpan(7), CultureInfo.InvariantCulture);
+                if (n > workers) throw new FaultSpecException($"{fault}: the job has {workers} workers (worker-1 to worker-{workers})");
+            }
+            if (fault.Round > rounds) throw new FaultSpecException($"{fault}: the run has only {rounds} rounds");
+            if (fault.Kind == NodeFaultKind.Restart && !NodeFaults.Any(k => k.Kind == NodeFaultKind.Kill && k.Node == fault.Node && k.Round < fault.Round))
+            {
+                throw new FaultSpecException($"{fault}: a restart needs an earlier kill of {fault.Node}");
+            }
+        }
+        if (NodeFaults.Where(f => f.Kind == NodeFaultKind.Kill && f.Node != "ps").Select(f => f.Node).Distinct().Count() >= workers)
+        {
+            throw new FaultSpecException("the plan kills every worker; at least one must survive");
+        }
+    }
+
+    private static BusFaults ParseItem(string item, List<NodeFault> nodeFaults, BusFaults bus)
+    {
+        if (item == "reorder") return bus with { Reorder = true };
+        var node = NodeFaultPattern().Match(item);
+        if (node.Success)
+        {
+            var kind = node.Groups["kind"].Value switch
+            {
+                "kill" => NodeFaultKind.Kill,
+                "restart" => NodeFaultKind.Restart,
+                _ => NodeFaultKind.Slow,
+            };
+            string target = node.Groups["node"].Value;
+            long round = node.Groups["round"].Success ? ParseRound(node.Groups["round"].Value) : 1;
+            if (kind == NodeFaultKind.Slow)
+            {
+                if (!node.Groups["delay"].Success) throw new FaultSpecException("slow needs a delay, as in slow:worker-1=200ms");
+                if (target == "ps") throw new FaultSpecException("slow applies to workers");
+                nodeFaults.Add(new NodeFault(kind, target, round, ParseDuration(node.Groups["delay"].Value)));
+            }
+            else
+            {
+                if (node.Groups["delay"].Success) throw new FaultSpecException($"{node.Groups["kind"].Value} takes no duration");
+                if (!node.Groups["round"].Success) throw new FaultSpecException($"{node.Groups["kind"].Value} needs a round, as in {node.Groups["kind"].Value}:{target}@round=30");
+                nodeFaults.Add(new NodeFault(kind, target, round));
+            }
+            return bus;
+        }
+        var setting = BusFaultPattern().Match(item);
+        if (!setting.Success) throw new FaultSpecException("not a fault item");
+        string value = setting.Groups["value"].Value;
+        return setting.Groups["name"].Value switch
+        {
+            "drop" => bus with { DropProbability = ParseProbability(value) },
+            "duplicate" => bus with { DuplicateProbability = ParseProbability(value) },
+            _ => ParseDelay(value, bus),
+        };
+    }
+
+    private static BusFaults ParseDelay(string value, BusFaults bus)
+    {
+        var parts = value.Split(':');
+        if (parts.Length != 2) throw new FaultSpecException("delay needs a fraction and a duration, as in delay=0.1:50ms");
+        return bus with { DelayProbability = ParseProbability(parts[0]), DelayMs = ParseDuration(parts[1]) };
+    }
+
+    private static double ParseProbability(string text)
+    {
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double p) || p < 0 || p > 1)
+        {
+            throw new FaultSpecException($"'{text}' is not a fraction between 0 and 1");
+        }
+        return p;
+    }
+
+    private static long ParseRound(string text)
+    {
+        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long round) || round < 1)
+        {
+            throw new FaultSpecException($"round '{text}' must be a whole number of at least 1");
+        }
+        return round;
+    }
+
+    private static double ParseDuration(string text)
+    {
+        var match = DurationPattern().Match(text);
+        if (!match.Success) throw new FaultSpecException($"'{text}' is not a duration such as 200ms or 1.5s");
+        double value = double.Parse(match.Groups["value"].Value, CultureInfo.InvariantCulture);
+        return match.Groups["unit"].Value == "s" ? value * 1000 : value;
+    }
+
+    [GeneratedRegex(@"^(?<kind>kill|restart|slow):(?<node>worker-[1-9][0-9]*|ps)(=(?<delay>[^@]+))?(@round=(?<round>[^@]+))?$")]
+    private static partial Regex NodeFaultPattern();
+
+    [GeneratedRegex(@"^(?<name>drop|duplicate|delay)=(?<value>.+)$")]
+    private static partial Regex BusFaultPattern();
+
+    [GeneratedRegex(@"^(?<value>[0-9]+(\.[0-9]+)?)(?<unit>ms|s)$")]
+    private static partial Regex DurationPattern();
+}

@@ -1,0 +1,56 @@
+using System.Numerics;
+
+namespace DaprTrain.Engine.Messaging;
+
+public readonly record struct Contribution(string Sender, int SampleCount, ReadOnlyMemory<float> Values);
+
+/// <summary>
+/// Sample-weighted average of gradients, in float32, in ascending ordinal order of sender. Every replica
+/// that aggregates the same set gets the same bits: the order is fixed, and the arithmetic is element-wise
+/// multiply then add (never fused, in the vector and the scalar path alike), so a slice of the vector
+/// (p2p-scatter) reduces to exactly the bits the whole vector (p2p) does.
+/// </summary>
+public static class GradientAggregator
+{
+    public static void WeightedAverage(IReadOnlyList<Contribution> contributions, Span<float> destination)
+    {
+        if (contributions.Count == 0) throw new ArgumentException("nothing to aggregate", nameof(contributions));
+        var ordered = contributions.OrderBy(c => c.Sender, StringComparer.Ordinal).ToArray();
+        for (int i = 1; i < ordered.Length; i++)
+        {
+            if (ordered[i].Sender == ordered[i - 1].Sender) throw new ArgumentException($"sender {ordered[i].Sender} contributes twice");
+        }
+        long total = ordered.Sum(c => (long)c.SampleCount);
+        if (total <= 0) throw new ArgumentException("contributions carry no samples");
+
+        destination.Clear();
+        foreach (var contribution in ordered)
+        {
+            if (contribution.Values.Length != destination.Length)
+            {
+                throw new ArgumentException($"{contribution.Sender} sent {contribution.Values.Length} values, expected {destination.Length}");
+            }
+            float coefficient = (float)contribution.SampleCount / total;
+            AddScaled(destination, contribution.Values.Span, coefficient);
+        }
+    }
+
+    private static void AddScaled(Span<float> accumulator, ReadOnlySpan<float> values, float coefficient)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && accumulator.Length >= Vector<float>.Count)
+        {
+            var scale = new Vector<float>(coefficient);
+            for (; i <= accumulator.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                var product = new Vector<float>(values[i..]) * scale;
+                (new Vector<float>(accumulator[i..]) + product).CopyTo(accumulator[i..]);
+            }
+        }
+        for (; i < accumulator.Length; i++)
+        {
+            float product = values[i] * coefficient;
+            accumulator[i] += product;
+        }
+    }
+}

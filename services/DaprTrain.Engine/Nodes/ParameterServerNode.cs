@@ -1,0 +1,101 @@
+using DaprTrain.Engine.Messaging;
+using DaprTrain.Engine.Storage;
+using DaprTrain.Training;
+using Microsoft.Extensions.Logging;
+
+namespace DaprTrain.Engine.Nodes;
+
+/// <summary>
+/// The parameter server: holds the authoritative model and optimizer, averages the gradients of a round,
+/// steps, and answers with weights. Restored from a checkpoint it starts a new generation, so gradients
+/// computed against its pre-crash weights can never be mistaken for current ones.
+/// </summary>
+public sealed class ParameterServerNode : IDisposable
+{
+    public const string NodeId = "ps";
+
+    private readonly Trainer _trainer;
+    private readonly MessageGate _gate;
+    private readonly float[] _aggregate;
+    private readonly Dictionary<(long Round, string Sender), Contribution> _held = [];
+    private IReadOnlyList<string> _members = [];
+
+    public ParameterServerNode(string jobId, TrainerOptions options, ILogger logger)
+    {
+        JobId = jobId;
+        _trainer = new Trainer(options);
+        _gate = new MessageGate(NodeId, jobId, logger, Counters);
+        _aggregate = new float[_trainer.Parameters.Count];
+    }
+
+    public string JobId { get; }
+
+    public int Generation { get; private set; }
+
+    public long AppliedRound { get; private set; }
+
+    public long OpenRound => AppliedRound + 1;
+
+    public NodeCounters Counters { get; } = new();
+
+    public Trainer Trainer => _trainer;
+
+    public int ParameterCount => _aggregate.Length;
+
+    public ulong WeightHash => ReplicaState.WeightHash(_trainer);
+
+    public void SetMembers(IReadOnlyList<string> members) => _members = members;
+
+    public DeliveryResult HandleGradient(ReadOnlyMemory<byte> payload)
+    {
+        var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
+            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
+            s => _members.Contains(s, StringComparer.Ordinal));
+        if (verdict != MessageGate.Verdict.Accept) return result;
+        var m = message!;
+        if (!_held.TryAdd((m.Round, m.Sender), new Contribution(m.Sender, m.SampleCount, m.Values)))
+        {
+            Counters.CountDuplicate();
+            return DeliveryResult.Duplicate;
+        }
+        Counters.CountApplied();
+        return DeliveryResult.Applied;
+    }
+
+    public IReadOnlyList<string> HeldSenders(long round) =>
+        _held.Keys.Where(k => k.Round == round).Select(k => k.Sender).OrderBy(s => s, StringComparer.Ordinal).ToList();
+
+    /// <summary>Averages what arrived for the open round, steps, and returns the weights message (the round's result).</summary>
+    public byte[] CloseRound()
+    {
+        long round = OpenRound;
+        var contributions = _held.Where(p => p.Key.Round == round).Select(p => p.Value).ToList();
+        if (contributions.Count > 0)
+        {
+            GradientAggregator.WeightedAverage(contributions, _aggregate);
+            _trainer.Parameters.ImportGradients(_aggregate);
+            _trainer.ApplyGradient();
+        }
+        AppliedRound = round;
+        foreach (var key in _held.Keys.Where(k => k.Round <= round).ToList()) _held.Remove(key);
+        return WeightsMessage(contributions.Sum(c => c.SampleCount));
+    }
+
+    public byte[] WeightsMessage(int samples = 1) =>
+        WireCodec.Encode(new WireMessage(MessageKind.Weights, JobId, Generation, AppliedRound, NodeId, Math.Max(samples, 1), 0, 0, []),
+            _trainer.Parameters.WeightSpan);
+
+    public JobCheckpoint CaptureState() => new(AppliedRound, Generation, NodeId, _trainer.CaptureCheckpoint(AppliedRound, null));
+
+    /// <summary>Restores a checkpoint and opens a new generation above every generation seen so far.</summary>
+    public void RestoreState(JobCheckpoint checkpoint, int newGeneration)
+    {
+        if (newGeneration <= checkpoint.Generation) throw new ArgumentException("a restored server needs a newer generation than its checkpoint's");
+        _trainer.RestoreCheckpoint(checkpoint.State, null);
+        AppliedRound = checkpoint.Round;
+        Generation = newGeneration;
+        _held.Clear();
+    }
+
+    public void Dispose() => _trainer.Dispose();
+}

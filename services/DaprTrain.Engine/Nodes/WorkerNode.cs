@@ -1,0 +1,298 @@
+using DaprTrain.Engine.Coordination;
+using DaprTrain.Engine.Messaging;
+using DaprTrain.Engine.Storage;
+using DaprTrain.Training;
+using DaprTrain.Training.Data;
+using Microsoft.Extensions.Logging;
+
+namespace DaprTrain.Engine.Nodes;
+
+/// <summary>
+/// A worker: its own model replica, its data shards, and the handlers for what peers and the parameter
+/// server send it. No transport here: the embedded runtime and the Dapr host both call these methods.
+/// </summary>
+public sealed class WorkerNode : IDisposable
+{
+    private readonly Trainer _trainer;
+    private readonly TrainingData _data;
+    private readonly MessageGate _gate;
+    private readonly ILogger _logger;
+    private readonly float[] _gradient;
+    private readonly float[] _aggregate;
+    private readonly Dictionary<(long Round, string Sender), Contribution> _held = [];
+    private readonly Dictionary<(long Round, int Slice), float[]> _reduced = [];
+    private readonly ulong _samplerSeed;
+    private EpochSampler? _sampler;
+    private long[] _batch;
+    private IReadOnlyList<string> _members = [];
+    private IReadOnlyList<int> _shards = [];
+
+    public WorkerNode(string id, string jobId, TrainerOptions options, TrainingData data, ILogger logger)
+    {
+        Id = id;
+        JobId = jobId;
+        _data = data;
+        _trainer = new Trainer(options);
+        _logger = logger;
+        _gate = new MessageGate(id, jobId, logger, Counters);
+        _gradient = new float[_trainer.Parameters.Count];
+        _aggregate = new float[_trainer.Parameters.Count];
+        _batch = new long[options.BatchSize];
+        _samplerSeed = SplitMix64.Derive(options.Seed, "sampler:" + id).NextUInt64();
+    }
+
+    public string Id { get; }
+
+    public string JobId { get; }
+
+    public int Generation { get; private set; }
+
+    /// <summary>The last round whose update this replica's weights contain.</summary>
+    public long AppliedRound { get; private set; }
+
+    public long OpenRound => AppliedRound + 1;
+
+    public NodeCounters Counters { get; } = new();
+
+    public Trainer Trainer => _trainer;
+
+    public int ParameterCount => _gradient.Length;
+
+    public IReadOnlyList<int> Shards => _shards;
+
+    public int ShardSampleCount => _sampler?.SampleCount ?? 0;
+
+    public ulong WeightHash => ReplicaState.WeightHash(_trainer);
+
+    /// <summary>Takes a membership view: the peers it accepts messages from and the shards it trains on.</summary>
+    public void ApplyView(MembershipView view, long[][] shardIndices)
+    {
+        _members = view.Members;
+        var mine = view.ShardsOf(Id);
+        if (mine.SequenceEqual(_shards) && _sampler is not null) return;
+        _shards = mine;
+        if (mine.Count == 0) return;
+        var indices = mine.SelectMany(s => shardIndices[s]).ToArray();
+        if (_sampler is null) _sampler = new EpochSampler(indices, _trainer.Options.BatchSize, _samplerSeed);
+        else _sampler.Reassign(indices);
+    }
+
+    /// <summary>Forward and backward on the next batch of this worker's shards; the gradient stays in this node.</summary>
+    public (float Loss, int Samples) ComputeGradient()
+    {
+        if (_sampler is null) throw new InvalidOperationException($"{Id} has no data shard assigned");
+        int count = _sampler.Next(_batch);
+        float loss = _trainer.ComputeGradient(_data.Train, _batch.AsSpan(0, count));
+        _trainer.Parameters.ExportGradients(_gradient);
+        _held[(OpenRound, Id)] = new Contribution(Id, count, _gradient);
+        return (loss, count);
+    }
+
+    public byte[] GradientMessage()
+    {
+        var own = _held[(OpenRound, Id)];
+        return WireCodec.Encode(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, own.SampleCount, 0, 0, []), _gradient);
+    }
+
+    /// <summary>p2p: a peer's whole gradient.</summary>
+    public DeliveryResult HandleGradient(ReadOnlyMemory<byte> payload)
+    {
+        var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
+            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
+            IsMember);
+        return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
+    }
+
+    public IReadOnlyList<string> HeldSenders(long round) =>
+        _held.Keys.Where(k => k.Round == round).Select(k => k.Sender).OrderBy(s => s, StringComparer.Ordinal).ToList();
+
+    /// <summary>p2p: averages exactly the senders the round's decision names, then steps the optimizer.</summary>
+    public void ApplyDecision(RoundDecision decision)
+    {
+        RequireOpen(decision.Round);
+        if (decision.Included.Count > 0)
+        {
+            var contributions = decision.Included.Select(s => _held.TryGetValue((decision.Round, s), out var c)
+                ? c : throw new InvalidOperationException($"{Id} lacks {s}'s gradient for round {decision.Round}, which the decision includes")).ToList();
+            GradientAggregator.WeightedAverage(contributions, _aggregate);
+            Step();
+        }
+        Complete(decision.Round);
+    }
+
+    /// <summary>p2p-scatter: the slices of this worker's gradient that the other members own, addressed to them.</summary>
+    public IReadOnlyList<(string Owner, byte[] Payload)> GradientSliceMessages()
+    {
+        var own = _held[(OpenRound, Id)];
+        var messages = new List<(string, byte[])>();
+        for (int k = 0; k < _members.Count; k++)
+        {
+            if (_members[k] == Id) continue;
+            var (offset, count) = ReplicaState.Slice(ParameterCount, k, _members.Count);
+            var header = new WireMessage(MessageKind.GradientSlice, JobId, Generation, OpenRound, Id, own.SampleCount, k, offset, []);
+            messages.Add((_members[k], WireCodec.Encode(header, _gradient.AsSpan(offset, count))));
+        }
+        return messages;
+    }
+
+    public DeliveryResult HandleGradientSlice(ReadOnlyMemory<byte> payload)
+    {
+        int mine = MyIndex;
+        var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine), IsMember);
+        return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
+    }
+
+    /// <summary>p2p-scatter: reduces this worker's slice over the decided senders; the message goes to every peer.</summary>
+    public byte[]? ReduceOwnSlice(RoundDecision decision)
+    {
+        RequireOpen(decision.Round);
+        if (decision.Included.Count == 0) return null;
+        int mine = MyIndex;
+        var (offset, count) = ReplicaState.Slice(ParameterCount, mine, _members.Count);
+        var contributions = decision.Included.Select(s =>
+        {
+            if (!_held.TryGetValue((decision.Round, s), out var c)) throw new InvalidOperationException($"{Id} lacks {s}'s slice for round {decision.Round}");
+            // The own contribution is the whole gradient; a peer's is already the slice.
+            return s == Id ? c with { Values = c.Values.Slice(offset, count) } : c;
+        }).ToList();
+        var reduced = new float[count];
+        GradientAggregator.WeightedAverage(contributions, reduced);
+        _reduced[(decision.Round, mine)] = reduced;
+        int samples = contributions.Sum(c => c.SampleCount);
+        return WireCodec.Encode(new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, reduced));
+    }
+
+    public DeliveryResult HandleReducedSlice(ReadOnlyMemory<byte> payload)
+    {
+        var (verdict, message, result) = _gate.Check(payload, MessageKind.ReducedSlice, Generation, OpenRound,
+            m => m.SliceIndex < _members.Count && _members[m.SliceIndex] == m.Sender ? SliceProblem(m, m.SliceIndex) : $"{m.Sender} does not own slice {m.SliceIndex}",
+            IsMember);
+        if (verdict != MessageGate.Verdict.Accept) return result;
+        var m = message!;
+        if (!_reduced.TryAdd((m.Round, m.SliceIndex), m.Values))
+        {
+            Counters.CountDuplicate();
+            return DeliveryResult.Duplicate;
+        }
+        Counters.CountApplied();
+        return DeliveryResult.Applied;
+    }
+
+    public int MissingReducedSlices(long round) => Enumerable.Range(0, _members.Count).Count(k => !_reduced.ContainsKey((round, k)));
+
+    /// <summary>p2p-scatter: applies the round when every owner's reduced slice is here; false if some are missing.</summary>
+    public bool TryApplyReducedSlices(long round, bool anyIncluded)
+    {
+        RequireOpen(round);
+        if (anyIncluded)
+        {
+            for (int k = 0; k < _members.Count; k++)
+            {
+                if (!_reduced.TryGetValue((round, k), out var slice)) return false;
+                var (offset, _) = ReplicaState.Slice(ParameterCount, k, _members.Count);
+                slice.CopyTo(_aggregate.AsSpan(offset));
+            }
+            Step();
+        }
+        Complete(round);
+        return true;
+    }
+
+    /// <summary>PS topology: the server's weights after a round (a newer generation means the server was restored).</summary>
+    public DeliveryResult HandleWeights(ReadOnlyMemory<byte> payload)
+    {
+        WireMessage m;
+        try
+        {
+            m = WireCodec.Decode(payload.Span);
+        }
+        catch (MessageRejectedException ex)
+        {
+            return Rejected("malformed", ex.Reason);
+        }
+        if (m.JobId != JobId) return Rejected("unknown job", $"unknown job '{m.JobId}'");
+        if (m.Kind != MessageKind.Weights || m.Sender != "ps") return Rejected("wrong kind", $"{m.Kind} from {m.Sender} where weights from ps were expected");
+        if (m.Values.Length != ParameterCount) return Rejected("wrong length", $"weights of {m.Values.Length} values; the model has {ParameterCount}");
+        bool newer = m.Generation > Generation || (m.Generation == Generation && m.Round > AppliedRound);
+        if (!newer)
+        {
+            if (m.Generation == Generation && m.Round == AppliedRound) { Counters.CountDuplicate(); return DeliveryResult.Duplicate; }
+            Counters.CountLate();
+            return DeliveryResult.Poison($"stale weights (generation {m.Generation}, round {m.Round})");
+        }
+        _trainer.Parameters.ImportWeights(m.Values);
+        Generation = m.Generation;
+        AppliedRound = m.Round;
+        _held.Clear();
+        Counters.CountApplied();
+        return DeliveryResult.Applied;
+    }
+
+    public JobCheckpoint CaptureState() => new(AppliedRound, Generation, Id, _trainer.CaptureCheckpoint(AppliedRound, null));
+
+    /// <summary>State transfer from a checkpoint or a peer: weights and optimizer state; the data cursor stays this worker's own.</summary>
+    public void RestoreState(JobCheckpoint checkpoint)
+    {
+        _trainer.RestoreCheckpoint(checkpoint.State, null);
+        AppliedRound = checkpoint.Round;
+        Generation = checkpoint.Generation;
+        _held.Clear();
+        _reduced.Clear();
+    }
+
+    private int MyIndex
+    {
+        get
+        {
+            for (int k = 0; k < _members.Count; k++) if (_members[k] == Id) return k;
+            throw new InvalidOperationException($"{Id} is not in the membership view");
+        }
+    }
+
+    private bool IsMember(string sender) => _members.Contains(sender, StringComparer.Ordinal);
+
+    private string? SliceProblem(WireMessage m, int expectedIndex)
+    {
+        if (m.SliceIndex != expectedIndex) return $"slice {m.SliceIndex} sent to the owner of slice {expectedIndex}";
+        var (offset, count) = ReplicaState.Slice(ParameterCount, expectedIndex, _members.Count);
+        return m.Offset == offset && m.Values.Length == count ? null : $"slice {m.SliceIndex} has offset {m.Offset} and {m.Values.Length} values; expected {offset} and {count}";
+    }
+
+    private DeliveryResult Hold(WireMessage m)
+    {
+        if (m.Sender == Id || !_held.TryAdd((m.Round, m.Sender), new Contribution(m.Sender, m.SampleCount, m.Values)))
+        {
+            Counters.CountDuplicate();
+            return DeliveryResult.Duplicate;
+        }
+        Counters.CountApplied();
+        return DeliveryResult.Applied;
+    }
+
+    private DeliveryResult Rejected(string category, string reason)
+    {
+        Counters.CountRejected(category);
+        _logger.LogWarning("{Node} dropped a message: {Reason}", Id, reason);
+        return DeliveryResult.Poison(reason);
+    }
+
+    private void RequireOpen(long round)
+    {
+        if (round != OpenRound) throw new InvalidOperationException($"{Id} is at open round {OpenRound}, not {round}");
+    }
+
+    private void Step()
+    {
+        _trainer.Parameters.ImportGradients(_aggregate);
+        _trainer.ApplyGradient();
+    }
+
+    private void Complete(long round)
+    {
+        AppliedRound = round;
+        foreach (var key in _held.Keys.Where(k => k.Round <= round).ToList()) _held.Remove(key);
+        foreach (var key in _reduced.Keys.Where(k => k.Round <= round).ToList()) _reduced.Remove(key);
+    }
+
+    public void Dispose() => _trainer.Dispose();
+}

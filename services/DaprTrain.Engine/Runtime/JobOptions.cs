@@ -1,0 +1,77 @@
+using DaprTrain.Engine.Faults;
+using DaprTrain.Training;
+using DaprTrain.Training.Data;
+
+namespace DaprTrain.Engine.Runtime;
+
+public enum Topology
+{
+    ParameterServer,
+    PeerToPeer,
+    PeerToPeerScatter,
+}
+
+public static class Topologies
+{
+    public static IReadOnlyList<string> Names { get; } = ["ps", "p2p", "p2p-scatter"];
+
+    public static string Name(this Topology topology) => topology switch
+    {
+        Topology.ParameterServer => "ps",
+        Topology.PeerToPeer => "p2p",
+        _ => "p2p-scatter",
+    };
+
+    public static Topology Parse(string name) => name.ToLowerInvariant() switch
+    {
+        "ps" => Topology.ParameterServer,
+        "p2p" => Topology.PeerToPeer,
+        "p2p-scatter" => Topology.PeerToPeerScatter,
+        _ => throw new ArgumentException($"unknown topology '{name}' (known: {string.Join(", ", Names)})"),
+    };
+}
+
+/// <summary>Everything that defines a distributed run. Two runs with equal options and data give equal weights.</summary>
+public sealed record JobOptions(
+    string JobId,
+    Topology Topology,
+    int Workers,
+    TrainerOptions Trainer,
+    long Rounds,
+    FaultPlan Faults,
+    NetworkModel Network,
+    ShardingMode Sharding = ShardingMode.Iid,
+    double RoundDeadlineMs = 250,
+    double LeaseMs = 1000,
+    double ParameterServerRestartMs = 3000,
+    int CheckpointEvery = 10,
+    int EvaluateEvery = 5,
+    double TargetAccuracy = 0.9,
+    bool ResumeFromStore = false)
+{
+    public const int MaxWorkers = 64;
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(JobId) || JobId.Length > 128 || JobId.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
+        {
+            throw new ArgumentException($"job id '{JobId}' must be 1 to 128 letters, digits, '-', '_' or '.'.");
+        }
+        if (Workers < 1 || Workers > MaxWorkers) throw new ArgumentException($"workers must be between 1 and {MaxWorkers} (got {Workers}).");
+        if (Topology == Topology.PeerToPeerScatter && Workers < 2) throw new ArgumentException("p2p-scatter needs at least 2 workers.");
+        if (Rounds < 1) throw new ArgumentException($"rounds must be at least 1 (got {Rounds}).");
+        if (!(RoundDeadlineMs > 0)) throw new ArgumentException($"round deadline must be positive (got {RoundDeadlineMs} ms).");
+        if (!(LeaseMs > 0)) throw new ArgumentException($"lease must be positive (got {LeaseMs} ms).");
+        if (!(ParameterServerRestartMs >= 0)) throw new ArgumentException($"parameter server restart delay must be zero or more (got {ParameterServerRestartMs} ms).");
+        if (CheckpointEvery < 1) throw new ArgumentException($"checkpoint interval must be at least 1 round (got {CheckpointEvery}).");
+        if (EvaluateEvery < 1) throw new ArgumentException($"evaluation interval must be at least 1 round (got {EvaluateEvery}).");
+        if (TargetAccuracy is < 0 or > 1) throw new ArgumentException($"target accuracy must be between 0 and 1 (got {TargetAccuracy}).");
+        Trainer.Validate();
+        Network.Validate();
+        Faults.Validate(Workers, Topology == Topology.ParameterServer, Rounds);
+    }
+
+    /// <summary>Rounds for a number of epochs: every worker takes one batch a round.</summary>
+    public static long RoundsForEpochs(int epochs, int trainSamples, int workers, int batchSize) =>
+        Math.Max(1, (long)Math.Ceiling((double)epochs * trainSamples / ((long)workers * batchSize)));
+}

@@ -1,0 +1,60 @@
+using DaprTrain.Engine.Cost;
+using DaprTrain.Engine.Metrics;
+
+namespace DaprTrain.Engine.Runtime;
+
+public sealed record RoundProgress(long Round, long Rounds, double NowMs, int Members, int Included, double? Accuracy);
+
+/// <summary>What a run measured, in virtual time (see README: measured compute plus the network model) and wall time.</summary>
+public sealed class RunResult
+{
+    public required JobOptions Options { get; init; }
+
+    public required string Scenario { get; init; }
+
+    public required IReadOnlyList<RoundRecord> Rounds { get; init; }
+
+    public required IReadOnlyList<NodeMetrics> Nodes { get; init; }
+
+    public required IReadOnlyList<FaultRecord> Faults { get; init; }
+
+    public required double FinalAccuracy { get; init; }
+
+    public required double FinalLoss { get; init; }
+
+    public double? TimeToTargetMs { get; init; }
+
+    public required double TotalMs { get; init; }
+
+    public required double WallMs { get; init; }
+
+    public required long RoundsLost { get; init; }
+
+    /// <summary>Gradients (and other round messages) that came after their round closed, and were discarded.</summary>
+    public required int LateMessages { get; init; }
+
+    public required int DuplicatesIgnored { get; init; }
+
+    public required IReadOnlyDictionary<string, int> Rejected { get; init; }
+
+    /// <summary>Gradients computed but not part of their round's aggregate (late, lost, or from a node out of sync).</summary>
+    public required long GradientsDropped { get; init; }
+
+    public required long Requests { get; init; }
+
+    public required int ConsistencyChecks { get; init; }
+
+    public required int ParameterCount { get; init; }
+
+    public required IReadOnlyDictionary<string, ulong> FinalWeightHashes { get; init; }
+
+    public required float[] FinalWeights { get; init; }
+
+    public required CostEstimate Cost { get; init; }
+
+    public required PriceTable Prices { get; init; }
+
+    public double BytesPerWorkerPerRound(bool sent) =>
+        Nodes.Where(n => n.Node.StartsWith("worker-", StringComparison.Ordinal) && n.Rounds > 0)
+             .Average(n => (double)(sent ? n.BytesSent : n.BytesReceived) / n.Rounds);
+}
