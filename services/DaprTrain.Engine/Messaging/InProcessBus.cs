@@ -46,13 +46,17 @@ public sealed class InProcessBus(BusFaults faults, ulong seed, double retryBacko
         return new Unsubscriber(() => { list.Remove(subscription); subscription.Active = false; });
     }
 
-    /// <summary>Publishes at virtual time <paramref name="now"/>; each subscriber's copy is due after <paramref name="transitMs"/>, then faults apply.</summary>
-    public void Publish(string topic, byte[] payload, double now, double transitMs)
+    /// <summary>
+    /// Publishes at virtual time <paramref name="now"/>; each subscriber's copy is due after <paramref name="transitMs"/>, then faults apply.
+    /// The publisher does not get its own message back (a Dapr sidecar would deliver it; the Dapr host acknowledges it as a duplicate).
+    /// </summary>
+    public void Publish(string topic, byte[] payload, double now, double transitMs, string? publisher = null)
     {
         Published++;
         if (!_topics.TryGetValue(topic, out var subscriptions)) return;
         foreach (var subscription in subscriptions)
         {
+            if (subscription.Subscriber == publisher) continue;
             double due = now + transitMs;
             if (Faults.Reorder) due += _random.NextSingle() * Math.Max(transitMs, 1.0);
             if (Faults.DelayProbability > 0 && _random.NextSingle() < Faults.DelayProbability) due += Faults.DelayMs;
@@ -65,7 +69,10 @@ public sealed class InProcessBus(BusFaults faults, ulong seed, double retryBacko
             if (Faults.DuplicateProbability > 0 && _random.NextSingle() < Faults.DuplicateProbability)
             {
                 Duplicated++;
-                Enqueue(new Delivery(subscription, payload, 1), due + _random.NextSingle() * Math.Max(transitMs, 1.0));
+                // Half the copies come at once (a publisher retry), half as a redelivery of what was not acknowledged
+                // in time, anywhere up to a redelivery interval later.
+                double lag = _random.NextSingle() < 0.5 ? _random.NextSingle() * Math.Max(transitMs, 1.0) : _random.NextSingle() * Faults.RedeliverAfterMs;
+                Enqueue(new Delivery(subscription, payload, 1), due + lag);
             }
         }
     }

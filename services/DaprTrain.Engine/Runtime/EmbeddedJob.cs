@@ -133,10 +133,12 @@ public sealed class EmbeddedJob : IDisposable
         _roundBytes.Clear();
         _roundBytesMoved = 0;
         await FireFaultsAsync(round, cancellationToken);
-        if (CompletedRound >= round) return;
-        if (IsParameterServer && _ps is null) return;
+        // A restored parameter server rolled the job back: start over from the round it reopened.
+        if (CompletedRound != round - 1) return;
         start = _clock.NowMs;
 
+        // Live processes renew their leases on a timer, also while they wait (for a restarting server, say).
+        foreach (var worker in LiveWorkers) await _coordinator.HeartbeatAsync(worker.Id);
         _view = await _coordinator.GetViewAsync();
         ApplyView(_view);
         foreach (string expired in _view.Expired)
@@ -217,6 +219,13 @@ public sealed class EmbeddedJob : IDisposable
 
         DeliverUntil(start + _options.RoundDeadlineMs, () => participants.All(w => _view.Members.All(m => w.HeldSenders(round).Contains(m))));
         var decision = await DecideAsync(participants, round);
+        if (decision.Reporters.Count < _view.Members.Count)
+        {
+            // A member that did not report (dead, lease not yet expired) owned a slice nobody else received:
+            // the round cannot be reduced. Everyone skips it alike, so the replicas stay identical.
+            _log.LogInformation("round {Round} skipped: slice owners {Missing} did not report", round, string.Join(", ", _view.Members.Except(decision.Reporters)));
+            decision = decision with { Included = [] };
+        }
         _gradientsDropped += participants.Count - decision.Included.Count;
 
         // Reduce-scatter done; now all-gather the reduced slices, owner to every peer.
@@ -320,7 +329,7 @@ public sealed class EmbeddedJob : IDisposable
         metrics.MessagesSent++;
         _roundBytes[sender] = _roundBytes.GetValueOrDefault(sender) + payload.Length;
         _roundBytesMoved += payload.Length;
-        _bus.Publish(topic, payload, at, transitMs);
+        _bus.Publish(topic, payload, at, transitMs, publisher: sender);
     }
 
     /// <summary>Delivers due messages in time order until <paramref name="complete"/> holds or the deadline passes; the clock ends at that moment.</summary>
@@ -439,6 +448,7 @@ public sealed class EmbeddedJob : IDisposable
         _log.LogInformation("parameter server restored round {Round} (generation {Generation}); {Lost} completed rounds lost",
             latest.Checkpoint.Round, _maxGeneration, record.RoundsLost);
 
+        foreach (var worker in LiveWorkers) await _coordinator.HeartbeatAsync(worker.Id);
         _view = await _coordinator.GetViewAsync();
         ApplyView(_view);
         BroadcastWeights();
@@ -609,6 +619,7 @@ public sealed class EmbeddedJob : IDisposable
             ParameterCount = reference.Parameters.Count,
             FinalWeightHashes = LiveWorkers.ToDictionary(w => w.Id, w => w.WeightHash).Concat(_ps is null ? [] : [new KeyValuePair<string, ulong>("ps", _ps.WeightHash)]).ToDictionary(),
             FinalWeights = weights,
+            FinalShardOwners = _view.ShardOwners,
             Cost = CostEstimator.Estimate(_prices, nodes, requests, end),
             Prices = _prices,
         };

@@ -50,6 +50,9 @@ public sealed class RunResult
 
     public required float[] FinalWeights { get; init; }
 
+    /// <summary>Data shard to worker at the end of the run (shards of dead workers are reassigned).</summary>
+    public required IReadOnlyDictionary<int, string> FinalShardOwners { get; init; }
+
     public required CostEstimate Cost { get; init; }
 
     public required PriceTable Prices { get; init; }
