@@ -35,7 +35,7 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
         if (message.Round < openRound) return Late(message, $"round {message.Round} already closed (open round {openRound})");
         if (message.Round > openRound + 1) return Reject("future round", $"round {message.Round} from the future (open round {openRound})");
         if (message.SampleCount is <= 0 or > MaxSamplesPerMessage) return Reject("bad sample count", $"sample count {message.SampleCount} outside 1..{MaxSamplesPerMessage}");
-        if (shapeProblem(message) is string problem) return Reject("wrong length", problem);
+        if (shapeProblem(message) is string problem) return Reject("wrong length", "wrong length: " + problem);
         if (!knownSender(message.Sender)) return Reject("unknown sender", $"sender '{message.Sender}' is not a member of the job");
         return (Verdict.Accept, message, DeliveryResult.Applied);
     }

@@ -212,7 +212,7 @@ public sealed class WorkerNode : IDisposable
         }
         if (m.JobId != JobId) return Rejected("unknown job", $"unknown job '{m.JobId}'");
         if (m.Kind != MessageKind.Weights || m.Sender != "ps") return Rejected("wrong kind", $"{m.Kind} from {m.Sender} where weights from ps were expected");
-        if (m.Values.Length != ParameterCount) return Rejected("wrong length", $"weights of {m.Values.Length} values; the model has {ParameterCount}");
+        if (m.Values.Length != ParameterCount) return Rejected("wrong length", $"wrong length: weights of {m.Values.Length} values; the model has {ParameterCount}");
         bool newer = m.Generation > Generation || (m.Generation == Generation && m.Round > AppliedRound);
         if (!newer)
         {

@@ -1,0 +1,66 @@
+using DaprTrain.Engine.Coordination;
+using DaprTrain.Engine.Runtime;
+
+namespace DaprTrain.Engine.Tests;
+
+public class CoordinatorTests
+{
+    private readonly VirtualClock _clock = new();
+
+    private JobCoordinator Create(int shards = 4) => new("job", shards, TimeSpan.FromMilliseconds(1000), _clock, workersWriteCheckpoints: true);
+
+    [Fact]
+    public void Each_worker_owns_its_own_shard_and_the_lowest_member_writes_checkpoints()
+    {
+        var c = Create();
+        foreach (var w in new[] { "worker-3", "worker-1", "worker-4", "worker-2" }) c.Join(w);
+        var view = c.CurrentView();
+        view.Members.Should().Equal("worker-1", "worker-2", "worker-3", "worker-4");
+        view.ShardOwners.Should().Equal(new Dictionary<int, string> { [0] = "worker-1", [1] = "worker-2", [2] = "worker-3", [3] = "worker-4" });
+        view.CheckpointWriter.Should().Be("worker-1");
+    }
+
+    [Fact]
+    public void An_expired_lease_removes_the_member_and_reassigns_its_shard_and_the_writer()
+    {
+        var c = Create();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3", "worker-4" }) c.Join(w);
+        _clock.AdvanceTo(900);
+        foreach (var w in new[] { "worker-2", "worker-3", "worker-4" }) c.Heartbeat(w).Should().BeTrue();
+        _clock.AdvanceTo(1500);
+        var view = c.CurrentView();
+        view.Expired.Should().Equal("worker-1");
+        view.Members.Should().Equal("worker-2", "worker-3", "worker-4");
+        view.ShardOwners[0].Should().Be("worker-2", "the orphan goes to the least loaded, lowest member");
+        view.CheckpointWriter.Should().Be("worker-2");
+        c.Heartbeat("worker-1").Should().BeFalse("an expired member must join again");
+
+        c.Join("worker-1");
+        c.CurrentView().ShardOwners[0].Should().Be("worker-1", "a returning worker gets its shard back");
+    }
+
+    [Fact]
+    public void A_round_includes_exactly_the_senders_every_reporter_holds()
+    {
+        var c = Create(3);
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) c.Join(w);
+        c.Report("worker-1", 0, 7, ["worker-1", "worker-2", "worker-3"]);
+        c.Report("worker-2", 0, 7, ["worker-1", "worker-2"]);
+        var decision = c.Close(0, 7);
+        decision.Included.Should().Equal("worker-1", "worker-2");
+        decision.Reporters.Should().Equal("worker-1", "worker-2");
+
+        c.Report("worker-3", 0, 7, ["worker-3"]);
+        c.Close(0, 7).Should().BeSameAs(decision, "a closed round's decision never changes");
+    }
+
+    [Fact]
+    public void Reports_from_non_members_do_not_count()
+    {
+        var c = Create(2);
+        c.Join("worker-1");
+        c.Report("worker-1", 0, 1, ["worker-1"]);
+        c.Report("intruder", 0, 1, []);
+        c.Close(0, 1).Included.Should().Equal("worker-1");
+    }
+}
