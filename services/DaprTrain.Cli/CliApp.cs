@@ -8,6 +8,7 @@ public static class CliApp
     {
         var root = new RootCommand("DaprTrain: data-parallel training of TorchSharp models, parameter server against peer-to-peer, with faults and costs.");
         root.Subcommands.Add(TrainCommand.Create(output, error));
+        root.Subcommands.Add(CompareCommand.Create(output, error));
         root.Subcommands.Add(BenchCommand.Create(output));
         return root;
     }

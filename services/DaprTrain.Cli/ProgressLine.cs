@@ -25,6 +25,13 @@ internal sealed class ProgressLine(TextWriter output)
         }
     }
 
+    /// <summary>Erases the live line (on a terminal) so that another line can be written.</summary>
+    public void Clear()
+    {
+        if (_interactive && _lastLength > 0) output.Write('\r' + new string(' ', _lastLength) + '\r');
+        _lastLength = 0;
+    }
+
     /// <summary>Ends the live line with a permanent one.</summary>
     public void Complete(string text)
     {

@@ -1,5 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
+using DaprTrain.Engine.Faults;
+using DaprTrain.Engine.Runtime;
+using DaprTrain.Engine.Storage;
 using DaprTrain.Training;
 using DaprTrain.Training.Data;
 
@@ -10,19 +13,56 @@ internal static class TrainCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var common = new CommonOptions();
-        var save = new Option<string?>("--save-checkpoint") { Description = "Write a checkpoint of the final state to this file." };
-        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint file written by --save-checkpoint." };
-        var command = new Command("train", "Train a model and report held-out accuracy.");
+        var distributed = new DistributedOptions();
+        var topology = new Option<string>("--topology", "-t")
+        {
+            Description = "single (one worker, no exchange), ps (parameter server), p2p (every worker aggregates all gradients) " +
+                          "or p2p-scatter (reduce-scatter, then all-gather).",
+            DefaultValueFactory = _ => "p2p",
+        }.AcceptOnlyFromAmong(["single", .. Topologies.Names]);
+        var save = new Option<string?>("--save-checkpoint") { Description = "single: write a checkpoint of the final state to this file." };
+        var resume = new Option<string?>("--resume") { Description = "single: continue from a checkpoint file written by --save-checkpoint." };
+        var stateDir = new Option<string?>("--state-dir")
+        {
+            Description = "Distributed: folder of the embedded checkpoint store. A run whose job id already has a checkpoint there continues from it. " +
+                          "Default: a temporary folder, removed at the end.",
+        };
+        var jobId = new Option<string>("--job-id") { Description = "Distributed: the job's id (keys in the checkpoint store).", DefaultValueFactory = _ => "daprtrain" };
+        var command = new Command("train", "Train a model, by default as 4 peer-to-peer workers in this process, and report held-out accuracy.");
+        command.Options.Add(topology);
         foreach (var option in common.All) command.Options.Add(option);
+        foreach (var option in distributed.All) command.Options.Add(option);
+        command.Options.Add(stateDir);
+        command.Options.Add(jobId);
         command.Options.Add(save);
         command.Options.Add(resume);
         command.SetAction(async (result, cancellationToken) =>
         {
             try
             {
-                return await RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), output, cancellationToken);
+                string chosen = result.GetValue(topology)!;
+                if (chosen == "single")
+                {
+                    return await RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), output, cancellationToken);
+                }
+                if (result.GetValue(save) is not null || result.GetValue(resume) is not null)
+                {
+                    error.WriteLine("error: --save-checkpoint and --resume apply to --topology single; distributed runs checkpoint into --state-dir.");
+                    return ExitCodes.InvalidOptions;
+                }
+                return await RunDistributedAsync(result, common, distributed, Topologies.Parse(chosen), result.GetValue(stateDir), result.GetValue(jobId)!, output, cancellationToken);
             }
-            catch (Exception ex) when (ex is DataNotFoundException or IdxFormatException or CheckpointFormatException or IOException)
+            catch (FaultSpecException ex)
+            {
+                error.WriteLine($"error: {ex.Message}");
+                return ExitCodes.InvalidOptions;
+            }
+            catch (ArgumentException ex)
+            {
+                error.WriteLine($"error: {ex.Message}");
+                return ExitCodes.InvalidOptions;
+            }
+            catch (Exception ex) when (ex is DataNotFoundException or IdxFormatException or CheckpointFormatException or IOException or InvalidDataException)
             {
                 error.WriteLine($"error: {ex.Message}");
                 return ExitCodes.InvalidInput;
@@ -34,6 +74,38 @@ internal static class TrainCommand
             }
         });
         return command;
+    }
+
+    private static async Task<int> RunDistributedAsync(ParseResult result, CommonOptions common, DistributedOptions distributed, Topology topology,
+        string? stateDir, string jobId, TextWriter output, CancellationToken cancellationToken)
+    {
+        var faults = distributed.FaultPlan(result);
+        var prices = distributed.LoadPrices(result);
+        TorchRuntime.EnsureInitialised(result.GetValue(common.Threads));
+        using var data = await DataLoading.LoadAsync(result, common, output, cancellationToken);
+        var options = distributed.BuildJobOptions(result, common, data, topology, faults, jobId);
+        bool temporary = stateDir is null;
+        string folder = stateDir ?? Directory.CreateTempSubdirectory("daprtrain-state-").FullName;
+        try
+        {
+            var store = new FileCheckpointStore(folder);
+            bool resuming = !temporary && await new JobCheckpoints(store, jobId).LoadLatestAsync(cancellationToken) is not null;
+            options = options with { ResumeFromStore = resuming };
+            options.Validate();
+            output.WriteLine($"data: {data.Description}");
+            output.WriteLine($"job: {jobId}, {topology.Name()}, {options.Workers} workers, {options.Trainer.Model}, batch {options.Trainer.BatchSize} per worker, " +
+                             $"{options.Rounds} rounds, seed {options.Trainer.Seed}, deadline {options.RoundDeadlineMs} ms, lease {options.LeaseMs} ms, " +
+                             $"network {options.Network.LatencyMs} ms + {options.Network.BandwidthMbps} Mbit/s");
+            output.WriteLine($"faults: {(faults.IsEmpty ? "none" : faults.Name)}");
+            output.WriteLine($"checkpoints: {folder}{(temporary ? " (temporary)" : "")}{(resuming ? $", resuming job '{jobId}' from its latest checkpoint" : "")}");
+            var run = await DistributedRun.RunAsync(options, data, store, prices, output, quiet: false, cancellationToken);
+            DistributedRun.PrintSummary(run, output);
+            return ExitCodes.Success;
+        }
+        finally
+        {
+            if (temporary) Directory.Delete(folder, recursive: true);
+        }
     }
 
     private static async Task<int> RunSingleWorkerAsync(ParseResult result, CommonOptions common, string? savePath, string? resumePath, TextWriter output, CancellationToken cancellationToken)

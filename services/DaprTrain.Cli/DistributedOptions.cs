@@ -1,0 +1,119 @@
+using System.CommandLine;
+using DaprTrain.Engine.Cost;
+using DaprTrain.Engine.Faults;
+using DaprTrain.Engine.Runtime;
+using DaprTrain.Training;
+using DaprTrain.Training.Data;
+
+namespace DaprTrain.Cli;
+
+/// <summary>The options of a distributed embedded run, shared by train and compare.</summary>
+internal sealed class DistributedOptions
+{
+    public Option<int> Workers { get; } = new("--workers", "-n") { Description = "Number of workers (worker-1 .. worker-N).", DefaultValueFactory = _ => 4 };
+
+    public Option<string[]> Faults { get; } = new("--fault")
+    {
+        Description = "A fault to inject (repeatable): kill:worker-N@round=R, kill:ps@round=R, restart:worker-N@round=R, slow:worker-N=200ms, drop=P, duplicate=P, delay=P:50ms, reorder.",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public Option<string?> ScenarioFile { get; } = new("--scenario") { Description = "A scenario file: one fault item a line, '#' comments, an optional 'name: ...' line." };
+
+    public Option<long?> Rounds { get; } = new("--rounds") { Description = "Rounds to run (default: from --epochs; each worker takes one batch a round)." };
+
+    public Option<double> RoundDeadline { get; } = new("--round-deadline") { Description = "Milliseconds a round waits for gradients before it closes without the missing ones.", DefaultValueFactory = _ => 250 };
+
+    public Option<double> Lease { get; } = new("--lease") { Description = "Milliseconds without a heartbeat after which a worker leaves the membership.", DefaultValueFactory = _ => 1000 };
+
+    public Option<double> ServerRestart { get; } = new("--ps-restart") { Description = "Milliseconds until a killed parameter server is running again (a pod restart).", DefaultValueFactory = _ => 3000 };
+
+    public Option<int> CheckpointEvery { get; } = new("--checkpoint-every") { Description = "Rounds between checkpoints.", DefaultValueFactory = _ => 10 };
+
+    public Option<int?> EvaluateEvery { get; } = new("--eval-every") { Description = "Rounds between held-out evaluations (default: about 20 per run)." };
+
+    public Option<double> Latency { get; } = new("--latency-ms") { Description = "Network model: latency of one pub/sub hop.", DefaultValueFactory = _ => 1.0 };
+
+    public Option<double> Bandwidth { get; } = new("--bandwidth-mbps") { Description = "Network model: bandwidth of each node's link in Mbit/s.", DefaultValueFactory = _ => 1000 };
+
+    public Option<string> ShardingMode { get; } = new Option<string>("--sharding") { Description = "iid or label-skew (each worker sees about two labels).", DefaultValueFactory = _ => "iid" }
+        .AcceptOnlyFromAmong("iid", "label-skew");
+
+    public Option<double> TargetAccuracy { get; } = new("--target-accuracy") { Description = "Accuracy for the time-to-target figure.", DefaultValueFactory = _ => 0.9 };
+
+    public Option<string?> Prices { get; } = new("--prices") { Description = "Price table (JSON) for the cost estimate (default: config/prices.json beside the program)." };
+
+    public DistributedOptions()
+    {
+        Workers.Validators.Add(r =>
+        {
+            int value = r.GetValueOrDefault<int>();
+            if (value < 1 || value > Engine.Runtime.JobOptions.MaxWorkers) r.AddError($"--workers must be between 1 and {Engine.Runtime.JobOptions.MaxWorkers} (got {value}).");
+        });
+        Rounds.Validators.Add(r =>
+        {
+            long? value = r.GetValueOrDefault<long?>();
+            if (value is < 1) r.AddError($"--rounds must be at least 1 (got {value}).");
+        });
+        Positive(RoundDeadline);
+        Positive(Lease);
+        Positive(Bandwidth);
+        NonNegative(ServerRestart);
+        NonNegative(Latency);
+        CheckpointEvery.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1) r.AddError($"--checkpoint-every must be at least 1 (got {r.GetValueOrDefault<int>()}).");
+        });
+        EvaluateEvery.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is < 1) r.AddError($"--eval-every must be at least 1 (got {r.GetValueOrDefault<int?>()}).");
+        });
+        TargetAccuracy.Validators.Add(r =>
+        {
+            double value = r.GetValueOrDefault<double>();
+            if (value is < 0 or > 1 || double.IsNaN(value)) r.AddError($"--target-accuracy must be between 0 and 1 (got {value}).");
+        });
+    }
+
+    public IEnumerable<Option> All => [Workers, Faults, ScenarioFile, Rounds, RoundDeadline, Lease, ServerRestart, CheckpointEvery, EvaluateEvery, Latency, Bandwidth, ShardingMode, TargetAccuracy, Prices];
+
+    /// <summary>The faults from --fault items and --scenario (both may be given; they add up).</summary>
+    public FaultPlan FaultPlan(ParseResult result)
+    {
+        var items = result.GetValue(Faults) ?? [];
+        string? file = result.GetValue(ScenarioFile);
+        if (file is null) return Engine.Faults.FaultPlan.Parse(items);
+        var fromFile = Engine.Faults.FaultPlan.ParseFile(file);
+        if (items.Length == 0) return fromFile;
+        var fromItems = Engine.Faults.FaultPlan.Parse(items);
+        return new FaultPlan(fromFile.Name + " + " + fromItems.Name, [.. fromFile.NodeFaults, .. fromItems.NodeFaults],
+            fromItems.Bus.Any ? fromItems.Bus : fromFile.Bus);
+    }
+
+    public PriceTable LoadPrices(ParseResult result) => result.GetValue(Prices) is string path ? PriceTable.Load(path) : PriceTable.Default();
+
+    public Engine.Runtime.JobOptions BuildJobOptions(ParseResult result, CommonOptions common, TrainingData data, Topology topology, FaultPlan faults, string jobId)
+    {
+        int workers = result.GetValue(Workers);
+        int batch = result.GetValue(common.BatchSize);
+        long rounds = result.GetValue(Rounds) ?? Engine.Runtime.JobOptions.RoundsForEpochs(result.GetValue(common.Epochs), data.TrainIndices.Length, workers, batch);
+        Sharding.TryParseMode(result.GetValue(ShardingMode)!, out var sharding);
+        var trainer = new TrainerOptions(result.GetValue(common.Model)!, common.OptimizerSettings(result), batch, result.GetValue(common.Seed));
+        return new Engine.Runtime.JobOptions(jobId, topology, workers, trainer, rounds, faults,
+            new NetworkModel(result.GetValue(Latency), result.GetValue(Bandwidth)), sharding,
+            result.GetValue(RoundDeadline), result.GetValue(Lease), result.GetValue(ServerRestart), result.GetValue(CheckpointEvery),
+            result.GetValue(EvaluateEvery) ?? (int)Math.Max(1, rounds / 20), result.GetValue(TargetAccuracy));
+    }
+
+    private static void Positive(Option<double> option) => option.Validators.Add(r =>
+    {
+        double value = r.GetValueOrDefault<double>();
+        if (!(value > 0) || double.IsInfinity(value)) r.AddError($"{option.Name} must be a positive number (got {value}).");
+    });
+
+    private static void NonNegative(Option<double> option) => option.Validators.Add(r =>
+    {
+        double value = r.GetValueOrDefault<double>();
+        if (!(value >= 0) || double.IsInfinity(value)) r.AddError($"{option.Name} must be zero or a positive number (got {value}).");
+    });
+}
