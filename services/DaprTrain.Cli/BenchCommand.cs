@@ -13,11 +13,12 @@ internal static class BenchCommand
         var command = new Command("bench", "Measure training throughput, gradient exchange and checkpoint codec cost; prints Markdown for BENCHMARKS.md.");
         command.Options.Add(quick);
         command.Options.Add(threads);
-        command.SetAction(result =>
+        command.SetAction(async (result, cancellationToken) =>
         {
             TorchRuntime.EnsureInitialised(result.GetValue(threads));
-            var suite = new TrainingBenchmarks(output, result.GetValue(quick));
-            suite.Run();
+            new TrainingBenchmarks(output, result.GetValue(quick)).Run();
+            CodecProbe.Run(output, result.GetValue(quick));
+            await new EngineBenchmarks(output, result.GetValue(quick)).RunAsync();
             return ExitCodes.Success;
         });
         return command;

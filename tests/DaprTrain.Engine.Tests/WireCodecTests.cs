@@ -7,16 +7,17 @@ public class WireCodecTests
     [Fact]
     public void Round_trips_every_field()
     {
-        var message = new WireMessage(MessageKind.GradientSlice, "job-ä", 2, 1234567890123, "worker-7", 64, 3, 1000, [1.5f, -2f, 0f, float.Epsilon]);
+        var message = new WireMessage(MessageKind.GradientSlice, "job-ä", 2, 1234567890123, "worker-7", 64, 3, 1000, new float[] { 1.5f, -2f, 0f, float.Epsilon });
         var decoded = WireCodec.Decode(WireCodec.Encode(message));
-        decoded.Should().BeEquivalentTo(message);
+        decoded.Should().BeEquivalentTo(message, o => o.Excluding(m => m.Values));
+        decoded.Values.ToArray().Should().Equal(message.Values.ToArray());
         WireCodec.Encode(message).Length.Should().Be(WireCodec.EncodedLength(message));
     }
 
     [Fact]
     public void Every_single_bit_flip_is_detected()
     {
-        var bytes = WireCodec.Encode(new WireMessage(MessageKind.Gradient, "j", 0, 1, "w", 1, 0, 0, [1f, 2f, 3f]));
+        var bytes = WireCodec.Encode(new WireMessage(MessageKind.Gradient, "j", 0, 1, "w", 1, 0, 0, new float[] { 1f, 2f, 3f }));
         for (int i = 0; i < bytes.Length; i++)
         {
             var copy = bytes.ToArray();

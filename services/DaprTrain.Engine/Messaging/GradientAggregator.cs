@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 
 namespace DaprTrain.Engine.Messaging;
 
@@ -38,14 +39,17 @@ public static class GradientAggregator
     private static void AddScaled(Span<float> accumulator, ReadOnlySpan<float> values, float coefficient)
     {
         int i = 0;
-        if (Vector.IsHardwareAccelerated && accumulator.Length >= Vector<float>.Count)
+        if (Vector.IsHardwareAccelerated)
         {
             var scale = new Vector<float>(coefficient);
-            for (; i <= accumulator.Length - Vector<float>.Count; i += Vector<float>.Count)
+            var accumulatorVectors = MemoryMarshal.Cast<float, Vector<float>>(accumulator);
+            var valueVectors = MemoryMarshal.Cast<float, Vector<float>>(values);
+            for (int v = 0; v < accumulatorVectors.Length; v++)
             {
-                var product = new Vector<float>(values[i..]) * scale;
-                (new Vector<float>(accumulator[i..]) + product).CopyTo(accumulator[i..]);
+                var product = valueVectors[v] * scale;
+                accumulatorVectors[v] += product;
             }
+            i = accumulatorVectors.Length * Vector<float>.Count;
         }
         for (; i < accumulator.Length; i++)
         {

@@ -2,7 +2,7 @@ using DaprTrain.Training;
 
 namespace DaprTrain.Engine.Messaging;
 
-public delegate DeliveryResult MessageHandler(ReadOnlyMemory<byte> payload);
+public delegate DeliveryResult MessageHandler(byte[] payload);
 
 public sealed record DeadLetter(string Topic, string Subscriber, int Bytes, string Reason);
 

@@ -22,7 +22,7 @@ public static class WireCodec
     public static int EncodedLength(WireMessage message) =>
         FixedHeader + 2 + Encoding.UTF8.GetByteCount(message.JobId) + 2 + Encoding.UTF8.GetByteCount(message.Sender) + 4 * message.Values.Length + 8;
 
-    public static byte[] Encode(WireMessage message) => Encode(message, message.Values);
+    public static byte[] Encode(WireMessage message) => Encode(message, message.Values.Span);
 
     /// <summary>Encodes with <paramref name="values"/> as the payload (a slice of a larger buffer needs no copy first).</summary>
     public static byte[] Encode(WireMessage message, ReadOnlySpan<float> values)
@@ -59,9 +59,16 @@ public static class WireCodec
         return bytes;
     }
 
-    /// <summary>Decodes and checks structure, checksum and values; throws <see cref="MessageRejectedException"/> naming the problem.</summary>
-    public static WireMessage Decode(ReadOnlySpan<byte> bytes)
+    /// <summary>Decodes a copy of <paramref name="bytes"/>; see <see cref="Decode(byte[])"/>.</summary>
+    public static WireMessage Decode(ReadOnlySpan<byte> bytes) => Decode(bytes.ToArray());
+
+    /// <summary>
+    /// Decodes and checks structure, checksum and values; throws <see cref="MessageRejectedException"/> naming the
+    /// problem. The values stay in <paramref name="message"/> (no copy), which must not change afterwards.
+    /// </summary>
+    public static WireMessage Decode(byte[] message)
     {
+        ReadOnlySpan<byte> bytes = message;
         if (bytes.Length < FixedHeader + 2 + 2 + 8) throw new MessageRejectedException($"truncated message ({bytes.Length} bytes)");
         if (!bytes[..4].SequenceEqual(Magic)) throw new MessageRejectedException("not a DaprTrain message (bad magic number)");
         if (bytes[4] != FormatVersion) throw new MessageRejectedException($"unsupported message format version {bytes[4]} (this build reads {FormatVersion})");
@@ -85,11 +92,10 @@ public static class WireCodec
         long payload = bytes.Length - 8 - position;
         if (payload != 4L * count) throw new MessageRejectedException($"wrong length: header declares {count} values, payload holds {payload} bytes");
 
-        var values = GC.AllocateUninitializedArray<float>(count);
-        bytes.Slice(position, 4 * count).CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));
+        var values = MemoryMarshal.Cast<byte, float>(bytes.Slice(position, 4 * count));
         int bad = IndexOfNonFinite(values);
         if (bad >= 0) throw new MessageRejectedException($"non-finite value {values[bad]} at index {bad}");
-        return new WireMessage(kind, job, generation, round, sender, samples, slice, offset, values);
+        return new WireMessage(kind, job, generation, round, sender, samples, slice, offset, new FloatView(message, position, count).Memory);
     }
 
     private static string ReadIdentifier(ReadOnlySpan<byte> bytes, ref int position, string what)
@@ -104,7 +110,18 @@ public static class WireCodec
 
     private static int IndexOfNonFinite(ReadOnlySpan<float> values)
     {
-        for (int i = 0; i < values.Length; i++)
+        // x * 0 is 0 for every finite x and NaN for NaN and the infinities: one multiply and compare per lane.
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            var zero = System.Numerics.Vector<float>.Zero;
+            int width = System.Numerics.Vector<float>.Count;
+            for (; i <= values.Length - width; i += width)
+            {
+                if (!System.Numerics.Vector.EqualsAll(new System.Numerics.Vector<float>(values[i..]) * zero, zero)) break;
+            }
+        }
+        for (; i < values.Length; i++)
         {
             if (!float.IsFinite(values[i])) return i;
         }

@@ -30,7 +30,7 @@ public sealed record WireMessage(
     int SampleCount,
     int SliceIndex,
     int Offset,
-    float[] Values)
+    ReadOnlyMemory<float> Values)
 {
     public (string Job, int Generation, long Round, string Sender, MessageKind Kind, int Slice) Key =>
         (JobId, Generation, Round, Sender, Kind, SliceIndex);

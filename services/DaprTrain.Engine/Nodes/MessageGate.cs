@@ -16,12 +16,12 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
     public enum Verdict { Accept, Late, Reject }
 
     public (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Check(
-        ReadOnlyMemory<byte> payload, MessageKind expectedKind, int generation, long openRound, Func<WireMessage, string?> shapeProblem, Func<string, bool> knownSender)
+        byte[] payload, MessageKind expectedKind, int generation, long openRound, Func<WireMessage, string?> shapeProblem, Func<string, bool> knownSender)
     {
         WireMessage message;
         try
         {
-            message = WireCodec.Decode(payload.Span);
+            message = WireCodec.Decode(payload);
         }
         catch (MessageRejectedException ex)
         {

@@ -46,7 +46,7 @@ public sealed class ParameterServerNode : IDisposable
 
     public void SetMembers(IReadOnlyList<string> members) => _members = members;
 
-    public DeliveryResult HandleGradient(ReadOnlyMemory<byte> payload)
+    public DeliveryResult HandleGradient(byte[] payload)
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
             m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
@@ -82,7 +82,7 @@ public sealed class ParameterServerNode : IDisposable
     }
 
     public byte[] WeightsMessage(int samples = 1) =>
-        WireCodec.Encode(new WireMessage(MessageKind.Weights, JobId, Generation, AppliedRound, NodeId, Math.Max(samples, 1), 0, 0, []),
+        WireCodec.Encode(new WireMessage(MessageKind.Weights, JobId, Generation, AppliedRound, NodeId, Math.Max(samples, 1), 0, 0, ReadOnlyMemory<float>.Empty),
             _trainer.Parameters.WeightSpan);
 
     public JobCheckpoint CaptureState() => new(AppliedRound, Generation, NodeId, _trainer.CaptureCheckpoint(AppliedRound, null));

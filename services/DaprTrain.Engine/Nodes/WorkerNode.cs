@@ -20,7 +20,7 @@ public sealed class WorkerNode : IDisposable
     private readonly float[] _gradient;
     private readonly float[] _aggregate;
     private readonly Dictionary<(long Round, string Sender), Contribution> _held = [];
-    private readonly Dictionary<(long Round, int Slice), float[]> _reduced = [];
+    private readonly Dictionary<(long Round, int Slice), ReadOnlyMemory<float>> _reduced = [];
     private readonly ulong _samplerSeed;
     private EpochSampler? _sampler;
     private long[] _batch;
@@ -91,11 +91,11 @@ public sealed class WorkerNode : IDisposable
     public byte[] GradientMessage()
     {
         var own = _held[(OpenRound, Id)];
-        return WireCodec.Encode(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, own.SampleCount, 0, 0, []), _gradient);
+        return WireCodec.Encode(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, own.SampleCount, 0, 0, ReadOnlyMemory<float>.Empty), _gradient);
     }
 
     /// <summary>p2p: a peer's whole gradient.</summary>
-    public DeliveryResult HandleGradient(ReadOnlyMemory<byte> payload)
+    public DeliveryResult HandleGradient(byte[] payload)
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
             m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
@@ -129,13 +129,13 @@ public sealed class WorkerNode : IDisposable
         {
             if (_members[k] == Id) continue;
             var (offset, count) = ReplicaState.Slice(ParameterCount, k, _members.Count);
-            var header = new WireMessage(MessageKind.GradientSlice, JobId, Generation, OpenRound, Id, own.SampleCount, k, offset, []);
+            var header = new WireMessage(MessageKind.GradientSlice, JobId, Generation, OpenRound, Id, own.SampleCount, k, offset, ReadOnlyMemory<float>.Empty);
             messages.Add((_members[k], WireCodec.Encode(header, _gradient.AsSpan(offset, count))));
         }
         return messages;
     }
 
-    public DeliveryResult HandleGradientSlice(ReadOnlyMemory<byte> payload)
+    public DeliveryResult HandleGradientSlice(byte[] payload)
     {
         int mine = MyIndex;
         var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine), IsMember);
@@ -162,7 +162,7 @@ public sealed class WorkerNode : IDisposable
         return WireCodec.Encode(new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, reduced));
     }
 
-    public DeliveryResult HandleReducedSlice(ReadOnlyMemory<byte> payload)
+    public DeliveryResult HandleReducedSlice(byte[] payload)
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.ReducedSlice, Generation, OpenRound,
             m => m.SliceIndex < _members.Count && _members[m.SliceIndex] == m.Sender ? SliceProblem(m, m.SliceIndex) : $"{m.Sender} does not own slice {m.SliceIndex}",
@@ -190,7 +190,7 @@ public sealed class WorkerNode : IDisposable
             {
                 if (!_reduced.TryGetValue((round, k), out var slice)) return false;
                 var (offset, _) = ReplicaState.Slice(ParameterCount, k, _members.Count);
-                slice.CopyTo(_aggregate.AsSpan(offset));
+                slice.Span.CopyTo(_aggregate.AsSpan(offset));
             }
             Step();
         }
@@ -199,12 +199,12 @@ public sealed class WorkerNode : IDisposable
     }
 
     /// <summary>PS topology: the server's weights after a round (a newer generation means the server was restored).</summary>
-    public DeliveryResult HandleWeights(ReadOnlyMemory<byte> payload)
+    public DeliveryResult HandleWeights(byte[] payload)
     {
         WireMessage m;
         try
         {
-            m = WireCodec.Decode(payload.Span);
+            m = WireCodec.Decode(payload);
         }
         catch (MessageRejectedException ex)
         {
@@ -220,7 +220,7 @@ public sealed class WorkerNode : IDisposable
             Counters.CountLate();
             return DeliveryResult.Poison($"stale weights (generation {m.Generation}, round {m.Round})");
         }
-        _trainer.Parameters.ImportWeights(m.Values);
+        _trainer.Parameters.ImportWeights(m.Values.Span);
         Generation = m.Generation;
         AppliedRound = m.Round;
         _held.Clear();
@@ -284,8 +284,13 @@ public sealed class WorkerNode : IDisposable
     private void Step()
     {
         _trainer.Parameters.ImportGradients(_aggregate);
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         _trainer.ApplyGradient();
+        OptimizerMs += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
     }
+
+    /// <summary>Wall milliseconds spent in optimizer steps (not exchange), so the exchange can be timed apart.</summary>
+    public double OptimizerMs { get; private set; }
 
     private void Complete(long round)
     {

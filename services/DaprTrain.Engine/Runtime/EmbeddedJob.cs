@@ -248,18 +248,20 @@ public sealed class EmbeddedJob : IDisposable
         bool any = decision.Included.Count > 0;
         DeliverUntil(gatherStart + _options.RoundDeadlineMs, () => !any || participants.All(w => HasAllReducedSlices(w, round)));
 
-        var applyWatch = Stopwatch.StartNew();
         double applyMs = 0;
         foreach (var worker in participants)
         {
             var one = Stopwatch.StartNew();
+            double optimizerBefore = worker.OptimizerMs;
             if (!worker.TryApplyReducedSlices(round, any))
             {
                 _log.LogInformation("{Worker} missed reduced slices of round {Round}; it will resynchronise from a peer", worker.Id, round);
             }
-            applyMs = Math.Max(applyMs, one.Elapsed.TotalMilliseconds);
+            double ms = one.Elapsed.TotalMilliseconds;
+            _exchangeWallMs += ms - (worker.OptimizerMs - optimizerBefore);
+            Metrics(worker.Id).BusyMs += ms;
+            applyMs = Math.Max(applyMs, ms);
         }
-        _exchangeWallMs += applyWatch.Elapsed.TotalMilliseconds;
         _committedRound = round;
         _clock.AdvanceTo(_clock.NowMs + applyMs);
         AccountLinkTime(participants);
@@ -364,9 +366,10 @@ public sealed class EmbeddedJob : IDisposable
         foreach (var worker in participants)
         {
             var watch = Stopwatch.StartNew();
+            double optimizerBefore = worker.OptimizerMs;
             apply(worker);
             double ms = watch.Elapsed.TotalMilliseconds;
-            _exchangeWallMs += ms;
+            _exchangeWallMs += ms - (worker.OptimizerMs - optimizerBefore);
             Metrics(worker.Id).BusyMs += ms;
             slowest = Math.Max(slowest, ms);
         }

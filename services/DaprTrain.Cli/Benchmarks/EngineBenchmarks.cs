@@ -1,0 +1,88 @@
+using DaprTrain.Engine.Cost;
+using DaprTrain.Engine.Faults;
+using DaprTrain.Engine.Runtime;
+using DaprTrain.Engine.Storage;
+using DaprTrain.Training;
+using DaprTrain.Training.Data;
+using DaprTrain.Training.Parameters;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace DaprTrain.Cli.Benchmarks;
+
+/// <summary>
+/// The embedded exchange against the memcpy bound of the bytes it moves, and how round time scales with N.
+/// "Exchange" is the wall time of encoding, the in-process broker's delivery (decode, checksum, validation)
+/// and aggregation, without the forward/backward pass and without the optimizer step.
+/// </summary>
+internal sealed class EngineBenchmarks(TextWriter output, bool quick)
+{
+    public async Task RunAsync()
+    {
+        using var data = TrainingData.Synthetic(8192, seed: 1, holdoutCount: 256);
+        int rounds = quick ? 10 : 40;
+        var results = new List<(Topology Topology, int Workers, RunResult Result)>();
+        foreach (var topology in new[] { Topology.ParameterServer, Topology.PeerToPeer, Topology.PeerToPeerScatter })
+        {
+            foreach (int workers in new[] { 2, 4, 8 })
+            {
+                var options = new JobOptions($"bench-{topology.Name()}-{workers}", topology, workers,
+                    new TrainerOptions("mlp", new OptimizerSettings(OptimizerKind.Adam, 1e-3), 64, 1),
+                    rounds, FaultPlan.None, new NetworkModel(), EvaluateEvery: rounds);
+                using var job = new EmbeddedJob(options, data, new InMemoryCheckpointStore(), PriceTable.Default(), NullLoggerFactory.Instance);
+                results.Add((topology, workers, await job.RunAsync()));
+            }
+        }
+
+        output.WriteLine("## Embedded exchange against the memcpy bound (MLP, 101,770 parameters)");
+        output.WriteLine();
+        output.WriteLine("Per round, median over the run (the first round excluded as warm-up). Bytes moved: every message's bytes once when published and once per delivery. The memcpy bound copies that many bytes in message-sized pieces between distinct managed buffers (as the exchange touches them), measured in the same run.");
+        output.WriteLine();
+        output.WriteLine("| topology | N | bytes moved per round | exchange per round | memcpy of those bytes | exchange / memcpy |");
+        output.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var (topology, workers, result) in results.Where(r => r.Topology != Topology.ParameterServer))
+        {
+            var steady = result.Rounds.Skip(1).ToList();
+            double exchangeMs = Median(steady.Select(r => r.ExchangeWallMs));
+            long bytes = (long)Median(steady.Select(r => (double)r.BytesMoved));
+            double memcpyMs = MemcpyMs(bytes, result.ParameterCount * 4 / (topology == Topology.PeerToPeerScatter ? workers : 1));
+            output.WriteLine($"| {topology.Name()} | {workers} | {bytes / 1e6:F2} MB | {exchangeMs:F3} ms | {memcpyMs:F3} ms | {exchangeMs / memcpyMs:F2}x |");
+        }
+        output.WriteLine();
+
+        output.WriteLine("## Round time against N");
+        output.WriteLine();
+        output.WriteLine("Median per round. Virtual: measured compute of the slowest worker + the network model (1 ms per hop, 1 Gbit/s per link) + aggregation; wall: this process, all nodes on one machine.");
+        output.WriteLine();
+        output.WriteLine("| topology | N=2 virtual | N=4 virtual | N=8 virtual | N=2 wall | N=4 wall | N=8 wall | bytes per worker per round (N=8, sent + received) |");
+        output.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var group in results.GroupBy(r => r.Topology))
+        {
+            var byN = group.ToDictionary(g => g.Workers, g => g.Result);
+            string Virtual(int n) => $"{Median(byN[n].Rounds.Skip(1).Select(r => r.EndMs - r.StartMs)):F2} ms";
+            string Wall(int n) => $"{byN[n].WallMs / byN[n].Rounds.Count:F2} ms";
+            var eight = byN[8];
+            output.WriteLine($"| {group.Key.Name()} | {Virtual(2)} | {Virtual(4)} | {Virtual(8)} | {Wall(2)} | {Wall(4)} | {Wall(8)} | " +
+                             $"{(eight.BytesPerWorkerPerRound(true) + eight.BytesPerWorkerPerRound(false)) / 1e6:F2} MB |");
+        }
+        output.WriteLine();
+    }
+
+    /// <summary>Copies <paramref name="bytes"/> as the exchange holds them: in message-sized pieces between distinct buffers.</summary>
+    private static double MemcpyMs(long bytes, int messageBytes)
+    {
+        int pieces = (int)Math.Max(1, bytes / messageBytes);
+        var from = Enumerable.Range(0, pieces).Select(_ => new byte[messageBytes]).ToArray();
+        var to = Enumerable.Range(0, pieces).Select(_ => new byte[messageBytes]).ToArray();
+        foreach (var buffer in from) Random.Shared.NextBytes(buffer);
+        return Measure.SecondsPerCall(() =>
+        {
+            for (int i = 0; i < pieces; i++) from[i].AsSpan().CopyTo(to[i]);
+        }, 20) * 1000;
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.OrderBy(v => v).ToArray();
+        return sorted.Length == 0 ? 0 : sorted[sorted.Length / 2];
+    }
+}
