@@ -39,57 +39,44 @@ internal static class CompareCommand
         command.Options.Add(outFolder);
         common.Epochs.DefaultValueFactory = _ => 3;
 
-        command.SetAction(async (result, cancellationToken) =>
+        command.SetAction((result, cancellationToken) => CommandErrors.RunAsync(error, async () =>
         {
-            try
-            {
-                var custom = (result.GetValue(scenarioFiles) ?? []).Select(FaultPlan.ParseFile).ToList();
-                var prices = distributed.LoadPrices(result);
-                TorchRuntime.EnsureInitialised(result.GetValue(common.Threads));
-                using var data = await DataLoading.LoadAsync(result, common, output, cancellationToken);
-                string folder = result.GetValue(outFolder) ?? $"daprtrain-report-{DateTime.Now:yyyyMMdd-HHmmss}";
-                var chosen = (result.GetValue(topologies) ?? []).Distinct().Select(Topologies.Parse).ToList();
-                var template = distributed.BuildJobOptions(result, common, data, Topology.PeerToPeer, FaultPlan.None, "compare");
-                var plans = (result.GetValue(scenarios) ?? []).Distinct().Select(name => Scenarios.Create(name, template.Rounds)).Concat(custom).ToList();
+            var custom = (result.GetValue(scenarioFiles) ?? []).Select(FaultPlan.ParseFile).ToList();
+            var prices = distributed.LoadPrices(result);
+            TorchRuntime.EnsureInitialised(result.GetValue(common.Threads));
+            using var data = await DataLoading.LoadAsync(result, common, output, cancellationToken);
+            string folder = result.GetValue(outFolder) ?? $"daprtrain-report-{DateTime.Now:yyyyMMdd-HHmmss}";
+            var chosen = (result.GetValue(topologies) ?? []).Distinct().Select(Topologies.Parse).ToList();
+            var template = distributed.BuildJobOptions(result, common, data, Topology.PeerToPeer, FaultPlan.None, "compare");
+            var plans = (result.GetValue(scenarios) ?? []).Distinct().Select(name => Scenarios.Create(name, template.Rounds)).Concat(custom).ToList();
 
-                output.WriteLine($"data: {data.Description}");
-                output.WriteLine($"comparing {string.Join(", ", chosen.Select(t => t.Name()))} under {plans.Count} scenarios: {template.Workers} workers, {template.Trainer.Model}, {template.Rounds} rounds each, seed {template.Trainer.Seed}");
-                var cells = new List<ComparisonCell>();
-                var total = Stopwatch.StartNew();
-                foreach (var plan in plans)
+            output.WriteLine($"data: {data.Description}");
+            output.WriteLine($"comparing {string.Join(", ", chosen.Select(t => t.Name()))} under {plans.Count} scenarios: {template.Workers} workers, {template.Trainer.Model}, {template.Rounds} rounds each, seed {template.Trainer.Seed}");
+            var cells = new List<ComparisonCell>();
+            var total = Stopwatch.StartNew();
+            foreach (var plan in plans)
+            {
+                foreach (var topology in chosen)
                 {
-                    foreach (var topology in chosen)
+                    cancellationToken.ThrowIfCancellationRequested();
+                    if (!Scenarios.AppliesTo(plan, topology == Topology.ParameterServer))
                     {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        if (!Scenarios.AppliesTo(plan, topology == Topology.ParameterServer))
-                        {
-                            cells.Add(new ComparisonCell(plan.Name, topology.Name(), null, "no parameter server in this topology"));
-                            continue;
-                        }
-                        var options = template with { JobId = $"compare-{topology.Name()}", Topology = topology, Faults = plan };
-                        options.Validate();
-                        var run = await DistributedRun.RunAsync(options, data, new InMemoryCheckpointStore(), prices, output, quiet: true, cancellationToken);
-                        cells.Add(new ComparisonCell(plan.Name, topology.Name(), run, null));
-                        output.WriteLine($"  {plan.Name,-16} {topology.Name(),-12} accuracy {run.FinalAccuracy * 100,6:F2}%  time {run.TotalMs / 1000,7:F2} s  " +
-                                         $"lost {run.RoundsLost,3}  left out {run.GradientsDropped,4}  serverless ${run.Cost.ServerlessUsd:F6}  ({run.WallMs / 1000:F1} s wall)");
+                        cells.Add(new ComparisonCell(plan.Name, topology.Name(), null, "no parameter server in this topology"));
+                        continue;
                     }
+                    var options = template with { JobId = $"compare-{topology.Name()}", Topology = topology, Faults = plan };
+                    options.Validate();
+                    var run = await DistributedRun.RunAsync(options, data, new InMemoryCheckpointStore(), prices, output, quiet: true, cancellationToken);
+                    cells.Add(new ComparisonCell(plan.Name, topology.Name(), run, null));
+                    output.WriteLine($"  {plan.Name,-16} {topology.Name(),-12} accuracy {run.FinalAccuracy * 100,6:F2}%  time {run.TotalMs / 1000,7:F2} s  " +
+                                     $"lost {run.RoundsLost,3}  left out {run.GradientsDropped,4}  serverless ${run.Cost.ServerlessUsd:F6}  ({run.WallMs / 1000:F1} s wall)");
                 }
-                string commandLine = "daprtrain " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
-                var files = ComparisonReport.Write(folder, cells, commandLine, data.Description);
-                output.WriteLine($"report: {Path.GetFullPath(folder)} ({string.Join(", ", files)}) in {total.Elapsed.TotalSeconds:F0} s");
-                return ExitCodes.Success;
             }
-            catch (Exception ex) when (ex is FaultSpecException or ArgumentException)
-            {
-                error.WriteLine($"error: {ex.Message}");
-                return ExitCodes.InvalidOptions;
-            }
-            catch (Exception ex) when (ex is DataNotFoundException or IdxFormatException or IOException or InvalidDataException)
-            {
-                error.WriteLine($"error: {ex.Message}");
-                return ExitCodes.InvalidInput;
-            }
-        });
+            string commandLine = "daprtrain " + string.Join(' ', result.Tokens.Select(t => t.Value));
+            var files = ComparisonReport.Write(folder, cells, commandLine, data.Description);
+            output.WriteLine($"report: {Path.GetFullPath(folder)} ({string.Join(", ", files)}) in {total.Elapsed.TotalSeconds:F0} s");
+            return ExitCodes.Success;
+        }));
         return command;
     }
 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using DaprTrain.Engine.Faults;
 using DaprTrain.Engine.Runtime;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training;
@@ -36,43 +35,19 @@ internal static class TrainCommand
         command.Options.Add(jobId);
         command.Options.Add(save);
         command.Options.Add(resume);
-        command.SetAction(async (result, cancellationToken) =>
+        command.SetAction((result, cancellationToken) => CommandErrors.RunAsync(error, () =>
         {
-            try
+            string chosen = result.GetValue(topology)!;
+            if (chosen == "single")
             {
-                string chosen = result.GetValue(topology)!;
-                if (chosen == "single")
-                {
-                    return await RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), output, cancellationToken);
-                }
-                if (result.GetValue(save) is not null || result.GetValue(resume) is not null)
-                {
-                    error.WriteLine("error: --save-checkpoint and --resume apply to --topology single; distributed runs checkpoint into --state-dir.");
-                    return ExitCodes.InvalidOptions;
-                }
-                return await RunDistributedAsync(result, common, distributed, Topologies.Parse(chosen), result.GetValue(stateDir), result.GetValue(jobId)!, output, cancellationToken);
+                return RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), output, cancellationToken);
             }
-            catch (FaultSpecException ex)
+            if (result.GetValue(save) is not null || result.GetValue(resume) is not null)
             {
-                error.WriteLine($"error: {ex.Message}");
-                return ExitCodes.InvalidOptions;
+                throw new ArgumentException("--save-checkpoint and --resume apply to --topology single; distributed runs checkpoint into --state-dir.");
             }
-            catch (ArgumentException ex)
-            {
-                error.WriteLine($"error: {ex.Message}");
-                return ExitCodes.InvalidOptions;
-            }
-            catch (Exception ex) when (ex is DataNotFoundException or IdxFormatException or CheckpointFormatException or IOException or InvalidDataException)
-            {
-                error.WriteLine($"error: {ex.Message}");
-                return ExitCodes.InvalidInput;
-            }
-            catch (OperationCanceledException)
-            {
-                error.WriteLine("cancelled");
-                return ExitCodes.Cancelled;
-            }
-        });
+            return RunDistributedAsync(result, common, distributed, Topologies.Parse(chosen), result.GetValue(stateDir), result.GetValue(jobId)!, output, cancellationToken);
+        }));
         return command;
     }
 
