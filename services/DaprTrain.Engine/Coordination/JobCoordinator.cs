@@ -1,5 +1,20 @@
 namespace DaprTrain.Engine.Coordination;
 
+public sealed record ReportSnapshot(string Member, int Generation, long Round, string[] Received);
+
+public sealed record DecisionSnapshot(int Generation, long Round, string[] Included, string[] Reporters);
+
+public sealed record CoordinatorSnapshot(
+    string JobId,
+    int ShardCount,
+    long LeaseMs,
+    bool WorkersWriteCheckpoints,
+    long Version,
+    Dictionary<string, long> LeaseExpiries,
+    Dictionary<int, string> ShardOwners,
+    List<ReportSnapshot> Reports,
+    List<DecisionSnapshot> Decisions);
+
 /// <summary>
 /// Membership, leases, data-shard assignment, checkpoint-writer election and the per-round agreement of
 /// which gradients count. A plain state machine with no I/O and no locks: in embedded mode one instance
@@ -129,6 +144,32 @@ public sealed class JobCoordinator
             _shardOwners[shard] = owner;
             load[owner]++;
         }
+    }
+
+    /// <summary>Everything the coordinator knows, as plain data: what an actor keeps in its state store.</summary>
+    public CoordinatorSnapshot Snapshot() => new(
+        JobId, ShardCount, (long)LeaseDuration.TotalMilliseconds, WorkersWriteCheckpoints, Version,
+        _leases.ToDictionary(l => l.Key, l => l.Value.ToUnixTimeMilliseconds()),
+        new Dictionary<int, string>(_shardOwners),
+        _reports.SelectMany(r => r.Value.Select(m => new ReportSnapshot(m.Key, r.Key.Generation, r.Key.Round, [.. m.Value]))).ToList(),
+        _decisions.Values.Select(d => new DecisionSnapshot(d.Generation, d.Round, [.. d.Included], [.. d.Reporters])).ToList());
+
+    public static JobCoordinator Restore(CoordinatorSnapshot snapshot, TimeProvider time)
+    {
+        var coordinator = new JobCoordinator(snapshot.JobId, snapshot.ShardCount, TimeSpan.FromMilliseconds(snapshot.LeaseMs), time, snapshot.WorkersWriteCheckpoints)
+        {
+            Version = snapshot.Version,
+        };
+        foreach (var (member, expiry) in snapshot.LeaseExpiries) coordinator._leases[member] = DateTimeOffset.FromUnixTimeMilliseconds(expiry);
+        foreach (var (shard, owner) in snapshot.ShardOwners) coordinator._shardOwners[shard] = owner;
+        foreach (var report in snapshot.Reports)
+        {
+            var key = (report.Generation, report.Round);
+            if (!coordinator._reports.TryGetValue(key, out var reports)) coordinator._reports[key] = reports = new(StringComparer.Ordinal);
+            reports[report.Member] = new HashSet<string>(report.Received, StringComparer.Ordinal);
+        }
+        foreach (var d in snapshot.Decisions) coordinator._decisions[(d.Generation, d.Round)] = new RoundDecision(d.Generation, d.Round, d.Included, d.Reporters);
+        return coordinator;
     }
 
     private MembershipView View(IReadOnlyList<string> expired)

@@ -1,0 +1,115 @@
+using Dapr.Actors.Runtime;
+using DaprTrain.Contracts;
+using DaprTrain.Engine.Coordination;
+using Microsoft.Extensions.Options;
+
+namespace DaprTrain.Coordinator;
+
+/// <summary>
+/// The engine's <see cref="JobCoordinator"/> as a Dapr actor, one per job id. Its whole state is saved after
+/// every call, so a deactivated or re-placed actor continues where it was; a reminder (which, unlike a timer,
+/// survives deactivation) expires leases of workers that stopped heartbeating.
+/// </summary>
+public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindable
+{
+    public const string StateKey = "coordinator";
+    public const string LeaseReminder = "expire-leases";
+
+    private readonly CoordinatorOptions _options;
+    private readonly TimeProvider _time;
+    private JobCoordinator? _coordinator;
+
+    public JobCoordinatorActor(ActorHost host, IOptions<CoordinatorOptions> options, TimeProvider time)
+        : base(host)
+    {
+        _options = options.Value;
+        _time = time;
+    }
+
+    /// <summary>For tests: the actor with a state manager of the test's choosing.</summary>
+    internal JobCoordinatorActor(ActorHost host, CoordinatorOptions options, TimeProvider time, IActorStateManager stateManager)
+        : base(host)
+    {
+        _options = options;
+        _time = time;
+        StateManager = stateManager;
+    }
+
+    /// <summary>For tests: what the runtime does when it activates the actor.</summary>
+    internal Task ActivateAsync() => OnActivateAsync();
+
+    private JobCoordinator State => _coordinator ?? throw new InvalidOperationException("the actor is not activated");
+
+    protected override async Task OnActivateAsync()
+    {
+        var saved = await StateManager.TryGetStateAsync<CoordinatorSnapshot>(StateKey);
+        _coordinator = saved.HasValue
+            ? JobCoordinator.Restore(saved.Value, _time)
+            : new JobCoordinator(Id.GetId(), _options.Shards, TimeSpan.FromMilliseconds(_options.LeaseMs), _time, _options.WorkersWriteCheckpoints);
+        var period = TimeSpan.FromMilliseconds(Math.Max(_options.LeaseMs / 2, 50));
+        await RegisterReminderAsync(LeaseReminder, null, period, period);
+    }
+
+    public async Task<MembershipDto> JoinAsync(string member)
+    {
+        if (string.IsNullOrWhiteSpace(member) || member.Length > 128) throw new ArgumentException("member id must be 1 to 128 characters");
+        var view = State.Join(member);
+        await SaveAsync();
+        return ToDto(view);
+    }
+
+    public async Task<bool> HeartbeatAsync(string member)
+    {
+        bool known = State.Heartbeat(member);
+        if (known) await SaveAsync();
+        return known;
+    }
+
+    public async Task<MembershipDto> LeaveAsync(string member)
+    {
+        var view = State.Leave(member);
+        await SaveAsync();
+        return ToDto(view);
+    }
+
+    public async Task<MembershipDto> GetViewAsync()
+    {
+        var view = State.CurrentView();
+        if (view.Expired.Count > 0) await SaveAsync();
+        return ToDto(view);
+    }
+
+    public async Task ReportAsync(RoundReportDto report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        State.Report(report.Member, report.Generation, report.Round, report.Received ?? []);
+        await SaveAsync();
+    }
+
+    public async Task<RoundDecisionDto> CloseRoundAsync(RoundKeyDto round)
+    {
+        var decision = State.Close(round.Generation, round.Round);
+        await SaveAsync();
+        return new RoundDecisionDto(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters]);
+    }
+
+    public async Task ReceiveReminderAsync(string reminderName, byte[] state, TimeSpan dueTime, TimeSpan period)
+    {
+        if (reminderName != LeaseReminder) return;
+        var view = State.CurrentView();
+        if (view.Expired.Count > 0)
+        {
+            Logger.LogInformation("job {Job}: leases of {Members} expired; shards reassigned", Id.GetId(), string.Join(", ", view.Expired));
+            await SaveAsync();
+        }
+    }
+
+    private async Task SaveAsync()
+    {
+        await StateManager.SetStateAsync(StateKey, State.Snapshot());
+        await StateManager.SaveStateAsync();
+    }
+
+    private static MembershipDto ToDto(MembershipView view) =>
+        new(view.Version, [.. view.Members], new Dictionary<int, string>(view.ShardOwners), view.CheckpointWriter, [.. view.Expired]);
+}

@@ -1,0 +1,26 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+
+namespace DaprTrain.Dapr;
+
+/// <summary>
+/// Dapr's app API token: when APP_API_TOKEN is set, daprd sends it in the dapr-api-token header on every call to
+/// the app; anything else that reaches the app without it gets 401. The health endpoint stays open for probes.
+/// </summary>
+public sealed class ApiTokenMiddleware(RequestDelegate next, string? token)
+{
+    public const string Header = "dapr-api-token";
+    public const string EnvironmentVariable = "APP_API_TOKEN";
+
+    private readonly byte[]? _expected = string.IsNullOrEmpty(token) ? null : Encoding.UTF8.GetBytes(token);
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        if (_expected is null || context.Request.Path.StartsWithSegments(DaprHosting.HealthPath)) return next(context);
+        string? presented = context.Request.Headers[Header];
+        if (presented is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), _expected)) return next(context);
+        context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+        return context.Response.WriteAsync(presented is null ? "missing dapr-api-token header" : "wrong dapr-api-token");
+    }
+}

@@ -1,0 +1,43 @@
+using Dapr.Client;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace DaprTrain.Dapr;
+
+/// <summary>
+/// Whether this app's Dapr sidecar answers. Until it does, the app runs (its health endpoint answers) and says,
+/// every few seconds, that it is waiting for the sidecar and where it looks for it.
+/// </summary>
+public sealed class SidecarStatus(DaprClient dapr, ILogger<SidecarStatus> logger) : BackgroundService
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
+
+    public bool Ready { get; private set; }
+
+    public string Describe() => Ready
+        ? "ready"
+        : $"waiting for the Dapr sidecar (DAPR_HTTP_PORT={Environment.GetEnvironmentVariable("DAPR_HTTP_PORT") ?? "3500"}, " +
+          $"DAPR_GRPC_PORT={Environment.GetEnvironmentVariable("DAPR_GRPC_PORT") ?? "50001"}); start this app with 'dapr run' or 'dapr run -f dapr.yaml'";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested && !Ready)
+        {
+            try
+            {
+                Ready = await dapr.CheckHealthAsync(stoppingToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                Ready = false;
+            }
+            if (Ready)
+            {
+                logger.LogInformation("Dapr sidecar is ready");
+                return;
+            }
+            logger.LogWarning("{Status}", Describe());
+            await Task.Delay(Interval, stoppingToken);
+        }
+    }
+}

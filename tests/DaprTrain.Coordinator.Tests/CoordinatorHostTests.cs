@@ -1,0 +1,47 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace DaprTrain.Coordinator.Tests;
+
+public sealed class CoordinatorHostTests : IDisposable
+{
+    private readonly WebApplicationFactory<Program> _factory = new WebApplicationFactory<Program>()
+        .WithWebHostBuilder(b => b.UseSetting("APP_API_TOKEN", "s3cret"));
+
+    public void Dispose() => _factory.Dispose();
+
+    [Fact]
+    public async Task Health_answers_without_a_sidecar_and_says_it_waits_for_one()
+    {
+        var client = _factory.CreateClient();
+        var response = await client.GetAsync("/health");
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+        (await response.Content.ReadAsStringAsync()).Should().Contain("coordinator").And.Contain("waiting for the Dapr sidecar");
+    }
+
+    [Fact]
+    public async Task Calls_without_the_api_token_get_401_and_with_it_the_actor_config()
+    {
+        var client = _factory.CreateClient();
+        var anonymous = await client.GetAsync("/dapr/config");
+        anonymous.StatusCode.Should().Be(HttpStatusCode.Unauthorized);
+
+        client.DefaultRequestHeaders.Add("dapr-api-token", "wrong");
+        (await client.GetAsync("/dapr/config")).StatusCode.Should().Be(HttpStatusCode.Unauthorized);
+
+        client.DefaultRequestHeaders.Remove("dapr-api-token");
+        client.DefaultRequestHeaders.Add("dapr-api-token", "s3cret");
+        var config = await client.GetAsync("/dapr/config");
+        config.StatusCode.Should().Be(HttpStatusCode.OK);
+        (await config.Content.ReadAsStringAsync()).Should().Contain("JobCoordinatorActor");
+    }
+
+    [Fact]
+    public void Invalid_options_stop_the_host_at_start()
+    {
+        using var bad = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Coordinator:Shards", "0"));
+        var act = () => bad.CreateClient();
+        act.Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage("*Shards*");
+    }
+}
