@@ -1,0 +1,21 @@
+using Dapr.Client;
+using DaprTrain.Contracts;
+
+namespace DaprTrain.Dapr;
+
+/// <summary>Publishes engine messages as binary CloudEvents (application/octet-stream, data_base64 on the wire), chunked below the size limit.</summary>
+public sealed class DaprMessagePublisher(DaprClient dapr, string pubSubName = DaprComponents.PubSub, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes)
+{
+    public const string ContentType = "application/octet-stream";
+
+    public long BytesPublished { get; private set; }
+
+    public async Task PublishAsync(string topic, byte[] message, CancellationToken cancellationToken = default)
+    {
+        foreach (var chunk in ChunkCodec.Split(message, maxChunkBytes))
+        {
+            await dapr.PublishByteEventAsync(pubSubName, topic, chunk, ContentType, cancellationToken: cancellationToken);
+            BytesPublished += chunk.Length;
+        }
+    }
+}
