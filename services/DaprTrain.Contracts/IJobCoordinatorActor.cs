@@ -6,7 +6,7 @@ public sealed record MembershipDto(long Version, string[] Members, Dictionary<in
 
 public sealed record RoundReportDto(string Member, int Generation, long Round, string[] Received);
 
-public sealed record RoundKeyDto(int Generation, long Round);
+public sealed record RoundKeyDto(int Generation, long Round, int DeadlineMs = 0);
 
 public sealed record RoundDecisionDto(int Generation, long Round, string[] Included, string[] Reporters);
 
@@ -28,4 +28,7 @@ public interface IJobCoordinatorActor : IActor
     Task ReportAsync(RoundReportDto report);
 
     Task<RoundDecisionDto> CloseRoundAsync(RoundKeyDto round);
+
+    /// <summary>The decision once every member reported or the deadline since the first report passed; null before.</summary>
+    Task<RoundDecisionDto?> TryCloseRoundAsync(RoundKeyDto round);
 }

@@ -93,6 +93,14 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         return new RoundDecisionDto(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters]);
     }
 
+    public async Task<RoundDecisionDto?> TryCloseRoundAsync(RoundKeyDto round)
+    {
+        var decision = State.TryClose(round.Generation, round.Round, TimeSpan.FromMilliseconds(Math.Max(round.DeadlineMs, 1)));
+        if (decision is null) return null;
+        await SaveAsync();
+        return new RoundDecisionDto(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters]);
+    }
+
     public async Task ReceiveReminderAsync(string reminderName, byte[] state, TimeSpan dueTime, TimeSpan period)
     {
         if (reminderName != LeaseReminder) return;

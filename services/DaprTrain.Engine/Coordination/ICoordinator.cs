@@ -14,6 +14,9 @@ public interface ICoordinator
     Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received);
 
     Task<RoundDecision> CloseRoundAsync(int generation, long round);
+
+    /// <summary>The decision once every member reported or <paramref name="deadline"/> passed since the first report; null before.</summary>
+    Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline);
 }
 
 /// <summary>One <see cref="JobCoordinator"/> behind a lock: the turn-based access a Dapr actor gives, in process.</summary>
@@ -37,6 +40,8 @@ public sealed class InProcessCoordinator(JobCoordinator coordinator) : ICoordina
         Turn(() => { coordinator.Report(member, generation, round, received); return true; });
 
     public Task<RoundDecision> CloseRoundAsync(int generation, long round) => Turn(() => coordinator.Close(generation, round));
+
+    public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => Turn(() => coordinator.TryClose(generation, round, deadline));
 
     private Task<T> Turn<T>(Func<T> call)
     {

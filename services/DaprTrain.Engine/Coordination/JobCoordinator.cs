@@ -27,6 +27,7 @@ public sealed class JobCoordinator
     private readonly Dictionary<int, string> _shardOwners = [];
     private readonly Dictionary<(int Generation, long Round), Dictionary<string, HashSet<string>>> _reports = [];
     private readonly Dictionary<(int Generation, long Round), RoundDecision> _decisions = [];
+    private readonly Dictionary<(int Generation, long Round), DateTimeOffset> _firstReport = [];
     private readonly TimeProvider _time;
 
     public JobCoordinator(string jobId, int shardCount, TimeSpan leaseDuration, TimeProvider time, bool workersWriteCheckpoints)
@@ -95,7 +96,21 @@ public sealed class JobCoordinator
         if (!_leases.ContainsKey(member)) return;
         if (_decisions.ContainsKey((generation, round))) return;
         if (!_reports.TryGetValue((generation, round), out var reports)) _reports[(generation, round)] = reports = new(StringComparer.Ordinal);
+        _firstReport.TryAdd((generation, round), _time.GetUtcNow());
         reports[member] = new HashSet<string>(received, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// The barrier for services that run in real time: the round's decision once every member has reported, or
+    /// once <paramref name="deadline"/> has passed since the first report; null while it is still open.
+    /// </summary>
+    public RoundDecision? TryClose(int generation, long round, TimeSpan deadline)
+    {
+        if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
+        var reports = _reports.GetValueOrDefault((generation, round));
+        bool everyone = reports is not null && _leases.Keys.All(reports.ContainsKey);
+        bool late = _firstReport.TryGetValue((generation, round), out var first) && _time.GetUtcNow() - first >= deadline;
+        return everyone || late ? Close(generation, round) : null;
     }
 
     /// <summary>
@@ -106,6 +121,7 @@ public sealed class JobCoordinator
     {
         if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
         _reports.Remove((generation, round), out var reports);
+        _firstReport.Remove((generation, round));
         reports ??= new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         HashSet<string>? common = null;
         foreach (var received in reports.Values)

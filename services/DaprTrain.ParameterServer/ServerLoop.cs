@@ -1,0 +1,62 @@
+using DaprTrain.Contracts;
+using DaprTrain.Dapr;
+using DaprTrain.Engine.Coordination;
+using DaprTrain.Engine.Nodes;
+using DaprTrain.Engine.Storage;
+using Microsoft.Extensions.Options;
+
+namespace DaprTrain.ParameterServer;
+
+/// <summary>
+/// Starts from the latest checkpoint in the state store (in a new generation) or from scratch, then per round:
+/// wait for the first gradient, then for every member's or the deadline; average, step, publish the weights;
+/// checkpoint every few rounds.
+/// </summary>
+public sealed class ServerLoop(
+    IOptions<TrainingJobOptions> options,
+    ServerRuntime runtime,
+    SidecarStatus sidecar,
+    ICoordinator coordinator,
+    ICheckpointStore store,
+    DaprMessagePublisher publisher,
+    ILogger<ServerLoop> logger) : BackgroundService
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var job = options.Value;
+        while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), stoppingToken);
+        var node = new ParameterServerNode(job.JobId, job.Trainer(), logger);
+        var checkpoints = new JobCheckpoints(store, job.JobId);
+        if (await checkpoints.LoadLatestAsync(stoppingToken) is { } latest)
+        {
+            node.RestoreState(latest.Checkpoint, latest.Checkpoint.Generation + 1);
+            logger.LogInformation("restored round {Round} from the state store; generation {Generation}", latest.Checkpoint.Round, node.Generation);
+        }
+        else
+        {
+            await checkpoints.TrySaveAsync(node.CaptureState(), stoppingToken);
+        }
+        runtime.Start(node);
+        await publisher.PublishAsync(DaprTopics.Weights, runtime.Use(n => n.WeightsMessage()), stoppingToken);
+
+        var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
+        while (!stoppingToken.IsCancellationRequested && runtime.Use(n => n.AppliedRound) < job.Rounds)
+        {
+            var view = await coordinator.GetViewAsync();
+            long round = runtime.Use(n => { n.SetMembers(view.Members); return n.OpenRound; });
+            while (runtime.Use(n => n.HeldSenders(round).Count) == 0) await Task.Delay(Poll, stoppingToken);
+            var until = DateTime.UtcNow + deadline;
+            while (DateTime.UtcNow < until && !runtime.Use(n => view.Members.All(m => n.HeldSenders(round).Contains(m)))) await Task.Delay(Poll, stoppingToken);
+
+            byte[] weights = runtime.Use(n => n.CloseRound());
+            await publisher.PublishAsync(DaprTopics.Weights, weights, stoppingToken);
+            if (round % job.CheckpointEvery == 0 && !await checkpoints.TrySaveAsync(runtime.Use(n => n.CaptureState()), stoppingToken))
+            {
+                logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
+            }
+            if (round % 10 == 0) logger.LogInformation("completed round {Round}/{Rounds}", round, job.Rounds);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+using DaprTrain.Contracts;
+using DaprTrain.Dapr;
+using DaprTrain.Engine.Coordination;
+using DaprTrain.Engine.Nodes;
+using DaprTrain.Engine.Storage;
+using Microsoft.Extensions.Options;
+
+namespace DaprTrain.Worker;
+
+/// <summary>
+/// The worker's rounds in real time. p2p: compute, publish, wait for every member's gradient or the deadline,
+/// report what arrived, take the coordinator's decision, apply exactly that set; a worker that lacks part of it
+/// takes a peer's state from the checkpoint store. ps: compute, publish, wait for the server's weights.
+/// </summary>
+public sealed class WorkerLoop(
+    IOptions<TrainingJobOptions> options,
+    WorkerRuntime runtime,
+    SidecarStatus sidecar,
+    ICoordinator coordinator,
+    ICheckpointStore store,
+    DaprMessagePublisher publisher,
+    ILogger<WorkerLoop> logger) : BackgroundService
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var job = options.Value;
+        while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), stoppingToken);
+
+        var data = job.LoadData();
+        var shards = DaprTrain.Training.Data.Sharding.Split(data.TrainIndices, data.Train.Labels, job.Workers, job.Seed, DaprTrain.Training.Data.ShardingMode.Iid);
+        runtime.Start(new WorkerNode(job.WorkerId, job.JobId, job.Trainer(), data, logger));
+        var checkpoints = new JobCheckpoints(store, job.JobId);
+
+        var view = await coordinator.JoinAsync(job.WorkerId);
+        runtime.Use(node => { node.ApplyView(view, shards); return 0; });
+        if (await checkpoints.LoadLatestAsync(stoppingToken) is { } latest && job.Topology == "p2p")
+        {
+            runtime.Use(node => { node.RestoreState(latest.Checkpoint with { Generation = 0 }); return 0; });
+            logger.LogInformation("{Worker} joined job {Job} at round {Round} from the latest checkpoint", job.WorkerId, job.JobId, latest.Checkpoint.Round);
+        }
+
+        while (!stoppingToken.IsCancellationRequested && runtime.Use(n => n.AppliedRound) < job.Rounds)
+        {
+            if (!await coordinator.HeartbeatAsync(job.WorkerId)) await coordinator.JoinAsync(job.WorkerId);
+            view = await coordinator.GetViewAsync();
+            long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
+            byte[] gradient = runtime.Use(node => { node.ComputeGradient(); return node.GradientMessage(); });
+            await publisher.PublishAsync(DaprTopics.Gradients, gradient, stoppingToken);
+
+            if (job.Topology == "ps")
+            {
+                await WaitAsync(() => runtime.Use(n => n.AppliedRound >= round || n.OpenRound != round), TimeSpan.FromMilliseconds(job.RoundDeadlineMs * 10), stoppingToken);
+                continue;
+            }
+
+            var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
+            await WaitAsync(() => runtime.Use(n => view.Members.All(m => n.HeldSenders(round).Contains(m))), deadline, stoppingToken);
+            await coordinator.ReportAsync(job.WorkerId, 0, round, runtime.Use(n => n.HeldSenders(round)));
+            RoundDecision? decision = null;
+            await WaitAsync(async () => (decision = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, stoppingToken);
+            decision ??= await coordinator.CloseRoundAsync(0, round);
+
+            bool applied = runtime.Use(node =>
+            {
+                var held = node.HeldSenders(round);
+                if (!decision.Included.All(held.Contains)) return false;
+                node.ApplyDecision(decision);
+                return true;
+            });
+            if (!applied)
+            {
+                logger.LogWarning("{Worker} lacks gradients the decision of round {Round} includes; taking a peer's state", job.WorkerId, round);
+                await WaitAsync(async () => await checkpoints.LoadLatestAsync(stoppingToken) is { Checkpoint.Round: var r } && r >= round, deadline * 10, stoppingToken);
+                if (await checkpoints.LoadLatestAsync(stoppingToken) is { } state) runtime.Use(n => { n.RestoreState(state.Checkpoint with { Generation = 0 }); return 0; });
+                continue;
+            }
+
+            if (view.CheckpointWriter == job.WorkerId && round % job.CheckpointEvery == 0)
+            {
+                var state = runtime.Use(n => n.CaptureState());
+                if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
+            }
+            if (round % 10 == 0) logger.LogInformation("{Worker} completed round {Round}/{Rounds}", job.WorkerId, round, job.Rounds);
+        }
+        var final = runtime.Use(n => n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices));
+        logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
+            job.WorkerId, job.Rounds, final.Accuracy, runtime.Use(n => n.WeightHash));
+    }
+
+    private static Task WaitAsync(Func<bool> done, TimeSpan timeout, CancellationToken cancellationToken) =>
+        WaitAsync(() => Task.FromResult(done()), timeout, cancellationToken);
+
+    private static async Task WaitAsync(Func<Task<bool>> done, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (!await done() && DateTime.UtcNow < until) await Task.Delay(Poll, cancellationToken);
+    }
+}
