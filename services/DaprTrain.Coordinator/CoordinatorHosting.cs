@@ -8,6 +8,11 @@ public static class CoordinatorHosting
     {
         builder.Services.AddOptions<CoordinatorOptions>()
             .BindConfiguration(CoordinatorOptions.Section)
+            .PostConfigure<IConfiguration>((options, configuration) =>
+            {
+                // The same Job:Topology the workers read decides who writes checkpoints.
+                if (configuration["Job:Topology"] is string topology) options.WorkersWriteCheckpoints = topology != "ps";
+            })
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddDaprTrainHost();

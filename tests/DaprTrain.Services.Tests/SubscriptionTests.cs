@@ -209,3 +209,18 @@ public sealed class SubscriptionTests : IDisposable
         act.Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage("*worker-9 is beyond Workers*");
     }
 }
+
+public class HealthTests
+{
+    [Fact]
+    public async Task Worker_and_server_answer_health_without_a_sidecar_and_say_they_wait_for_it()
+    {
+        using var worker = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true"));
+        (await worker.CreateClient().GetStringAsync(DaprHosting.HealthPath)).Should().Contain("worker-1").And.Contain("waiting for the Dapr sidecar");
+        using var server = new WebApplicationFactory<ServerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true"));
+        (await server.CreateClient().GetStringAsync(DaprHosting.HealthPath)).Should().Contain("parameter-server").And.Contain("waiting for the Dapr sidecar");
+        using var idle = new WebApplicationFactory<ServerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Topology", "p2p"));
+        (await idle.CreateClient().GetStringAsync(DaprHosting.HealthPath)).Should().Contain("idle");
+        (await idle.CreateClient().GetStringAsync("/dapr/subscribe")).Should().Be("[]");
+    }
+}

@@ -1,0 +1,85 @@
+using DaprTrain.Contracts;
+using YamlDotNet.RepresentationModel;
+
+namespace DaprTrain.Services.Tests;
+
+/// <summary>components/*/*.yaml and dapr.yaml parse and name exactly what the code uses.</summary>
+public class DaprFilesTests
+{
+    private static readonly string Root = FindRoot();
+
+    private static string FindRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DaprTrain.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("repository root (DaprTrain.sln) not found above the test output");
+    }
+
+    private static YamlMappingNode Load(string path)
+    {
+        var stream = new YamlStream();
+        using var reader = new StreamReader(path);
+        stream.Load(reader);
+        return (YamlMappingNode)stream.Documents.Single().RootNode;
+    }
+
+    private static string Scalar(YamlMappingNode node, params string[] path)
+    {
+        YamlNode current = node;
+        foreach (var key in path) current = ((YamlMappingNode)current).Children[new YamlScalarNode(key)];
+        return ((YamlScalarNode)current).Value!;
+    }
+
+    private static Dictionary<string, string> Metadata(YamlMappingNode component) =>
+        ((YamlSequenceNode)((YamlMappingNode)component.Children[new YamlScalarNode("spec")]).Children[new YamlScalarNode("metadata")])
+            .Cast<YamlMappingNode>()
+            .ToDictionary(m => Scalar(m, "name"), m => Scalar(m, "value"));
+
+    public static TheoryData<string> Profiles() => ["redis", "kafka"];
+
+    [Theory]
+    [MemberData(nameof(Profiles))]
+    public void Each_profile_declares_the_component_names_the_code_uses(string profile)
+    {
+        var components = Directory.GetFiles(Path.Combine(Root, "components", profile), "*.yaml").Select(Load).ToList();
+        components.Should().OnlyContain(c => Scalar(c, "apiVersion") == "dapr.io/v1alpha1" && Scalar(c, "kind") == "Component");
+        components.Select(c => Scalar(c, "metadata", "name")).Should().BeEquivalentTo(DaprComponents.PubSub, DaprComponents.StateStore);
+
+        var pubsub = components.Single(c => Scalar(c, "metadata", "name") == DaprComponents.PubSub);
+        var state = components.Single(c => Scalar(c, "metadata", "name") == DaprComponents.StateStore);
+        Metadata(state)["actorStateStore"].Should().Be("true", "the coordinator's actors keep their state there");
+        string pubsubType = Scalar(pubsub, "spec", "type");
+        var pubsubMetadata = Metadata(pubsub);
+        if (pubsubType == "pubsub.redis") pubsubMetadata.Should().ContainKey("redisHost");
+        else
+        {
+            pubsubType.Should().Be("pubsub.kafka");
+            pubsubMetadata.Should().ContainKeys("brokers", "authType");
+            int.Parse(pubsubMetadata["maxMessageBytes"]).Should().BeGreaterThan(512 * 1024, "chunks of 512 KiB must fit");
+        }
+        Scalar(state, "spec", "type").Should().BeOneOf("state.redis", "state.postgresql");
+        var scopes = ((YamlSequenceNode)pubsub.Children[new YamlScalarNode("scopes")]).Cast<YamlScalarNode>().Select(s => s.Value).ToList();
+        scopes.Should().Contain([DaprApps.ParameterServer, DaprApps.Worker(1)]).And.NotContain(DaprApps.Coordinator, "the coordinator publishes nothing");
+    }
+
+    [Fact]
+    public void The_run_file_starts_the_coordinator_the_server_and_workers_with_distinct_ports()
+    {
+        var run = Load(Path.Combine(Root, "dapr.yaml"));
+        Scalar(run, "version").Should().Be("1");
+        var resources = ((YamlSequenceNode)((YamlMappingNode)run.Children[new YamlScalarNode("common")]).Children[new YamlScalarNode("resourcesPaths")]).Cast<YamlScalarNode>().ToList();
+        resources.Should().OnlyContain(r => Directory.Exists(Path.Combine(Root, r.Value!)));
+
+        var apps = ((YamlSequenceNode)run.Children[new YamlScalarNode("apps")]).Cast<YamlMappingNode>().ToList();
+        apps.Select(a => Scalar(a, "appID")).Should().Contain([DaprApps.Coordinator, DaprApps.ParameterServer, DaprApps.Worker(1), DaprApps.Worker(2), DaprApps.Worker(3)]);
+        foreach (var app in apps)
+        {
+            string dir = Path.Combine(Root, Scalar(app, "appDirPath"));
+            Directory.GetFiles(dir, "*.csproj").Should().ContainSingle($"{Scalar(app, "appID")} points at a service project");
+        }
+        var ports = apps.SelectMany(a => new[] { "appPort", "daprHTTPPort", "daprGRPCPort" }.Select(k => Scalar(a, k))).ToList();
+        ports.Should().OnlyHaveUniqueItems();
+        apps.Where(a => Scalar(a, "appID").StartsWith("worker-", StringComparison.Ordinal))
+            .Should().OnlyContain(a => Scalar(a, "env", "JOB__WORKERID") == Scalar(a, "appID"), "a worker's id is its app id");
+    }
+}
