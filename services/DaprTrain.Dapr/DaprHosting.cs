@@ -48,7 +48,7 @@ public static class DaprPorts
         services.AddSingleton<DaprTrain.Engine.Storage.ICheckpointStore>(sp =>
             new DaprCheckpointStore(sp.GetRequiredService<global::Dapr.Client.DaprClient>(), Contracts.DaprComponents.StateStore,
                 sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<TrainingJobOptions>>().Value.MaxChunkBytes));
-        services.AddSingleton(sp => new DaprMessagePublisher(sp.GetRequiredService<global::Dapr.Client.DaprClient>(), Contracts.DaprComponents.PubSub,
+        services.AddSingleton<DaprTrain.Engine.Messaging.IMessagePublisher>(sp => new DaprMessagePublisher(sp.GetRequiredService<global::Dapr.Client.DaprClient>(), Contracts.DaprComponents.PubSub,
             sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<TrainingJobOptions>>().Value.MaxChunkBytes));
         services.AddOptions<TrainingJobOptions>()
             .BindConfiguration(TrainingJobOptions.Section)

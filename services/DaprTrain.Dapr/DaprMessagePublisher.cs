@@ -4,7 +4,7 @@ using DaprTrain.Contracts;
 namespace DaprTrain.Dapr;
 
 /// <summary>Publishes engine messages as binary CloudEvents (application/octet-stream, data_base64 on the wire), chunked below the size limit.</summary>
-public sealed class DaprMessagePublisher(DaprClient dapr, string pubSubName = DaprComponents.PubSub, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes)
+public sealed class DaprMessagePublisher(DaprClient dapr, string pubSubName = DaprComponents.PubSub, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes) : DaprTrain.Engine.Messaging.IMessagePublisher
 {
     public const string ContentType = "application/octet-stream";
 

@@ -1,6 +1,7 @@
 using DaprTrain.Contracts;
 using DaprTrain.Dapr;
 using DaprTrain.Engine.Coordination;
+using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.Engine.Storage;
 using Microsoft.Extensions.Options;
@@ -18,7 +19,7 @@ public sealed class ServerLoop(
     SidecarStatus sidecar,
     ICoordinator coordinator,
     ICheckpointStore store,
-    DaprMessagePublisher publisher,
+    IMessagePublisher publisher,
     ILogger<ServerLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
@@ -45,6 +46,11 @@ public sealed class ServerLoop(
         while (!stoppingToken.IsCancellationRequested && runtime.Use(n => n.AppliedRound) < job.Rounds)
         {
             var view = await coordinator.GetViewAsync();
+            if (view.Members.Count == 0)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
+                continue;
+            }
             long round = runtime.Use(n => { n.SetMembers(view.Members); return n.OpenRound; });
             while (runtime.Use(n => n.HeldSenders(round).Count) == 0) await Task.Delay(Poll, stoppingToken);
             var until = DateTime.UtcNow + deadline;

@@ -12,6 +12,8 @@ public sealed class ServerRuntime(ILogger<ServerRuntime> logger) : IDisposable
 
     public MessageInbox Gradients { get; } = new(logger);
 
+    public bool Ready => _node is not null;
+
     public void Start(ParameterServerNode node)
     {
         lock (_gate) _node = node;

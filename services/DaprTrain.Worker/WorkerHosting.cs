@@ -26,6 +26,9 @@ public static class WorkerHosting
         app.UseCloudEvents();
         app.MapSubscribeHandler();
         app.MapDaprTrainHealth(job.WorkerId);
+        app.MapGet("/status", (WorkerRuntime runtime) => runtime.Ready
+            ? Results.Json(runtime.Use(n => new { worker = n.Id, appliedRound = n.AppliedRound, generation = n.Generation, weightHash = n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), shards = n.Shards }))
+            : Results.Json(new { worker = job.WorkerId, appliedRound = -1L }));
         if (job.Topology == "p2p")
         {
             app.MapPost(GradientsRoute, (HttpRequest request, WorkerRuntime runtime) =>

@@ -1,6 +1,7 @@
 using DaprTrain.Contracts;
 using DaprTrain.Dapr;
 using DaprTrain.Engine.Coordination;
+using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.Engine.Storage;
 using Microsoft.Extensions.Options;
@@ -18,7 +19,7 @@ public sealed class WorkerLoop(
     SidecarStatus sidecar,
     ICoordinator coordinator,
     ICheckpointStore store,
-    DaprMessagePublisher publisher,
+    IMessagePublisher publisher,
     ILogger<WorkerLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
@@ -34,12 +35,25 @@ public sealed class WorkerLoop(
         var checkpoints = new JobCheckpoints(store, job.JobId);
 
         var view = await coordinator.JoinAsync(job.WorkerId);
-        runtime.Use(node => { node.ApplyView(view, shards); return 0; });
-        if (await checkpoints.LoadLatestAsync(stoppingToken) is { } latest && job.Topology == "p2p")
+        var latest = await checkpoints.LoadLatestAsync(stoppingToken);
+        if (latest is { } found && found.Checkpoint.Round > 0 && job.Topology == "p2p")
         {
-            runtime.Use(node => { node.RestoreState(latest.Checkpoint with { Generation = 0 }); return 0; });
-            logger.LogInformation("{Worker} joined job {Job} at round {Round} from the latest checkpoint", job.WorkerId, job.JobId, latest.Checkpoint.Round);
+            runtime.Use(node => { node.RestoreState(found.Checkpoint with { Generation = 0 }); return 0; });
+            logger.LogInformation("{Worker} joined job {Job} at round {Round} from the latest checkpoint", job.WorkerId, job.JobId, found.Checkpoint.Round);
         }
+        else
+        {
+            // A fresh job starts when every worker is there: replicas start in lockstep and no round is decided
+            // by a partial membership that later workers cannot catch up with.
+            logger.LogInformation("{Worker} waits for {Workers} workers to join job {Job}", job.WorkerId, job.Workers, job.JobId);
+            while (view.Members.Count < job.Workers)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
+                await coordinator.HeartbeatAsync(job.WorkerId);
+                view = await coordinator.GetViewAsync();
+            }
+        }
+        runtime.Use(node => { node.ApplyView(view, shards); return 0; });
 
         while (!stoppingToken.IsCancellationRequested && runtime.Use(n => n.AppliedRound) < job.Rounds)
         {
@@ -51,7 +65,8 @@ public sealed class WorkerLoop(
 
             if (job.Topology == "ps")
             {
-                await WaitAsync(() => runtime.Use(n => n.AppliedRound >= round || n.OpenRound != round), TimeSpan.FromMilliseconds(job.RoundDeadlineMs * 10), stoppingToken);
+                // Without weights within two deadlines (a server restarting, a lost message) the gradient is sent again.
+                await WaitAsync(() => runtime.Use(n => n.AppliedRound >= round || n.OpenRound != round), TimeSpan.FromMilliseconds(job.RoundDeadlineMs * 2), stoppingToken);
                 continue;
             }
 

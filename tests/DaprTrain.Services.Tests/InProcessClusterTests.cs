@@ -1,0 +1,190 @@
+using System.Text;
+using System.Text.Json;
+using DaprTrain.Dapr;
+using DaprTrain.Engine.Coordination;
+using DaprTrain.Engine.Messaging;
+using DaprTrain.Engine.Storage;
+using DaprTrain.ParameterServer;
+using DaprTrain.Worker;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace DaprTrain.Services.Tests;
+
+/// <summary>
+/// The real worker and server hosts, their training loops and subscription routes, trained together in this
+/// process. The test stands in for the sidecars: it delivers every published chunk to every subscriber as the
+/// CloudEvent daprd would POST (data_base64), retries on RETRY, and shares one coordinator and one state store.
+/// (Separate processes, the Dapr SDK on the wire and killed processes are the end-to-end suite's job.)
+/// </summary>
+public sealed class InProcessClusterTests : IAsyncDisposable
+{
+    private const int Rounds = 12;
+    private readonly List<IDisposable> _hosts = [];
+    private readonly TestBroker _broker = new();
+    private readonly InProcessCoordinator _coordinator;
+    private readonly InMemoryCheckpointStore _store = new();
+
+    public InProcessClusterTests()
+    {
+        _coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 3, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var host in _hosts) host.Dispose();
+        await Task.CompletedTask;
+    }
+
+    private WebApplicationFactory<T> Host<T>(string app, string topology, int workers, Action<IWebHostBuilder> settings, ICoordinator? coordinator = null) where T : class
+    {
+        var factory = new WebApplicationFactory<T>().WithWebHostBuilder(b =>
+        {
+            b.UseSetting("Job:Topology", topology).UseSetting("Job:Workers", workers.ToString(System.Globalization.CultureInfo.InvariantCulture))
+             .UseSetting("Job:Rounds", Rounds.ToString(System.Globalization.CultureInfo.InvariantCulture)).UseSetting("Job:RoundDeadlineMs", "5000")
+             .UseSetting("Job:CheckpointEvery", "5").UseSetting("Job:Holdout", "500");
+            settings(b);
+            b.ConfigureTestServices(services =>
+            {
+                services.AddSingleton(coordinator ?? _coordinator);
+                services.AddSingleton<ICheckpointStore>(_store);
+                services.AddSingleton<IMessagePublisher>(_broker.PublisherFor(app));
+            });
+        });
+        _hosts.Add(factory);
+        return factory;
+    }
+
+    private static async Task WaitUntil(Func<bool> condition, TimeSpan timeout, Func<string>? state = null)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > until) throw new TimeoutException("the cluster did not finish in time: " + state?.Invoke());
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task Three_p2p_workers_train_together_and_end_with_identical_weights()
+    {
+        var workers = Enumerable.Range(1, 3).Select(i => Host<WorkerRuntime>($"worker-{i}", "p2p", 3, b => b.UseSetting("Job:WorkerId", $"worker-{i}"))).ToList();
+        for (int i = 0; i < 3; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+
+        var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
+        await WaitUntil(() => runtimes.All(r => r.Ready && r.Use(n => n.AppliedRound) >= Rounds), TimeSpan.FromMinutes(1), () => string.Join("; ", runtimes.Select(r => r.Ready
+            ? r.Use(n => $"{n.Id} applied {n.AppliedRound}, holds [{string.Join(",", n.HeldSenders(n.OpenRound))}] and [{string.Join(",", n.HeldSenders(n.OpenRound + 1))}], counters {n.Counters.Applied}/{n.Counters.Late}/{string.Join(",", n.Counters.Rejected)}")
+            : "not ready")));
+
+        runtimes.Select(r => r.Use(n => n.WeightHash)).Distinct().Should().ContainSingle("every replica applied the same decided gradients");
+        runtimes.Select(r => r.Use(n => n.Counters.Applied)).Should().OnlyContain(applied => applied >= Rounds, "peers' gradients arrived through the subscription route");
+        (await _store.GetAsync("daprtrain/checkpoint/latest")).Should().NotBeNull("the elected writer checkpoints every 5 rounds");
+        var status = await workers[0].CreateClient().GetStringAsync("/status");
+        JsonDocument.Parse(status).RootElement.GetProperty("appliedRound").GetInt64().Should().BeGreaterThanOrEqualTo(Rounds);
+    }
+
+    [Fact]
+    public async Task A_parameter_server_and_two_workers_train_together_and_the_workers_hold_the_server_weights()
+    {
+        var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 2, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: false));
+        var server = Host<ServerRuntime>("parameter-server", "ps", 2, _ => { }, coordinator);
+        var workers = Enumerable.Range(1, 2).Select(i => Host<WorkerRuntime>($"worker-{i}", "ps", 2,
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}"), coordinator)).ToList();
+        _broker.Subscribe("gradients", "parameter-server", server.CreateClient(), ServerHosting.GradientsRoute);
+        for (int i = 0; i < 2; i++) _broker.Subscribe("weights", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.WeightsRoute);
+        var serverRuntime = server.Services.GetRequiredService<ServerRuntime>();
+        server.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        await WaitUntil(() => serverRuntime.Ready, TimeSpan.FromSeconds(60));
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+
+        var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
+        await WaitUntil(() => runtimes.All(r => r.Ready && r.Use(n => n.AppliedRound) >= Rounds), TimeSpan.FromMinutes(2));
+
+        ulong serverHash = serverRuntime.Use(n => n.WeightHash);
+        runtimes.Select(r => r.Use(n => n.WeightHash)).Should().OnlyContain(h => h == serverHash);
+        serverRuntime.Use(n => n.AppliedRound).Should().BeGreaterThanOrEqualTo(Rounds);
+    }
+
+    /// <summary>
+    /// Plays the sidecars' pub/sub: a publish returns at once, and each subscriber gets every chunk of the topic, in
+    /// order, as a binary CloudEvent, redelivered while it answers RETRY (as a broker would, with backoff).
+    /// </summary>
+    private sealed class TestBroker
+    {
+        private readonly Lock _gate = new();
+        private readonly Dictionary<string, List<Subscriber>> _subscribers = [];
+
+        public void Subscribe(string topic, string app, HttpClient client, string route)
+        {
+            lock (_gate)
+            {
+                if (!_subscribers.TryGetValue(topic, out var list)) _subscribers[topic] = list = [];
+                list.Add(new Subscriber(client, route, topic));
+            }
+        }
+
+        public IMessagePublisher PublisherFor(string app) => new Publisher(this, app);
+
+        private void Enqueue(string topic, string publisher, byte[] message)
+        {
+            List<Subscriber> targets;
+            lock (_gate) targets = _subscribers.TryGetValue(topic, out var list) ? [.. list] : [];
+            foreach (var chunk in ChunkCodec.Split(message))
+            {
+                foreach (var target in targets) target.Queue.Writer.TryWrite(CloudEvent(topic, publisher, chunk));
+            }
+        }
+
+        private sealed class Subscriber
+        {
+            public Subscriber(HttpClient client, string route, string topic)
+            {
+                _ = Task.Run(async () =>
+                {
+                    await foreach (var body in Queue.Reader.ReadAllAsync())
+                    {
+                        for (int attempt = 0; attempt < 200; attempt++)
+                        {
+                            try
+                            {
+                                using var response = await client.PostAsync(route, new StringContent(body, Encoding.UTF8, "application/cloudevents+json"));
+                                using var answer = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+                                if (answer.RootElement.GetProperty("status").GetString() != "RETRY") break;
+                            }
+                            catch (Exception ex) when (ex is HttpRequestException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+                            {
+                                return;
+                            }
+                            await Task.Delay(50);
+                        }
+                    }
+                });
+                _ = topic;
+            }
+
+            public System.Threading.Channels.Channel<string> Queue { get; } = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        }
+
+        private static string CloudEvent(string topic, string source, byte[] data)
+        {
+            var envelope = new Dictionary<string, object>
+            {
+                ["id"] = Guid.NewGuid().ToString(), ["specversion"] = "1.0", ["source"] = source, ["type"] = "com.dapr.event.sent",
+                ["topic"] = topic, ["pubsubname"] = "gradients", ["datacontenttype"] = "application/octet-stream", ["data_base64"] = Convert.ToBase64String(data),
+            };
+            return JsonSerializer.Serialize(envelope);
+        }
+
+        private sealed class Publisher(TestBroker broker, string app) : IMessagePublisher
+        {
+            public Task PublishAsync(string topic, byte[] message, CancellationToken cancellationToken = default)
+            {
+                broker.Enqueue(topic, app, message);
+                return Task.CompletedTask;
+            }
+        }
+    }
+}
