@@ -2,7 +2,9 @@ using Dapr.Actors;
 
 namespace DaprTrain.Contracts;
 
-public sealed record MembershipDto(long Version, string[] Members, Dictionary<int, string> ShardOwners, string? CheckpointWriter, string[] Expired);
+public sealed record MembershipDto(long Version, string[] Members, Dictionary<int, string> ShardOwners, string? CheckpointWriter, string[] Expired, string[]? SyncRequests = null);
+
+public sealed record SyncRequestDto(string Member, bool Pending);
 
 public sealed record RoundReportDto(string Member, int Generation, long Round, string[] Received);
 
@@ -31,4 +33,7 @@ public interface IJobCoordinatorActor : IActor
 
     /// <summary>The decision once every member reported or the deadline since the first report passed; null before.</summary>
     Task<RoundDecisionDto?> TryCloseRoundAsync(RoundKeyDto round);
+
+    /// <summary>A member that joined a running job asks for a state to continue from (pending) or has loaded one.</summary>
+    Task SetSyncRequestAsync(SyncRequestDto request);
 }

@@ -101,6 +101,14 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         return new RoundDecisionDto(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters]);
     }
 
+    public async Task SetSyncRequestAsync(SyncRequestDto request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Pending) State.RequestSync(request.Member);
+        else State.CompleteSync(request.Member);
+        await SaveAsync();
+    }
+
     public async Task ReceiveReminderAsync(string reminderName, byte[] state, TimeSpan dueTime, TimeSpan period)
     {
         if (reminderName != LeaseReminder) return;
@@ -119,5 +127,5 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     }
 
     private static MembershipDto ToDto(MembershipView view) =>
-        new(view.Version, [.. view.Members], new Dictionary<int, string>(view.ShardOwners), view.CheckpointWriter, [.. view.Expired]);
+        new(view.Version, [.. view.Members], new Dictionary<int, string>(view.ShardOwners), view.CheckpointWriter, [.. view.Expired], [.. view.PendingSyncs]);
 }

@@ -29,8 +29,10 @@ public sealed class ActorCoordinator(IActorProxyFactory proxies, string jobId) :
         return decision is null ? null : ToDecision(decision);
     }
 
+    public Task SetSyncRequestAsync(string member, bool pending) => _actor.SetSyncRequestAsync(new SyncRequestDto(member, pending));
+
     private static MembershipView ToView(MembershipDto dto) =>
-        new(dto.Version, dto.Members, dto.ShardOwners, dto.CheckpointWriter, dto.Expired);
+        new(dto.Version, dto.Members, dto.ShardOwners, dto.CheckpointWriter, dto.Expired, dto.SyncRequests ?? []);
 
     private static RoundDecision ToDecision(RoundDecisionDto dto) => new(dto.Generation, dto.Round, dto.Included, dto.Reporters);
 }

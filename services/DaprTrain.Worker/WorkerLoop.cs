@@ -38,8 +38,9 @@ public sealed class WorkerLoop(
         var latest = await checkpoints.LoadLatestAsync(stoppingToken);
         if (latest is { } found && found.Checkpoint.Round > 0 && job.Topology == "p2p")
         {
-            runtime.Use(node => { node.RestoreState(found.Checkpoint with { Generation = 0 }); return 0; });
-            logger.LogInformation("{Worker} joined job {Job} at round {Round} from the latest checkpoint", job.WorkerId, job.JobId, found.Checkpoint.Round);
+            runtime.Use(node => { node.ApplyView(view, shards); return 0; });
+            await SynchroniseAsync(checkpoints, found.Checkpoint.Round, stoppingToken);
+            view = await coordinator.GetViewAsync();
         }
         else
         {
@@ -71,7 +72,8 @@ public sealed class WorkerLoop(
             }
 
             var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
-            await WaitAsync(() => runtime.Use(n => view.Members.All(m => n.HeldSenders(round).Contains(m))), deadline, stoppingToken);
+            var contributors = view.Members.Except(view.PendingSyncs).ToList();
+            await WaitAsync(() => runtime.Use(n => contributors.All(m => n.HeldSenders(round).Contains(m))), deadline, stoppingToken);
             await coordinator.ReportAsync(job.WorkerId, 0, round, runtime.Use(n => n.HeldSenders(round)));
             RoundDecision? decision = null;
             await WaitAsync(async () => (decision = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, stoppingToken);
@@ -87,12 +89,12 @@ public sealed class WorkerLoop(
             if (!applied)
             {
                 logger.LogWarning("{Worker} lacks gradients the decision of round {Round} includes; taking a peer's state", job.WorkerId, round);
-                await WaitAsync(async () => await checkpoints.LoadLatestAsync(stoppingToken) is { Checkpoint.Round: var r } && r >= round, deadline * 10, stoppingToken);
-                if (await checkpoints.LoadLatestAsync(stoppingToken) is { } state) runtime.Use(n => { n.RestoreState(state.Checkpoint with { Generation = 0 }); return 0; });
+                await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
                 continue;
             }
 
-            if (view.CheckpointWriter == job.WorkerId && round % job.CheckpointEvery == 0)
+            // Every few rounds, and at once when a member that joined late waits for a state to continue from.
+            if (view.CheckpointWriter == job.WorkerId && (round % job.CheckpointEvery == 0 || view.PendingSyncs.Count > 0))
             {
                 var state = runtime.Use(n => n.CaptureState());
                 if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
@@ -102,6 +104,29 @@ public sealed class WorkerLoop(
         var final = runtime.Use(n => n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices));
         logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
             job.WorkerId, job.Rounds, final.Accuracy, runtime.Use(n => n.WeightHash));
+    }
+
+    /// <summary>
+    /// Joins the running job: asks the checkpoint writer for a state newer than <paramref name="seenRound"/>, loads it,
+    /// and continues from the round after it, as every other replica does.
+    /// </summary>
+    private async Task SynchroniseAsync(JobCheckpoints checkpoints, long seenRound, CancellationToken stoppingToken)
+    {
+        var job = options.Value;
+        await coordinator.SetSyncRequestAsync(job.WorkerId, pending: true);
+        logger.LogInformation("{Worker} asks for the job's current state (newer than round {Round})", job.WorkerId, seenRound);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            await coordinator.HeartbeatAsync(job.WorkerId);
+            if (await checkpoints.LoadLatestAsync(stoppingToken) is { } latest && latest.Checkpoint.Round > seenRound)
+            {
+                runtime.Use(n => { n.RestoreState(latest.Checkpoint with { Generation = 0 }); return 0; });
+                await coordinator.SetSyncRequestAsync(job.WorkerId, pending: false);
+                logger.LogInformation("{Worker} continues from round {Round}, written by {Writer}", job.WorkerId, latest.Checkpoint.Round, latest.Checkpoint.Writer);
+                return;
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(20), stoppingToken);
+        }
     }
 
     private static Task WaitAsync(Func<bool> done, TimeSpan timeout, CancellationToken cancellationToken) =>

@@ -63,4 +63,26 @@ public class CoordinatorTests
         c.Report("intruder", 0, 1, []);
         c.Close(0, 1).Included.Should().Equal("worker-1");
     }
+
+    [Fact]
+    public void A_member_waiting_for_state_neither_writes_checkpoints_nor_holds_up_the_barrier()
+    {
+        var c = Create(3);
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) c.Join(w);
+        c.RequestSync("worker-1");
+        var view = c.CurrentView();
+        view.PendingSyncs.Should().Equal("worker-1");
+        view.CheckpointWriter.Should().Be("worker-2", "the member that waits for a state cannot write it");
+
+        c.Report("worker-2", 0, 4, ["worker-2", "worker-3"]);
+        c.Report("worker-3", 0, 4, ["worker-2", "worker-3"]);
+        c.TryClose(0, 4, TimeSpan.FromHours(1)).Should().NotBeNull("every member that is not syncing has reported");
+
+        c.CompleteSync("worker-1");
+        c.CurrentView().CheckpointWriter.Should().Be("worker-1");
+        c.Report("worker-2", 0, 5, ["worker-2"]);
+        c.TryClose(0, 5, TimeSpan.FromHours(1)).Should().BeNull("worker-1 and worker-3 have not reported and the deadline has not passed");
+        _clock.AdvanceTo(_clock.NowMs + 10);
+        c.TryClose(0, 5, TimeSpan.FromMilliseconds(5))!.Included.Should().Equal("worker-2");
+    }
 }

@@ -38,12 +38,12 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         await Task.CompletedTask;
     }
 
-    private WebApplicationFactory<T> Host<T>(string app, string topology, int workers, Action<IWebHostBuilder> settings, ICoordinator? coordinator = null) where T : class
+    private WebApplicationFactory<T> Host<T>(string app, string topology, int workers, Action<IWebHostBuilder> settings, ICoordinator? coordinator = null, int rounds = Rounds) where T : class
     {
         var factory = new WebApplicationFactory<T>().WithWebHostBuilder(b =>
         {
             b.UseSetting("Job:Topology", topology).UseSetting("Job:Workers", workers.ToString(System.Globalization.CultureInfo.InvariantCulture))
-             .UseSetting("Job:Rounds", Rounds.ToString(System.Globalization.CultureInfo.InvariantCulture)).UseSetting("Job:RoundDeadlineMs", "5000")
+             .UseSetting("Job:Rounds", rounds.ToString(System.Globalization.CultureInfo.InvariantCulture)).UseSetting("Job:RoundDeadlineMs", "5000")
              .UseSetting("Job:CheckpointEvery", "5").UseSetting("Job:Holdout", "500");
             settings(b);
             b.ConfigureTestServices(services =>
@@ -108,6 +108,37 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         serverRuntime.Use(n => n.AppliedRound).Should().BeGreaterThanOrEqualTo(Rounds);
     }
 
+    [Fact]
+    public async Task A_worker_started_again_mid_run_takes_the_current_state_and_ends_with_the_others_weights()
+    {
+        const int rounds = 40;
+        var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 3, TimeSpan.FromMilliseconds(1500), TimeProvider.System, workersWriteCheckpoints: true));
+        WebApplicationFactory<WorkerRuntime> Start(int i) => Host<WorkerRuntime>($"worker-{i}", "p2p", 3, b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:RoundDeadlineMs", "1000"), coordinator, rounds);
+        var workers = Enumerable.Range(1, 3).Select(Start).ToList();
+        for (int i = 0; i < 3; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
+
+        // worker-3's process goes away after round 8; the other two carry on without it.
+        await WaitUntil(() => runtimes[2].Ready && runtimes[2].Use(n => n.AppliedRound) >= 8, TimeSpan.FromMinutes(1));
+        _broker.Unsubscribe("worker-3");
+        workers[2].Dispose();
+        await WaitUntil(() => !coordinator.State.CurrentView().Members.Contains("worker-3"), TimeSpan.FromSeconds(30));
+        long whenGone = runtimes[0].Use(n => n.AppliedRound);
+
+        // A new worker-3 process starts mid-run.
+        var restarted = Start(3);
+        _broker.Subscribe("gradients", "worker-3", restarted.CreateClient(), WorkerHosting.GradientsRoute);
+        restarted.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        var live = new[] { runtimes[0], runtimes[1], restarted.Services.GetRequiredService<WorkerRuntime>() };
+
+        await WaitUntil(() => live.All(r => r.Ready && r.Use(n => n.AppliedRound) >= rounds), TimeSpan.FromMinutes(2), () => string.Join("; ", live.Select(r => r.Ready
+            ? r.Use(n => $"{n.Id} applied {n.AppliedRound}, holds [{string.Join(",", n.HeldSenders(n.OpenRound))}]") : "not ready")));
+        whenGone.Should().BeLessThan(rounds - 5, "the restarted worker joined a running job");
+        live.Select(r => r.Use(n => n.WeightHash)).Distinct().Should().ContainSingle("the restarted replica took a peer's state and then applied the same rounds");
+        coordinator.State.CurrentView().Members.Should().Equal("worker-1", "worker-2", "worker-3");
+    }
+
     /// <summary>
     /// Plays the sidecars' pub/sub: a publish returns at once, and each subscriber gets every chunk of the topic, in
     /// order, as a binary CloudEvent, redelivered while it answers RETRY (as a broker would, with backoff).
@@ -122,11 +153,19 @@ public sealed class InProcessClusterTests : IAsyncDisposable
             lock (_gate)
             {
                 if (!_subscribers.TryGetValue(topic, out var list)) _subscribers[topic] = list = [];
-                list.Add(new Subscriber(client, route, topic));
+                list.Add(new Subscriber(app, client, route));
             }
         }
 
         public IMessagePublisher PublisherFor(string app) => new Publisher(this, app);
+
+        public void Unsubscribe(string app)
+        {
+            lock (_gate)
+            {
+                foreach (var list in _subscribers.Values) list.RemoveAll(s => s.App == app);
+            }
+        }
 
         private void Enqueue(string topic, string publisher, byte[] message)
         {
@@ -140,8 +179,9 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         private sealed class Subscriber
         {
-            public Subscriber(HttpClient client, string route, string topic)
+            public Subscriber(string app, HttpClient client, string route)
             {
+                App = app;
                 _ = Task.Run(async () =>
                 {
                     await foreach (var body in Queue.Reader.ReadAllAsync())
@@ -162,8 +202,9 @@ public sealed class InProcessClusterTests : IAsyncDisposable
                         }
                     }
                 });
-                _ = topic;
             }
+
+            public string App { get; }
 
             public System.Threading.Channels.Channel<string> Queue { get; } = System.Threading.Channels.Channel.CreateUnbounded<string>();
         }

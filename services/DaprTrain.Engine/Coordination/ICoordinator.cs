@@ -17,6 +17,9 @@ public interface ICoordinator
 
     /// <summary>The decision once every member reported or <paramref name="deadline"/> passed since the first report; null before.</summary>
     Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline);
+
+    /// <summary>Asks the checkpoint writer for a state to continue from (a member that joined a running job), or says it has one.</summary>
+    Task SetSyncRequestAsync(string member, bool pending);
 }
 
 /// <summary>One <see cref="JobCoordinator"/> behind a lock: the turn-based access a Dapr actor gives, in process.</summary>
@@ -42,6 +45,13 @@ public sealed class InProcessCoordinator(JobCoordinator coordinator) : ICoordina
     public Task<RoundDecision> CloseRoundAsync(int generation, long round) => Turn(() => coordinator.Close(generation, round));
 
     public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => Turn(() => coordinator.TryClose(generation, round, deadline));
+
+    public Task SetSyncRequestAsync(string member, bool pending) => Turn(() =>
+    {
+        if (pending) coordinator.RequestSync(member);
+        else coordinator.CompleteSync(member);
+        return true;
+    });
 
     private Task<T> Turn<T>(Func<T> call)
     {

@@ -13,7 +13,8 @@ public sealed record CoordinatorSnapshot(
     Dictionary<string, long> LeaseExpiries,
     Dictionary<int, string> ShardOwners,
     List<ReportSnapshot> Reports,
-    List<DecisionSnapshot> Decisions);
+    List<DecisionSnapshot> Decisions,
+    List<string>? SyncRequests = null);
 
 /// <summary>
 /// Membership, leases, data-shard assignment, checkpoint-writer election and the per-round agreement of
@@ -28,6 +29,7 @@ public sealed class JobCoordinator
     private readonly Dictionary<(int Generation, long Round), Dictionary<string, HashSet<string>>> _reports = [];
     private readonly Dictionary<(int Generation, long Round), RoundDecision> _decisions = [];
     private readonly Dictionary<(int Generation, long Round), DateTimeOffset> _firstReport = [];
+    private readonly HashSet<string> _syncRequests = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
 
     public JobCoordinator(string jobId, int shardCount, TimeSpan leaseDuration, TimeProvider time, bool workersWriteCheckpoints)
@@ -74,6 +76,7 @@ public sealed class JobCoordinator
 
     public MembershipView Leave(string member)
     {
+        _syncRequests.Remove(member);
         if (_leases.Remove(member)) Reassign();
         return View([]);
     }
@@ -83,12 +86,24 @@ public sealed class JobCoordinator
     {
         var now = _time.GetUtcNow();
         var expired = _leases.Where(l => l.Value < now).Select(l => l.Key).OrderBy(m => m, StringComparer.Ordinal).ToList();
-        foreach (var member in expired) _leases.Remove(member);
+        foreach (var member in expired)
+        {
+            _leases.Remove(member);
+            _syncRequests.Remove(member);
+        }
         if (expired.Count > 0) Reassign();
         return View(expired);
     }
 
     public bool IsMember(string member) => _leases.ContainsKey(member);
+
+    /// <summary>A member that joined a running job asks the checkpoint writer for a state it can continue from.</summary>
+    public void RequestSync(string member)
+    {
+        if (_leases.ContainsKey(member)) _syncRequests.Add(member);
+    }
+
+    public void CompleteSync(string member) => _syncRequests.Remove(member);
 
     /// <summary>A member states which senders' gradients it holds for the round.</summary>
     public void Report(string member, int generation, long round, IEnumerable<string> received)
@@ -108,7 +123,7 @@ public sealed class JobCoordinator
     {
         if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
         var reports = _reports.GetValueOrDefault((generation, round));
-        bool everyone = reports is not null && _leases.Keys.All(reports.ContainsKey);
+        bool everyone = reports is not null && _leases.Keys.Where(m => !_syncRequests.Contains(m)).All(reports.ContainsKey);
         bool late = _firstReport.TryGetValue((generation, round), out var first) && _time.GetUtcNow() - first >= deadline;
         return everyone || late ? Close(generation, round) : null;
     }
@@ -168,7 +183,8 @@ public sealed class JobCoordinator
         _leases.ToDictionary(l => l.Key, l => l.Value.ToUnixTimeMilliseconds()),
         new Dictionary<int, string>(_shardOwners),
         _reports.SelectMany(r => r.Value.Select(m => new ReportSnapshot(m.Key, r.Key.Generation, r.Key.Round, [.. m.Value]))).ToList(),
-        _decisions.Values.Select(d => new DecisionSnapshot(d.Generation, d.Round, [.. d.Included], [.. d.Reporters])).ToList());
+        _decisions.Values.Select(d => new DecisionSnapshot(d.Generation, d.Round, [.. d.Included], [.. d.Reporters])).ToList(),
+        [.. _syncRequests]);
 
     public static JobCoordinator Restore(CoordinatorSnapshot snapshot, TimeProvider time)
     {
@@ -185,13 +201,16 @@ public sealed class JobCoordinator
             reports[report.Member] = new HashSet<string>(report.Received, StringComparer.Ordinal);
         }
         foreach (var d in snapshot.Decisions) coordinator._decisions[(d.Generation, d.Round)] = new RoundDecision(d.Generation, d.Round, d.Included, d.Reporters);
+        foreach (var member in snapshot.SyncRequests ?? []) coordinator._syncRequests.Add(member);
         return coordinator;
     }
 
     private MembershipView View(IReadOnlyList<string> expired)
     {
         var members = _leases.Keys.OrderBy(m => m, StringComparer.Ordinal).ToList();
-        string? writer = WorkersWriteCheckpoints ? members.FirstOrDefault() : "ps";
-        return new MembershipView(Version, members, new Dictionary<int, string>(_shardOwners), writer, expired);
+        // A member that waits for a state cannot be the one that writes it.
+        string? writer = WorkersWriteCheckpoints ? members.FirstOrDefault(m => !_syncRequests.Contains(m)) : "ps";
+        return new MembershipView(Version, members, new Dictionary<int, string>(_shardOwners), writer, expired,
+            _syncRequests.OrderBy(m => m, StringComparer.Ordinal).ToList());
     }
 }

@@ -6,8 +6,12 @@ public sealed record MembershipView(
     IReadOnlyList<string> Members,
     IReadOnlyDictionary<int, string> ShardOwners,
     string? CheckpointWriter,
-    IReadOnlyList<string> Expired)
+    IReadOnlyList<string> Expired,
+    IReadOnlyList<string>? SyncRequests = null)
 {
+    /// <summary>Members that joined a running job and wait for a peer to write the current state for them.</summary>
+    public IReadOnlyList<string> PendingSyncs => SyncRequests ?? [];
+
     public IReadOnlyList<int> ShardsOf(string member) =>
         ShardOwners.Where(p => p.Value == member).Select(p => p.Key).OrderBy(s => s).ToList();
 }
