@@ -31,7 +31,7 @@ public static class ServerHosting
             return app;
         }
         app.MapDaprTrainHealth(DaprApps.ParameterServer);
-        app.MapPost(GradientsRoute, (HttpRequest request, ServerRuntime runtime) => runtime.Gradients.HandleAsync(request, DaprTopics.Gradients, runtime.Deliver()))
+        app.MapPost(GradientsRoute, (HttpRequest request, ServerRuntime runtime) => runtime.Gradients.HandleAsync(request, DaprTopics.Gradients, runtime.Deliver((node, payload) => node.HandleGradient(payload))))
             .WithTopic(DaprComponents.PubSub, DaprTopics.Gradients);
         return app;
     }
