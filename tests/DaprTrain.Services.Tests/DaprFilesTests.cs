@@ -48,6 +48,7 @@ public class DaprFilesTests
         var pubsub = components.Single(c => Scalar(c, "metadata", "name") == DaprComponents.PubSub);
         var state = components.Single(c => Scalar(c, "metadata", "name") == DaprComponents.StateStore);
         Metadata(state)["actorStateStore"].Should().Be("true", "the coordinator's actors keep their state there");
+        Metadata(state)["keyPrefix"].Should().Be("name", "apps share checkpoint keys, which the default app-id prefix would separate");
         string pubsubType = Scalar(pubsub, "spec", "type");
         var pubsubMetadata = Metadata(pubsub);
         if (pubsubType == "pubsub.redis") pubsubMetadata.Should().ContainKey("redisHost");

@@ -1,0 +1,116 @@
+using System.Net;
+using System.Text.Json;
+using DaprTrain.SidecarDouble;
+
+namespace DaprTrain.EndToEnd.Tests;
+
+/// <summary>
+/// Apps and their sidecar doubles on free loopback ports, sharing one set of components. Every process is
+/// killed and every sidecar stopped when the cluster is disposed, whatever the test did.
+/// </summary>
+public sealed class Cluster : IAsyncDisposable
+{
+    private readonly List<ServiceProcess> _processes = [];
+    private readonly List<Sidecar> _sidecars = [];
+    private readonly Dictionary<string, string> _job;
+
+    public Cluster(Dictionary<string, string> job, SidecarFaults? faults = null)
+    {
+        _job = job;
+        Components = new SharedComponents(faults);
+    }
+
+    public SharedComponents Components { get; }
+
+    public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(10) };
+
+    public Dictionary<string, Uri> Apps { get; } = [];
+
+    public static string RepositoryRoot
+    {
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DaprTrain.sln"))) dir = dir.Parent;
+            return dir?.FullName ?? throw new InvalidOperationException("DaprTrain.sln not found above the test output");
+        }
+    }
+
+    private static string Dll(string project)
+    {
+        // The same configuration as this test assembly (bin/<Configuration>/net10.0).
+        string configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
+        string path = Path.Combine(RepositoryRoot, "services", project, "bin", configuration, "net10.0", project + ".dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException($"{path} is not built; build the solution first", path);
+    }
+
+    /// <summary>Starts the app's sidecar, then the app pointed at it, then lets the sidecar read the app's subscriptions and actors.</summary>
+    public async Task<ServiceProcess> StartAsync(string appId, string project, Dictionary<string, string>? extra = null, int? appPort = null)
+    {
+        int port = appPort ?? Sidecar.FreePort();
+        var url = new Uri($"http://127.0.0.1:{port}/");
+        var sidecar = await Sidecar.StartAsync(appId, url, Components);
+        _sidecars.Add(sidecar);
+        var environment = new Dictionary<string, string>(_job)
+        {
+            ["ASPNETCORE_URLS"] = url.ToString().TrimEnd('/'),
+            ["Logging__LogLevel__Default"] = "Information",
+        };
+        foreach (var (key, value) in sidecar.AppEnvironment) environment[key] = value;
+        foreach (var (key, value) in extra ?? []) environment[key] = value;
+        var process = new ServiceProcess(appId, Dll(project), environment);
+        _processes.Add(process);
+        Apps[appId] = url;
+        try
+        {
+            await sidecar.AttachAppAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException(ex.Message + "\n" + process.Tail(), ex);
+        }
+        return process;
+    }
+
+    public async Task<JsonElement> StatusAsync(string appId)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(await Http.GetStringAsync(new Uri(Apps[appId], "status")));
+            return json.RootElement.Clone();
+        }
+        catch (HttpRequestException)
+        {
+            return default;
+        }
+    }
+
+    public async Task<long> AppliedRoundAsync(string appId)
+    {
+        var status = await StatusAsync(appId);
+        return status.ValueKind == JsonValueKind.Object ? status.GetProperty("appliedRound").GetInt64() : -1;
+    }
+
+    public async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > until)
+            {
+                throw new TimeoutException($"timed out waiting for {what}\nactor calls: " + string.Join("\n", Components.ActorCalls.Take(10)) + "\n" + string.Join("\n", _processes.Select(p => p.Tail())));
+            }
+            await Task.Delay(200);
+        }
+    }
+
+    public string Logs => string.Join("\n", _processes.Select(p => p.Tail(40)));
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var process in _processes) process.Dispose();
+        foreach (var sidecar in _sidecars) await sidecar.DisposeAsync();
+        await Components.DisposeAsync();
+        Http.Dispose();
+    }
+}

@@ -1,0 +1,55 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace DaprTrain.EndToEnd.Tests;
+
+/// <summary>A service started as its own process (dotnet its.dll); killed, whatever happens, when disposed.</summary>
+public sealed class ServiceProcess : IDisposable
+{
+    private readonly Process _process;
+
+    public ServiceProcess(string name, string dll, IReadOnlyDictionary<string, string> environment)
+    {
+        Name = name;
+        var start = new ProcessStartInfo("dotnet", [dll])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
+        foreach (var (key, value) in environment) start.Environment[key] = value;
+        _process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {dll}");
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public string Name { get; }
+
+    public ConcurrentQueue<string> Output { get; } = new();
+
+    public bool Exited => _process.HasExited;
+
+    /// <summary>SIGKILL: no shutdown, no leave, no flush, as when a node dies.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        _process.WaitForExit(10_000);
+    }
+
+    public string Tail(int lines = 15) => $"--- {Name} ---\n" + string.Join("\n", Output.TakeLast(lines));
+
+    public void Dispose()
+    {
+        try
+        {
+            Kill();
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,232 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Grpc.AspNetCore.Server.Model;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace DaprTrain.SidecarDouble;
+
+/// <summary>
+/// One sidecar double for one app, like daprd: gRPC on <see cref="GrpcPort"/> (DAPR_GRPC_PORT) and HTTP on
+/// <see cref="HttpPort"/> (DAPR_HTTP_PORT), talking to its app at <see cref="AppUrl"/>. Sidecars of one test share
+/// their <see cref="SharedComponents"/>. See README.md beside this file for what it models and what it does not.
+/// </summary>
+public sealed class Sidecar : IAsyncDisposable
+{
+    private static readonly string[] HopHeaders = ["Host", "Content-Length", "Transfer-Encoding", "Connection"];
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _turns = new(StringComparer.Ordinal);
+    private readonly WebApplication _server;
+
+    private Sidecar(string appId, Uri appUrl, SharedComponents components, int httpPort, int grpcPort)
+    {
+        AppId = appId;
+        AppUrl = appUrl;
+        Components = components;
+        HttpPort = httpPort;
+        GrpcPort = grpcPort;
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = DaprRuntimeService.MaxBodyBytes + 64 * 1024;
+            k.Listen(IPAddress.Loopback, httpPort, o => o.Protocols = HttpProtocols.Http1);
+            k.Listen(IPAddress.Loopback, grpcPort, o => o.Protocols = HttpProtocols.Http2);
+        });
+        builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = DaprRuntimeService.MaxBodyBytes + 64 * 1024);
+        builder.Services.AddSingleton(this);
+        builder.Services.AddSingleton<DaprRuntimeService>();
+        builder.Services.AddSingleton<IServiceMethodProvider<DaprRuntimeService>, DaprRuntimeService.Methods>();
+        _server = builder.Build();
+        // The SDK joins its endpoint and the API path with one slash too many ("//v1.0/..."); daprd accepts that.
+        _server.Use((context, next) =>
+        {
+            string path = context.Request.Path.Value ?? "";
+            if (path.StartsWith("//", StringComparison.Ordinal)) context.Request.Path = new PathString("/" + path.TrimStart('/'));
+            return next(context);
+        });
+        _server.UseRouting();
+        _server.MapGrpcService<DaprRuntimeService>();
+        MapHttpApi(_server);
+    }
+
+    public string AppId { get; }
+
+    public Uri AppUrl { get; }
+
+    public SharedComponents Components { get; }
+
+    public int HttpPort { get; }
+
+    public int GrpcPort { get; }
+
+    public static async Task<Sidecar> StartAsync(string appId, Uri appUrl, SharedComponents components)
+    {
+        var sidecar = new Sidecar(appId, appUrl, components, FreePort(), FreePort());
+        await sidecar._server.StartAsync();
+        return sidecar;
+    }
+
+    /// <summary>The environment an app needs to find this sidecar.</summary>
+    public IReadOnlyDictionary<string, string> AppEnvironment => new Dictionary<string, string>
+    {
+        ["DAPR_HTTP_PORT"] = HttpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["DAPR_GRPC_PORT"] = GrpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>
+    /// What daprd does once its app is up (and again after the app restarts): read GET /dapr/subscribe and
+    /// GET /dapr/config, register the subscriptions and the actor types.
+    /// </summary>
+    public async Task AttachAppAsync(TimeSpan timeout)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            try
+            {
+                using var health = await Components.Http.GetAsync(new Uri(AppUrl, "health"));
+                if (health.IsSuccessStatusCode) break;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            if (DateTime.UtcNow > until) throw new TimeoutException($"{AppId} did not answer at {AppUrl} within {timeout}");
+            await Task.Delay(100);
+        }
+
+        // An app without subscriptions may answer 404 here; daprd reads that as none.
+        using var subscribe = await Components.Http.GetAsync(new Uri(AppUrl, "dapr/subscribe"));
+        if (subscribe.IsSuccessStatusCode)
+        {
+            using var subscriptions = JsonDocument.Parse(await subscribe.Content.ReadAsStringAsync());
+            foreach (var entry in subscriptions.RootElement.EnumerateArray())
+            {
+                var fields = entry.EnumerateObject().ToDictionary(p => p.Name.ToLowerInvariant(), p => p.Value);
+                Components.Broker.Subscribe(AppId, AppUrl, fields["pubsubname"].GetString()!, fields["topic"].GetString()!, fields["route"].GetString()!);
+            }
+        }
+        using var config = await Components.Http.GetAsync(new Uri(AppUrl, "dapr/config"));
+        if (config.IsSuccessStatusCode)
+        {
+            using var json = JsonDocument.Parse(await config.Content.ReadAsStringAsync());
+            if (json.RootElement.TryGetProperty("entities", out var entities))
+            {
+                foreach (var type in entities.EnumerateArray()) Components.Placement[type.GetString()!] = AppUrl;
+            }
+        }
+    }
+
+    private void MapHttpApi(WebApplication app)
+    {
+        app.MapGet("/v1.0/healthz", () => Results.NoContent());
+        app.MapGet("/v1.0/healthz/outbound", () => Results.NoContent());
+
+        app.MapMethods("/v1.0/actors/{type}/{id}/method/{method}", ["PUT", "POST"], InvokeActorAsync);
+
+        app.MapGet("/v1.0/actors/{type}/{id}/state/{key}", (string type, string id, string key) =>
+            Components.State.Get(ActorKey(type, id, key)) is { } item ? Results.Bytes(item.Value, "application/json") : Results.NoContent());
+
+        app.MapMethods("/v1.0/actors/{type}/{id}/state", ["PUT", "POST"], async (string type, string id, HttpRequest request) =>
+        {
+            using var json = await JsonDocument.ParseAsync(request.Body);
+            var operations = new List<(string, byte[]?, string?)>();
+            foreach (var operation in json.RootElement.EnumerateArray())
+            {
+                var body = operation.GetProperty("request");
+                string key = ActorKey(type, id, body.GetProperty("key").GetString()!);
+                operations.Add(operation.GetProperty("operation").GetString() switch
+                {
+                    "upsert" => (key, Encoding.UTF8.GetBytes(body.GetProperty("value").GetRawText()), null),
+                    "delete" => (key, null, null),
+                    var other => throw new Microsoft.AspNetCore.Http.BadHttpRequestException($"unsupported actor state operation {other}"),
+                });
+            }
+            Components.State.Apply(operations);
+            return Results.NoContent();
+        });
+
+        app.MapMethods("/v1.0/actors/{type}/{id}/reminders/{name}", ["PUT", "POST"], async (string type, string id, string name, HttpRequest request) =>
+        {
+            using var reader = new StreamReader(request.Body);
+            Components.Reminders.Register(Components, type, id, name, await reader.ReadToEndAsync());
+            return Results.NoContent();
+        });
+        app.MapDelete("/v1.0/actors/{type}/{id}/reminders/{name}", (string type, string id, string name) =>
+        {
+            Components.Reminders.Unregister(type, id, name);
+            return Results.NoContent();
+        });
+        app.MapFallback((HttpContext context) =>
+        {
+            Components.ActorCalls.Enqueue($"unmatched {context.Request.Method} {context.Request.Path}");
+            return Results.NotFound(new { errorCode = "ERR_NOT_IMPLEMENTED_IN_DOUBLE", message = $"{context.Request.Method} {context.Request.Path} is not part of the double" });
+        });
+        // Timers die with the actor; the services use none, so registering one is accepted and has no effect here.
+        app.MapMethods("/v1.0/actors/{type}/{id}/timers/{name}", ["PUT", "POST", "DELETE"], () => Results.NoContent());
+    }
+
+    /// <summary>Forwards an actor call to the app hosting the type, one call at a time per actor id (turn-based).</summary>
+    private async Task InvokeActorAsync(HttpContext context, string type, string id, string method)
+    {
+        if (!Components.Placement.TryGetValue(type, out var host))
+        {
+            context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+            await context.Response.WriteAsync($"{{\"errorCode\":\"ERR_ACTOR_INSTANCE_MISSING\",\"message\":\"no app hosts actor type {type}\"}}");
+            return;
+        }
+        var turn = _turns.GetOrAdd($"{type}/{id}", _ => new SemaphoreSlim(1, 1));
+        await turn.WaitAsync(context.RequestAborted);
+        try
+        {
+            using var forward = new HttpRequestMessage(HttpMethod.Put, new Uri(host, $"actors/{type}/{id}/method/{method}"));
+            using var body = new MemoryStream();
+            await context.Request.Body.CopyToAsync(body, context.RequestAborted);
+            forward.Content = new ByteArrayContent(body.ToArray());
+            foreach (var header in context.Request.Headers.Where(h => !HopHeaders.Contains(h.Key, StringComparer.OrdinalIgnoreCase)))
+            {
+                if (!forward.Headers.TryAddWithoutValidation(header.Key, header.Value.ToArray())) forward.Content.Headers.TryAddWithoutValidation(header.Key, header.Value.ToArray());
+            }
+            using var response = await Components.Http.SendAsync(forward, context.RequestAborted);
+            Components.ActorCalls.Enqueue($"{context.Request.Method} {forward.RequestUri} -> {(int)response.StatusCode}");
+            context.Response.StatusCode = (int)response.StatusCode;
+            foreach (var header in response.Headers.Concat(response.Content.Headers).Where(h => !HopHeaders.Contains(h.Key, StringComparer.OrdinalIgnoreCase)))
+            {
+                context.Response.Headers[header.Key] = header.Value.ToArray();
+            }
+            await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted);
+        }
+        catch (HttpRequestException ex)
+        {
+            context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+            await context.Response.WriteAsync($"{{\"errorCode\":\"ERR_ACTOR_INVOKE_METHOD\",\"message\":\"{JsonEncodedText.Encode(ex.Message)}\"}}");
+        }
+        finally
+        {
+            turn.Release();
+        }
+    }
+
+    private static string ActorKey(string type, string id, string key) => $"actors||{type}||{id}||{key}";
+
+    public static int FreePort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _server.StopAsync();
+        await _server.DisposeAsync();
+    }
+}
