@@ -31,6 +31,9 @@ public static class ServerHosting
             return app;
         }
         app.MapDaprTrainHealth(DaprApps.ParameterServer);
+        app.MapGet("/status", (ServerRuntime runtime) => runtime.Ready
+            ? Results.Json(runtime.Use(n => new { server = DaprApps.ParameterServer, appliedRound = n.AppliedRound, generation = n.Generation, weightHash = n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture) }))
+            : Results.Json(new { server = DaprApps.ParameterServer, appliedRound = -1L }));
         app.MapPost(GradientsRoute, (HttpRequest request, ServerRuntime runtime) => runtime.Gradients.HandleAsync(request, DaprTopics.Gradients, runtime.Deliver((node, payload) => node.HandleGradient(payload))))
             .WithTopic(DaprComponents.PubSub, DaprTopics.Gradients);
         return app;

@@ -42,27 +42,39 @@ public sealed class ServerLoop(
         runtime.Start(node);
         await publisher.PublishAsync(DaprTopics.Weights, runtime.Use(n => n.WeightsMessage()), stoppingToken);
 
-        var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
         while (!stoppingToken.IsCancellationRequested && runtime.Use(n => n.AppliedRound) < job.Rounds)
         {
-            var view = await coordinator.GetViewAsync();
-            if (view.Members.Count == 0)
+            try
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
-                continue;
+                await RunRoundAsync(job, checkpoints, stoppingToken);
             }
-            long round = runtime.Use(n => { n.SetMembers(view.Members); return n.OpenRound; });
-            while (runtime.Use(n => n.HeldSenders(round).Count) == 0) await Task.Delay(Poll, stoppingToken);
-            var until = DateTime.UtcNow + deadline;
-            while (DateTime.UtcNow < until && !runtime.Use(n => view.Members.All(m => n.HeldSenders(round).Contains(m)))) await Task.Delay(Poll, stoppingToken);
-
-            byte[] weights = runtime.Use(n => n.CloseRound());
-            await publisher.PublishAsync(DaprTopics.Weights, weights, stoppingToken);
-            if (round % job.CheckpointEvery == 0 && !await checkpoints.TrySaveAsync(runtime.Use(n => n.CaptureState()), stoppingToken))
+            catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
-                logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
+                logger.LogWarning("round failed ({Error}); trying again", ex.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(500), stoppingToken);
             }
-            if (round % 10 == 0) logger.LogInformation("completed round {Round}/{Rounds}", round, job.Rounds);
         }
+    }
+
+    private async Task RunRoundAsync(TrainingJobOptions job, JobCheckpoints checkpoints, CancellationToken stoppingToken)
+    {
+        var view = await coordinator.GetViewAsync();
+        if (view.Members.Count == 0)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
+            return;
+        }
+        long round = runtime.Use(n => { n.SetMembers(view.Members); return n.OpenRound; });
+        while (runtime.Use(n => n.HeldSenders(round).Count) == 0) await Task.Delay(Poll, stoppingToken);
+        var until = DateTime.UtcNow + TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
+        while (DateTime.UtcNow < until && !runtime.Use(n => view.Members.All(m => n.HeldSenders(round).Contains(m)))) await Task.Delay(Poll, stoppingToken);
+
+        byte[] weights = runtime.Use(n => n.CloseRound());
+        await publisher.PublishAsync(DaprTopics.Weights, weights, stoppingToken);
+        if (round % job.CheckpointEvery == 0 && !await checkpoints.TrySaveAsync(runtime.Use(n => n.CaptureState()), stoppingToken))
+        {
+            logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
+        }
+        if (round % 10 == 0) logger.LogInformation("completed round {Round}/{Rounds}", round, job.Rounds);
     }
 }

@@ -58,52 +58,67 @@ public sealed class WorkerLoop(
 
         while (!stoppingToken.IsCancellationRequested && runtime.Use(n => n.AppliedRound) < job.Rounds)
         {
-            if (!await coordinator.HeartbeatAsync(job.WorkerId)) await coordinator.JoinAsync(job.WorkerId);
-            view = await coordinator.GetViewAsync();
-            long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
-            byte[] gradient = runtime.Use(node => { node.ComputeGradient(); return node.GradientMessage(); });
-            await publisher.PublishAsync(DaprTopics.Gradients, gradient, stoppingToken);
-
-            if (job.Topology == "ps")
+            try
             {
-                // Without weights within two deadlines (a server restarting, a lost message) the gradient is sent again.
-                await WaitAsync(() => runtime.Use(n => n.AppliedRound >= round || n.OpenRound != round), TimeSpan.FromMilliseconds(job.RoundDeadlineMs * 2), stoppingToken);
-                continue;
+                await RunRoundAsync(job, shards, checkpoints, stoppingToken);
             }
-
-            var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
-            var contributors = view.Members.Except(view.PendingSyncs).ToList();
-            await WaitAsync(() => runtime.Use(n => contributors.All(m => n.HeldSenders(round).Contains(m))), deadline, stoppingToken);
-            await coordinator.ReportAsync(job.WorkerId, 0, round, runtime.Use(n => n.HeldSenders(round)));
-            RoundDecision? decision = null;
-            await WaitAsync(async () => (decision = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, stoppingToken);
-            decision ??= await coordinator.CloseRoundAsync(0, round);
-
-            bool applied = runtime.Use(node =>
+            catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
-                var held = node.HeldSenders(round);
-                if (!decision.Included.All(held.Contains)) return false;
-                node.ApplyDecision(decision);
-                return true;
-            });
-            if (!applied)
-            {
-                logger.LogWarning("{Worker} lacks gradients the decision of round {Round} includes; taking a peer's state", job.WorkerId, round);
-                await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
-                continue;
+                // The sidecar, the coordinator or the store is briefly away (a restart, a network blip): try the round again.
+                logger.LogWarning("{Worker}: round failed ({Error}); trying again", job.WorkerId, ex.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(500), stoppingToken);
             }
-
-            // Every few rounds, and at once when a member that joined late waits for a state to continue from.
-            if (view.CheckpointWriter == job.WorkerId && (round % job.CheckpointEvery == 0 || view.PendingSyncs.Count > 0))
-            {
-                var state = runtime.Use(n => n.CaptureState());
-                if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
-            }
-            if (round % 10 == 0) logger.LogInformation("{Worker} completed round {Round}/{Rounds}", job.WorkerId, round, job.Rounds);
         }
         var final = runtime.Use(n => n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices));
         logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
             job.WorkerId, job.Rounds, final.Accuracy, runtime.Use(n => n.WeightHash));
+    }
+
+    /// <summary>One round: compute, publish, then wait for the server's weights (ps) or agree on and apply the round (p2p).</summary>
+    private async Task RunRoundAsync(TrainingJobOptions job, long[][] shards, JobCheckpoints checkpoints, CancellationToken stoppingToken)
+    {
+        if (!await coordinator.HeartbeatAsync(job.WorkerId)) await coordinator.JoinAsync(job.WorkerId);
+        var view = await coordinator.GetViewAsync();
+        long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
+        byte[] gradient = runtime.Use(node => { node.ComputeGradient(); return node.GradientMessage(); });
+        await publisher.PublishAsync(DaprTopics.Gradients, gradient, stoppingToken);
+
+        if (job.Topology == "ps")
+        {
+            // Without weights within two deadlines (a server restarting, a lost message) the gradient is sent again.
+            await WaitAsync(() => runtime.Use(n => n.AppliedRound >= round || n.OpenRound != round), TimeSpan.FromMilliseconds(job.RoundDeadlineMs * 2), stoppingToken);
+            return;
+        }
+
+        var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
+        var contributors = view.Members.Except(view.PendingSyncs).ToList();
+        await WaitAsync(() => runtime.Use(n => contributors.All(m => n.HeldSenders(round).Contains(m))), deadline, stoppingToken);
+        await coordinator.ReportAsync(job.WorkerId, 0, round, runtime.Use(n => n.HeldSenders(round)));
+        RoundDecision? decision = null;
+        await WaitAsync(async () => (decision = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, stoppingToken);
+        decision ??= await coordinator.CloseRoundAsync(0, round);
+
+        bool applied = runtime.Use(node =>
+        {
+            var held = node.HeldSenders(round);
+            if (!decision.Included.All(held.Contains)) return false;
+            node.ApplyDecision(decision);
+            return true;
+        });
+        if (!applied)
+        {
+            logger.LogWarning("{Worker} lacks gradients the decision of round {Round} includes; taking a peer's state", job.WorkerId, round);
+            await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
+            return;
+        }
+
+        // Every few rounds, and at once when a member that joined late waits for a state to continue from.
+        if (view.CheckpointWriter == job.WorkerId && (round % job.CheckpointEvery == 0 || view.PendingSyncs.Count > 0))
+        {
+            var state = runtime.Use(n => n.CaptureState());
+            if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
+        }
+        if (round % 10 == 0) logger.LogInformation("{Worker} completed round {Round}/{Rounds}", job.WorkerId, round, job.Rounds);
     }
 
     /// <summary>

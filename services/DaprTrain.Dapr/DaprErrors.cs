@@ -1,0 +1,9 @@
+namespace DaprTrain.Dapr;
+
+public static class DaprErrors
+{
+    /// <summary>Errors of a sidecar, coordinator or store that is briefly away (a restart, a network blip): worth another try.</summary>
+    public static bool IsTransient(Exception ex) =>
+        ex is HttpRequestException or global::Dapr.DaprException or Grpc.Core.RpcException or TimeoutException or IOException
+        || ex.GetType().FullName == "Dapr.DaprApiException";
+}
