@@ -13,6 +13,10 @@ namespace DaprTrain.Dapr;
 public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes)
 {
     private readonly ChunkAssembler _assembler = new();
+    private int _redelivered;
+
+    /// <summary>Deliveries of chunks or messages this inbox had already taken (broker redeliveries and duplicates).</summary>
+    public int Redelivered => _redelivered;
 
     public static IResult Answer(DeliveryStatus status) => Results.Json(new { status = status switch
     {
@@ -44,7 +48,10 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
             case ChunkStatus.Rejected:
                 logger.LogWarning("{Route}: dropped a poison delivery: {Reason}", route, chunk.Reason);
                 return Answer(DeliveryStatus.Drop);
-            case ChunkStatus.Duplicate or ChunkStatus.Incomplete:
+            case ChunkStatus.Duplicate:
+                Interlocked.Increment(ref _redelivered);
+                return Answer(DeliveryStatus.Success);
+            case ChunkStatus.Incomplete:
                 return Answer(DeliveryStatus.Success);
         }
         var delivered = deliver(chunk.Message!);

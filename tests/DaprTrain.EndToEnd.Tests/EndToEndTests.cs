@@ -38,4 +38,78 @@ public class EndToEndTests
         one.GetProperty("weightHash").GetString().Should().Be(two.GetProperty("weightHash").GetString(), cluster.Logs);
         cluster.Components.Reminders.Fired.Should().BePositive("the coordinator's lease reminder fired through the double");
     }
+
+    [Fact]
+    public async Task Ps_killed_and_started_again_restores_from_the_state_store_and_finishes()
+    {
+        const int rounds = 30;
+        await using var cluster = new Cluster(Job("ps", 2, rounds));
+        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        var server = await cluster.StartAsync("parameter-server", "DaprTrain.ParameterServer");
+        for (int i = 1; i <= 2; i++) await cluster.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" });
+
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= 12, TimeSpan.FromMinutes(2), "round 12");
+        long killedAt = await cluster.AppliedRoundAsync("parameter-server");
+        server.Kill();
+        var restarted = await cluster.StartAsync("parameter-server", "DaprTrain.ParameterServer", appPort: cluster.Apps["parameter-server"].Port);
+
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= rounds
+            && await cluster.AppliedRoundAsync("worker-1") >= rounds && await cluster.AppliedRoundAsync("worker-2") >= rounds, TimeSpan.FromMinutes(3), "the job to finish");
+
+        var status = await cluster.StatusAsync("parameter-server");
+        status.GetProperty("generation").GetInt32().Should().Be(1, "the restored server opens a new generation");
+        string restoredLine = restarted.Output.Single(l => l.Contains("restored round", StringComparison.Ordinal));
+        long restoredRound = long.Parse(System.Text.RegularExpressions.Regex.Match(restoredLine, "restored round ([0-9]+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        (killedAt - restoredRound).Should().BeInRange(0, 5, "at most one checkpoint interval (5 rounds) is lost");
+        string serverHash = status.GetProperty("weightHash").GetString()!;
+        (await cluster.StatusAsync("worker-1")).GetProperty("weightHash").GetString().Should().Be(serverHash, cluster.Logs);
+        (await cluster.StatusAsync("worker-2")).GetProperty("weightHash").GetString().Should().Be(serverHash);
+    }
+
+    [Fact]
+    public async Task A_worker_process_started_mid_run_joins_and_ends_with_the_others_weights()
+    {
+        const int rounds = 40;
+        await using var cluster = new Cluster(Job("p2p", 3, rounds));
+        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        var workers = new List<ServiceProcess>();
+        for (int i = 1; i <= 3; i++) workers.Add(await cluster.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" }));
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-3") >= 8, TimeSpan.FromMinutes(2), "round 8");
+        workers[2].Kill();
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-1") >= 14, TimeSpan.FromMinutes(1), "the survivors to go on");
+
+        var again = await cluster.StartAsync("worker-3", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-3" }, appPort: cluster.Apps["worker-3"].Port);
+        await cluster.WaitUntilAsync(async () => (await Task.WhenAll(Enumerable.Range(1, 3).Select(i => cluster.AppliedRoundAsync($"worker-{i}")))).All(r => r >= rounds),
+            TimeSpan.FromMinutes(3), "all three to finish");
+
+        again.Output.Should().Contain(l => l.Contains("asks for the job's current state", StringComparison.Ordinal));
+        var hashes = await Task.WhenAll(Enumerable.Range(1, 3).Select(async i => (await cluster.StatusAsync($"worker-{i}")).GetProperty("weightHash").GetString()));
+        hashes.Distinct().Should().ContainSingle(cluster.Logs);
+    }
+
+    [Fact]
+    public async Task Duplicated_deliveries_change_nothing_and_a_poison_message_is_dropped_while_training_goes_on()
+    {
+        const int rounds = 15;
+        await using var cluster = new Cluster(Job("p2p", 2, rounds), new DaprTrain.SidecarDouble.SidecarFaults { DuplicateProbability = 0.5 });
+        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        var one = await cluster.StartAsync("worker-1", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-1" });
+        await cluster.StartAsync("worker-2", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-2" });
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-1") >= 3, TimeSpan.FromMinutes(2), "round 3");
+
+        // Straight to worker-1's route, as a sidecar would deliver it: a binary CloudEvent that is no DaprTrain chunk.
+        string poison = DaprTrain.SidecarDouble.Broker.Envelope("intruder", "gradients", "gradients", "not a gradient at all"u8.ToArray(), "application/octet-stream");
+        using var response = await cluster.Http.PostAsync(new Uri(cluster.Apps["worker-1"], "messages/gradients"), new StringContent(poison, System.Text.Encoding.UTF8, "application/cloudevents+json"));
+        (await response.Content.ReadAsStringAsync()).Should().Contain("DROP");
+
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-1") >= rounds && await cluster.AppliedRoundAsync("worker-2") >= rounds,
+            TimeSpan.FromMinutes(2), "the job to finish");
+        one.Output.Should().Contain(l => l.Contains("dropped a poison delivery", StringComparison.Ordinal));
+        var statusOne = await cluster.StatusAsync("worker-1");
+        (statusOne.GetProperty("redelivered").GetInt32() + (await cluster.StatusAsync("worker-2")).GetProperty("redelivered").GetInt32())
+            .Should().BePositive("the sidecars delivered about half of the messages twice, and the second copies were recognised");
+        var a = statusOne.GetProperty("weightHash").GetString();
+        var b = (await cluster.StatusAsync("worker-2")).GetProperty("weightHash").GetString();
+        a.Should().Be(b, cluster.Logs);
+    }
 }

@@ -48,7 +48,7 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
     }
 
     /// <summary>The CloudEvent daprd POSTs: binary data as data_base64, JSON as data.</summary>
-    internal static string Envelope(string source, string pubSub, string topic, byte[] data, string contentType)
+    public static string Envelope(string source, string pubSub, string topic, byte[] data, string contentType)
     {
         var envelope = new Dictionary<string, object?>
         {
