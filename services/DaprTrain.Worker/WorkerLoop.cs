@@ -77,10 +77,23 @@ public sealed class WorkerLoop(
     /// <summary>One round: compute, publish, then wait for the server's weights (ps) or agree on and apply the round (p2p).</summary>
     private async Task RunRoundAsync(TrainingJobOptions job, long[][] shards, JobCheckpoints checkpoints, CancellationToken stoppingToken)
     {
-        if (!await coordinator.HeartbeatAsync(job.WorkerId)) await coordinator.JoinAsync(job.WorkerId);
+        if (!await coordinator.HeartbeatAsync(job.WorkerId))
+        {
+            // The lease ran out (this worker or its sidecar was away too long): the others went on without it, so
+            // it joins again and takes their state before it contributes anything.
+            logger.LogWarning("{Worker} was removed from the job (lease expired); joining again", job.WorkerId);
+            await coordinator.JoinAsync(job.WorkerId);
+            await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
+            return;
+        }
         var view = await coordinator.GetViewAsync();
         long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
-        byte[] gradient = runtime.Use(node => { node.ComputeGradient(); return node.GradientMessage(); });
+        // A retried round sends the gradient it already computed: peers may hold the first copy, and every copy must be equal.
+        byte[] gradient = runtime.Use(node =>
+        {
+            if (!node.HasOwnGradient(node.OpenRound)) node.ComputeGradient();
+            return node.GradientMessage();
+        });
         await publisher.PublishAsync(DaprTopics.Gradients, gradient, stoppingToken);
 
         if (job.Topology == "ps")

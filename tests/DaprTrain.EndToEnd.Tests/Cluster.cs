@@ -26,6 +26,9 @@ public sealed class Cluster : IAsyncDisposable
 
     public Dictionary<string, Uri> Apps { get; } = [];
 
+    /// <summary>The latest sidecar of each app id.</summary>
+    public Dictionary<string, Sidecar> Sidecars { get; } = [];
+
     public static string RepositoryRoot
     {
         get
@@ -51,6 +54,7 @@ public sealed class Cluster : IAsyncDisposable
         var url = new Uri($"http://127.0.0.1:{port}/");
         var sidecar = await Sidecar.StartAsync(appId, url, Components);
         _sidecars.Add(sidecar);
+        Sidecars[appId] = sidecar;
         var environment = new Dictionary<string, string>(_job)
         {
             ["ASPNETCORE_URLS"] = url.ToString().TrimEnd('/'),

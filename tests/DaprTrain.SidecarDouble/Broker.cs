@@ -95,7 +95,7 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
                     if (broker._components.Faults.DeliveryDelay > TimeSpan.Zero) await Task.Delay(broker._components.Faults.DeliveryDelay, stopping);
                     for (int attempt = 1; ; attempt++)
                     {
-                        string? verdict = await TryDeliverAsync(broker._components.Http, envelope, stopping);
+                        string? verdict = broker._components.DownApps.ContainsKey(appId) ? null : await TryDeliverAsync(broker._components.Http, envelope, stopping);
                         if (verdict is "SUCCESS") { Interlocked.Increment(ref broker.Delivered); break; }
                         if (verdict is "DROP")
                         {

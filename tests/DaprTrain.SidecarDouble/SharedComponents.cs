@@ -25,6 +25,9 @@ public sealed class SharedComponents : IAsyncDisposable
 
     public Reminders Reminders { get; } = new();
 
+    /// <summary>App ids whose sidecar is down.</summary>
+    public ConcurrentDictionary<string, bool> DownApps { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Every actor call forwarded and its answer, for diagnostics.</summary>
     public ConcurrentQueue<string> ActorCalls { get; } = new();
 

@@ -45,11 +45,24 @@ public sealed class Sidecar : IAsyncDisposable
         builder.Services.AddSingleton<IServiceMethodProvider<DaprRuntimeService>, DaprRuntimeService.Methods>();
         _server = builder.Build();
         // The SDK joins its endpoint and the API path with one slash too many ("//v1.0/..."); daprd accepts that.
-        _server.Use((context, next) =>
+        _server.Use(async (context, next) =>
         {
+            if (Down)
+            {
+                // A sidecar that is down answers nothing useful: HTTP 503, gRPC Unavailable.
+                if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true)
+                {
+                    context.Response.ContentType = "application/grpc";
+                    context.Response.Headers["grpc-status"] = "14";
+                    context.Response.Headers["grpc-message"] = "sidecar down";
+                    return;
+                }
+                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                return;
+            }
             string path = context.Request.Path.Value ?? "";
             if (path.StartsWith("//", StringComparison.Ordinal)) context.Request.Path = new PathString("/" + path.TrimStart('/'));
-            return next(context);
+            await next(context);
         });
         _server.UseRouting();
         _server.MapGrpcService<DaprRuntimeService>();
@@ -65,6 +78,25 @@ public sealed class Sidecar : IAsyncDisposable
     public int HttpPort { get; }
 
     public int GrpcPort { get; }
+
+    /// <summary>While true the sidecar refuses its app's calls and the broker holds the app's deliveries (fault knob).</summary>
+    public bool Down
+    {
+        get => Components.DownApps.ContainsKey(AppId);
+        set
+        {
+            if (value) Components.DownApps[AppId] = true;
+            else Components.DownApps.TryRemove(AppId, out _);
+        }
+    }
+
+    /// <summary>Takes the sidecar down for <paramref name="duration"/>, then back up.</summary>
+    public async Task GoDownAsync(TimeSpan duration)
+    {
+        Down = true;
+        await Task.Delay(duration);
+        Down = false;
+    }
 
     public static async Task<Sidecar> StartAsync(string appId, Uri appUrl, SharedComponents components)
     {

@@ -88,6 +88,9 @@ public sealed class WorkerNode : IDisposable
         return (loss, count);
     }
 
+    /// <summary>True when this worker's gradient for the round is computed (a retried round must send the same one again).</summary>
+    public bool HasOwnGradient(long round) => _held.ContainsKey((round, Id));
+
     public byte[] GradientMessage()
     {
         var own = _held[(OpenRound, Id)];
