@@ -43,6 +43,10 @@ public sealed class TrainingJobOptions : IValidatableObject
     [Range(1, 100_000)]
     public int CheckpointEvery { get; set; } = 10;
 
+    /// <summary>Milliseconds between heartbeats to the coordinator; keep it well under the coordinator's lease.</summary>
+    [Range(50, 600_000)]
+    public int HeartbeatMs { get; set; } = 1000;
+
     /// <summary>A folder with MNIST IDX files; empty means synthetic data.</summary>
     public string? DataDir { get; set; }
 

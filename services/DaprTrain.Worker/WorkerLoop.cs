@@ -23,6 +23,28 @@ public sealed class WorkerLoop(
     ILogger<WorkerLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
+    private volatile bool _expelled;
+
+    private async Task HeartbeatAsync(TrainingJobOptions job, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (!await coordinator.HeartbeatAsync(job.WorkerId)) _expelled = true;
+                await Task.Delay(job.HeartbeatMs, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception ex) when (DaprErrors.IsTransient(ex))
+            {
+                logger.LogWarning("{Worker}: heartbeat failed ({Error})", job.WorkerId, ex.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(200), CancellationToken.None);
+            }
+        }
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -56,6 +78,9 @@ public sealed class WorkerLoop(
         }
         runtime.Use(node => { node.ApplyView(view, shards); return 0; });
 
+        // Heartbeats run on their own timer: a round can wait longer than a lease (deadlines, a slow peer).
+        using var heartbeats = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var heartbeatLoop = HeartbeatAsync(job, heartbeats.Token);
         while (!stoppingToken.IsCancellationRequested && runtime.Use(n => n.AppliedRound) < job.Rounds)
         {
             try
@@ -69,6 +94,8 @@ public sealed class WorkerLoop(
                 await Task.Delay(TimeSpan.FromMilliseconds(500), stoppingToken);
             }
         }
+        await heartbeats.CancelAsync();
+        await heartbeatLoop;
         var final = runtime.Use(n => n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices));
         logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
             job.WorkerId, job.Rounds, final.Accuracy, runtime.Use(n => n.WeightHash));
@@ -77,8 +104,9 @@ public sealed class WorkerLoop(
     /// <summary>One round: compute, publish, then wait for the server's weights (ps) or agree on and apply the round (p2p).</summary>
     private async Task RunRoundAsync(TrainingJobOptions job, long[][] shards, JobCheckpoints checkpoints, CancellationToken stoppingToken)
     {
-        if (!await coordinator.HeartbeatAsync(job.WorkerId))
+        if (_expelled)
         {
+            _expelled = false;
             // The lease ran out (this worker or its sidecar was away too long): the others went on without it, so
             // it joins again and takes their state before it contributes anything.
             logger.LogWarning("{Worker} was removed from the job (lease expired); joining again", job.WorkerId);
@@ -130,6 +158,8 @@ public sealed class WorkerLoop(
         {
             var state = runtime.Use(n => n.CaptureState());
             if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
+            // The joiners now have a state to continue from; from the next round on the others wait for their gradients.
+            foreach (var joiner in view.PendingSyncs) await coordinator.SetSyncRequestAsync(joiner, pending: false);
         }
         if (round % 10 == 0) logger.LogInformation("{Worker} completed round {Round}/{Rounds}", job.WorkerId, round, job.Rounds);
     }

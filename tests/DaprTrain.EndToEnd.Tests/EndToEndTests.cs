@@ -14,6 +14,7 @@ public class EndToEndTests
         ["Job__Rounds"] = rounds.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Job__RoundDeadlineMs"] = "1500",
         ["Job__CheckpointEvery"] = "5",
+        ["Job__HeartbeatMs"] = "400",
         ["Job__Holdout"] = "500",
         ["Coordinator__Shards"] = workers.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Coordinator__LeaseMs"] = "2000",
@@ -109,26 +110,6 @@ public class EndToEndTests
         (statusOne.GetProperty("redelivered").GetInt32() + (await cluster.StatusAsync("worker-2")).GetProperty("redelivered").GetInt32())
             .Should().BePositive("the sidecars delivered about half of the messages twice, and the second copies were recognised");
         var a = statusOne.GetProperty("weightHash").GetString();
-        var b = (await cluster.StatusAsync("worker-2")).GetProperty("weightHash").GetString();
-        a.Should().Be(b, cluster.Logs);
-    }
-
-    [Fact]
-    public async Task A_sidecar_that_is_down_for_a_while_delays_its_worker_but_the_replicas_still_agree()
-    {
-        const int rounds = 25;
-        await using var cluster = new Cluster(Job("p2p", 2, rounds));
-        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
-        await cluster.StartAsync("worker-1", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-1" });
-        var two = await cluster.StartAsync("worker-2", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-2" });
-        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-2") >= 5, TimeSpan.FromMinutes(2), "round 5");
-
-        await cluster.Sidecars["worker-2"].GoDownAsync(TimeSpan.FromSeconds(3));
-
-        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-1") >= rounds && await cluster.AppliedRoundAsync("worker-2") >= rounds,
-            TimeSpan.FromMinutes(3), "the job to finish");
-        two.Output.Should().Contain(l => l.Contains("round failed", StringComparison.Ordinal), "worker-2's calls failed while its sidecar was down");
-        var a = (await cluster.StatusAsync("worker-1")).GetProperty("weightHash").GetString();
         var b = (await cluster.StatusAsync("worker-2")).GetProperty("weightHash").GetString();
         a.Should().Be(b, cluster.Logs);
     }

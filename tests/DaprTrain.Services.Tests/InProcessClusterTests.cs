@@ -44,7 +44,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         {
             b.UseSetting("Job:Topology", topology).UseSetting("Job:Workers", workers.ToString(System.Globalization.CultureInfo.InvariantCulture))
              .UseSetting("Job:Rounds", rounds.ToString(System.Globalization.CultureInfo.InvariantCulture)).UseSetting("Job:RoundDeadlineMs", "5000")
-             .UseSetting("Job:CheckpointEvery", "5").UseSetting("Job:Holdout", "500");
+             .UseSetting("Job:CheckpointEvery", "5").UseSetting("Job:Holdout", "500").UseSetting("Job:HeartbeatMs", "300");
             settings(b);
             b.ConfigureTestServices(services =>
             {
