@@ -3,7 +3,10 @@ namespace DaprTrain.EndToEnd.Tests;
 /// <summary>
 /// Coordinator, parameter server and workers as separate processes, each with its own sidecar double, the real
 /// Dapr SDK on the wire (gRPC for pub/sub and state, HTTP for actors), training on synthetic data.
+/// Category EndToEnd: not yet in the default test command, because a run under CI's load can still hang a
+/// scenario until its timeout (see the tracker); run them with --filter Category=EndToEnd.
 /// </summary>
+[Trait("Category", "EndToEnd")]
 public class EndToEndTests
 {
     private static Dictionary<string, string> Job(string topology, int workers, int rounds) => new()
