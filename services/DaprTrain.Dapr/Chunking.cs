@@ -134,6 +134,13 @@ public sealed class ChunkAssembler(long maxPendingBytes = 256L * 1024 * 1024)
         }
     }
 
+    /// <summary>Forgets a whole message, so that the same bytes delivered again are assembled and handed on again.</summary>
+    public void Forget(ReadOnlySpan<byte> message)
+    {
+        var id = new Guid(XxHash128.Hash(message));
+        lock (_gate) _completed.Remove(id);
+    }
+
     private void Evict(Guid keep)
     {
         foreach (var id in _pending.OrderBy(p => p.Value.Sequence).Select(p => p.Key).ToList())

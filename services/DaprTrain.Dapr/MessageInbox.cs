@@ -55,7 +55,13 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
                 return Answer(DeliveryStatus.Success);
         }
         var delivered = deliver(chunk.Message!);
-        if (delivered.Status == DeliveryStatus.Drop) logger.LogWarning("{Route}: dropped a message: {Reason}", route, delivered.Reason);
+        if (delivered.Status == DeliveryStatus.Drop)
+        {
+            logger.LogWarning("{Route}: dropped a message: {Reason}", route, delivered.Reason);
+            // A node may refuse a message only for now (a sender its membership view does not list yet); the
+            // same bytes resent later must reach it again rather than be taken for a duplicate.
+            _assembler.Forget(chunk.Message!);
+        }
         return Answer(delivered.Status);
     }
 }

@@ -39,6 +39,8 @@ public sealed class ServerLoop(
         {
             await checkpoints.TrySaveAsync(node.CaptureState(), stoppingToken);
         }
+        // The members first: gradients answering the weights below must find their senders known.
+        node.SetMembers((await coordinator.GetViewAsync()).Members);
         runtime.Start(node);
         await publisher.PublishAsync(DaprTopics.Weights, runtime.Use(n => n.WeightsMessage()), stoppingToken);
 

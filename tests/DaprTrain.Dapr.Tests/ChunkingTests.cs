@@ -76,4 +76,15 @@ public class ChunkingTests
         foreach (var chunk in second.Skip(1)) assembler.Add(chunk);
         assembler.PendingMessages.Should().Be(0);
     }
+
+    [Fact]
+    public void A_forgotten_message_is_assembled_again_when_redelivered()
+    {
+        var message = Message(10, 7);
+        var chunks = ChunkCodec.Split(message);
+        var assembler = new ChunkAssembler();
+        assembler.Add(chunks[0]).Status.Should().Be(ChunkStatus.Complete);
+        assembler.Forget(message);
+        assembler.Add(chunks[0]).Status.Should().Be(ChunkStatus.Complete, "the node refused it for now; the resend must reach the node again");
+    }
 }
