@@ -8,14 +8,11 @@ public sealed class DaprMessagePublisher(DaprClient dapr, string pubSubName = Da
 {
     public const string ContentType = "application/octet-stream";
 
-    public long BytesPublished { get; private set; }
-
     public async Task PublishAsync(string topic, byte[] message, CancellationToken cancellationToken = default)
     {
         foreach (var chunk in ChunkCodec.Split(message, maxChunkBytes))
         {
             await dapr.PublishByteEventAsync(pubSubName, topic, chunk, ContentType, cancellationToken: cancellationToken);
-            BytesPublished += chunk.Length;
         }
     }
 }

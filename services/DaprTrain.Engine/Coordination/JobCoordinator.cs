@@ -95,8 +95,6 @@ public sealed class JobCoordinator
         return View(expired);
     }
 
-    public bool IsMember(string member) => _leases.ContainsKey(member);
-
     /// <summary>A member that joined a running job asks the checkpoint writer for a state it can continue from.</summary>
     public void RequestSync(string member)
     {

@@ -24,13 +24,7 @@ public sealed class InProcessBus(BusFaults faults, ulong seed, double retryBacko
 
     public IReadOnlyList<DeadLetter> DeadLetters => _deadLetters;
 
-    public long Published { get; private set; }
-
     public long Delivered { get; private set; }
-
-    public long Duplicated { get; private set; }
-
-    public long Lost { get; private set; }
 
     public int Pending => _queue.Count;
 
@@ -52,7 +46,6 @@ public sealed class InProcessBus(BusFaults faults, ulong seed, double retryBacko
     /// </summary>
     public void Publish(string topic, byte[] payload, double now, double transitMs, string? publisher = null)
     {
-        Published++;
         if (!_topics.TryGetValue(topic, out var subscriptions)) return;
         foreach (var subscription in subscriptions)
         {
@@ -62,13 +55,11 @@ public sealed class InProcessBus(BusFaults faults, ulong seed, double retryBacko
             if (Faults.DelayProbability > 0 && _random.NextSingle() < Faults.DelayProbability) due += Faults.DelayMs;
             if (Faults.DropProbability > 0 && _random.NextSingle() < Faults.DropProbability)
             {
-                Lost++;
                 due += Faults.RedeliverAfterMs;
             }
             Enqueue(new Delivery(subscription, payload, 1), due);
             if (Faults.DuplicateProbability > 0 && _random.NextSingle() < Faults.DuplicateProbability)
             {
-                Duplicated++;
                 // Half the copies come at once (a publisher retry), half as a redelivery of what was not acknowledged
                 // in time, anywhere up to a redelivery interval later.
                 double lag = _random.NextSingle() < 0.5 ? _random.NextSingle() * Math.Max(transitMs, 1.0) : _random.NextSingle() * Faults.RedeliverAfterMs;

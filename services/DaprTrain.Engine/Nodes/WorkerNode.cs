@@ -60,8 +60,6 @@ public sealed class WorkerNode : IDisposable
 
     public IReadOnlyList<int> Shards => _shards;
 
-    public int ShardSampleCount => _sampler?.SampleCount ?? 0;
-
     public ulong WeightHash => ReplicaState.WeightHash(_trainer);
 
     /// <summary>Takes a membership view: the peers it accepts messages from and the shards it trains on.</summary>

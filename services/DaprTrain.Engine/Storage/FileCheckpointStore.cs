@@ -19,8 +19,6 @@ public sealed class FileCheckpointStore : ICheckpointStore
         System.IO.Directory.CreateDirectory(_directory);
     }
 
-    public string Folder => _directory;
-
     public async Task<StoredValue?> GetAsync(string key, CancellationToken cancellationToken = default)
     {
         await _gate.WaitAsync(cancellationToken);
