@@ -147,6 +147,13 @@ public sealed class SubscriptionTests : IDisposable
     }
 
     [Fact]
+    public async Task A_delivery_over_the_chunk_size_is_dropped()
+    {
+        var status = await StatusOf(await Client().PostAsync(WorkerHosting.GradientsRoute, BinaryEvent(new byte[600 * 1024])));
+        status.Should().Be("DROP");
+    }
+
+    [Fact]
     public async Task A_json_data_event_on_the_binary_topic_is_dropped()
     {
         var client = Client();
