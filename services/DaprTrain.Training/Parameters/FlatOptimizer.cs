@@ -51,30 +51,40 @@ public sealed class FlatOptimizer : IDisposable
 
     public void Step(Tensor gradient)
     {
+        // Every scalar is an explicit, disposed-at-the-end local: an implicit double-to-Scalar conversion is
+        // unreachable once its handle is read, and a collection on another thread could finalize it while
+        // libtorch still reads it (seen in CI as "Unknown scalar type"; OptimizerTests reproduces it).
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         StepCount++;
         var s = Settings;
+        using var descent = (-s.LearningRate).ToScalar();
         if (s.Kind == OptimizerKind.Sgd)
         {
             if (_firstMoment is null)
             {
-                _weights.add_(gradient, alpha: -s.LearningRate);
+                _weights.add_(gradient, alpha: descent);
             }
             else
             {
-                _firstMoment.mul_(s.Momentum).add_(gradient);
-                _weights.add_(_firstMoment, alpha: -s.LearningRate);
+                using var momentum = s.Momentum.ToScalar();
+                _firstMoment.mul_(momentum).add_(gradient);
+                _weights.add_(_firstMoment, alpha: descent);
             }
             return;
         }
 
-        _firstMoment!.mul_(s.Beta1).add_(gradient, alpha: 1 - s.Beta1);
-        _secondMoment!.mul_(s.Beta2).addcmul_(gradient, gradient, value: 1 - s.Beta2);
-        double biasCorrection1 = 1 - Math.Pow(s.Beta1, StepCount);
-        double biasCorrection2 = 1 - Math.Pow(s.Beta2, StepCount);
-        var denominator = _secondMoment.sqrt().div_(Math.Sqrt(biasCorrection2)).add_(s.Epsilon);
-        _weights.addcdiv_(_firstMoment, denominator, value: -s.LearningRate / biasCorrection1);
+        using var beta1 = s.Beta1.ToScalar();
+        using var oneMinusBeta1 = (1 - s.Beta1).ToScalar();
+        using var beta2 = s.Beta2.ToScalar();
+        using var oneMinusBeta2 = (1 - s.Beta2).ToScalar();
+        using var epsilon = s.Epsilon.ToScalar();
+        using var sqrtBiasCorrection2 = Math.Sqrt(1 - Math.Pow(s.Beta2, StepCount)).ToScalar();
+        using var stepSize = (-s.LearningRate / (1 - Math.Pow(s.Beta1, StepCount))).ToScalar();
+        _firstMoment!.mul_(beta1).add_(gradient, alpha: oneMinusBeta1);
+        _secondMoment!.mul_(beta2).addcmul_(gradient, gradient, value: oneMinusBeta2);
+        var denominator = _secondMoment.sqrt().div_(sqrtBiasCorrection2).add_(epsilon);
+        _weights.addcdiv_(_firstMoment, denominator, value: stepSize);
     }
 
     public void RestoreState(long stepCount, IReadOnlyList<float[]> buffers)
