@@ -10,7 +10,8 @@ namespace DaprTrain.Dapr;
 /// </summary>
 public sealed class SidecarStatus(DaprClient dapr, ILogger<SidecarStatus> logger) : BackgroundService
 {
-    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(5);
 
     private volatile bool _healthy;
     private volatile bool _declaredReady;
@@ -27,6 +28,8 @@ public sealed class SidecarStatus(DaprClient dapr, ILogger<SidecarStatus> logger
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Short polls: daprd reports healthy only once it has read this app's subscriptions, a moment after the app is up.
+        var nextLog = DateTime.UtcNow + LogInterval;
         while (!stoppingToken.IsCancellationRequested && !Ready)
         {
             try
@@ -42,8 +45,12 @@ public sealed class SidecarStatus(DaprClient dapr, ILogger<SidecarStatus> logger
                 logger.LogInformation("Dapr sidecar is ready");
                 return;
             }
-            logger.LogWarning("{Status}", Describe());
-            await Task.Delay(Interval, stoppingToken);
+            if (DateTime.UtcNow >= nextLog)
+            {
+                logger.LogWarning("{Status}", Describe());
+                nextLog = DateTime.UtcNow + LogInterval;
+            }
+            await Task.Delay(Poll, stoppingToken);
         }
     }
 }

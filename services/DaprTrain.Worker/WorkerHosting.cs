@@ -27,7 +27,7 @@ public static class WorkerHosting
         app.MapSubscribeHandler();
         app.MapDaprTrainHealth(job.WorkerId);
         app.MapGet("/status", (WorkerRuntime runtime) => runtime.Ready
-            ? Results.Json(runtime.Use(n => new { worker = n.Id, appliedRound = n.AppliedRound, generation = n.Generation, weightHash = n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), shards = n.Shards, applied = n.Counters.Applied, duplicates = n.Counters.Duplicates, late = n.Counters.Late, redelivered = runtime.Gradients.Redelivered + runtime.Weights.Redelivered }))
+            ? Results.Json(runtime.Status())
             : Results.Json(new { worker = job.WorkerId, appliedRound = -1L }));
         if (job.Topology == "p2p")
         {

@@ -97,6 +97,7 @@ public sealed class WorkerLoop(
         await heartbeats.CancelAsync();
         await heartbeatLoop;
         var final = runtime.Use(n => n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices));
+        runtime.FinalAccuracy = final.Accuracy;
         logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
             job.WorkerId, job.Rounds, final.Accuracy, runtime.Use(n => n.WeightHash));
     }

@@ -39,6 +39,25 @@ public sealed class Cluster : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The MNIST folder the services train on: DAPRTRAIN_TEST_MNIST (set by .ci/run), else shared/datasets/mnist in a
+    /// folder above the repository.
+    /// </summary>
+    public static string MnistDirectory
+    {
+        get
+        {
+            string? configured = Environment.GetEnvironmentVariable("DAPRTRAIN_TEST_MNIST");
+            if (!string.IsNullOrEmpty(configured)) return configured;
+            for (var dir = new DirectoryInfo(RepositoryRoot); dir is not null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, "shared", "datasets", "mnist");
+                if (File.Exists(Path.Combine(candidate, "t10k-images-idx3-ubyte.gz")) || File.Exists(Path.Combine(candidate, "t10k-images-idx3-ubyte"))) return candidate;
+            }
+            throw new InvalidOperationException("MNIST not found for the end-to-end tests: set DAPRTRAIN_TEST_MNIST to a folder with the MNIST IDX files.");
+        }
+    }
+
     private static string Dll(string project)
     {
         // The same configuration as this test assembly (bin/<Configuration>/net10.0).
@@ -93,6 +112,28 @@ public sealed class Cluster : IAsyncDisposable
     {
         var status = await StatusAsync(appId);
         return status.ValueKind == JsonValueKind.Object ? status.GetProperty("appliedRound").GetInt64() : -1;
+    }
+
+    /// <summary>The held-out accuracy a worker reports once it has run all its rounds, or null before.</summary>
+    public async Task<double?> FinalAccuracyAsync(string appId)
+    {
+        var status = await StatusAsync(appId);
+        return status.ValueKind == JsonValueKind.Object && status.TryGetProperty("finalAccuracy", out var accuracy) && accuracy.ValueKind == JsonValueKind.Number
+            ? accuracy.GetDouble()
+            : null;
+    }
+
+    /// <summary>Waits until every named worker has finished and evaluated; returns their held-out accuracies.</summary>
+    public async Task<double[]> FinishedAsync(IEnumerable<string> workers, TimeSpan timeout)
+    {
+        var ids = workers.ToArray();
+        double?[] accuracies = [];
+        await WaitUntilAsync(async () =>
+        {
+            accuracies = await Task.WhenAll(ids.Select(FinalAccuracyAsync));
+            return accuracies.All(a => a is not null);
+        }, timeout, string.Join(", ", ids) + " to finish");
+        return accuracies.Select(a => a!.Value).ToArray();
     }
 
     public async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)

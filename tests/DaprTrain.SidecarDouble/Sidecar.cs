@@ -22,6 +22,7 @@ public sealed class Sidecar : IAsyncDisposable
     private static readonly string[] HopHeaders = ["Host", "Content-Length", "Transfer-Encoding", "Connection"];
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _turns = new(StringComparer.Ordinal);
     private readonly WebApplication _server;
+    private volatile bool _appChannelReady;
 
     private Sidecar(string appId, Uri appUrl, SharedComponents components, int httpPort, int grpcPort)
     {
@@ -153,11 +154,16 @@ public sealed class Sidecar : IAsyncDisposable
                 foreach (var type in entities.EnumerateArray()) Components.Placement[type.GetString()!] = AppUrl;
             }
         }
+        _appChannelReady = true;
     }
 
     private void MapHttpApi(WebApplication app)
     {
-        app.MapGet("/v1.0/healthz", () => Results.NoContent());
+        // daprd answers healthz 500 until its app channel is up (app reachable, subscriptions and actor types read);
+        // healthz/outbound only waits for the components.
+        app.MapGet("/v1.0/healthz", () => _appChannelReady
+            ? Results.NoContent()
+            : Results.Json(new { errorCode = "ERR_HEALTH_NOT_READY", message = "dapr is not ready" }, statusCode: StatusCodes.Status500InternalServerError));
         app.MapGet("/v1.0/healthz/outbound", () => Results.NoContent());
 
         app.MapMethods("/v1.0/actors/{type}/{id}/method/{method}", ["PUT", "POST"], InvokeActorAsync);
