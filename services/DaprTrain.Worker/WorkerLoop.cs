@@ -154,8 +154,9 @@ public sealed class WorkerLoop(
             return;
         }
 
-        // Every few rounds, and at once when a member that joined late waits for a state to continue from.
-        if (view.CheckpointWriter == job.WorkerId && (round % job.CheckpointEvery == 0 || view.PendingSyncs.Count > 0))
+        // Every few rounds, at once when a member that joined late waits for a state to continue from, and after the
+        // last round: a worker that was away when the others finished takes that final state and finishes too.
+        if (view.CheckpointWriter == job.WorkerId && (round % job.CheckpointEvery == 0 || view.PendingSyncs.Count > 0 || round == job.Rounds))
         {
             var state = runtime.Use(n => n.CaptureState());
             if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
@@ -167,7 +168,8 @@ public sealed class WorkerLoop(
 
     /// <summary>
     /// Joins the running job: asks the checkpoint writer for a state newer than <paramref name="seenRound"/>, loads it,
-    /// and continues from the round after it, as every other replica does.
+    /// and continues from the round after it, as every other replica does. When the job has already run all its
+    /// rounds, its final state is the one to take: nobody will write a newer one.
     /// </summary>
     private async Task SynchroniseAsync(JobCheckpoints checkpoints, long seenRound, CancellationToken stoppingToken)
     {
@@ -177,11 +179,26 @@ public sealed class WorkerLoop(
         while (!stoppingToken.IsCancellationRequested)
         {
             await coordinator.HeartbeatAsync(job.WorkerId);
-            if (await checkpoints.LoadLatestAsync(stoppingToken) is { } latest && latest.Checkpoint.Round > seenRound)
+            var latest = (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint;
+            if (latest is not null && (latest.Round > seenRound || latest.Round >= job.Rounds))
             {
-                runtime.Use(n => { n.RestoreState(latest.Checkpoint with { Generation = 0 }); return 0; });
+                runtime.Use(n => { n.RestoreState(latest with { Generation = 0 }); return 0; });
                 await coordinator.SetSyncRequestAsync(job.WorkerId, pending: false);
-                logger.LogInformation("{Worker} continues from round {Round}, written by {Writer}", job.WorkerId, latest.Checkpoint.Round, latest.Checkpoint.Writer);
+                logger.LogInformation("{Worker} continues from round {Round}, written by {Writer}", job.WorkerId, latest.Round, latest.Writer);
+                return;
+            }
+            var view = await coordinator.GetViewAsync();
+            if (view.CheckpointWriter is null && view.Members.FirstOrDefault() == job.WorkerId)
+            {
+                // Every member waits for a state, so nobody will write one (the others died or were all expelled).
+                // The first of them goes on from the newest state the job still has, its own replica or the latest
+                // checkpoint, and as the writer serves the rest.
+                long own = runtime.Use(n => n.AppliedRound);
+                bool fromCheckpoint = latest is not null && latest.Round > own;
+                if (fromCheckpoint) runtime.Use(n => { n.RestoreState(latest! with { Generation = 0 }); return 0; });
+                await coordinator.SetSyncRequestAsync(job.WorkerId, pending: false);
+                logger.LogWarning("{Worker}: no member can serve a newer state; continuing from round {Round} ({Source})", job.WorkerId,
+                    runtime.Use(n => n.AppliedRound), fromCheckpoint ? "the latest checkpoint" : "its own replica");
                 return;
             }
             await Task.Delay(TimeSpan.FromMilliseconds(20), stoppingToken);

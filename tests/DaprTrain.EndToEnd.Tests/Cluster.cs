@@ -78,6 +78,7 @@ public sealed class Cluster : IAsyncDisposable
         {
             ["ASPNETCORE_URLS"] = url.ToString().TrimEnd('/'),
             ["Logging__LogLevel__Default"] = "Information",
+            ["Logging__Console__TimestampFormat"] = "HH:mm:ss.fff ",
         };
         foreach (var (key, value) in sidecar.AppEnvironment) environment[key] = value;
         foreach (var (key, value) in extra ?? []) environment[key] = value;
@@ -143,10 +144,20 @@ public sealed class Cluster : IAsyncDisposable
         {
             if (DateTime.UtcNow > until)
             {
-                throw new TimeoutException($"timed out waiting for {what}\nactor calls: " + string.Join("\n", Components.ActorCalls.Take(10)) + "\n" + string.Join("\n", _processes.Select(p => p.Tail())));
+                throw new TimeoutException($"timed out waiting for {what}; full logs in {SaveLogs()}\n" + string.Join("\n", _processes.Select(p => p.Tail())));
             }
             await Task.Delay(200);
         }
+    }
+
+    /// <summary>Writes every process's whole output, and the actor calls the sidecars forwarded, to a new folder; returns it.</summary>
+    public string SaveLogs()
+    {
+        string folder = Path.Combine(Path.GetTempPath(), "daprtrain-e2e", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff", System.Globalization.CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(folder);
+        for (int i = 0; i < _processes.Count; i++) File.WriteAllLines(Path.Combine(folder, $"{i:00}-{_processes[i].Name}.log"), _processes[i].Output);
+        File.WriteAllLines(Path.Combine(folder, "actor-calls.log"), Components.ActorCalls);
+        return folder;
     }
 
     public string Logs => string.Join("\n", _processes.Select(p => p.Tail(40)));

@@ -139,4 +139,27 @@ public class EndToEndTests
         statusOne.GetProperty("weightHash").GetString().Should().Be(statusTwo.GetProperty("weightHash").GetString(), cluster.Logs);
         statusOne.GetProperty("weightHash").GetString().Should().Be(cleanHash, "the same seeded job without duplicates ends with exactly these weights");
     }
+
+    [Fact]
+    public async Task A_sidecar_that_is_down_for_longer_than_a_lease_costs_its_worker_the_membership_until_it_catches_up()
+    {
+        const int rounds = 50;
+        await using var cluster = new Cluster(Job("p2p", 2, rounds));
+        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        await cluster.StartAsync("worker-1", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-1" });
+        var two = await cluster.StartAsync("worker-2", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-2" });
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-2") >= 5, TimeSpan.FromMinutes(2), "round 5");
+
+        // 3 s down against a 2 s lease: worker-2's calls fail, worker-1 goes on alone, worker-2 joins again and syncs.
+        await cluster.Sidecars["worker-2"].GoDownAsync(TimeSpan.FromSeconds(3));
+
+        var accuracies = await cluster.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(3));
+        Console.WriteLine($"p2p with a sidecar down: held-out accuracy {string.Join(", ", accuracies)}");
+        accuracies.Should().AllSatisfy(a => a.Should().BeGreaterThan(MinimumAccuracy));
+        two.Output.Should().Contain(l => l.Contains("round failed", StringComparison.Ordinal) || l.Contains("heartbeat failed", StringComparison.Ordinal),
+            "worker-2's calls failed while its sidecar was down");
+        var a = (await cluster.StatusAsync("worker-1")).GetProperty("weightHash").GetString();
+        var b = (await cluster.StatusAsync("worker-2")).GetProperty("weightHash").GetString();
+        a.Should().Be(b, cluster.Logs);
+    }
 }

@@ -139,6 +139,37 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         coordinator.State.CurrentView().Members.Should().Equal("worker-1", "worker-2", "worker-3");
     }
 
+    [Fact]
+    public async Task A_worker_that_comes_back_after_the_job_finished_takes_the_final_state_instead_of_waiting_forever()
+    {
+        // 20 rounds and a checkpoint every 7: the last checkpoint of the schedule is round 14, so only the writer's
+        // final-round checkpoint lets the returning worker end where the others did.
+        const int rounds = 20;
+        var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 2, TimeSpan.FromMilliseconds(1000), TimeProvider.System, workersWriteCheckpoints: true));
+        WebApplicationFactory<WorkerRuntime> Start(int i) => Host<WorkerRuntime>($"worker-{i}", "p2p", 2,
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:RoundDeadlineMs", "800").UseSetting("Job:CheckpointEvery", "7"), coordinator, rounds);
+        var workers = Enumerable.Range(1, 2).Select(Start).ToList();
+        for (int i = 0; i < 2; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        var first = workers[0].Services.GetRequiredService<WorkerRuntime>();
+        var second = workers[1].Services.GetRequiredService<WorkerRuntime>();
+
+        await WaitUntil(() => second.Ready && second.Use(n => n.AppliedRound) >= 3, TimeSpan.FromMinutes(1));
+        _broker.Unsubscribe("worker-2");
+        workers[1].Dispose();
+        await WaitUntil(() => first.FinalAccuracy is not null, TimeSpan.FromMinutes(1), () => $"worker-1 applied {first.Use(n => n.AppliedRound)}, members {string.Join(",", coordinator.State.CurrentView().Members)}, pending {string.Join(",", coordinator.State.CurrentView().PendingSyncs)}, open {first.Use(n => n.OpenRound)} holds {string.Join(",", first.Use(n => n.HeldSenders(n.OpenRound)))}");
+
+        var returning = Start(2);
+        _broker.Subscribe("gradients", "worker-2", returning.CreateClient(), WorkerHosting.GradientsRoute);
+        returning.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        var returned = returning.Services.GetRequiredService<WorkerRuntime>();
+        await WaitUntil(() => returned.FinalAccuracy is not null, TimeSpan.FromMinutes(1), () => returned.Ready ? $"worker-2 applied {returned.Use(n => n.AppliedRound)}" : "worker-2 not ready");
+
+        returned.Use(n => n.AppliedRound).Should().Be(rounds);
+        returned.Use(n => n.WeightHash).Should().Be(first.Use(n => n.WeightHash), "it took the final state the writer saved after the last round");
+        returned.FinalAccuracy.Should().Be(first.FinalAccuracy);
+    }
+
     /// <summary>
     /// Plays the sidecars' pub/sub: a publish returns at once, and each subscriber gets every chunk of the topic, in
     /// order, as a binary CloudEvent, redelivered while it answers RETRY (as a broker would, with backoff).
