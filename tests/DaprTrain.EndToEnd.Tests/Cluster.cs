@@ -11,23 +11,23 @@ namespace DaprTrain.EndToEnd.Tests;
 public sealed class Cluster : IAsyncDisposable
 {
     private readonly List<ServiceProcess> _processes = [];
-    private readonly List<Sidecar> _sidecars = [];
+    private readonly List<ISidecar> _sidecars = [];
     private readonly Dictionary<string, string> _job;
 
-    public Cluster(Dictionary<string, string> job, SidecarFaults? faults = null)
+    public Cluster(Dictionary<string, string> job, ISidecarProvider sidecarProvider)
     {
         _job = job;
-        Components = new SharedComponents(faults);
+        SidecarProvider = sidecarProvider;
     }
 
-    public SharedComponents Components { get; }
+    public ISidecarProvider SidecarProvider { get; }
 
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(10) };
 
     public Dictionary<string, Uri> Apps { get; } = [];
 
     /// <summary>The latest sidecar of each app id.</summary>
-    public Dictionary<string, Sidecar> Sidecars { get; } = [];
+    public Dictionary<string, ISidecar> Sidecars { get; } = [];
 
     public static string RepositoryRoot
     {
@@ -71,7 +71,7 @@ public sealed class Cluster : IAsyncDisposable
     {
         int port = appPort ?? Sidecar.FreePort();
         var url = new Uri($"http://127.0.0.1:{port}/");
-        var sidecar = await Sidecar.StartAsync(appId, url, Components);
+        var sidecar = await SidecarProvider.StartAsync(appId, url);
         _sidecars.Add(sidecar);
         Sidecars[appId] = sidecar;
         var environment = new Dictionary<string, string>(_job)
@@ -156,7 +156,7 @@ public sealed class Cluster : IAsyncDisposable
         string folder = Path.Combine(Path.GetTempPath(), "daprtrain-e2e", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff", System.Globalization.CultureInfo.InvariantCulture));
         Directory.CreateDirectory(folder);
         for (int i = 0; i < _processes.Count; i++) File.WriteAllLines(Path.Combine(folder, $"{i:00}-{_processes[i].Name}.log"), _processes[i].Output);
-        File.WriteAllLines(Path.Combine(folder, "actor-calls.log"), Components.ActorCalls);
+        SidecarProvider.SaveLogs(folder);
         return folder;
     }
 
@@ -166,7 +166,7 @@ public sealed class Cluster : IAsyncDisposable
     {
         foreach (var process in _processes) process.Dispose();
         foreach (var sidecar in _sidecars) await sidecar.DisposeAsync();
-        await Components.DisposeAsync();
+        await SidecarProvider.DisposeAsync();
         Http.Dispose();
     }
 }

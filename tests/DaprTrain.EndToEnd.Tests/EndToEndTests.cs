@@ -1,16 +1,21 @@
 namespace DaprTrain.EndToEnd.Tests;
 
 /// <summary>
-/// Coordinator, parameter server and workers as separate processes, each with its own sidecar double, the real
-/// Dapr SDK on the wire (gRPC for pub/sub and state, HTTP for actors), an MLP training on the shared MNIST split
-/// (8,000 images to train on, 2,000 held out).
+/// Coordinator, parameter server and workers as separate processes, each with its own sidecar, the real Dapr SDK on
+/// the wire (gRPC for pub/sub and state, HTTP for actors), an MLP training on the shared MNIST split (8,000 images
+/// to train on, 2,000 held out). The same scenarios run against the sidecar double and against real daprd.
 /// </summary>
-[Trait("Category", "EndToEnd")]
-public class EndToEndTests
+public abstract class EndToEndScenarios
 {
-    private static Dictionary<string, string> Job(string topology, int workers, int rounds, int deadlineMs = 1500) => new()
+    /// <summary>The sidecars of one cluster; <paramref name="duplicateProbability"/> is a fault only the double can inject.</summary>
+    protected abstract Task<ISidecarProvider> SidecarsAsync(double duplicateProbability = 0);
+
+    private async Task<Cluster> ClusterAsync(Dictionary<string, string> job, double duplicateProbability = 0) => new(job, await SidecarsAsync(duplicateProbability));
+
+    // A job id of its own per cluster: a shared Redis keeps the state of earlier runs.
+    private static Dictionary<string, string> Job(string topology, int workers, int rounds, int deadlineMs = 1500, int leaseMs = 2000) => new()
     {
-        ["Job__JobId"] = "e2e",
+        ["Job__JobId"] = "e2e-" + Guid.NewGuid().ToString("N")[..8],
         ["Job__Topology"] = topology,
         ["Job__Workers"] = workers.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Job__Rounds"] = rounds.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -20,7 +25,7 @@ public class EndToEndTests
         ["Job__Holdout"] = "2000",
         ["Job__DataDir"] = Cluster.MnistDirectory,
         ["Coordinator__Shards"] = workers.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["Coordinator__LeaseMs"] = "2000",
+        ["Coordinator__LeaseMs"] = leaseMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
     /// <summary>
@@ -29,11 +34,10 @@ public class EndToEndTests
     /// </summary>
     private const double MinimumAccuracy = 0.86;
 
-    [Fact]
-    public async Task P2p_finishes_with_identical_replicas_while_a_worker_process_is_killed()
+    protected async Task P2pWorkerKilledAsync()
     {
         const int rounds = 60;
-        await using var cluster = new Cluster(Job("p2p", 3, rounds));
+        await using var cluster = await ClusterAsync(Job("p2p", 3, rounds));
         await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
         var workers = new List<ServiceProcess>();
         for (int i = 1; i <= 3; i++) workers.Add(await cluster.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" }));
@@ -47,14 +51,13 @@ public class EndToEndTests
         var one = await cluster.StatusAsync("worker-1");
         var two = await cluster.StatusAsync("worker-2");
         one.GetProperty("weightHash").GetString().Should().Be(two.GetProperty("weightHash").GetString(), cluster.Logs);
-        cluster.Components.Reminders.Fired.Should().BePositive("the coordinator's lease reminder fired through the double");
+        if (cluster.SidecarProvider is DoubleSidecars sidecars) sidecars.Components.Reminders.Fired.Should().BePositive("the coordinator's lease reminder fired through the double");
     }
 
-    [Fact]
-    public async Task Ps_killed_and_started_again_restores_from_the_state_store_and_finishes()
+    protected async Task PsRestartedAsync()
     {
         const int rounds = 60;
-        await using var cluster = new Cluster(Job("ps", 2, rounds));
+        await using var cluster = await ClusterAsync(Job("ps", 2, rounds));
         await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
         var server = await cluster.StartAsync("parameter-server", "DaprTrain.ParameterServer");
         for (int i = 1; i <= 2; i++) await cluster.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" });
@@ -79,11 +82,10 @@ public class EndToEndTests
         (await cluster.StatusAsync("worker-2")).GetProperty("weightHash").GetString().Should().Be(serverHash);
     }
 
-    [Fact]
-    public async Task A_worker_process_started_mid_run_joins_and_ends_with_the_others_weights()
+    protected async Task WorkerRejoinsAsync()
     {
         const int rounds = 60;
-        await using var cluster = new Cluster(Job("p2p", 3, rounds));
+        await using var cluster = await ClusterAsync(Job("p2p", 3, rounds));
         await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
         var workers = new List<ServiceProcess>();
         for (int i = 1; i <= 3; i++) workers.Add(await cluster.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" }));
@@ -101,23 +103,20 @@ public class EndToEndTests
         hashes.Distinct().Should().ContainSingle(cluster.Logs);
     }
 
-    [Fact]
-    public async Task Duplicated_deliveries_change_nothing_and_a_poison_message_is_dropped_while_training_goes_on()
+    protected async Task DuplicatesAndPoisonAsync(bool duplicate)
     {
         const int rounds = 40;
-        // A deadline no healthy round reaches, so that both runs include every gradient of every round and the only
-        // difference between them is the duplicated deliveries.
-        var job = Job("p2p", 2, rounds, deadlineMs: 20_000);
-        string cleanHash;
-        await using (var clean = new Cluster(job))
-        {
-            await clean.StartAsync("coordinator", "DaprTrain.Coordinator");
-            for (int i = 1; i <= 2; i++) await clean.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" });
-            await clean.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(2));
-            cleanHash = (await clean.StatusAsync("worker-1")).GetProperty("weightHash").GetString()!;
-        }
+        // A deadline and a lease no healthy round reaches, even on a loaded machine, so that both runs include every
+        // gradient of every round and the only difference between them is the duplicated deliveries.
+        var job = Job("p2p", 2, rounds, deadlineMs: 20_000, leaseMs: 30_000);
+        await using var clean = await ClusterAsync(job);
+        await clean.StartAsync("coordinator", "DaprTrain.Coordinator");
+        for (int i = 1; i <= 2; i++) await clean.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" });
+        await clean.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(2));
+        string cleanHash = (await clean.StatusAsync("worker-1")).GetProperty("weightHash").GetString()!;
 
-        await using var cluster = new Cluster(job, new DaprTrain.SidecarDouble.SidecarFaults { DuplicateProbability = 0.5 });
+        // The same job under a new id (a shared Redis would still hold the first run's state); the seed decides the weights.
+        await using var cluster = await ClusterAsync(new Dictionary<string, string>(job) { ["Job__JobId"] = job["Job__JobId"] + "-again" }, duplicate ? 0.5 : 0);
         await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
         var one = await cluster.StartAsync("worker-1", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-1" });
         await cluster.StartAsync("worker-2", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-2" });
@@ -134,17 +133,20 @@ public class EndToEndTests
         one.Output.Should().Contain(l => l.Contains("dropped a poison delivery", StringComparison.Ordinal));
         var statusOne = await cluster.StatusAsync("worker-1");
         var statusTwo = await cluster.StatusAsync("worker-2");
-        (statusOne.GetProperty("redelivered").GetInt32() + statusTwo.GetProperty("redelivered").GetInt32())
-            .Should().BePositive("the sidecars delivered about half of the messages twice, and the second copies were recognised");
+        if (duplicate)
+        {
+            (statusOne.GetProperty("redelivered").GetInt32() + statusTwo.GetProperty("redelivered").GetInt32())
+                .Should().BePositive("the sidecars delivered about half of the messages twice, and the second copies were recognised");
+        }
         statusOne.GetProperty("weightHash").GetString().Should().Be(statusTwo.GetProperty("weightHash").GetString(), cluster.Logs);
-        statusOne.GetProperty("weightHash").GetString().Should().Be(cleanHash, "the same seeded job without duplicates ends with exactly these weights");
+        statusOne.GetProperty("weightHash").GetString().Should().Be(cleanHash,
+            $"the same seeded job without duplicates ends with exactly these weights (logs: {clean.SaveLogs()} and {cluster.SaveLogs()})");
     }
 
-    [Fact]
-    public async Task A_sidecar_that_is_down_for_longer_than_a_lease_costs_its_worker_the_membership_until_it_catches_up()
+    protected async Task SidecarDownAsync()
     {
         const int rounds = 50;
-        await using var cluster = new Cluster(Job("p2p", 2, rounds));
+        await using var cluster = await ClusterAsync(Job("p2p", 2, rounds));
         await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
         await cluster.StartAsync("worker-1", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-1" });
         var two = await cluster.StartAsync("worker-2", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-2" });
@@ -162,4 +164,55 @@ public class EndToEndTests
         var b = (await cluster.StatusAsync("worker-2")).GetProperty("weightHash").GetString();
         a.Should().Be(b, cluster.Logs);
     }
+}
+
+/// <summary>The scenarios through the sidecar double: they run everywhere, CI included.</summary>
+[Trait("Category", "EndToEnd")]
+public sealed class SidecarDoubleEndToEndTests : EndToEndScenarios
+{
+    protected override Task<ISidecarProvider> SidecarsAsync(double duplicateProbability = 0) =>
+        Task.FromResult<ISidecarProvider>(new DoubleSidecars(new DaprTrain.SidecarDouble.SidecarFaults { DuplicateProbability = duplicateProbability }));
+
+    [Fact]
+    public Task P2p_finishes_with_identical_replicas_while_a_worker_process_is_killed() => P2pWorkerKilledAsync();
+
+    [Fact]
+    public Task Ps_killed_and_started_again_restores_from_the_state_store_and_finishes() => PsRestartedAsync();
+
+    [Fact]
+    public Task A_worker_process_started_mid_run_joins_and_ends_with_the_others_weights() => WorkerRejoinsAsync();
+
+    [Fact]
+    public Task Duplicated_deliveries_change_nothing_and_a_poison_message_is_dropped_while_training_goes_on() => DuplicatesAndPoisonAsync(duplicate: true);
+
+    [Fact]
+    public Task A_sidecar_that_is_down_for_longer_than_a_lease_costs_its_worker_the_membership_until_it_catches_up() => SidecarDownAsync();
+}
+
+/// <summary>
+/// The same scenarios through real daprd processes, a placement service and Redis (components/redis), where they
+/// are installed; skipped, with what is missing, where they are not. A sidecar "down" is a daprd killed with SIGKILL
+/// and started again on the same ports; daprd has no knob for duplicate deliveries, so that scenario only checks the
+/// poison message and that a run equals a clean one.
+/// </summary>
+[Trait("Category", "EndToEnd")]
+[Trait("Sidecar", "daprd")]
+public sealed class DaprdEndToEndTests : EndToEndScenarios
+{
+    protected override async Task<ISidecarProvider> SidecarsAsync(double duplicateProbability = 0) => await DaprdSidecars.StartAsync();
+
+    [DaprdFact]
+    public Task P2p_finishes_with_identical_replicas_while_a_worker_process_is_killed() => P2pWorkerKilledAsync();
+
+    [DaprdFact]
+    public Task Ps_killed_and_started_again_restores_from_the_state_store_and_finishes() => PsRestartedAsync();
+
+    [DaprdFact]
+    public Task A_worker_process_started_mid_run_joins_and_ends_with_the_others_weights() => WorkerRejoinsAsync();
+
+    [DaprdFact]
+    public Task A_poison_message_is_dropped_while_training_goes_on_and_the_weights_equal_a_clean_run() => DuplicatesAndPoisonAsync(duplicate: false);
+
+    [DaprdFact]
+    public Task A_daprd_killed_for_longer_than_a_lease_costs_its_worker_the_membership_until_it_catches_up() => SidecarDownAsync();
 }

@@ -3,23 +3,29 @@ using System.Diagnostics;
 
 namespace DaprTrain.EndToEnd.Tests;
 
-/// <summary>A service started as its own process (dotnet its.dll); killed, whatever happens, when disposed.</summary>
+/// <summary>A process the tests start (a service, daprd, Redis); killed, whatever happens, when disposed.</summary>
 public sealed class ServiceProcess : IDisposable
 {
     private readonly Process _process;
 
+    /// <summary>A .NET service from its build output: dotnet its.dll.</summary>
     public ServiceProcess(string name, string dll, IReadOnlyDictionary<string, string> environment)
+        : this(name, "dotnet", [dll], environment, Path.GetDirectoryName(dll)!)
+    {
+    }
+
+    public ServiceProcess(string name, string fileName, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, string workingDirectory)
     {
         Name = name;
-        var start = new ProcessStartInfo("dotnet", [dll])
+        var start = new ProcessStartInfo(fileName, arguments)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            WorkingDirectory = workingDirectory,
         };
         foreach (var (key, value) in environment) start.Environment[key] = value;
-        _process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {dll}");
+        _process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {fileName}");
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
         _process.BeginOutputReadLine();

@@ -34,6 +34,10 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
         subscription.Target = new Uri(app, route.TrimStart('/'));
     }
 
+    /// <summary>An app's subscriptions: pub/sub name, topic, route.</summary>
+    public IReadOnlyList<(string PubSub, string Topic, string Route)> SubscriptionsOf(string appId) =>
+        [.. _subscriptions.Where(s => s.Key.AppId == appId).Select(s => (s.Key.PubSub, s.Key.Topic, s.Value.Target?.AbsolutePath ?? ""))];
+
     public void Publish(string sourceAppId, string pubSub, string topic, byte[] data, string contentType)
     {
         foreach (var ((_, subscribedPubSub, subscribedTopic), subscription) in _subscriptions)

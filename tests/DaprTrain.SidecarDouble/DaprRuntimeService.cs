@@ -6,8 +6,8 @@ using Proto = Dapr.Client.Autogen.Grpc.v1;
 namespace DaprTrain.SidecarDouble;
 
 /// <summary>
-/// The gRPC methods of dapr.proto.runtime.v1.Dapr that the services call: publish, get/save/delete state and
-/// state transactions. Any other method answers Unimplemented (gRPC's default for an unbound method).
+/// The gRPC methods of dapr.proto.runtime.v1.Dapr that the services call: publish, get/save/delete state, state
+/// transactions and metadata. Any other method answers Unimplemented (gRPC's default for an unbound method).
 /// </summary>
 public sealed class DaprRuntimeService(Sidecar sidecar)
 {
@@ -66,6 +66,28 @@ public sealed class DaprRuntimeService(Sidecar sidecar)
         return Task.FromResult(new Google.Protobuf.WellKnownTypes.Empty());
     }
 
+    /// <summary>What daprd's metadata API tells about this sidecar: app id, components, subscriptions, actor types.</summary>
+    public Task<Proto.GetMetadataResponse> GetMetadata(Proto.GetMetadataRequest request, ServerCallContext context)
+    {
+        var response = new Proto.GetMetadataResponse { Id = sidecar.AppId, RuntimeVersion = "sidecar-double" };
+        foreach (var component in Components.Registered)
+        {
+            var registered = new Proto.RegisteredComponents { Name = component.Name, Type = component.Type, Version = component.Version };
+            registered.Capabilities.AddRange(component.Capabilities);
+            response.RegisteredComponents.Add(registered);
+        }
+        foreach (var (pubSub, topic, route) in Components.Broker.SubscriptionsOf(sidecar.AppId))
+        {
+            var subscription = new Proto.PubsubSubscription { PubsubName = pubSub, Topic = topic, Rules = new Proto.PubsubSubscriptionRules() };
+            subscription.Rules.Rules.Add(new Proto.PubsubSubscriptionRule { Path = route });
+            response.Subscriptions.Add(subscription);
+        }
+        var hosted = Components.Placement.Where(p => p.Value == sidecar.AppUrl).Select(p => p.Key).OrderBy(t => t, StringComparer.Ordinal).ToList();
+        response.ActorRuntime = new Proto.ActorRuntime { HostReady = hosted.Count > 0 };
+        foreach (var type in hosted) response.ActorRuntime.ActiveActors.Add(new Proto.ActiveActorsCount { Type = type });
+        return Task.FromResult(response);
+    }
+
     /// <summary>Keys prefixed with the store name: the keyPrefix "name" strategy that components/*/statestore.yaml set.</summary>
     private static string StoreKey(string store, string key) => $"{store}||{key}";
 
@@ -95,6 +117,7 @@ public sealed class DaprRuntimeService(Sidecar sidecar)
             Add(context, "GetState", Proto.GetStateRequest.Parser, Proto.GetStateResponse.Parser, (s, r, c) => s.GetState(r, c));
             Add(context, "SaveState", Proto.SaveStateRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser, (s, r, c) => s.SaveState(r, c));
             Add(context, "DeleteState", Proto.DeleteStateRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser, (s, r, c) => s.DeleteState(r, c));
+            Add(context, "GetMetadata", Proto.GetMetadataRequest.Parser, Proto.GetMetadataResponse.Parser, (s, r, c) => s.GetMetadata(r, c));
             Add(context, "ExecuteStateTransaction", Proto.ExecuteStateTransactionRequest.Parser, Google.Protobuf.WellKnownTypes.Empty.Parser, (s, r, c) => s.ExecuteStateTransaction(r, c));
         }
 

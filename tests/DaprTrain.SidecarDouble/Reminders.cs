@@ -6,20 +6,31 @@ using System.Text.RegularExpressions;
 
 namespace DaprTrain.SidecarDouble;
 
+public enum ScheduleKind
+{
+    Reminder,
+    Timer,
+}
+
 /// <summary>
-/// Actor reminders: kept by the shared components, not by the host, so they survive the actor host's restart;
-/// each fires on schedule by calling PUT {host}/actors/{type}/{id}/method/remind/{name}, as daprd does. A host
-/// that is down misses the firing and gets the next one.
+/// Actor reminders and timers. Reminders are kept by the shared components, not by the host, so they survive the
+/// actor host's restart; timers die with the host (<see cref="DropTimers"/> when its app attaches again). Each fires
+/// on schedule by calling PUT {host}/actors/{type}/{id}/method/remind/{name} (or .../timer/{name}), as daprd does.
+/// A host that is down misses the firing and gets the next one.
 /// </summary>
 public sealed partial class Reminders : IDisposable
 {
-    private readonly ConcurrentDictionary<(string Type, string Id, string Name), Timer> _timers = new();
+    private readonly ConcurrentDictionary<(ScheduleKind Kind, string Type, string Id, string Name), Timer> _timers = new();
 
     public int Fired;
 
-    public int Count => _timers.Count;
+    public int TimersFired;
 
-    public void Register(SharedComponents components, string type, string id, string name, string body)
+    public int Count => _timers.Keys.Count(k => k.Kind == ScheduleKind.Reminder);
+
+    public int TimerCount => _timers.Keys.Count(k => k.Kind == ScheduleKind.Timer);
+
+    public void Register(SharedComponents components, string type, string id, string name, string body, ScheduleKind kind = ScheduleKind.Reminder)
     {
         using var json = JsonDocument.Parse(string.IsNullOrWhiteSpace(body) ? "{}" : body);
         var root = json.RootElement;
@@ -27,26 +38,45 @@ public sealed partial class Reminders : IDisposable
         var period = root.TryGetProperty("period", out var p) ? Duration(p.GetString()) : Timeout.InfiniteTimeSpan;
         if (period <= TimeSpan.Zero) period = Timeout.InfiniteTimeSpan;
         string? data = root.TryGetProperty("data", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
-        string payload = JsonSerializer.Serialize(new { data, dueTime = d.ValueKind == JsonValueKind.String ? d.GetString() : "0h0m0s0ms", period = p.ValueKind == JsonValueKind.String ? p.GetString() : "" });
+        string dueText = d.ValueKind == JsonValueKind.String ? d.GetString()! : "0h0m0s0ms";
+        string periodText = p.ValueKind == JsonValueKind.String ? p.GetString()! : "";
+        // A timer's body carries the callback the actor runtime invokes; a reminder's does not.
+        string payload = kind == ScheduleKind.Timer
+            ? JsonSerializer.Serialize(new { callback = root.TryGetProperty("callback", out var c) ? c.GetString() : null, data, dueTime = dueText, period = periodText })
+            : JsonSerializer.Serialize(new { data, dueTime = dueText, period = periodText });
 
-        var timer = new Timer(_ => _ = FireAsync(components, type, id, name, payload), null, due, period);
-        if (_timers.TryRemove((type, id, name), out var old)) old.Dispose();
-        _timers[(type, id, name)] = timer;
+        var key = (kind, type, id, name);
+        var timer = new Timer(_ => _ = FireAsync(components, key, payload), null, due, period);
+        if (_timers.TryRemove(key, out var old)) old.Dispose();
+        _timers[key] = timer;
     }
 
-    public void Unregister(string type, string id, string name)
+    public void Unregister(string type, string id, string name, ScheduleKind kind = ScheduleKind.Reminder)
     {
-        if (_timers.TryRemove((type, id, name), out var timer)) timer.Dispose();
+        if (_timers.TryRemove((kind, type, id, name), out var timer)) timer.Dispose();
     }
 
-    private async Task FireAsync(SharedComponents components, string type, string id, string name, string payload)
+    /// <summary>The host of these actor types went away: its actors' timers go with it (reminders stay).</summary>
+    public void DropTimers(IEnumerable<string> actorTypes)
     {
-        if (!components.Placement.TryGetValue(type, out var host)) return;
+        var types = actorTypes.ToHashSet(StringComparer.Ordinal);
+        foreach (var key in _timers.Keys.Where(k => k.Kind == ScheduleKind.Timer && types.Contains(k.Type)).ToList())
+        {
+            if (_timers.TryRemove(key, out var timer)) timer.Dispose();
+        }
+    }
+
+    private async Task FireAsync(SharedComponents components, (ScheduleKind Kind, string Type, string Id, string Name) key, string payload)
+    {
+        if (!components.Placement.TryGetValue(key.Type, out var host)) return;
+        string path = key.Kind == ScheduleKind.Timer ? "timer" : "remind";
         try
         {
             using var content = new StringContent(payload, Encoding.UTF8, "application/json");
-            using var response = await components.Http.PutAsync(new Uri(host, $"actors/{type}/{id}/method/remind/{name}"), content);
-            if (response.IsSuccessStatusCode) Interlocked.Increment(ref Fired);
+            using var response = await components.Http.PutAsync(new Uri(host, $"actors/{key.Type}/{key.Id}/method/{path}/{key.Name}"), content);
+            if (!response.IsSuccessStatusCode) return;
+            if (key.Kind == ScheduleKind.Timer) Interlocked.Increment(ref TimersFired);
+            else Interlocked.Increment(ref Fired);
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
         {

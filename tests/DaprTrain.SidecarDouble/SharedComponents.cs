@@ -8,11 +8,22 @@ namespace DaprTrain.SidecarDouble;
 /// </summary>
 public sealed class SharedComponents : IAsyncDisposable
 {
-    public SharedComponents(SidecarFaults? faults = null, int seed = 1)
+    public SharedComponents(SidecarFaults? faults = null, int seed = 1, IReadOnlyList<ComponentInfo>? components = null)
     {
         Faults = faults ?? new SidecarFaults();
         Broker = new Broker(this, seed);
+        Registered = components ?? DefaultComponents;
     }
+
+    /// <summary>The names of components/redis/*.yaml, which the services use; any name works, these are what metadata reports.</summary>
+    public static readonly IReadOnlyList<ComponentInfo> DefaultComponents =
+    [
+        new("gradients", "pubsub.in-memory-double", "v1", []),
+        new("checkpoints", "state.in-memory-double", "v1", ["ETAG", "TRANSACTIONAL", "ACTOR"]),
+    ];
+
+    /// <summary>The components GetMetadata lists.</summary>
+    public IReadOnlyList<ComponentInfo> Registered { get; }
 
     public SidecarFaults Faults { get; }
 
@@ -40,6 +51,8 @@ public sealed class SharedComponents : IAsyncDisposable
         Http.Dispose();
     }
 }
+
+public sealed record ComponentInfo(string Name, string Type, string Version, IReadOnlyList<string> Capabilities);
 
 /// <summary>Knobs for faults the sidecars inject into deliveries.</summary>
 public sealed class SidecarFaults

@@ -151,7 +151,10 @@ public sealed class Sidecar : IAsyncDisposable
             using var json = JsonDocument.Parse(await config.Content.ReadAsStringAsync());
             if (json.RootElement.TryGetProperty("entities", out var entities))
             {
-                foreach (var type in entities.EnumerateArray()) Components.Placement[type.GetString()!] = AppUrl;
+                var types = entities.EnumerateArray().Select(type => type.GetString()!).ToList();
+                // A (re)started host has no actors yet: timers of its actor types died with the previous one.
+                Components.Reminders.DropTimers(types);
+                foreach (var type in types) Components.Placement[type] = AppUrl;
             }
         }
         _appChannelReady = true;
@@ -206,8 +209,17 @@ public sealed class Sidecar : IAsyncDisposable
             Components.ActorCalls.Enqueue($"unmatched {context.Request.Method} {context.Request.Path}");
             return Results.NotFound(new { errorCode = "ERR_NOT_IMPLEMENTED_IN_DOUBLE", message = $"{context.Request.Method} {context.Request.Path} is not part of the double" });
         });
-        // Timers die with the actor; the services use none, so registering one is accepted and has no effect here.
-        app.MapMethods("/v1.0/actors/{type}/{id}/timers/{name}", ["PUT", "POST", "DELETE"], () => Results.NoContent());
+        app.MapMethods("/v1.0/actors/{type}/{id}/timers/{name}", ["PUT", "POST"], async (string type, string id, string name, HttpRequest request) =>
+        {
+            using var reader = new StreamReader(request.Body);
+            Components.Reminders.Register(Components, type, id, name, await reader.ReadToEndAsync(), ScheduleKind.Timer);
+            return Results.NoContent();
+        });
+        app.MapDelete("/v1.0/actors/{type}/{id}/timers/{name}", (string type, string id, string name) =>
+        {
+            Components.Reminders.Unregister(type, id, name, ScheduleKind.Timer);
+            return Results.NoContent();
+        });
     }
 
     /// <summary>Forwards an actor call to the app hosting the type, one call at a time per actor id (turn-based).</summary>
