@@ -13,7 +13,7 @@ public abstract class EndToEndScenarios
     private async Task<Cluster> ClusterAsync(Dictionary<string, string> job, double duplicateProbability = 0) => new(job, await SidecarsAsync(duplicateProbability));
 
     // A job id of its own per cluster: a shared Redis keeps the state of earlier runs.
-    private static Dictionary<string, string> Job(string topology, int workers, int rounds, int deadlineMs = 1500, int leaseMs = 2000) => new()
+    protected static Dictionary<string, string> Job(string topology, int workers, int rounds, int deadlineMs = 1500, int leaseMs = 2000) => new()
     {
         ["Job__JobId"] = "e2e-" + Guid.NewGuid().ToString("N")[..8],
         ["Job__Topology"] = topology,
@@ -172,6 +172,32 @@ public sealed class SidecarDoubleEndToEndTests : EndToEndScenarios
 {
     protected override Task<ISidecarProvider> SidecarsAsync(double duplicateProbability = 0) =>
         Task.FromResult<ISidecarProvider>(new DoubleSidecars(new DaprTrain.SidecarDouble.SidecarFaults { DuplicateProbability = duplicateProbability }));
+
+    [Fact]
+    public async Task Disposing_a_cluster_stops_every_process_it_started_even_in_the_middle_of_a_round()
+    {
+        var ids = new List<int>();
+        await using (var cluster = new Cluster(Job("p2p", 2, 1000), new DoubleSidecars()))
+        {
+            ids.Add((await cluster.StartAsync("coordinator", "DaprTrain.Coordinator")).Id);
+            for (int i = 1; i <= 2; i++) ids.Add((await cluster.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" })).Id);
+            await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-1") >= 2, TimeSpan.FromMinutes(1), "round 2");
+        }
+        ids.Should().OnlyContain(id => !IsRunning(id), "no stray service process outlives its test");
+    }
+
+    private static bool IsRunning(int id)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(id);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
 
     [Fact]
     public Task P2p_finishes_with_identical_replicas_while_a_worker_process_is_killed() => P2pWorkerKilledAsync();

@@ -34,6 +34,8 @@ public sealed class ServiceProcess : IDisposable
 
     public string Name { get; }
 
+    public int Id => _process.Id;
+
     public ConcurrentQueue<string> Output { get; } = new();
 
     public bool Exited => _process.HasExited;

@@ -3,6 +3,11 @@ using static TorchSharp.torch;
 
 namespace DaprTrain.Training.Tests;
 
+/// <summary>Forced collections on another thread would disturb every test running beside them: these run alone.</summary>
+[CollectionDefinition(nameof(OptimizerTests), DisableParallelization = true)]
+public sealed class OptimizerTestsCollection;
+
+[Collection(nameof(OptimizerTests))]
 public class OptimizerTests
 {
     /// <summary>
@@ -16,7 +21,7 @@ public class OptimizerTests
     [InlineData(OptimizerKind.Sgd)]
     public void Steps_survive_collections_on_another_thread_and_match_the_reference_update(OptimizerKind kind)
     {
-        const int steps = 20_000;
+        const int steps = 50_000;
         var settings = new OptimizerSettings(kind, LearningRate: 1e-4, Momentum: kind == OptimizerKind.Sgd ? 0.9 : 0);
         using var module = nn.Linear(8, 8);
         using var parameters = new FlatParameters(module, initSeed: 5);

@@ -53,11 +53,13 @@ public sealed class FlatOptimizer : IDisposable
     {
         // Every scalar is an explicit, disposed-at-the-end local: an implicit double-to-Scalar conversion is
         // unreachable once its handle is read, and a collection on another thread could finalize it while
-        // libtorch still reads it (seen in CI as "Unknown scalar type"; OptimizerTests reproduces it).
+        // libtorch still reads it (seen in CI as "Unknown scalar type"; OptimizerTests reproduces it). That includes
+        // the alpha of add_, which TorchSharp creates itself when it is left out: it is always passed.
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         StepCount++;
         var s = Settings;
+        using var one = 1.0.ToScalar();
         using var descent = (-s.LearningRate).ToScalar();
         if (s.Kind == OptimizerKind.Sgd)
         {
@@ -68,7 +70,7 @@ public sealed class FlatOptimizer : IDisposable
             else
             {
                 using var momentum = s.Momentum.ToScalar();
-                _firstMoment.mul_(momentum).add_(gradient);
+                _firstMoment.mul_(momentum).add_(gradient, alpha: one);
                 _weights.add_(_firstMoment, alpha: descent);
             }
             return;
@@ -83,7 +85,7 @@ public sealed class FlatOptimizer : IDisposable
         using var stepSize = (-s.LearningRate / (1 - Math.Pow(s.Beta1, StepCount))).ToScalar();
         _firstMoment!.mul_(beta1).add_(gradient, alpha: oneMinusBeta1);
         _secondMoment!.mul_(beta2).addcmul_(gradient, gradient, value: oneMinusBeta2);
-        var denominator = _secondMoment.sqrt().div_(sqrtBiasCorrection2).add_(epsilon);
+        var denominator = _secondMoment.sqrt().div_(sqrtBiasCorrection2).add_(epsilon, alpha: one);
         _weights.addcdiv_(_firstMoment, denominator, value: stepSize);
     }
 
