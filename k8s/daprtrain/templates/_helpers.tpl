@@ -1,0 +1,96 @@
+{{/* Labels every object of the release carries. */}}
+{{- define "daprtrain.labels" -}}
+app.kubernetes.io/name: daprtrain
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* <registry>/<repository>:<tag> for one service; call with (list $ "repository"). */}}
+{{- define "daprtrain.image" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s/%s:%s" $root.Values.image.registry (index . 1) $root.Values.image.tag -}}
+{{- end -}}
+
+{{/* The worker app ids, worker-1 .. worker-N: each is its own Deployment and its own Dapr app id. */}}
+{{- define "daprtrain.workerIds" -}}
+{{- range $i := until (int .Values.job.workers) }}
+- worker-{{ add $i 1 }}
+{{- end }}
+{{- end -}}
+
+{{/* The JOB__* environment every service reads (TrainingJobOptions). */}}
+{{- define "daprtrain.jobEnv" -}}
+- name: JOB__JOBID
+  value: {{ .Values.job.id | quote }}
+- name: JOB__TOPOLOGY
+  value: {{ .Values.job.topology | quote }}
+- name: JOB__WORKERS
+  value: {{ .Values.job.workers | quote }}
+- name: JOB__MODEL
+  value: {{ .Values.job.model | quote }}
+- name: JOB__OPTIMIZER
+  value: {{ .Values.job.optimizer | quote }}
+- name: JOB__LEARNINGRATE
+  value: {{ .Values.job.learningRate | quote }}
+- name: JOB__BATCHSIZE
+  value: {{ .Values.job.batchSize | quote }}
+- name: JOB__SEED
+  value: {{ .Values.job.seed | quote }}
+- name: JOB__ROUNDS
+  value: {{ .Values.job.rounds | quote }}
+- name: JOB__ROUNDDEADLINEMS
+  value: {{ .Values.job.roundDeadlineMs | quote }}
+- name: JOB__CHECKPOINTEVERY
+  value: {{ .Values.job.checkpointEvery | quote }}
+- name: JOB__HEARTBEATMS
+  value: {{ .Values.job.heartbeatMs | quote }}
+- name: JOB__HOLDOUT
+  value: {{ .Values.job.holdout | quote }}
+- name: JOB__MAXCHUNKBYTES
+  value: {{ .Values.job.maxChunkBytes | quote }}
+{{- if .Values.job.dataDir }}
+- name: JOB__DATADIR
+  value: {{ .Values.job.dataDir | quote }}
+{{- end }}
+{{- if .Values.appTokenSecret }}
+- name: APP_API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.appTokenSecret }}
+      key: token
+{{- end }}
+{{- end -}}
+
+{{/* Sidecar annotations; call with (list $ "app-id"). */}}
+{{- define "daprtrain.daprAnnotations" -}}
+{{- $root := index . 0 -}}
+dapr.io/enabled: "true"
+dapr.io/app-id: {{ index . 1 | quote }}
+dapr.io/app-port: "8080"
+dapr.io/app-protocol: http
+dapr.io/enable-app-health-check: "true"
+dapr.io/app-health-check-path: /health
+dapr.io/log-level: {{ $root.Values.dapr.logLevel | quote }}
+dapr.io/max-body-size: {{ $root.Values.dapr.maxBodySize | quote }}
+dapr.io/sidecar-cpu-request: {{ $root.Values.dapr.sidecarCpuRequest | quote }}
+dapr.io/sidecar-memory-request: {{ $root.Values.dapr.sidecarMemoryRequest | quote }}
+{{- if $root.Values.appTokenSecret }}
+dapr.io/app-token-secret: {{ $root.Values.appTokenSecret | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Probes on the app's own health endpoint. */}}
+{{- define "daprtrain.probes" -}}
+ports:
+  - name: http
+    containerPort: 8080
+readinessProbe:
+  httpGet: { path: /health, port: http }
+  periodSeconds: 5
+livenessProbe:
+  httpGet: { path: /health, port: http }
+  initialDelaySeconds: 20
+  periodSeconds: 10
+{{- end -}}

@@ -1,0 +1,115 @@
+using System.Text.RegularExpressions;
+using DaprTrain.Contracts;
+using DaprTrain.Dapr;
+using YamlDotNet.RepresentationModel;
+
+namespace DaprTrain.Services.Tests;
+
+/// <summary>
+/// Static checks of k8s/daprtrain (helm is not on these machines, so nothing renders it here): the chart and its
+/// values parse, every value a template reads exists, every JOB__ variable binds to an option, and the names the
+/// code uses are the names the chart deploys.
+/// </summary>
+public partial class HelmChartTests
+{
+    private static readonly string Chart = Path.Combine(FindRoot(), "k8s", "daprtrain");
+
+    private static string FindRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DaprTrain.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("repository root (DaprTrain.sln) not found above the test output");
+    }
+
+    private static YamlMappingNode Load(string path)
+    {
+        var stream = new YamlStream();
+        using var reader = new StreamReader(path);
+        stream.Load(reader);
+        return (YamlMappingNode)stream.Documents.Single().RootNode;
+    }
+
+    private static IEnumerable<(string Name, string Text)> Templates() =>
+        Directory.GetFiles(Path.Combine(Chart, "templates")).Select(f => (Path.GetFileName(f), File.ReadAllText(f)));
+
+    [Fact]
+    public void The_chart_is_a_helm_v2_application_chart()
+    {
+        var chart = Load(Path.Combine(Chart, "Chart.yaml"));
+        ((YamlScalarNode)chart["apiVersion"]).Value.Should().Be("v2");
+        ((YamlScalarNode)chart["name"]).Value.Should().Be("daprtrain");
+        ((YamlScalarNode)chart["version"]).Value.Should().MatchRegex(@"^\d+\.\d+\.\d+");
+    }
+
+    [Fact]
+    public void Every_value_a_template_reads_is_declared_in_values_yaml()
+    {
+        var values = Load(Path.Combine(Chart, "values.yaml"));
+        var missing = new List<string>();
+        foreach (var (name, text) in Templates())
+        {
+            foreach (Match match in ValuesReference().Matches(text))
+            {
+                YamlNode node = values;
+                foreach (string key in match.Groups[1].Value.Split('.'))
+                {
+                    if (node is YamlMappingNode mapping && mapping.Children.TryGetValue(new YamlScalarNode(key), out var child)) node = child;
+                    else { missing.Add($"{name}: .Values.{match.Groups[1].Value}"); break; }
+                }
+            }
+        }
+        missing.Should().BeEmpty();
+    }
+
+    [Fact]
+    public void Template_actions_open_and_close_in_pairs()
+    {
+        foreach (var (name, text) in Templates())
+        {
+            var actions = Action().Matches(text).Select(m => m.Groups[1].Value).ToList();
+            int opened = actions.Count(a => Regex.IsMatch(a, @"^(if|range|with|define)\b"));
+            int closed = actions.Count(a => a == "end");
+            closed.Should().Be(opened, $"{name} closes every if, range, with and define");
+            text.Split("{{").Length.Should().Be(text.Split("}}").Length, $"{name} has as many {{{{ as }}}}");
+        }
+    }
+
+    [Fact]
+    public void Every_job_and_coordinator_variable_binds_to_an_option_of_the_services()
+    {
+        var job = typeof(TrainingJobOptions).GetProperties().Select(p => p.Name.ToUpperInvariant()).ToHashSet();
+        var text = string.Concat(Templates().Select(t => t.Text));
+        var variables = EnvironmentName().Matches(text).Select(m => m.Groups[1].Value).Distinct().ToList();
+
+        variables.Should().Contain(["JOB__WORKERID", "JOB__TOPOLOGY", "JOB__WORKERS", "COORDINATOR__SHARDS", "COORDINATOR__LEASEMS"]);
+        var jobFields = variables.Where(v => v.StartsWith("JOB__", StringComparison.Ordinal)).Select(v => v["JOB__".Length..]).ToList();
+        jobFields.Should().BeSubsetOf(job, "a misspelt variable would be ignored silently");
+        variables.Where(v => v.StartsWith("COORDINATOR__", StringComparison.Ordinal)).Select(v => v["COORDINATOR__".Length..])
+            .Should().BeSubsetOf(["SHARDS", "LEASEMS", "WORKERSWRITECHECKPOINTS"]);
+    }
+
+    [Fact]
+    public void The_chart_deploys_the_app_ids_and_components_the_code_names()
+    {
+        var text = string.Concat(Templates().Select(t => t.Text));
+        text.Should().Contain($"(list $ \"{DaprApps.Coordinator}\")").And.Contain($"(list $ \"{DaprApps.ParameterServer}\")");
+        text.Should().Contain("printf \"worker-%d\" (add $i 1)", "one Deployment and one app id per worker, worker-1 .. worker-N");
+        DaprApps.Worker(1).Should().Be("worker-1");
+
+        string components = File.ReadAllText(Path.Combine(Chart, "templates", "components.yaml"));
+        ComponentName().Matches(components).Select(m => m.Groups[1].Value).Should().BeEquivalentTo([DaprComponents.PubSub, DaprComponents.StateStore]);
+        components.Should().Contain("name: actorStateStore").And.Contain("name: keyPrefix");
+    }
+
+    [GeneratedRegex(@"\.Values\.([A-Za-z0-9_.]+)")]
+    private static partial Regex ValuesReference();
+
+    [GeneratedRegex(@"\{\{-?\s*([a-z]+)")]
+    private static partial Regex Action();
+
+    [GeneratedRegex(@"name: ((?:JOB|COORDINATOR)__[A-Z]+)")]
+    private static partial Regex EnvironmentName();
+
+    [GeneratedRegex(@"kind: Component\nmetadata:\n  name: ([a-z-]+)")]
+    private static partial Regex ComponentName();
+}
