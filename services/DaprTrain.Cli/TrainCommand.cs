@@ -21,6 +21,10 @@ internal static class TrainCommand
         }.AcceptOnlyFromAmong(["single", .. Topologies.Names]);
         var save = new Option<string?>("--save-checkpoint") { Description = "single: write a checkpoint of the final state to this file." };
         var resume = new Option<string?>("--resume") { Description = "single: continue from a checkpoint file written by --save-checkpoint." };
+        var exportOnnx = new Option<string?>("--export-onnx")
+        {
+            Description = "single: write the trained model as ONNX to this file (input: raw MNIST pixels 0..255; serve it with 'daprtrain predict').",
+        };
         var stateDir = new Option<string?>("--state-dir")
         {
             Description = "Distributed: folder of the embedded checkpoint store. A run whose job id already has a checkpoint there continues from it. " +
@@ -35,16 +39,17 @@ internal static class TrainCommand
         command.Options.Add(jobId);
         command.Options.Add(save);
         command.Options.Add(resume);
+        command.Options.Add(exportOnnx);
         command.SetAction((result, cancellationToken) => CommandErrors.RunAsync(error, () =>
         {
             string chosen = result.GetValue(topology)!;
             if (chosen == "single")
             {
-                return RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), output, cancellationToken);
+                return RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), result.GetValue(exportOnnx), output, cancellationToken);
             }
-            if (result.GetValue(save) is not null || result.GetValue(resume) is not null)
+            if (result.GetValue(save) is not null || result.GetValue(resume) is not null || result.GetValue(exportOnnx) is not null)
             {
-                throw new ArgumentException("--save-checkpoint and --resume apply to --topology single; distributed runs checkpoint into --state-dir.");
+                throw new ArgumentException("--save-checkpoint, --resume and --export-onnx apply to --topology single; distributed runs checkpoint into --state-dir.");
             }
             return RunDistributedAsync(result, common, distributed, Topologies.Parse(chosen), result.GetValue(stateDir), result.GetValue(jobId)!, output, cancellationToken);
         }));
@@ -83,7 +88,8 @@ internal static class TrainCommand
         }
     }
 
-    private static async Task<int> RunSingleWorkerAsync(ParseResult result, CommonOptions common, string? savePath, string? resumePath, TextWriter output, CancellationToken cancellationToken)
+    private static async Task<int> RunSingleWorkerAsync(ParseResult result, CommonOptions common, string? savePath, string? resumePath, string? onnxPath,
+        TextWriter output, CancellationToken cancellationToken)
     {
         TorchRuntime.EnsureInitialised(result.GetValue(common.Threads));
         using var data = await DataLoading.LoadAsync(result, common, output, cancellationToken);
@@ -136,10 +142,15 @@ internal static class TrainCommand
         if (savePath is not null)
         {
             byte[] bytes = CheckpointCodec.Encode(trainer.CaptureCheckpoint(step, sampler));
-            string temporary = savePath + ".tmp";
-            await File.WriteAllBytesAsync(temporary, bytes, cancellationToken);
-            File.Move(temporary, savePath, overwrite: true);
+            await AtomicFile.WriteAsync(savePath, bytes, cancellationToken);
             output.WriteLine($"checkpoint: {savePath} ({bytes.Length:N0} bytes, step {step})");
+        }
+
+        if (onnxPath is not null)
+        {
+            byte[] model = OnnxModels.Export(trainer);
+            await AtomicFile.WriteAsync(onnxPath, model, cancellationToken);
+            output.WriteLine($"onnx: {onnxPath} ({model.Length:N0} bytes; input '{DaprTrain.Onnx.OnnxExport.InputName}' [N,1,28,28] raw pixels, output '{DaprTrain.Onnx.OnnxExport.OutputName}' [N,10])");
         }
 
         double seconds = total.Elapsed.TotalSeconds;
