@@ -10,6 +10,7 @@ public static class CliApp
         root.Subcommands.Add(TrainCommand.Create(output, error));
         root.Subcommands.Add(CompareCommand.Create(output, error));
         root.Subcommands.Add(BenchCommand.Create(output));
+        root.Subcommands.Add(PredictCommand.Create(output, error));
         return root;
     }
 

@@ -80,8 +80,27 @@ public sealed class OnnxExportTests : IDisposable
         var result = await CliRun.RunAsync("train", "--topology", "single", "--data-dir", TestData.MnistDirectory, "--epochs", "1", "--export-onnx", path);
         result.ExitCode.Should().Be(0, result.Error);
         result.Output.Should().Contain($"onnx: {path}");
-        using var classifier = OnnxClassifier.Load(path);
-        classifier.Classify(new float[784 * 2]).Should().HaveCount(2);
+        using (var classifier = OnnxClassifier.Load(path)) classifier.Classify(new float[784 * 2]).Should().HaveCount(2);
+
+        var predict = await CliRun.RunAsync("predict", "--model", path, "--data-dir", TestData.MnistDirectory);
+        predict.ExitCode.Should().Be(0, predict.Error);
+        predict.Output.Should().MatchRegex(@"predict: 10,000 test images, accuracy (8[5-9]|9[0-9])\.[0-9]{2}%");
+        predict.Output.Should().Contain("not a held-out figure", "the shared folder has only the test split, which the model trained on");
+    }
+
+    [Fact]
+    public async Task Predict_says_which_model_file_is_wrong()
+    {
+        string missing = Path.Combine(_dir, "missing.onnx");
+        var result = await CliRun.RunAsync("predict", "--model", missing, "--data-dir", TestData.MnistDirectory);
+        result.ExitCode.Should().Be(ExitCodes.InvalidInput);
+        result.Error.Should().Contain(missing);
+
+        string garbage = Path.Combine(_dir, "garbage.onnx");
+        await File.WriteAllTextAsync(garbage, "no model here");
+        var bad = await CliRun.RunAsync("predict", "--model", garbage, "--data-dir", TestData.MnistDirectory);
+        bad.ExitCode.Should().Be(ExitCodes.InvalidInput);
+        bad.Error.Should().Contain("not a loadable ONNX model");
     }
 
     private static float[] TorchLogits(Trainer trainer, LabeledDataset holdout, long[] indices)
