@@ -26,24 +26,24 @@ internal static class PredictCommand
             string folder = result.GetValue(dataDir)!;
             if (!Directory.Exists(folder)) throw new ArgumentException($"--data-dir '{folder}' does not exist.");
             using var classifier = OnnxClassifier.Load(result.GetValue(model)!);
-            using var test = Mnist.LoadSplit(folder, train: false);
-            // Back to the raw pixels a client would send; the exported graph normalises them itself.
-            var pixels = new float[test.Features.Length];
-            for (int i = 0; i < pixels.Length; i++) pixels[i] = (test.Features[i] * Mnist.StandardDeviation + Mnist.Mean) * 255f;
+            var (raw, labels) = Mnist.ReadSplit(folder, train: false);
+            // Pixels as a client would send them, 0..255: the exported graph normalises them itself.
+            var pixels = Array.ConvertAll(raw, p => (float)p);
+            int images = labels.Length;
 
             int size = result.GetValue(batch);
             int correct = 0;
             var clock = Stopwatch.StartNew();
-            for (int start = 0; start < test.Count; start += size)
+            for (int start = 0; start < images; start += size)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                int count = Math.Min(size, test.Count - start);
+                int count = Math.Min(size, images - start);
                 int[] classes = classifier.Classify(pixels.AsSpan(start * 784, count * 784));
-                for (int i = 0; i < count; i++) if (classes[i] == test.Labels[start + i]) correct++;
+                for (int i = 0; i < count; i++) if (classes[i] == labels[start + i]) correct++;
             }
             double seconds = clock.Elapsed.TotalSeconds;
-            output.WriteLine($"predict: {test.Count:N0} test images, accuracy {100.0 * correct / test.Count:F2}%, " +
-                             $"{test.Count / Math.Max(seconds, 1e-9):N0} images/s (ONNX Runtime, batch {size})");
+            output.WriteLine($"predict: {images:N0} test images, accuracy {100.0 * correct / images:F2}%, " +
+                             $"{images / Math.Max(seconds, 1e-9):N0} images/s (ONNX Runtime, batch {size})");
             if (!Mnist.HasTrainSplit(folder))
             {
                 output.WriteLine("note: this folder has no train split, so a model trained from it has seen 8,000 of these images; the accuracy is not a held-out figure.");

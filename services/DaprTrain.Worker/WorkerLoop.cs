@@ -96,10 +96,9 @@ public sealed class WorkerLoop(
         }
         await heartbeats.CancelAsync();
         await heartbeatLoop;
-        var final = runtime.Use(n => n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices));
-        runtime.FinalAccuracy = final.Accuracy;
+        double accuracy = runtime.Finish(data);
         logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
-            job.WorkerId, job.Rounds, final.Accuracy, runtime.Use(n => n.WeightHash));
+            job.WorkerId, job.Rounds, accuracy, runtime.Use(n => n.WeightHash));
     }
 
     /// <summary>One round: compute, publish, then wait for the server's weights (ps) or agree on and apply the round (p2p).</summary>
@@ -182,7 +181,7 @@ public sealed class WorkerLoop(
             var latest = (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint;
             if (latest is not null && (latest.Round > seenRound || latest.Round >= job.Rounds))
             {
-                runtime.Use(n => { n.RestoreState(latest with { Generation = 0 }); return 0; });
+                Restore(latest);
                 await coordinator.SetSyncRequestAsync(job.WorkerId, pending: false);
                 logger.LogInformation("{Worker} continues from round {Round}, written by {Writer}", job.WorkerId, latest.Round, latest.Writer);
                 return;
@@ -195,7 +194,7 @@ public sealed class WorkerLoop(
                 // checkpoint, and as the writer serves the rest.
                 long own = runtime.Use(n => n.AppliedRound);
                 bool fromCheckpoint = latest is not null && latest.Round > own;
-                if (fromCheckpoint) runtime.Use(n => { n.RestoreState(latest! with { Generation = 0 }); return 0; });
+                if (fromCheckpoint) Restore(latest!);
                 await coordinator.SetSyncRequestAsync(job.WorkerId, pending: false);
                 logger.LogWarning("{Worker}: no member can serve a newer state; continuing from round {Round} ({Source})", job.WorkerId,
                     runtime.Use(n => n.AppliedRound), fromCheckpoint ? "the latest checkpoint" : "its own replica");
@@ -204,6 +203,9 @@ public sealed class WorkerLoop(
             await Task.Delay(TimeSpan.FromMilliseconds(20), stoppingToken);
         }
     }
+
+    /// <summary>p2p replicas all live in generation 0, whoever wrote the state.</summary>
+    private void Restore(JobCheckpoint state) => runtime.Use(n => { n.RestoreState(state with { Generation = 0 }); return 0; });
 
     private static Task WaitAsync(Func<bool> done, TimeSpan timeout, CancellationToken cancellationToken) =>
         WaitAsync(() => Task.FromResult(done()), timeout, cancellationToken);

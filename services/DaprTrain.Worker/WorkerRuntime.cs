@@ -10,12 +10,17 @@ public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger) : NodeRuntime<W
 
     public MessageInbox Weights { get; } = new(logger);
 
+    private double? _finalAccuracy;
+
     /// <summary>Held-out accuracy of the final weights, once the worker has run all its rounds.</summary>
-    public double? FinalAccuracy { get; set; }
+    public double? FinalAccuracy => Ready ? Use(_ => _finalAccuracy) : null;
+
+    /// <summary>Evaluates the final weights on the held-out set and keeps the accuracy for /status.</summary>
+    public double Finish(DaprTrain.Training.Data.TrainingData data) => Use(n => (_finalAccuracy = n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices).Accuracy).Value);
 
     public WorkerStatus Status() => Use(n => new WorkerStatus(n.Id, n.AppliedRound, n.Generation,
         n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), n.Shards.ToArray(), n.Counters.Applied,
-        n.Counters.Duplicates, n.Counters.Late, Gradients.Redelivered + Weights.Redelivered, FinalAccuracy));
+        n.Counters.Duplicates, n.Counters.Late, Gradients.Redelivered + Weights.Redelivered, _finalAccuracy));
 }
 
 /// <summary>What GET /status answers: progress, the replica's weight hash, message counters, and the final accuracy when done.</summary>

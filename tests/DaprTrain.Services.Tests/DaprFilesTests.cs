@@ -6,22 +6,7 @@ namespace DaprTrain.Services.Tests;
 /// <summary>components/*/*.yaml and dapr.yaml parse and name exactly what the code uses.</summary>
 public class DaprFilesTests
 {
-    private static readonly string Root = FindRoot();
-
-    private static string FindRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DaprTrain.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("repository root (DaprTrain.sln) not found above the test output");
-    }
-
-    private static YamlMappingNode Load(string path)
-    {
-        var stream = new YamlStream();
-        using var reader = new StreamReader(path);
-        stream.Load(reader);
-        return (YamlMappingNode)stream.Documents.Single().RootNode;
-    }
+    private static readonly string Root = Repository.Root;
 
     private static string Scalar(YamlMappingNode node, params string[] path)
     {
@@ -41,7 +26,7 @@ public class DaprFilesTests
     [MemberData(nameof(Profiles))]
     public void Each_profile_declares_the_component_names_the_code_uses(string profile)
     {
-        var components = Directory.GetFiles(Path.Combine(Root, "components", profile), "*.yaml").Select(Load).ToList();
+        var components = Directory.GetFiles(Path.Combine(Root, "components", profile), "*.yaml").Select(Repository.LoadYaml).ToList();
         components.Should().OnlyContain(c => Scalar(c, "apiVersion") == "dapr.io/v1alpha1" && Scalar(c, "kind") == "Component");
         components.Select(c => Scalar(c, "metadata", "name")).Should().BeEquivalentTo(DaprComponents.PubSub, DaprComponents.StateStore);
 
@@ -66,7 +51,7 @@ public class DaprFilesTests
     [Fact]
     public void The_run_file_starts_the_coordinator_the_server_and_workers_with_distinct_ports()
     {
-        var run = Load(Path.Combine(Root, "dapr.yaml"));
+        var run = Repository.LoadYaml(Path.Combine(Root, "dapr.yaml"));
         Scalar(run, "version").Should().Be("1");
         var resources = ((YamlSequenceNode)((YamlMappingNode)run.Children[new YamlScalarNode("common")]).Children[new YamlScalarNode("resourcesPaths")]).Cast<YamlScalarNode>().ToList();
         resources.Should().OnlyContain(r => Directory.Exists(Path.Combine(Root, r.Value!)));

@@ -12,22 +12,7 @@ namespace DaprTrain.Services.Tests;
 /// </summary>
 public partial class HelmChartTests
 {
-    private static readonly string Chart = Path.Combine(FindRoot(), "k8s", "daprtrain");
-
-    private static string FindRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DaprTrain.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("repository root (DaprTrain.sln) not found above the test output");
-    }
-
-    private static YamlMappingNode Load(string path)
-    {
-        var stream = new YamlStream();
-        using var reader = new StreamReader(path);
-        stream.Load(reader);
-        return (YamlMappingNode)stream.Documents.Single().RootNode;
-    }
+    private static readonly string Chart = Path.Combine(Repository.Root, "k8s", "daprtrain");
 
     private static IEnumerable<(string Name, string Text)> Templates() =>
         Directory.GetFiles(Path.Combine(Chart, "templates")).Select(f => (Path.GetFileName(f), File.ReadAllText(f)));
@@ -35,7 +20,7 @@ public partial class HelmChartTests
     [Fact]
     public void The_chart_is_a_helm_v2_application_chart()
     {
-        var chart = Load(Path.Combine(Chart, "Chart.yaml"));
+        var chart = Repository.LoadYaml(Path.Combine(Chart, "Chart.yaml"));
         ((YamlScalarNode)chart["apiVersion"]).Value.Should().Be("v2");
         ((YamlScalarNode)chart["name"]).Value.Should().Be("daprtrain");
         ((YamlScalarNode)chart["version"]).Value.Should().MatchRegex(@"^\d+\.\d+\.\d+");
@@ -44,7 +29,7 @@ public partial class HelmChartTests
     [Fact]
     public void Every_value_a_template_reads_is_declared_in_values_yaml()
     {
-        var values = Load(Path.Combine(Chart, "values.yaml"));
+        var values = Repository.LoadYaml(Path.Combine(Chart, "values.yaml"));
         var missing = new List<string>();
         foreach (var (name, text) in Templates())
         {

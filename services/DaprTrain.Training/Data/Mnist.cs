@@ -33,7 +33,8 @@ public static class Mnist
     public static bool HasTrainSplit(string directory) =>
         Locate(directory, TrainImages) is not null && Locate(directory, TrainLabels) is not null;
 
-    public static LabeledDataset LoadSplit(string directory, bool train)
+    /// <summary>A split as stored: pixels 0..255 (28x28 per image, row-major) and labels 0..9, checked.</summary>
+    public static (byte[] Pixels, byte[] Labels) ReadSplit(string directory, bool train)
     {
         var imagesFile = train ? TrainImages : TestImages;
         var labelsFile = train ? TrainLabels : TestLabels;
@@ -50,15 +51,21 @@ public static class Mnist
         {
             throw new IdxFormatException(labelsPath, $"count mismatch: {labels.Dimensions[0]} labels for {images.Dimensions[0]} images in {imagesPath}.");
         }
-
-        var features = new float[images.Data.Length];
-        for (int i = 0; i < features.Length; i++) features[i] = (images.Data[i] / 255f - Mean) / StandardDeviation;
-        var labelValues = new long[labels.Data.Length];
-        for (int i = 0; i < labelValues.Length; i++)
+        for (int i = 0; i < labels.Data.Length; i++)
         {
             if (labels.Data[i] > 9) throw new IdxFormatException(labelsPath, $"label {labels.Data[i]} at index {i} is not a digit 0-9.");
-            labelValues[i] = labels.Data[i];
         }
+        return (images.Data, labels.Data);
+    }
+
+    /// <summary>A split as the trainer takes it: features normalised with <see cref="Mean"/> and <see cref="StandardDeviation"/>.</summary>
+    public static LabeledDataset LoadSplit(string directory, bool train)
+    {
+        var (pixels, labels) = ReadSplit(directory, train);
+        var features = new float[pixels.Length];
+        for (int i = 0; i < features.Length; i++) features[i] = (pixels[i] / 255f - Mean) / StandardDeviation;
+        var labelValues = new long[labels.Length];
+        for (int i = 0; i < labelValues.Length; i++) labelValues[i] = labels[i];
         return new LabeledDataset(train ? "mnist-train" : "mnist-test", features, labelValues, [1, 28, 28], 10);
     }
 }
