@@ -55,11 +55,16 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
                 return Answer(DeliveryStatus.Success);
         }
         var delivered = deliver(chunk.Message!);
-        if (delivered.Status == DeliveryStatus.Drop)
+        if (delivered.Late)
+        {
+            // A gradient that arrives after its round closed (a peer's echo, a redelivery) is routine, not news.
+            logger.LogDebug("{Route}: discarded a late message: {Reason}", route, delivered.Reason);
+        }
+        else if (delivered.Status == DeliveryStatus.Drop)
         {
             logger.LogWarning("{Route}: dropped a message: {Reason}", route, delivered.Reason);
-            // A node may refuse a message only for now (a sender its membership view does not list yet); the
-            // same bytes resent later must reach it again rather than be taken for a duplicate.
+            // A refusal may hold only for now (a sender no view names yet, when the node already holds apart as many
+            // such senders as it may); the same bytes resent later must reach the node again, not count as a duplicate.
             _assembler.Forget(chunk.Message!);
         }
         return Answer(delivered.Status);

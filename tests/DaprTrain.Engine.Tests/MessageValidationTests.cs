@@ -46,7 +46,6 @@ public sealed class MessageValidationTests : IDisposable
         { "future-round", "round 9 from the future" },
         { "bad-checksum", "checksum mismatch" },
         { "truncated", "checksum mismatch" },
-        { "unknown-sender", "sender 'worker-9' is not a member" },
         { "zero-samples", "sample count 0" },
         { "future-generation", "generation 3 from the future" },
         { "garbage", "not a DaprTrain message" },
@@ -63,7 +62,6 @@ public sealed class MessageValidationTests : IDisposable
             case "future-round": return WireCodec.Encode(Gradient(round: 9));
             case "bad-checksum": { var b = WireCodec.Encode(Gradient()); b[100] ^= 0x40; return b; }
             case "truncated": return WireCodec.Encode(Gradient())[..5000];
-            case "unknown-sender": return WireCodec.Encode(Gradient(sender: "worker-9"));
             case "zero-samples": return WireCodec.Encode(Gradient(samples: 0));
             case "future-generation": return WireCodec.Encode(Gradient(generation: 3));
             default: return "GET / HTTP/1.1\r\n\r\n......................................................"u8.ToArray();
@@ -126,6 +124,69 @@ public sealed class MessageValidationTests : IDisposable
         _worker.HandleWeights(stale).Status.Should().Be(DeliveryStatus.Success, "weights of the round it already holds are a duplicate");
         _worker.WeightHash.Should().Be(before);
         _log.Messages.Should().Contain(m => m.Contains("Weights from worker-2"));
+    }
+
+    [Fact]
+    public void A_gradient_that_overtakes_the_view_naming_its_sender_counts_once_the_view_arrives()
+    {
+        // worker-2 learns that worker-3 is in only after worker-3's round-1 gradient reached it.
+        var data = TestData.Mnist8k2k;
+        var shards = new[] { data.TrainIndices[..100], data.TrainIndices[100..200], data.TrainIndices[200..300] };
+        var three = new MembershipView(2, ["worker-1", "worker-2", "worker-3"],
+            new Dictionary<int, string> { [0] = "worker-1", [1] = "worker-2", [2] = "worker-3" }, "worker-1", []);
+        using var late = new WorkerNode("worker-2", "job", Options, data, _log);
+        using var timely = new WorkerNode("worker-2", "job", Options, data, _log);
+        late.ApplyView(View, shards);
+        timely.ApplyView(three, shards);
+        var fromThree = WireCodec.Encode(Gradient(sender: "worker-3", values: Enumerable.Repeat(0.02f, Count).ToArray()));
+
+        late.HandleGradient(fromThree).Should().Be(DeliveryResult.Applied, "it is held, not dropped: the view may just be behind");
+        late.HeldSenders(1).Should().BeEmpty("a sender no view names does not count yet");
+        late.HeldApart(1).Should().Be(1);
+        late.HandleGradient(fromThree).Should().Be(DeliveryResult.Duplicate);
+        timely.HandleGradient(fromThree).Should().Be(DeliveryResult.Applied);
+
+        late.ApplyView(three, shards);
+        late.HeldApart(1).Should().Be(0);
+        foreach (var node in new[] { late, timely })
+        {
+            node.ComputeGradient();
+            node.HeldSenders(1).Should().Equal("worker-2", "worker-3");
+            node.ApplyDecision(new RoundDecision(0, 1, ["worker-2", "worker-3"], ["worker-2", "worker-3"]));
+        }
+        late.WeightHash.Should().Be(timely.WeightHash, "the order of the gradient and the view changes nothing");
+    }
+
+    [Fact]
+    public void Senders_no_view_names_are_held_apart_up_to_a_bound_and_forgotten_with_their_round()
+    {
+        var before = _worker.WeightHash;
+        for (int i = 0; i < HeldContributions.MaxStrangersPerRound; i++)
+        {
+            _worker.HandleGradient(WireCodec.Encode(Gradient(sender: $"stranger-{i}"))).Should().Be(DeliveryResult.Applied);
+            _ps.HandleGradient(WireCodec.Encode(Gradient(sender: $"stranger-{i}"))).Should().Be(DeliveryResult.Applied);
+        }
+        var worker = _worker.HandleGradient(WireCodec.Encode(Gradient(sender: "worker-9")));
+        var ps = _ps.HandleGradient(WireCodec.Encode(Gradient(sender: "worker-9")));
+        foreach (var result in new[] { worker, ps })
+        {
+            result.Status.Should().Be(DeliveryStatus.Drop);
+            result.Reason.Should().Contain("sender 'worker-9' is not a member of the job").And.Contain("already held for round 1");
+        }
+        _worker.Counters.Rejected.Should().ContainKey("unknown sender");
+        _worker.HeldApart(1).Should().Be(HeldContributions.MaxStrangersPerRound);
+        _ps.HeldApart(1).Should().Be(HeldContributions.MaxStrangersPerRound);
+
+        // Round 1 closes with the members' gradients only; the strangers' go with it.
+        _worker.ComputeGradient();
+        _worker.HandleGradient(WireCodec.Encode(Gradient())).Should().Be(DeliveryResult.Applied);
+        _worker.ApplyDecision(new RoundDecision(0, 1, ["worker-1", "worker-2"], ["worker-1", "worker-2"]));
+        _worker.HeldApart(1).Should().Be(0);
+        _worker.WeightHash.Should().NotBe(before);
+        _ps.HandleGradient(WireCodec.Encode(Gradient())).Should().Be(DeliveryResult.Applied);
+        _ps.CloseRound();
+        _ps.HeldApart(1).Should().Be(0);
+        _ps.HeldSenders(2).Should().BeEmpty();
     }
 
     private sealed class ListLogger : ILogger

@@ -17,8 +17,7 @@ public sealed class ParameterServerNode : IDisposable
     private readonly Trainer _trainer;
     private readonly MessageGate _gate;
     private readonly float[] _aggregate;
-    private readonly Dictionary<(long Round, string Sender), Contribution> _held = [];
-    private IReadOnlyList<string> _members = [];
+    private readonly HeldContributions _held = new();
 
     public ParameterServerNode(string jobId, TrainerOptions options, ILogger logger)
     {
@@ -44,32 +43,28 @@ public sealed class ParameterServerNode : IDisposable
 
     public ulong WeightHash => ReplicaState.WeightHash(_trainer);
 
-    public void SetMembers(IReadOnlyList<string> members) => _members = members;
+    public void SetMembers(IReadOnlyList<string> members) => _held.SetMembers(members);
 
     public DeliveryResult HandleGradient(byte[] payload)
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
-            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
-            s => _members.Contains(s, StringComparer.Ordinal));
+            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}");
         if (verdict != MessageGate.Verdict.Accept) return result;
         var m = message!;
-        if (!_held.TryAdd((m.Round, m.Sender), new Contribution(m.Sender, m.SampleCount, m.Values)))
-        {
-            Counters.CountDuplicate();
-            return DeliveryResult.Duplicate;
-        }
-        Counters.CountApplied();
-        return DeliveryResult.Applied;
+        return _gate.Answer(m, _held.Hold(m.Round, new Contribution(m.Sender, m.SampleCount, m.Values)));
     }
 
-    public IReadOnlyList<string> HeldSenders(long round) =>
-        _held.Keys.Where(k => k.Round == round).Select(k => k.Sender).OrderBy(s => s, StringComparer.Ordinal).ToList();
+    /// <summary>The members whose gradient for the round the server holds.</summary>
+    public IReadOnlyList<string> HeldSenders(long round) => _held.Senders(round);
+
+    /// <summary>Gradients for the round from senders no member list has named yet (see <see cref="HeldContributions"/>).</summary>
+    public int HeldApart(long round) => _held.StrangersOf(round);
 
     /// <summary>Averages what arrived for the open round, steps, and returns the weights message (the round's result).</summary>
     public byte[] CloseRound()
     {
         long round = OpenRound;
-        var contributions = _held.Where(p => p.Key.Round == round).Select(p => p.Value).ToList();
+        var contributions = _held.Of(round);
         if (contributions.Count > 0)
         {
             GradientAggregator.WeightedAverage(contributions, _aggregate);
@@ -77,7 +72,7 @@ public sealed class ParameterServerNode : IDisposable
             _trainer.ApplyGradient();
         }
         AppliedRound = round;
-        foreach (var key in _held.Keys.Where(k => k.Round <= round).ToList()) _held.Remove(key);
+        _held.ForgetThrough(round);
         return WeightsMessage(contributions.Sum(c => c.SampleCount));
     }
 

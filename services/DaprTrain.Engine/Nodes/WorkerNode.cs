@@ -19,7 +19,7 @@ public sealed class WorkerNode : IDisposable
     private readonly ILogger _logger;
     private readonly float[] _gradient;
     private readonly float[] _aggregate;
-    private readonly Dictionary<(long Round, string Sender), Contribution> _held = [];
+    private readonly HeldContributions _held = new();
     private readonly Dictionary<(long Round, int Slice), ReadOnlyMemory<float>> _reduced = [];
     private readonly ulong _samplerSeed;
     private EpochSampler? _sampler;
@@ -66,6 +66,7 @@ public sealed class WorkerNode : IDisposable
     public void ApplyView(MembershipView view, long[][] shardIndices)
     {
         _members = view.Members;
+        _held.SetMembers(view.Members);
         var mine = view.ShardsOf(Id);
         if (mine.SequenceEqual(_shards) && _sampler is not null) return;
         _shards = mine;
@@ -82,16 +83,16 @@ public sealed class WorkerNode : IDisposable
         int count = _sampler.Next(_batch);
         float loss = _trainer.ComputeGradient(_data.Train, _batch.AsSpan(0, count));
         _trainer.Parameters.ExportGradients(_gradient);
-        _held[(OpenRound, Id)] = new Contribution(Id, count, _gradient);
+        _held.PutOwn(OpenRound, new Contribution(Id, count, _gradient));
         return (loss, count);
     }
 
     /// <summary>True when this worker's gradient for the round is computed (a retried round must send the same one again).</summary>
-    public bool HasOwnGradient(long round) => _held.ContainsKey((round, Id));
+    public bool HasOwnGradient(long round) => _held.Contains(round, Id);
 
     public byte[] GradientMessage()
     {
-        var own = _held[(OpenRound, Id)];
+        var own = OwnContribution();
         return WireCodec.Encode(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, own.SampleCount, 0, 0, ReadOnlyMemory<float>.Empty), _gradient);
     }
 
@@ -99,13 +100,15 @@ public sealed class WorkerNode : IDisposable
     public DeliveryResult HandleGradient(byte[] payload)
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
-            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
-            IsMember);
+            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}");
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
     }
 
-    public IReadOnlyList<string> HeldSenders(long round) =>
-        _held.Keys.Where(k => k.Round == round).Select(k => k.Sender).OrderBy(s => s, StringComparer.Ordinal).ToList();
+    /// <summary>The members whose contribution to the round this worker holds (its own included).</summary>
+    public IReadOnlyList<string> HeldSenders(long round) => _held.Senders(round);
+
+    /// <summary>Contributions to the round from senders no view has named yet (see <see cref="HeldContributions"/>).</summary>
+    public int HeldApart(long round) => _held.StrangersOf(round);
 
     /// <summary>p2p: averages exactly the senders the round's decision names, then steps the optimizer.</summary>
     public void ApplyDecision(RoundDecision decision)
@@ -113,7 +116,7 @@ public sealed class WorkerNode : IDisposable
         RequireOpen(decision.Round);
         if (decision.Included.Count > 0)
         {
-            var contributions = decision.Included.Select(s => _held.TryGetValue((decision.Round, s), out var c)
+            var contributions = decision.Included.Select(s => _held.TryGet(decision.Round, s, out var c)
                 ? c : throw new InvalidOperationException($"{Id} lacks {s}'s gradient for round {decision.Round}, which the decision includes")).ToList();
             GradientAggregator.WeightedAverage(contributions, _aggregate);
             Step();
@@ -124,7 +127,7 @@ public sealed class WorkerNode : IDisposable
     /// <summary>p2p-scatter: the slices of this worker's gradient that the other members own, addressed to them.</summary>
     public IReadOnlyList<(string Owner, byte[] Payload)> GradientSliceMessages()
     {
-        var own = _held[(OpenRound, Id)];
+        var own = OwnContribution();
         var messages = new List<(string, byte[])>();
         for (int k = 0; k < _members.Count; k++)
         {
@@ -139,7 +142,7 @@ public sealed class WorkerNode : IDisposable
     public DeliveryResult HandleGradientSlice(byte[] payload)
     {
         int mine = MyIndex;
-        var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine), IsMember);
+        var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine));
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
     }
 
@@ -152,7 +155,7 @@ public sealed class WorkerNode : IDisposable
         var (offset, count) = ReplicaState.Slice(ParameterCount, mine, _members.Count);
         var contributions = decision.Included.Select(s =>
         {
-            if (!_held.TryGetValue((decision.Round, s), out var c)) throw new InvalidOperationException($"{Id} lacks {s}'s slice for round {decision.Round}");
+            if (!_held.TryGet(decision.Round, s, out var c)) throw new InvalidOperationException($"{Id} lacks {s}'s slice for round {decision.Round}");
             // The own contribution is the whole gradient; a peer's is already the slice.
             return s == Id ? c with { Values = c.Values.Slice(offset, count) } : c;
         }).ToList();
@@ -219,7 +222,7 @@ public sealed class WorkerNode : IDisposable
         {
             if (m.Generation == Generation && m.Round == AppliedRound) { Counters.CountDuplicate(); return DeliveryResult.Duplicate; }
             Counters.CountLate();
-            return DeliveryResult.Poison($"stale weights (generation {m.Generation}, round {m.Round})");
+            return DeliveryResult.Stale($"weights of generation {m.Generation}, round {m.Round}");
         }
         _trainer.Parameters.ImportWeights(m.Values.Span);
         Generation = m.Generation;
@@ -252,6 +255,9 @@ public sealed class WorkerNode : IDisposable
 
     private bool IsMember(string sender) => _members.Contains(sender, StringComparer.Ordinal);
 
+    private Contribution OwnContribution() => _held.TryGet(OpenRound, Id, out var own)
+        ? own : throw new InvalidOperationException($"{Id} has not computed its gradient for round {OpenRound}");
+
     private string? SliceProblem(WireMessage m, int expectedIndex)
     {
         if (m.SliceIndex != expectedIndex) return $"slice {m.SliceIndex} sent to the owner of slice {expectedIndex}";
@@ -261,13 +267,8 @@ public sealed class WorkerNode : IDisposable
 
     private DeliveryResult Hold(WireMessage m)
     {
-        if (m.Sender == Id || !_held.TryAdd((m.Round, m.Sender), new Contribution(m.Sender, m.SampleCount, m.Values)))
-        {
-            Counters.CountDuplicate();
-            return DeliveryResult.Duplicate;
-        }
-        Counters.CountApplied();
-        return DeliveryResult.Applied;
+        var outcome = m.Sender == Id ? HeldContributions.Outcome.Duplicate : _held.Hold(m.Round, new Contribution(m.Sender, m.SampleCount, m.Values));
+        return _gate.Answer(m, outcome);
     }
 
     private DeliveryResult Rejected(string category, string reason)
@@ -296,7 +297,7 @@ public sealed class WorkerNode : IDisposable
     private void Complete(long round)
     {
         AppliedRound = round;
-        foreach (var key in _held.Keys.Where(k => k.Round <= round).ToList()) _held.Remove(key);
+        _held.ForgetThrough(round);
         foreach (var key in _reduced.Keys.Where(k => k.Round <= round).ToList()) _reduced.Remove(key);
     }
 
