@@ -69,7 +69,7 @@ public sealed class ServerLoop(
         long round = runtime.Use(n => { n.SetMembers(view.Members); return n.OpenRound; });
         while (runtime.Use(n => n.HeldSenders(round).Count) == 0) await Task.Delay(Poll, stoppingToken);
         var until = DateTime.UtcNow + TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
-        while (DateTime.UtcNow < until && !runtime.Use(n => view.Members.All(m => n.HeldSenders(round).Contains(m)))) await Task.Delay(Poll, stoppingToken);
+        while (DateTime.UtcNow < until && !runtime.Use(n => view.Members.All(m => n.Holds(round, m)))) await Task.Delay(Poll, stoppingToken);
 
         byte[] weights = runtime.Use(n => n.CloseRound());
         await publisher.PublishAsync(DaprTopics.Weights, weights, stoppingToken);

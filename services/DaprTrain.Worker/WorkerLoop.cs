@@ -133,7 +133,7 @@ public sealed class WorkerLoop(
 
         var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
         var contributors = view.Members.Except(view.PendingSyncs).ToList();
-        await WaitAsync(() => runtime.Use(n => contributors.All(m => n.HeldSenders(round).Contains(m))), deadline, stoppingToken);
+        await WaitAsync(() => runtime.Use(n => contributors.All(m => n.Holds(round, m))), deadline, stoppingToken);
         await coordinator.ReportAsync(job.WorkerId, 0, round, runtime.Use(n => n.HeldSenders(round)));
         RoundDecision? decision = null;
         await WaitAsync(async () => (decision = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, stoppingToken);

@@ -24,17 +24,30 @@ public static class GradientAggregator
         long total = ordered.Sum(c => (long)c.SampleCount);
         if (total <= 0) throw new ArgumentException("contributions carry no samples");
 
-        destination.Clear();
-        foreach (var contribution in ordered)
+        var coefficients = new float[ordered.Length];
+        for (int c = 0; c < ordered.Length; c++)
         {
-            if (contribution.Values.Length != destination.Length)
+            if (ordered[c].Values.Length != destination.Length)
             {
-                throw new ArgumentException($"{contribution.Sender} sent {contribution.Values.Length} values, expected {destination.Length}");
+                throw new ArgumentException($"{ordered[c].Sender} sent {ordered[c].Values.Length} values, expected {destination.Length}");
             }
-            float coefficient = (float)contribution.SampleCount / total;
-            AddScaled(destination, contribution.Values.Span, coefficient);
+            coefficients[c] = (float)ordered[c].SampleCount / total;
+        }
+
+        // Block by block, so that the block of the destination stays in L1 while every contribution is added to
+        // it: each contribution is read once and the destination written once, not read and written N times.
+        // Within an element the order (zero, then each sender's product in turn) is the same whatever the block.
+        for (int start = 0; start < destination.Length; start += BlockFloats)
+        {
+            int length = Math.Min(BlockFloats, destination.Length - start);
+            var block = destination.Slice(start, length);
+            block.Clear();
+            for (int c = 0; c < ordered.Length; c++) AddScaled(block, ordered[c].Values.Span.Slice(start, length), coefficients[c]);
         }
     }
+
+    /// <summary>8 KiB of floats: a destination block and the contribution's block fit in L1 together.</summary>
+    private const int BlockFloats = 2048;
 
     private static void AddScaled(Span<float> accumulator, ReadOnlySpan<float> values, float coefficient)
     {

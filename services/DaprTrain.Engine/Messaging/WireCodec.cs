@@ -27,25 +27,39 @@ public static class WireCodec
     /// <summary>Encodes with <paramref name="values"/> as the payload (a slice of a larger buffer needs no copy first).</summary>
     public static byte[] Encode(WireMessage message, ReadOnlySpan<float> values)
     {
-        byte[] job = Encoding.UTF8.GetBytes(message.JobId);
-        byte[] sender = Encoding.UTF8.GetBytes(message.Sender);
+        var (bytes, payload) = Begin(message, values.Length);
+        values.CopyTo(payload.Span);
+        Seal(bytes);
+        return bytes;
+    }
+
+    /// <summary>
+    /// The first half of an encoding whose values are written in place: the header is written and
+    /// <paramref name="valueCount"/> floats are left for the caller to fill through the returned memory; then
+    /// <see cref="Seal"/>. A gradient exported straight into its message needs no staging buffer.
+    /// </summary>
+    public static (byte[] Bytes, Memory<float> Payload) Begin(WireMessage header, int valueCount)
+    {
+        byte[] job = Encoding.UTF8.GetBytes(header.JobId);
+        byte[] sender = Encoding.UTF8.GetBytes(header.Sender);
         if (job.Length is 0 or > MaxIdentifierBytes || sender.Length is 0 or > MaxIdentifierBytes)
         {
             throw new ArgumentException("job id and sender must be 1 to 256 bytes of UTF-8.");
         }
-        var bytes = GC.AllocateUninitializedArray<byte>(FixedHeader + 2 + job.Length + 2 + sender.Length + 4 * values.Length + 8);
+        ArgumentOutOfRangeException.ThrowIfNegative(valueCount);
+        var bytes = GC.AllocateUninitializedArray<byte>(FixedHeader + 2 + job.Length + 2 + sender.Length + 4 * valueCount + 8);
         var span = bytes.AsSpan();
         Magic.CopyTo(span);
         span[4] = FormatVersion;
-        span[5] = (byte)message.Kind;
+        span[5] = (byte)header.Kind;
         span[6] = Float32Encoding;
         span[7] = 0;
-        BinaryPrimitives.WriteInt32LittleEndian(span[8..], message.Generation);
-        BinaryPrimitives.WriteInt64LittleEndian(span[12..], message.Round);
-        BinaryPrimitives.WriteInt32LittleEndian(span[20..], message.SampleCount);
-        BinaryPrimitives.WriteInt32LittleEndian(span[24..], message.SliceIndex);
-        BinaryPrimitives.WriteInt32LittleEndian(span[28..], message.Offset);
-        BinaryPrimitives.WriteInt32LittleEndian(span[32..], values.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(span[8..], header.Generation);
+        BinaryPrimitives.WriteInt64LittleEndian(span[12..], header.Round);
+        BinaryPrimitives.WriteInt32LittleEndian(span[20..], header.SampleCount);
+        BinaryPrimitives.WriteInt32LittleEndian(span[24..], header.SliceIndex);
+        BinaryPrimitives.WriteInt32LittleEndian(span[28..], header.Offset);
+        BinaryPrimitives.WriteInt32LittleEndian(span[32..], valueCount);
         int position = FixedHeader;
         BinaryPrimitives.WriteUInt16LittleEndian(span[position..], (ushort)job.Length);
         job.CopyTo(span[(position + 2)..]);
@@ -53,10 +67,14 @@ public static class WireCodec
         BinaryPrimitives.WriteUInt16LittleEndian(span[position..], (ushort)sender.Length);
         sender.CopyTo(span[(position + 2)..]);
         position += 2 + sender.Length;
-        MemoryMarshal.AsBytes(values).CopyTo(span[position..]);
-        position += 4 * values.Length;
-        BinaryPrimitives.WriteUInt64LittleEndian(span[position..], XxHash3.HashToUInt64(span[..position]));
-        return bytes;
+        return (bytes, new FloatView(bytes, position, valueCount).Memory);
+    }
+
+    /// <summary>Writes the checksum of a message <see cref="Begin"/> started, once its values are in place.</summary>
+    public static void Seal(byte[] bytes)
+    {
+        var span = bytes.AsSpan();
+        BinaryPrimitives.WriteUInt64LittleEndian(span[^8..], XxHash3.HashToUInt64(span[..^8]));
     }
 
     /// <summary>Decodes a copy of <paramref name="bytes"/>; see <see cref="Decode(byte[])"/>.</summary>
@@ -110,18 +128,34 @@ public static class WireCodec
 
     private static int IndexOfNonFinite(ReadOnlySpan<float> values)
     {
-        // x * 0 is 0 for every finite x and NaN for NaN and the infinities: one multiply and compare per lane.
+        // x * 0 is 0 for every finite x and NaN for NaN and the infinities, and a NaN survives every addition:
+        // summing x * 0 over a block tells whether the block is clean with no branch per element. Only a block
+        // that is not is scanned element by element, to name the first bad index.
+        const int block = 1024;
         int i = 0;
-        if (System.Numerics.Vector.IsHardwareAccelerated)
+        if (System.Numerics.Vector.IsHardwareAccelerated && System.Numerics.Vector<float>.Count * 4 <= block)
         {
             var zero = System.Numerics.Vector<float>.Zero;
-            int width = System.Numerics.Vector<float>.Count;
-            for (; i <= values.Length - width; i += width)
+            for (; i <= values.Length - block; i += block)
             {
-                if (!System.Numerics.Vector.EqualsAll(new System.Numerics.Vector<float>(values[i..]) * zero, zero)) break;
+                var vectors = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(values.Slice(i, block));
+                System.Numerics.Vector<float> a = zero, b = zero, c = zero, d = zero;
+                for (int v = 0; v < vectors.Length; v += 4)
+                {
+                    a += vectors[v] * zero;
+                    b += vectors[v + 1] * zero;
+                    c += vectors[v + 2] * zero;
+                    d += vectors[v + 3] * zero;
+                }
+                if (!System.Numerics.Vector.EqualsAll(a + b + c + d, zero)) return IndexOfNonFiniteScalar(values, i, block);
             }
         }
-        for (; i < values.Length; i++)
+        return IndexOfNonFiniteScalar(values, i, values.Length - i);
+    }
+
+    private static int IndexOfNonFiniteScalar(ReadOnlySpan<float> values, int start, int count)
+    {
+        for (int i = start; i < start + count; i++)
         {
             if (!float.IsFinite(values[i])) return i;
         }

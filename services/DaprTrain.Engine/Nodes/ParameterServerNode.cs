@@ -16,7 +16,6 @@ public sealed class ParameterServerNode : IDisposable
 
     private readonly Trainer _trainer;
     private readonly MessageGate _gate;
-    private readonly float[] _aggregate;
     private readonly HeldContributions _held = new();
 
     public ParameterServerNode(string jobId, TrainerOptions options, ILogger logger)
@@ -24,7 +23,6 @@ public sealed class ParameterServerNode : IDisposable
         JobId = jobId;
         _trainer = new Trainer(options);
         _gate = new MessageGate(NodeId, jobId, logger, Counters);
-        _aggregate = new float[_trainer.Parameters.Count];
     }
 
     public string JobId { get; }
@@ -39,7 +37,7 @@ public sealed class ParameterServerNode : IDisposable
 
     public Trainer Trainer => _trainer;
 
-    public int ParameterCount => _aggregate.Length;
+    public int ParameterCount => _trainer.Parameters.Count;
 
     public ulong WeightHash => ReplicaState.WeightHash(_trainer);
 
@@ -57,6 +55,9 @@ public sealed class ParameterServerNode : IDisposable
     /// <summary>The members whose gradient for the round the server holds.</summary>
     public IReadOnlyList<string> HeldSenders(long round) => _held.Senders(round);
 
+    /// <summary>True when the server holds the member's gradient for the round.</summary>
+    public bool Holds(long round, string member) => _held.Contains(round, member);
+
     /// <summary>Gradients for the round from senders no member list has named yet (see <see cref="HeldContributions"/>).</summary>
     public int HeldApart(long round) => _held.StrangersOf(round);
 
@@ -67,8 +68,7 @@ public sealed class ParameterServerNode : IDisposable
         var contributions = _held.Of(round);
         if (contributions.Count > 0)
         {
-            GradientAggregator.WeightedAverage(contributions, _aggregate);
-            _trainer.Parameters.ImportGradients(_aggregate);
+            GradientAggregator.WeightedAverage(contributions, _trainer.Parameters.GradientSpan);
             _trainer.ApplyGradient();
         }
         AppliedRound = round;

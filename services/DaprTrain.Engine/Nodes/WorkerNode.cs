@@ -17,8 +17,8 @@ public sealed class WorkerNode : IDisposable
     private readonly TrainingData _data;
     private readonly MessageGate _gate;
     private readonly ILogger _logger;
-    private readonly float[] _gradient;
-    private readonly float[] _aggregate;
+    private readonly int _parameterCount;
+    private (byte[] Bytes, bool Sealed) _ownMessage = ([], true);
     private readonly HeldContributions _held = new();
     private readonly Dictionary<(long Round, int Slice), ReadOnlyMemory<float>> _reduced = [];
     private readonly ulong _samplerSeed;
@@ -35,8 +35,7 @@ public sealed class WorkerNode : IDisposable
         _trainer = new Trainer(options);
         _logger = logger;
         _gate = new MessageGate(id, jobId, logger, Counters);
-        _gradient = new float[_trainer.Parameters.Count];
-        _aggregate = new float[_trainer.Parameters.Count];
+        _parameterCount = _trainer.Parameters.Count;
         _batch = new long[options.BatchSize];
         _samplerSeed = SplitMix64.Derive(options.Seed, "sampler:" + id).NextUInt64();
     }
@@ -56,7 +55,7 @@ public sealed class WorkerNode : IDisposable
 
     public Trainer Trainer => _trainer;
 
-    public int ParameterCount => _gradient.Length;
+    public int ParameterCount => _parameterCount;
 
     public IReadOnlyList<int> Shards => _shards;
 
@@ -82,18 +81,28 @@ public sealed class WorkerNode : IDisposable
         if (_sampler is null) throw new InvalidOperationException($"{Id} has no data shard assigned");
         int count = _sampler.Next(_batch);
         float loss = _trainer.ComputeGradient(_data.Train, _batch.AsSpan(0, count));
-        _trainer.Parameters.ExportGradients(_gradient);
-        _held.PutOwn(OpenRound, new Contribution(Id, count, _gradient));
+        // Exported straight into the message that will carry it: no staging copy. Sealed (checksummed) when sent.
+        var (message, values) = WireCodec.Begin(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, count, 0, 0, ReadOnlyMemory<float>.Empty), _parameterCount);
+        _trainer.Parameters.ExportGradients(values.Span);
+        _ownMessage = (message, Sealed: false);
+        _held.PutOwn(OpenRound, new Contribution(Id, count, values));
         return (loss, count);
     }
+
 
     /// <summary>True when this worker's gradient for the round is computed (a retried round must send the same one again).</summary>
     public bool HasOwnGradient(long round) => _held.Contains(round, Id);
 
+    /// <summary>The message carrying this worker's gradient for the open round (the same bytes when the round is retried).</summary>
     public byte[] GradientMessage()
     {
-        var own = OwnContribution();
-        return WireCodec.Encode(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, own.SampleCount, 0, 0, ReadOnlyMemory<float>.Empty), _gradient);
+        OwnContribution();
+        if (!_ownMessage.Sealed)
+        {
+            WireCodec.Seal(_ownMessage.Bytes);
+            _ownMessage.Sealed = true;
+        }
+        return _ownMessage.Bytes;
     }
 
     /// <summary>p2p: a peer's whole gradient.</summary>
@@ -107,6 +116,9 @@ public sealed class WorkerNode : IDisposable
     /// <summary>The members whose contribution to the round this worker holds (its own included).</summary>
     public IReadOnlyList<string> HeldSenders(long round) => _held.Senders(round);
 
+    /// <summary>True when this worker holds the member's contribution to the round.</summary>
+    public bool Holds(long round, string member) => _held.Contains(round, member);
+
     /// <summary>Contributions to the round from senders no view has named yet (see <see cref="HeldContributions"/>).</summary>
     public int HeldApart(long round) => _held.StrangersOf(round);
 
@@ -118,7 +130,7 @@ public sealed class WorkerNode : IDisposable
         {
             var contributions = decision.Included.Select(s => _held.TryGet(decision.Round, s, out var c)
                 ? c : throw new InvalidOperationException($"{Id} lacks {s}'s gradient for round {decision.Round}, which the decision includes")).ToList();
-            GradientAggregator.WeightedAverage(contributions, _aggregate);
+            GradientAggregator.WeightedAverage(contributions, _trainer.Parameters.GradientSpan);
             Step();
         }
         Complete(decision.Round);
@@ -134,7 +146,7 @@ public sealed class WorkerNode : IDisposable
             if (_members[k] == Id) continue;
             var (offset, count) = ReplicaState.Slice(ParameterCount, k, _members.Count);
             var header = new WireMessage(MessageKind.GradientSlice, JobId, Generation, OpenRound, Id, own.SampleCount, k, offset, ReadOnlyMemory<float>.Empty);
-            messages.Add((_members[k], WireCodec.Encode(header, _gradient.AsSpan(offset, count))));
+            messages.Add((_members[k], WireCodec.Encode(header, own.Values.Span.Slice(offset, count))));
         }
         return messages;
     }
@@ -190,11 +202,12 @@ public sealed class WorkerNode : IDisposable
         RequireOpen(round);
         if (anyIncluded)
         {
+            var gradient = _trainer.Parameters.GradientSpan;
             for (int k = 0; k < _members.Count; k++)
             {
                 if (!_reduced.TryGetValue((round, k), out var slice)) return false;
                 var (offset, _) = ReplicaState.Slice(ParameterCount, k, _members.Count);
-                slice.Span.CopyTo(_aggregate.AsSpan(offset));
+                slice.Span.CopyTo(gradient[offset..]);
             }
             Step();
         }
@@ -283,9 +296,9 @@ public sealed class WorkerNode : IDisposable
         if (round != OpenRound) throw new InvalidOperationException($"{Id} is at open round {OpenRound}, not {round}");
     }
 
+    /// <summary>Steps on the aggregate, which the caller wrote straight into the replica's gradient buffer.</summary>
     private void Step()
     {
-        _trainer.Parameters.ImportGradients(_aggregate);
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         _trainer.ApplyGradient();
         OptimizerMs += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;

@@ -188,7 +188,7 @@ public sealed class EmbeddedJob : IDisposable
             _exchangeWallMs += exchange.Elapsed.TotalMilliseconds;
         }
 
-        DeliverUntil(start + _options.RoundDeadlineMs, () => participants.All(w => _view.Members.All(m => w.HeldSenders(round).Contains(m))));
+        DeliverUntil(start + _options.RoundDeadlineMs, () => participants.All(w => _view.Members.All(m => w.Holds(round, m))));
         var decision = await DecideAsync(participants, round);
         double applyMs = ApplyEverywhere(participants, w => w.ApplyDecision(decision));
         _committedRound = round;
@@ -217,7 +217,7 @@ public sealed class EmbeddedJob : IDisposable
             _exchangeWallMs += exchange.Elapsed.TotalMilliseconds;
         }
 
-        DeliverUntil(start + _options.RoundDeadlineMs, () => participants.All(w => _view.Members.All(m => w.HeldSenders(round).Contains(m))));
+        DeliverUntil(start + _options.RoundDeadlineMs, () => participants.All(w => _view.Members.All(m => w.Holds(round, m))));
         var decision = await DecideAsync(participants, round);
         if (decision.Reporters.Count < _view.Members.Count)
         {
@@ -285,7 +285,7 @@ public sealed class EmbeddedJob : IDisposable
             _exchangeWallMs += exchange.Elapsed.TotalMilliseconds;
         }
 
-        DeliverUntil(start + _options.RoundDeadlineMs, () => _view.Members.All(m => ps.HeldSenders(round).Contains(m)));
+        DeliverUntil(start + _options.RoundDeadlineMs, () => _view.Members.All(m => ps.Holds(round, m)));
         int included = ps.HeldSenders(round).Count;
         _gradientsDropped += participants.Count - included;
 
