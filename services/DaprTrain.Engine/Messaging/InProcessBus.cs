@@ -17,6 +17,7 @@ public sealed class InProcessBus(BusFaults faults, ulong seed, double retryBacko
     private readonly Dictionary<string, List<Subscription>> _topics = new(StringComparer.Ordinal);
     private readonly PriorityQueue<Delivery, (double Due, long Sequence)> _queue = new();
     private readonly List<DeadLetter> _deadLetters = [];
+    private readonly Dictionary<byte[], int> _queuedCopies = new(ReferenceEqualityComparer.Instance);
     private SplitMix64 _random = SplitMix64.Derive(seed, "bus");
     private long _sequence;
 
@@ -68,6 +69,9 @@ public sealed class InProcessBus(BusFaults faults, ulong seed, double retryBacko
         }
     }
 
+    /// <summary>True while a delivery of these very bytes waits in a queue (delayed, duplicated, to be retried).</summary>
+    public bool IsQueued(byte[] payload) => _queuedCopies.ContainsKey(payload);
+
     /// <summary>The earliest due time of a pending delivery, if any.</summary>
     public double? NextDue => _queue.TryPeek(out _, out var priority) ? priority.Due : null;
 
@@ -78,6 +82,7 @@ public sealed class InProcessBus(BusFaults faults, ulong seed, double retryBacko
         while (_queue.TryPeek(out var delivery, out var priority) && priority.Due <= until)
         {
             _queue.Dequeue();
+            Dequeued(delivery.Payload);
             if (!delivery.Subscription.Active) continue;
             attempts++;
             Delivered++;
@@ -112,7 +117,18 @@ public sealed class InProcessBus(BusFaults faults, ulong seed, double retryBacko
         }
     }
 
-    private void Enqueue(Delivery delivery, double due) => _queue.Enqueue(delivery, (due, _sequence++));
+    private void Enqueue(Delivery delivery, double due)
+    {
+        _queue.Enqueue(delivery, (due, _sequence++));
+        _queuedCopies[delivery.Payload] = _queuedCopies.GetValueOrDefault(delivery.Payload) + 1;
+    }
+
+    private void Dequeued(byte[] payload)
+    {
+        int left = _queuedCopies[payload] - 1;
+        if (left == 0) _queuedCopies.Remove(payload);
+        else _queuedCopies[payload] = left;
+    }
 
     private sealed class Subscription(string topic, string subscriber, MessageHandler handler)
     {

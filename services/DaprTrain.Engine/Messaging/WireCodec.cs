@@ -25,9 +25,9 @@ public static class WireCodec
     public static byte[] Encode(WireMessage message) => Encode(message, message.Values.Span);
 
     /// <summary>Encodes with <paramref name="values"/> as the payload (a slice of a larger buffer needs no copy first).</summary>
-    public static byte[] Encode(WireMessage message, ReadOnlySpan<float> values)
+    public static byte[] Encode(WireMessage message, ReadOnlySpan<float> values, MessageBufferPool? buffers = null)
     {
-        var (bytes, payload) = Begin(message, values.Length);
+        var (bytes, payload) = Begin(message, values.Length, buffers);
         values.CopyTo(payload.Span);
         Seal(bytes);
         return bytes;
@@ -38,7 +38,8 @@ public static class WireCodec
     /// <paramref name="valueCount"/> floats are left for the caller to fill through the returned memory; then
     /// <see cref="Seal"/>. A gradient exported straight into its message needs no staging buffer.
     /// </summary>
-    public static (byte[] Bytes, Memory<float> Payload) Begin(WireMessage header, int valueCount)
+    /// <param name="buffers">Where the bytes come from; a fresh array when null.</param>
+    public static (byte[] Bytes, Memory<float> Payload) Begin(WireMessage header, int valueCount, MessageBufferPool? buffers = null)
     {
         byte[] job = Encoding.UTF8.GetBytes(header.JobId);
         byte[] sender = Encoding.UTF8.GetBytes(header.Sender);
@@ -47,7 +48,8 @@ public static class WireCodec
             throw new ArgumentException("job id and sender must be 1 to 256 bytes of UTF-8.");
         }
         ArgumentOutOfRangeException.ThrowIfNegative(valueCount);
-        var bytes = GC.AllocateUninitializedArray<byte>(FixedHeader + 2 + job.Length + 2 + sender.Length + 4 * valueCount + 8);
+        int length = FixedHeader + 2 + job.Length + 2 + sender.Length + 4 * valueCount + 8;
+        var bytes = buffers?.Rent(length) ?? GC.AllocateUninitializedArray<byte>(length);
         var span = bytes.AsSpan();
         Magic.CopyTo(span);
         span[4] = FormatVersion;

@@ -18,6 +18,7 @@ public sealed class WorkerNode : IDisposable
     private readonly MessageGate _gate;
     private readonly ILogger _logger;
     private readonly int _parameterCount;
+    private readonly MessageBufferPool? _buffers;
     private (byte[] Bytes, bool Sealed) _ownMessage = ([], true);
     private readonly HeldContributions _held = new();
     private readonly Dictionary<(long Round, int Slice), ReadOnlyMemory<float>> _reduced = [];
@@ -27,8 +28,10 @@ public sealed class WorkerNode : IDisposable
     private IReadOnlyList<string> _members = [];
     private IReadOnlyList<int> _shards = [];
 
-    public WorkerNode(string id, string jobId, TrainerOptions options, TrainingData data, ILogger logger)
+    /// <param name="buffers">Where outgoing messages get their bytes; the owner of the pool decides when a message is dead.</param>
+    public WorkerNode(string id, string jobId, TrainerOptions options, TrainingData data, ILogger logger, MessageBufferPool? buffers = null)
     {
+        _buffers = buffers;
         Id = id;
         JobId = jobId;
         _data = data;
@@ -82,7 +85,7 @@ public sealed class WorkerNode : IDisposable
         int count = _sampler.Next(_batch);
         float loss = _trainer.ComputeGradient(_data.Train, _batch.AsSpan(0, count));
         // Exported straight into the message that will carry it: no staging copy. Sealed (checksummed) when sent.
-        var (message, values) = WireCodec.Begin(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, count, 0, 0, ReadOnlyMemory<float>.Empty), _parameterCount);
+        var (message, values) = WireCodec.Begin(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, count, 0, 0, ReadOnlyMemory<float>.Empty), _parameterCount, _buffers);
         _trainer.Parameters.ExportGradients(values.Span);
         _ownMessage = (message, Sealed: false);
         _held.PutOwn(OpenRound, new Contribution(Id, count, values));
@@ -146,7 +149,7 @@ public sealed class WorkerNode : IDisposable
             if (_members[k] == Id) continue;
             var (offset, count) = ReplicaState.Slice(ParameterCount, k, _members.Count);
             var header = new WireMessage(MessageKind.GradientSlice, JobId, Generation, OpenRound, Id, own.SampleCount, k, offset, ReadOnlyMemory<float>.Empty);
-            messages.Add((_members[k], WireCodec.Encode(header, own.Values.Span.Slice(offset, count))));
+            messages.Add((_members[k], WireCodec.Encode(header, own.Values.Span.Slice(offset, count), _buffers)));
         }
         return messages;
     }
@@ -171,11 +174,13 @@ public sealed class WorkerNode : IDisposable
             // The own contribution is the whole gradient; a peer's is already the slice.
             return s == Id ? c with { Values = c.Values.Slice(offset, count) } : c;
         }).ToList();
-        var reduced = new float[count];
-        GradientAggregator.WeightedAverage(contributions, reduced);
-        _reduced[(decision.Round, mine)] = reduced;
         int samples = contributions.Sum(c => c.SampleCount);
-        return WireCodec.Encode(new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, reduced));
+        // Reduced straight into the message that carries it to the peers.
+        var (message, reduced) = WireCodec.Begin(new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, ReadOnlyMemory<float>.Empty), count, _buffers);
+        GradientAggregator.WeightedAverage(contributions, reduced.Span);
+        WireCodec.Seal(message);
+        _reduced[(decision.Round, mine)] = reduced;
+        return message;
     }
 
     public DeliveryResult HandleReducedSlice(byte[] payload)

@@ -32,6 +32,8 @@ public sealed class EmbeddedJob : IDisposable
     private readonly PriceTable _prices;
     private readonly VirtualClock _clock = new();
     private readonly InProcessBus _bus;
+    private readonly MessageBufferPool _buffers = new();
+    private readonly HashSet<byte[]> _roundMessages = new(ReferenceEqualityComparer.Instance);
     private readonly InProcessCoordinator _coordinator;
     private readonly long[][] _shards;
     private readonly Dictionary<string, WorkerNode?> _workers = new(StringComparer.Ordinal);
@@ -132,6 +134,8 @@ public sealed class EmbeddedJob : IDisposable
         double start = _clock.NowMs;
         _roundBytes.Clear();
         _roundBytesMoved = 0;
+        // Messages of a round that ended early (a rollback) or could not be released are left to the collector.
+        _roundMessages.Clear();
         await FireFaultsAsync(round, cancellationToken);
         // A restored parameter server rolled the job back: start over from the round it reopened.
         if (CompletedRound != round - 1) return;
@@ -156,6 +160,7 @@ public sealed class EmbeddedJob : IDisposable
         };
 
         await ResyncLaggingWorkersAsync(cancellationToken);
+        ReleaseRoundMessages(round);
         CheckReplicasAgree(round);
         if (CompletedRound % _options.CheckpointEvery == 0) await CheckpointAsync(cancellationToken);
         foreach (var fault in _faults.Where(f => f.RecoveredAtMs is null && f.AtMs <= start)) fault.RecoveredAtMs = _clock.NowMs;
@@ -323,8 +328,24 @@ public sealed class EmbeddedJob : IDisposable
         return ready;
     }
 
+    /// <summary>
+    /// Gives the round's worker messages back to the pool once nothing can read them: every live node has applied
+    /// the round (so none holds a contribution or slice of it) and the broker holds no delayed, duplicated or
+    /// retried copy. Otherwise they stay with the collector, which frees them when the last reader lets go.
+    /// </summary>
+    private void ReleaseRoundMessages(long round)
+    {
+        bool everyonePast = LiveWorkers.All(w => w.AppliedRound >= round) && (_ps is null || _ps.AppliedRound >= round);
+        if (everyonePast)
+        {
+            foreach (var message in _roundMessages.Where(m => !_bus.IsQueued(m))) _buffers.Return(message);
+        }
+        _roundMessages.Clear();
+    }
+
     private void Publish(string sender, string topic, byte[] payload, double at, double transitMs)
     {
+        if (sender != ParameterServerNode.NodeId) _roundMessages.Add(payload);
         var metrics = Metrics(sender);
         // Pub/sub: the sender uploads once; the broker fans out. Unicast topics have one subscriber.
         metrics.BytesSent += payload.Length;
@@ -519,7 +540,7 @@ public sealed class EmbeddedJob : IDisposable
 
     private async Task StartWorkerAsync(string id)
     {
-        var worker = new WorkerNode(id, _options.JobId, _options.Trainer, _data, _loggers.CreateLogger<WorkerNode>());
+        var worker = new WorkerNode(id, _options.JobId, _options.Trainer, _data, _loggers.CreateLogger<WorkerNode>(), _buffers);
         _workers[id] = worker;
         _aliveSince[id] = _clock.NowMs;
         Metrics(id);
@@ -619,6 +640,7 @@ public sealed class EmbeddedJob : IDisposable
             GradientsDropped = _gradientsDropped,
             Requests = requests,
             ConsistencyChecks = _consistencyChecks,
+            MessageBuffersReused = _buffers.Reused,
             ParameterCount = reference.Parameters.Count,
             FinalWeightHashes = LiveWorkers.ToDictionary(w => w.Id, w => w.WeightHash).Concat(_ps is null ? [] : [new KeyValuePair<string, ulong>("ps", _ps.WeightHash)]).ToDictionary(),
             FinalWeights = weights,

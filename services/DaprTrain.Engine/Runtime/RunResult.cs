@@ -44,6 +44,9 @@ public sealed class RunResult
 
     public required int ConsistencyChecks { get; init; }
 
+    /// <summary>Worker messages whose bytes came from an earlier round's dead message rather than a new allocation.</summary>
+    public long MessageBuffersReused { get; init; }
+
     public required int ParameterCount { get; init; }
 
     public required IReadOnlyDictionary<string, ulong> FinalWeightHashes { get; init; }
