@@ -4,10 +4,15 @@ namespace DaprTrain.Cli.Benchmarks;
 
 internal static class Measure
 {
-    /// <summary>Median seconds per call over <paramref name="rounds"/> rounds of <paramref name="calls"/> calls, after a warm-up round.</summary>
+    /// <summary>
+    /// Median seconds per call over <paramref name="rounds"/> rounds of <paramref name="calls"/> calls, after a warm-up
+    /// of at least that many calls and half a second: the JIT recompiles a hot method with full optimisation only
+    /// after it has been called for about 100 ms, and the steady state is what a long training run sees.
+    /// </summary>
     public static double SecondsPerCall(Action action, int calls, int rounds = 7)
     {
-        for (int i = 0; i < calls; i++) action();
+        var warmUp = Stopwatch.StartNew();
+        for (int i = 0; i < calls || warmUp.ElapsedMilliseconds < 500; i++) action();
         var samples = new double[rounds];
         for (int r = 0; r < rounds; r++)
         {
