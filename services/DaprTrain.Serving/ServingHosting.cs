@@ -22,7 +22,7 @@ public static class ServingHosting
         var model = app.Services.GetRequiredService<ModelHost>();
         int maxImages = app.Services.GetRequiredService<IOptions<ServingOptions>>().Value.MaxImagesPerRequest;
 
-        app.MapGet("/healthz", () => Results.Json(new { status = "ok", model = model.Info.Sha256 }));
+        app.MapGet("/health", () => Results.Json(new { status = "ok", model = model.Info.Sha256 }));
         app.MapGet("/v1/model", () => Results.Json(model.Info));
         app.MapPost("/v1/predict", async (HttpRequest request, CancellationToken cancellationToken) =>
         {

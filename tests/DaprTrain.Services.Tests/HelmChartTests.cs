@@ -71,6 +71,10 @@ public partial class HelmChartTests
         jobFields.Should().BeSubsetOf(job, "a misspelt variable would be ignored silently");
         variables.Where(v => v.StartsWith("COORDINATOR__", StringComparison.Ordinal)).Select(v => v["COORDINATOR__".Length..])
             .Should().BeSubsetOf(["SHARDS", "LEASEMS", "WORKERSWRITECHECKPOINTS"]);
+
+        var serving = typeof(DaprTrain.Serving.ServingOptions).GetProperties().Select(p => p.Name.ToUpperInvariant()).ToHashSet();
+        var servingFields = variables.Where(v => v.StartsWith("SERVING__", StringComparison.Ordinal)).Select(v => v["SERVING__".Length..]).ToList();
+        servingFields.Should().Contain("MODELPATH", "the model server cannot start without it").And.BeSubsetOf(serving);
     }
 
     [Fact]
@@ -78,6 +82,7 @@ public partial class HelmChartTests
     {
         var text = string.Concat(Templates().Select(t => t.Text));
         text.Should().Contain($"(list $ \"{DaprApps.Coordinator}\")").And.Contain($"(list $ \"{DaprApps.ParameterServer}\")");
+        text.Should().Contain("(list $ \"model-server\")", "the optional model server is a Dapr app too");
         text.Should().Contain("printf \"worker-%d\" (add $i 1)", "one Deployment and one app id per worker, worker-1 .. worker-N");
         DaprApps.Worker(1).Should().Be("worker-1");
 
@@ -92,7 +97,7 @@ public partial class HelmChartTests
     [GeneratedRegex(@"\{\{-?\s*([a-z]+)")]
     private static partial Regex Action();
 
-    [GeneratedRegex(@"name: ((?:JOB|COORDINATOR)__[A-Z]+)")]
+    [GeneratedRegex(@"name: ((?:JOB|COORDINATOR|SERVING)__[A-Z]+)")]
     private static partial Regex EnvironmentName();
 
     [GeneratedRegex(@"kind: Component\nmetadata:\n  name: ([a-z-]+)")]

@@ -107,7 +107,7 @@ public sealed class ServingTests(TrainedModel model) : IClassFixture<TrainedMode
         string digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(model.Bytes));
         info.RootElement.GetProperty("sha256").GetString().Should().Be(digest);
         info.RootElement.GetProperty("bytes").GetInt64().Should().Be(model.Bytes.Length);
-        using var health = JsonDocument.Parse(await client.GetStringAsync("/healthz"));
+        using var health = JsonDocument.Parse(await client.GetStringAsync("/health"));
         health.RootElement.GetProperty("model").GetString().Should().Be(digest);
     }
 
@@ -145,7 +145,7 @@ public sealed class ServingTests(TrainedModel model) : IClassFixture<TrainedMode
         using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         json.RootElement.GetProperty("detail").GetString().Should().Contain(problem);
         // The server is still there and still right after a refusal.
-        (await client.GetAsync("/healthz")).StatusCode.Should().Be(HttpStatusCode.OK);
+        (await client.GetAsync("/health")).StatusCode.Should().Be(HttpStatusCode.OK);
     }
 
     [Fact]
