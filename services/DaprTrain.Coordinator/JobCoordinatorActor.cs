@@ -1,6 +1,6 @@
 using Dapr.Actors.Runtime;
 using DaprTrain.Contracts;
-using DaprTrain.Engine.Coordination;
+using DaprTrain.Coordination;
 using Microsoft.Extensions.Options;
 
 namespace DaprTrain.Coordinator;

@@ -1,7 +1,7 @@
 using Dapr.Actors;
 using Dapr.Actors.Client;
 using DaprTrain.Contracts;
-using DaprTrain.Engine.Coordination;
+using DaprTrain.Coordination;
 
 namespace DaprTrain.Dapr;
 

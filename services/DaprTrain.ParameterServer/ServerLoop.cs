@@ -1,6 +1,6 @@
 using DaprTrain.Contracts;
 using DaprTrain.Dapr;
-using DaprTrain.Engine.Coordination;
+using DaprTrain.Coordination;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.Engine.Storage;

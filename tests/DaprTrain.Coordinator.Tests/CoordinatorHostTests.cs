@@ -44,4 +44,13 @@ public sealed class CoordinatorHostTests : IDisposable
         var act = () => bad.CreateClient();
         act.Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage("*Shards*");
     }
+
+    [Fact]
+    public void The_coordinator_ships_neither_the_engine_nor_libtorch()
+    {
+        // What the coordinator's image would carry: its dependency manifest, as the build wrote it.
+        string deps = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "DaprTrain.Coordinator.deps.json"));
+        deps.Should().Contain("DaprTrain.Coordination", "it hosts the membership domain");
+        deps.Should().NotContain("TorchSharp").And.NotContain("DaprTrain.Engine").And.NotContain("DaprTrain.Training");
+    }
 }

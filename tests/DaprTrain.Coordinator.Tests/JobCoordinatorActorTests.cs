@@ -1,14 +1,15 @@
 using Dapr.Actors;
 using Dapr.Actors.Runtime;
 using DaprTrain.Contracts;
-using DaprTrain.Engine.Runtime;
+using Microsoft.Extensions.Time.Testing;
 
 namespace DaprTrain.Coordinator.Tests;
 
 public class JobCoordinatorActorTests
 {
     private readonly Dictionary<string, string> _store = [];
-    private readonly VirtualClock _clock = new();
+    private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private readonly FakeTimeProvider _clock = new(Start);
     private readonly CapturingTimerManager _timers = new();
     private static readonly CoordinatorOptions Options = new() { Shards = 3, LeaseMs = 1000, WorkersWriteCheckpoints = true };
 
@@ -45,10 +46,10 @@ public class JobCoordinatorActorTests
     {
         var actor = await ActivateAsync();
         foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(w);
-        _clock.AdvanceTo(800);
+        _clock.SetUtcNow(Start.AddMilliseconds(800));
         (await actor.HeartbeatAsync("worker-2")).Should().BeTrue();
         (await actor.HeartbeatAsync("worker-3")).Should().BeTrue();
-        _clock.AdvanceTo(1200);
+        _clock.SetUtcNow(Start.AddMilliseconds(1200));
 
         await FireLeaseReminderAsync(actor);
 

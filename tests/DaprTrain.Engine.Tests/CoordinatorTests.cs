@@ -1,4 +1,4 @@
-using DaprTrain.Engine.Coordination;
+using DaprTrain.Coordination;
 using DaprTrain.Engine.Runtime;
 
 namespace DaprTrain.Engine.Tests;

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using DaprTrain.Dapr;
-using DaprTrain.Engine.Coordination;
+using DaprTrain.Coordination;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
 using DaprTrain.ParameterServer;

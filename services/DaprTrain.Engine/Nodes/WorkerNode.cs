@@ -1,4 +1,4 @@
-using DaprTrain.Engine.Coordination;
+using DaprTrain.Coordination;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training;

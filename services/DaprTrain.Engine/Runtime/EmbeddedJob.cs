@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using DaprTrain.Engine.Coordination;
+using DaprTrain.Coordination;
 using DaprTrain.Engine.Cost;
 using DaprTrain.Engine.Faults;
 using DaprTrain.Engine.Messaging;

@@ -1,4 +1,4 @@
-namespace DaprTrain.Engine.Coordination;
+namespace DaprTrain.Coordination;
 
 /// <summary>The coordinator port. Embedded: <see cref="InProcessCoordinator"/>; Dapr: an actor proxy.</summary>
 public interface ICoordinator

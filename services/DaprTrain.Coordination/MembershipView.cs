@@ -1,4 +1,4 @@
-namespace DaprTrain.Engine.Coordination;
+namespace DaprTrain.Coordination;
 
 /// <summary>Who is in the job now, who owns which data shard, and who writes checkpoints.</summary>
 public sealed record MembershipView(

@@ -1,4 +1,4 @@
-namespace DaprTrain.Engine.Coordination;
+namespace DaprTrain.Coordination;
 
 public sealed record ReportSnapshot(string Member, int Generation, long Round, string[] Received);
 
