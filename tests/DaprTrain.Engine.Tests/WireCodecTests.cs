@@ -72,9 +72,9 @@ public class WireCodecTests
     }
 
     [Fact]
-    public void Blocked_aggregation_gives_the_bits_of_adding_each_sender_in_turn_element_by_element()
+    public void Aggregation_gives_the_bits_of_adding_each_sender_in_turn_element_by_element()
     {
-        // 5,003 values: two whole blocks and a tail that is no multiple of the vector width.
+        // 5,003 values: a tail that is no multiple of the vector width.
         var random = new Random(7);
         var contributions = Enumerable.Range(1, 5)
             .Select(w => new Contribution($"worker-{w}", 10 * w + 3, Enumerable.Range(0, 5003).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray()))
@@ -99,5 +99,14 @@ public class WireCodecTests
         var slice = new float[1777];
         GradientAggregator.WeightedAverage(contributions.Select(c => c with { Values = c.Values.Slice(1531, 1777) }).ToList(), slice);
         slice.Should().Equal(expected.AsSpan(1531, 1777).ToArray());
+
+        // A destination that already holds worker-3's values (a worker's own gradient buffer) is read, then overwritten.
+        var inPlace = contributions[2].Values.ToArray();
+        GradientAggregator.WeightedAverage(contributions, inPlace, destinationHolds: "worker-3");
+        inPlace.Should().Equal(expected);
+        // A sender that is not among the contributions leaves the destination's old values out of it.
+        var stale = Enumerable.Repeat(123f, 5003).ToArray();
+        GradientAggregator.WeightedAverage(contributions, stale, destinationHolds: "worker-9");
+        stale.Should().Equal(expected);
     }
 }

@@ -1,5 +1,5 @@
+using System.Buffers;
 using System.Numerics;
-using System.Runtime.InteropServices;
 
 namespace DaprTrain.Engine.Messaging;
 
@@ -13,7 +13,11 @@ public readonly record struct Contribution(string Sender, int SampleCount, ReadO
 /// </summary>
 public static class GradientAggregator
 {
-    public static void WeightedAverage(IReadOnlyList<Contribution> contributions, Span<float> destination)
+    /// <param name="destinationHolds">
+    /// The sender whose values the destination already holds (a worker's own gradient, still in its gradient buffer):
+    /// they are read from there and then overwritten, which saves reading a second copy of them. Null: none.
+    /// </param>
+    public static unsafe void WeightedAverage(IReadOnlyList<Contribution> contributions, Span<float> destination, string? destinationHolds = null)
     {
         if (contributions.Count == 0) throw new ArgumentException("nothing to aggregate", nameof(contributions));
         var ordered = contributions.OrderBy(c => c.Sender, StringComparer.Ordinal).ToArray();
@@ -24,50 +28,72 @@ public static class GradientAggregator
         long total = ordered.Sum(c => (long)c.SampleCount);
         if (total <= 0) throw new ArgumentException("contributions carry no samples");
 
-        var coefficients = new float[ordered.Length];
-        for (int c = 0; c < ordered.Length; c++)
+        int count = ordered.Length;
+        var coefficients = new float[count];
+        var handles = new MemoryHandle[count];
+        var sources = new float*[count];
+        fixed (float* target = destination)
         {
-            if (ordered[c].Values.Length != destination.Length)
+            try
             {
-                throw new ArgumentException($"{ordered[c].Sender} sent {ordered[c].Values.Length} values, expected {destination.Length}");
+                for (int c = 0; c < count; c++)
+                {
+                    if (ordered[c].Values.Length != destination.Length)
+                    {
+                        throw new ArgumentException($"{ordered[c].Sender} sent {ordered[c].Values.Length} values, expected {destination.Length}");
+                    }
+                    coefficients[c] = (float)ordered[c].SampleCount / total;
+                    if (ordered[c].Sender == destinationHolds)
+                    {
+                        sources[c] = target;
+                    }
+                    else
+                    {
+                        handles[c] = ordered[c].Values.Pin();
+                        sources[c] = (float*)handles[c].Pointer;
+                    }
+                }
+                // One pass: every contribution is read once and the destination written once; an element is summed
+                // in a register (zero, then each sender's product in turn) before it is stored, so the destination
+                // may be one of the inputs.
+                Average(sources, coefficients, target, destination.Length);
             }
-            coefficients[c] = (float)ordered[c].SampleCount / total;
-        }
-
-        // Block by block, so that the block of the destination stays in L1 while every contribution is added to
-        // it: each contribution is read once and the destination written once, not read and written N times.
-        // Within an element the order (zero, then each sender's product in turn) is the same whatever the block.
-        for (int start = 0; start < destination.Length; start += BlockFloats)
-        {
-            int length = Math.Min(BlockFloats, destination.Length - start);
-            var block = destination.Slice(start, length);
-            block.Clear();
-            for (int c = 0; c < ordered.Length; c++) AddScaled(block, ordered[c].Values.Span.Slice(start, length), coefficients[c]);
+            finally
+            {
+                foreach (var handle in handles) handle.Dispose();
+            }
         }
     }
 
-    /// <summary>8 KiB of floats: a destination block and the contribution's block fit in L1 together.</summary>
-    private const int BlockFloats = 2048;
-
-    private static void AddScaled(Span<float> accumulator, ReadOnlySpan<float> values, float coefficient)
+    private static unsafe void Average(float*[] sources, float[] coefficients, float* target, int length)
     {
+        int count = sources.Length;
         int i = 0;
         if (Vector.IsHardwareAccelerated)
         {
-            var scale = new Vector<float>(coefficient);
-            var accumulatorVectors = MemoryMarshal.Cast<float, Vector<float>>(accumulator);
-            var valueVectors = MemoryMarshal.Cast<float, Vector<float>>(values);
-            for (int v = 0; v < accumulatorVectors.Length; v++)
+            int width = Vector<float>.Count;
+            var scales = new Vector<float>[count];
+            for (int c = 0; c < count; c++) scales[c] = new Vector<float>(coefficients[c]);
+            for (; i <= length - width; i += width)
             {
-                var product = valueVectors[v] * scale;
-                accumulatorVectors[v] += product;
+                var sum = Vector<float>.Zero;
+                for (int c = 0; c < count; c++)
+                {
+                    var product = Vector.Load(sources[c] + i) * scales[c];
+                    sum += product;
+                }
+                Vector.Store(sum, target + i);
             }
-            i = accumulatorVectors.Length * Vector<float>.Count;
         }
-        for (; i < accumulator.Length; i++)
+        for (; i < length; i++)
         {
-            float product = values[i] * coefficient;
-            accumulator[i] += product;
+            float sum = 0;
+            for (int c = 0; c < count; c++)
+            {
+                float product = sources[c][i] * coefficients[c];
+                sum += product;
+            }
+            target[i] = sum;
         }
     }
 }

@@ -20,6 +20,7 @@ public sealed class WorkerNode : IDisposable
     private readonly int _parameterCount;
     private readonly MessageBufferPool? _buffers;
     private (byte[] Bytes, bool Sealed) _ownMessage = ([], true);
+    private bool _gradientBufferHoldsOwn;
     private readonly HeldContributions _held = new();
     private readonly Dictionary<(long Round, int Slice), ReadOnlyMemory<float>> _reduced = [];
     private readonly ulong _samplerSeed;
@@ -87,6 +88,7 @@ public sealed class WorkerNode : IDisposable
         // Exported straight into the message that will carry it: no staging copy. Sealed (checksummed) when sent.
         var (message, values) = WireCodec.Begin(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, count, 0, 0, ReadOnlyMemory<float>.Empty), _parameterCount, _buffers);
         _trainer.Parameters.ExportGradients(values.Span);
+        _gradientBufferHoldsOwn = true;
         _ownMessage = (message, Sealed: false);
         _held.PutOwn(OpenRound, new Contribution(Id, count, values));
         return (loss, count);
@@ -133,7 +135,9 @@ public sealed class WorkerNode : IDisposable
         {
             var contributions = decision.Included.Select(s => _held.TryGet(decision.Round, s, out var c)
                 ? c : throw new InvalidOperationException($"{Id} lacks {s}'s gradient for round {decision.Round}, which the decision includes")).ToList();
-            GradientAggregator.WeightedAverage(contributions, _trainer.Parameters.GradientSpan);
+            // Until a step or a restore touches it, the gradient buffer holds this worker's own gradient (its message
+            // carries a copy), so the aggregate can overwrite it in place instead of reading that copy too.
+            GradientAggregator.WeightedAverage(contributions, _trainer.Parameters.GradientSpan, destinationHolds: _gradientBufferHoldsOwn ? Id : null);
             Step();
         }
         Complete(decision.Round);
@@ -207,6 +211,7 @@ public sealed class WorkerNode : IDisposable
         RequireOpen(round);
         if (anyIncluded)
         {
+            _gradientBufferHoldsOwn = false;
             var gradient = _trainer.Parameters.GradientSpan;
             for (int k = 0; k < _members.Count; k++)
             {
@@ -243,6 +248,7 @@ public sealed class WorkerNode : IDisposable
             return DeliveryResult.Stale($"weights of generation {m.Generation}, round {m.Round}");
         }
         _trainer.Parameters.ImportWeights(m.Values.Span);
+        _gradientBufferHoldsOwn = false;
         Generation = m.Generation;
         AppliedRound = m.Round;
         _held.Clear();
@@ -256,6 +262,7 @@ public sealed class WorkerNode : IDisposable
     public void RestoreState(JobCheckpoint checkpoint)
     {
         _trainer.RestoreCheckpoint(checkpoint.State, null);
+        _gradientBufferHoldsOwn = false;
         AppliedRound = checkpoint.Round;
         Generation = checkpoint.Generation;
         _held.Clear();
@@ -304,6 +311,7 @@ public sealed class WorkerNode : IDisposable
     /// <summary>Steps on the aggregate, which the caller wrote straight into the replica's gradient buffer.</summary>
     private void Step()
     {
+        _gradientBufferHoldsOwn = false;
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         _trainer.ApplyGradient();
         OptimizerMs += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
