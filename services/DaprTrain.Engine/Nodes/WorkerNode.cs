@@ -19,11 +19,11 @@ public sealed class WorkerNode : IDisposable
     private readonly ILogger _logger;
     private readonly int _parameterCount;
     private readonly MessageBufferPool? _buffers;
-    private (byte[] Bytes, bool Sealed) _ownMessage = ([], true);
-    private bool _gradientBufferHoldsOwn;
     private readonly HeldContributions _held = new();
     private readonly Dictionary<(long Round, int Slice), ReadOnlyMemory<float>> _reduced = [];
     private readonly ulong _samplerSeed;
+    private (byte[] Bytes, bool Sealed) _ownMessage = ([], true);
+    private bool _gradientBufferHoldsOwn;
     private EpochSampler? _sampler;
     private long[] _batch;
     private IReadOnlyList<string> _members = [];
@@ -93,7 +93,6 @@ public sealed class WorkerNode : IDisposable
         _held.PutOwn(OpenRound, new Contribution(Id, count, values));
         return (loss, count);
     }
-
 
     /// <summary>True when this worker's gradient for the round is computed (a retried round must send the same one again).</summary>
     public bool HasOwnGradient(long round) => _held.Contains(round, Id);
