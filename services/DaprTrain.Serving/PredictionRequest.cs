@@ -58,12 +58,9 @@ public static class PredictionRequest
                 int p = 0;
                 foreach (var value in image.EnumerateArray())
                 {
-                    if (value.ValueKind != JsonValueKind.Number || !value.TryGetSingle(out float pixel) || !float.IsFinite(pixel))
-                    {
-                        return Parsed.Fail($"images[{i}][{p}] is not a number");
-                    }
-                    if (pixel is < 0 or > 255) return Parsed.Fail($"images[{i}][{p}] is {pixel}; pixels are 0..255");
-                    pixels[i * PixelsPerImage + p++] = pixel;
+                    if (value.ValueKind != JsonValueKind.Number) return Parsed.Fail($"images[{i}][{p}] is a {value.ValueKind}, not a number");
+                    if (!value.TryGetDouble(out double pixel) || pixel is < 0 or > 255) return Parsed.Fail($"images[{i}][{p}] is {value.GetRawText()}; pixels are 0..255");
+                    pixels[i * PixelsPerImage + p++] = (float)pixel;
                 }
                 i++;
             }

@@ -114,23 +114,24 @@ public sealed class ServingTests(TrainedModel model) : IClassFixture<TrainedMode
     public static TheoryData<string, string, string> BadRequests() => new()
     {
         { "application/json", "{\"images\": [[1, 2, 3]]}", "images[0] has 3 values; an image is 28 x 28 = 784 pixels" },
-        { "application/json", Image(300), "images[0][5] is 300; pixels are 0..255" },
-        { "application/json", Image(-1), "images[0][5] is -1; pixels are 0..255" },
-        { "application/json", "{\"images\": [[" + string.Join(",", Enumerable.Repeat("\"x\"", 784)) + "]]}", "images[0][0] is not a number" },
+        { "application/json", Image("300"), "images[0][5] is 300; pixels are 0..255" },
+        { "application/json", Image("-1"), "images[0][5] is -1; pixels are 0..255" },
+        { "application/json", "{\"images\": [[" + string.Join(",", Enumerable.Repeat("\"x\"", 784)) + "]]}", "images[0][0] is a String, not a number" },
+        { "application/json", "{\"images\": [" + Row("1e40") + "]}", "images[0][5] is 1e40; pixels are 0..255" },
         { "application/json", "{\"images\": [\"a picture\"]}", "images[0] is a String, not an array of pixels" },
         { "application/json", "{\"images\": []}", "'images' is empty" },
         { "application/json", "{\"pixels\": []}", "an object with an 'images' array" },
         { "application/json", "{\"images\": [[1, 2", "not valid JSON" },
-        { "application/json", "{\"images\": [" + string.Join(",", Enumerable.Repeat(Row(0), 5)) + "]}", "5 images exceed Serving:MaxImagesPerRequest (4)" },
+        { "application/json", "{\"images\": [" + string.Join(",", Enumerable.Repeat(Row("0"), 5)) + "]}", "5 images exceed Serving:MaxImagesPerRequest (4)" },
         { "application/octet-stream", "", "the body is empty" },
         { "application/octet-stream", new string('a', 785), "785 bytes are not a whole number of 28 x 28 images" },
         { "application/octet-stream", new string('a', 784 * 5), "more than Serving:MaxImagesPerRequest (4) images" },
         { "text/plain", "7", "content type 'text/plain; charset=utf-8' is not supported" },
     };
 
-    private static string Row(float fifth) => "[" + string.Join(",", Enumerable.Range(0, 784).Select(i => i == 5 ? fifth : 0)) + "]";
+    private static string Row(string fifth) => "[" + string.Join(",", Enumerable.Range(0, 784).Select(i => i == 5 ? fifth : "0")) + "]";
 
-    private static string Image(float fifth) => "{\"images\": [" + Row(fifth) + "]}";
+    private static string Image(string fifth) => "{\"images\": [" + Row(fifth) + "]}";
 
     [Theory]
     [MemberData(nameof(BadRequests))]
