@@ -1,4 +1,4 @@
-using DaprTrain.Engine.Faults;
+using DaprTrain.Simulation.Faults;
 using DaprTrain.Training;
 using DaprTrain.Training.Data;
 

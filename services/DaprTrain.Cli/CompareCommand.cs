@@ -1,8 +1,9 @@
+using DaprTrain.Coordination;
 using System.CommandLine;
 using System.Diagnostics;
 using DaprTrain.Cli.Reports;
-using DaprTrain.Engine.Faults;
-using DaprTrain.Engine.Runtime;
+using DaprTrain.Simulation.Faults;
+using DaprTrain.Simulation;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training;
 using DaprTrain.Training.Data;

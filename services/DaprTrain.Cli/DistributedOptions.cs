@@ -1,7 +1,8 @@
+using DaprTrain.Coordination;
 using System.CommandLine;
-using DaprTrain.Engine.Cost;
-using DaprTrain.Engine.Faults;
-using DaprTrain.Engine.Runtime;
+using DaprTrain.Simulation.Accounting;
+using DaprTrain.Simulation.Faults;
+using DaprTrain.Simulation;
 using DaprTrain.Training;
 using DaprTrain.Training.Data;
 
@@ -48,7 +49,7 @@ internal sealed class DistributedOptions
         Workers.Validators.Add(r =>
         {
             int value = r.GetValueOrDefault<int>();
-            if (value < 1 || value > Engine.Runtime.JobOptions.MaxWorkers) r.AddError($"--workers must be between 1 and {Engine.Runtime.JobOptions.MaxWorkers} (got {value}).");
+            if (value < 1 || value > Simulation.JobOptions.MaxWorkers) r.AddError($"--workers must be between 1 and {Simulation.JobOptions.MaxWorkers} (got {value}).");
         });
         Rounds.Validators.Add(r =>
         {
@@ -82,24 +83,24 @@ internal sealed class DistributedOptions
     {
         var items = result.GetValue(Faults) ?? [];
         string? file = result.GetValue(ScenarioFile);
-        if (file is null) return Engine.Faults.FaultPlan.Parse(items);
-        var fromFile = Engine.Faults.FaultPlan.ParseFile(file);
+        if (file is null) return Simulation.Faults.FaultPlan.Parse(items);
+        var fromFile = Simulation.Faults.FaultPlan.ParseFile(file);
         if (items.Length == 0) return fromFile;
-        var fromItems = Engine.Faults.FaultPlan.Parse(items);
+        var fromItems = Simulation.Faults.FaultPlan.Parse(items);
         return new FaultPlan(fromFile.Name + " + " + fromItems.Name, [.. fromFile.NodeFaults, .. fromItems.NodeFaults],
             fromItems.Bus.Any ? fromItems.Bus : fromFile.Bus);
     }
 
     public PriceTable LoadPrices(ParseResult result) => result.GetValue(Prices) is string path ? PriceTable.Load(path) : PriceTable.Default();
 
-    public Engine.Runtime.JobOptions BuildJobOptions(ParseResult result, CommonOptions common, TrainingData data, Topology topology, FaultPlan faults, string jobId)
+    public Simulation.JobOptions BuildJobOptions(ParseResult result, CommonOptions common, TrainingData data, Topology topology, FaultPlan faults, string jobId)
     {
         int workers = result.GetValue(Workers);
         int batch = result.GetValue(common.BatchSize);
-        long rounds = result.GetValue(Rounds) ?? Engine.Runtime.JobOptions.RoundsForEpochs(result.GetValue(common.Epochs), data.TrainIndices.Length, workers, batch);
+        long rounds = result.GetValue(Rounds) ?? Simulation.JobOptions.RoundsForEpochs(result.GetValue(common.Epochs), data.TrainIndices.Length, workers, batch);
         Sharding.TryParseMode(result.GetValue(ShardingMode)!, out var sharding);
         var trainer = new TrainerOptions(result.GetValue(common.Model)!, common.OptimizerSettings(result), batch, result.GetValue(common.Seed));
-        return new Engine.Runtime.JobOptions(jobId, topology, workers, trainer, rounds, faults,
+        return new Simulation.JobOptions(jobId, topology, workers, trainer, rounds, faults,
             new NetworkModel(result.GetValue(Latency), result.GetValue(Bandwidth)), sharding,
             result.GetValue(RoundDeadline), result.GetValue(Lease), result.GetValue(ServerRestart), result.GetValue(CheckpointEvery),
             result.GetValue(EvaluateEvery) ?? (int)Math.Max(1, rounds / 20), result.GetValue(TargetAccuracy));

@@ -1,6 +1,7 @@
+using DaprTrain.Coordination;
 using System.Globalization;
-using DaprTrain.Engine.Cost;
-using DaprTrain.Engine.Runtime;
+using DaprTrain.Simulation.Accounting;
+using DaprTrain.Simulation;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training.Data;
 

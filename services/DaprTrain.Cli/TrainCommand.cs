@@ -1,6 +1,7 @@
+using DaprTrain.Coordination;
 using System.CommandLine;
 using System.Diagnostics;
-using DaprTrain.Engine.Runtime;
+using DaprTrain.Simulation;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training;
 using DaprTrain.Training.Data;

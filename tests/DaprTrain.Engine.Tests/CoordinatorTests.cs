@@ -1,5 +1,5 @@
 using DaprTrain.Coordination;
-using DaprTrain.Engine.Runtime;
+using DaprTrain.Simulation;
 
 namespace DaprTrain.Engine.Tests;
 

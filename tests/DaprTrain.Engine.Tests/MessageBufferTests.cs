@@ -1,3 +1,4 @@
+using DaprTrain.Simulation.Messaging;
 using DaprTrain.Engine.Messaging;
 
 namespace DaprTrain.Engine.Tests;

@@ -1,4 +1,4 @@
-using DaprTrain.Engine.Cost;
+using DaprTrain.Simulation.Accounting;
 
 namespace DaprTrain.Engine.Tests;
 

@@ -1,4 +1,5 @@
-using DaprTrain.Engine.Runtime;
+using DaprTrain.Coordination;
+using DaprTrain.Simulation;
 
 namespace DaprTrain.Engine.Tests;
 

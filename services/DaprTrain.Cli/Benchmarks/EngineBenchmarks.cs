@@ -1,6 +1,7 @@
-using DaprTrain.Engine.Cost;
-using DaprTrain.Engine.Faults;
-using DaprTrain.Engine.Runtime;
+using DaprTrain.Coordination;
+using DaprTrain.Simulation.Accounting;
+using DaprTrain.Simulation.Faults;
+using DaprTrain.Simulation;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training;
 using DaprTrain.Training.Data;

@@ -1,7 +1,8 @@
+using DaprTrain.Coordination;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using DaprTrain.Engine.Runtime;
+using DaprTrain.Simulation;
 using ScottPlot;
 
 namespace DaprTrain.Cli.Reports;

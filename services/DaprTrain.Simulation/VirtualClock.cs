@@ -1,4 +1,4 @@
-namespace DaprTrain.Engine.Runtime;
+namespace DaprTrain.Simulation;
 
 /// <summary>
 /// The embedded engine's time: milliseconds since the job started, advanced by measured compute, injected

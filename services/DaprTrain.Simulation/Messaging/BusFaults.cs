@@ -1,4 +1,4 @@
-namespace DaprTrain.Engine.Messaging;
+namespace DaprTrain.Simulation.Messaging;
 
 /// <summary>
 /// What the in-process broker does to deliveries, all decided by a seeded generator so a run can be replayed.

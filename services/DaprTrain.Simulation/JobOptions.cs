@@ -1,35 +1,9 @@
-using DaprTrain.Engine.Faults;
+using DaprTrain.Coordination;
+using DaprTrain.Simulation.Faults;
 using DaprTrain.Training;
 using DaprTrain.Training.Data;
 
-namespace DaprTrain.Engine.Runtime;
-
-public enum Topology
-{
-    ParameterServer,
-    PeerToPeer,
-    PeerToPeerScatter,
-}
-
-public static class Topologies
-{
-    public static IReadOnlyList<string> Names { get; } = ["ps", "p2p", "p2p-scatter"];
-
-    public static string Name(this Topology topology) => topology switch
-    {
-        Topology.ParameterServer => "ps",
-        Topology.PeerToPeer => "p2p",
-        _ => "p2p-scatter",
-    };
-
-    public static Topology Parse(string name) => name.ToLowerInvariant() switch
-    {
-        "ps" => Topology.ParameterServer,
-        "p2p" => Topology.PeerToPeer,
-        "p2p-scatter" => Topology.PeerToPeerScatter,
-        _ => throw new ArgumentException($"unknown topology '{name}' (known: {string.Join(", ", Names)})"),
-    };
-}
+namespace DaprTrain.Simulation;
 
 /// <summary>Everything that defines a distributed run. Two runs with equal options and data give equal weights.</summary>
 public sealed record JobOptions(
@@ -58,7 +32,7 @@ public sealed record JobOptions(
             throw new ArgumentException($"job id '{JobId}' must be 1 to 128 letters, digits, '-', '_' or '.'.");
         }
         if (Workers < 1 || Workers > MaxWorkers) throw new ArgumentException($"workers must be between 1 and {MaxWorkers} (got {Workers}).");
-        if (Topology == Topology.PeerToPeerScatter && Workers < 2) throw new ArgumentException("p2p-scatter needs at least 2 workers.");
+        if (Workers < Topology.MinWorkers()) throw new ArgumentException($"{Topology.Name()} needs at least {Topology.MinWorkers()} workers.");
         if (Rounds < 1) throw new ArgumentException($"rounds must be at least 1 (got {Rounds}).");
         if (!(RoundDeadlineMs > 0)) throw new ArgumentException($"round deadline must be positive (got {RoundDeadlineMs} ms).");
         if (!(LeaseMs > 0)) throw new ArgumentException($"lease must be positive (got {LeaseMs} ms).");
@@ -68,7 +42,7 @@ public sealed record JobOptions(
         if (TargetAccuracy is < 0 or > 1) throw new ArgumentException($"target accuracy must be between 0 and 1 (got {TargetAccuracy}).");
         Trainer.Validate();
         Network.Validate();
-        Faults.Validate(Workers, Topology == Topology.ParameterServer, Rounds);
+        Faults.Validate(Workers, Topology.HasParameterServer(), Rounds);
     }
 
     /// <summary>Rounds for a number of epochs: every worker takes one batch a round.</summary>

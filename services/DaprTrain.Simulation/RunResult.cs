@@ -1,7 +1,6 @@
-using DaprTrain.Engine.Cost;
-using DaprTrain.Engine.Metrics;
+using DaprTrain.Simulation.Accounting;
 
-namespace DaprTrain.Engine.Runtime;
+namespace DaprTrain.Simulation;
 
 public sealed record RoundProgress(long Round, long Rounds, double NowMs, int Members, int Included, double? Accuracy);
 

@@ -1,4 +1,4 @@
-namespace DaprTrain.Engine.Runtime;
+namespace DaprTrain.Simulation;
 
 /// <summary>
 /// What one hop costs in virtual time: a fixed latency (publish through the sidecar and the broker) plus

@@ -1,4 +1,6 @@
-namespace DaprTrain.Engine.Storage;
+using DaprTrain.Engine.Storage;
+
+namespace DaprTrain.Simulation;
 
 /// <summary>Counts state operations (each is a request to the sidecar, and a billed request in the cost model).</summary>
 public sealed class CountingStore(ICheckpointStore inner) : ICheckpointStore

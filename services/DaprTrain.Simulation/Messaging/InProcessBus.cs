@@ -1,6 +1,7 @@
+using DaprTrain.Engine.Messaging;
 using DaprTrain.Training;
 
-namespace DaprTrain.Engine.Messaging;
+namespace DaprTrain.Simulation.Messaging;
 
 public delegate DeliveryResult MessageHandler(byte[] payload);
 

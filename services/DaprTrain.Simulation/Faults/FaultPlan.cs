@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using DaprTrain.Engine.Messaging;
+using DaprTrain.Simulation.Messaging;
 
-namespace DaprTrain.Engine.Faults;
+namespace DaprTrain.Simulation.Faults;
 
 public enum NodeFaultKind
 {

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace DaprTrain.Engine.Cost;
+namespace DaprTrain.Simulation.Accounting;
 
 /// <summary>
 /// Prices for the cost estimate, read from a JSON file that names its source and date (see config/prices.json).
@@ -54,7 +54,7 @@ public sealed record CostEstimate(double ServerlessUsd, double VmUsd, double Bus
 public static class CostEstimator
 {
     /// <summary>Serverless: busy GB-seconds and requests of every node; VM: every node's instance for the whole run.</summary>
-    public static CostEstimate Estimate(PriceTable prices, IEnumerable<Metrics.NodeMetrics> nodes, long requests, double runMs)
+    public static CostEstimate Estimate(PriceTable prices, IEnumerable<NodeMetrics> nodes, long requests, double runMs)
     {
         var list = nodes.ToList();
         double gbSeconds = list.Sum(n => n.BusyMs / 1000.0 * (n.Node.StartsWith("worker-", StringComparison.Ordinal) ? prices.WorkerMemoryGb : prices.ServerMemoryGb));

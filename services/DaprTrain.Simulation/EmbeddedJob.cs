@@ -1,15 +1,15 @@
 using System.Diagnostics;
 using DaprTrain.Coordination;
-using DaprTrain.Engine.Cost;
-using DaprTrain.Engine.Faults;
+using DaprTrain.Simulation.Accounting;
+using DaprTrain.Simulation.Faults;
 using DaprTrain.Engine.Messaging;
-using DaprTrain.Engine.Metrics;
+using DaprTrain.Simulation.Messaging;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training.Data;
 using Microsoft.Extensions.Logging;
 
-namespace DaprTrain.Engine.Runtime;
+namespace DaprTrain.Simulation;
 
 /// <summary>
 /// Runs a whole distributed job in one process: N worker nodes with their own replicas, a parameter server

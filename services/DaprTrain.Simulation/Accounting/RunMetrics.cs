@@ -1,4 +1,4 @@
-namespace DaprTrain.Engine.Metrics;
+namespace DaprTrain.Simulation.Accounting;
 
 public sealed class NodeMetrics(string node)
 {
