@@ -63,6 +63,9 @@ public sealed class WorkerNode : IDisposable
 
     public IReadOnlyList<int> Shards => _shards;
 
+    /// <summary>The members of the view this worker applied last, in the view's order (p2p-scatter's slice owners).</summary>
+    public IReadOnlyList<string> Members => _members;
+
     public ulong WeightHash => ReplicaState.WeightHash(_trainer);
 
     /// <summary>Takes a membership view: the peers it accepts messages from and the shards it trains on.</summary>
