@@ -88,7 +88,7 @@ internal sealed class DistributedOptions
         if (items.Length == 0) return fromFile;
         var fromItems = Simulation.Faults.FaultPlan.Parse(items);
         return new FaultPlan(fromFile.Name + " + " + fromItems.Name, [.. fromFile.NodeFaults, .. fromItems.NodeFaults],
-            fromItems.Bus.Any ? fromItems.Bus : fromFile.Bus);
+            fromItems.Bus.Any ? fromItems.Bus : fromFile.Bus, fromItems.Functions.Any ? fromItems.Functions : fromFile.Functions);
     }
 
     public PriceTable LoadPrices(ParseResult result) => result.GetValue(Prices) is string path ? PriceTable.Load(path) : PriceTable.Default();

@@ -1,4 +1,5 @@
 using DaprTrain.Coordination;
+using DaprTrain.Simulation.Compute;
 using DaprTrain.Simulation.Faults;
 using DaprTrain.Training;
 using DaprTrain.Training.Data;
@@ -21,7 +22,9 @@ public sealed record JobOptions(
     int CheckpointEvery = 10,
     int EvaluateEvery = 5,
     double TargetAccuracy = 0.9,
-    bool ResumeFromStore = false)
+    bool ResumeFromStore = false,
+    ComputeMode Compute = ComputeMode.Vm,
+    ServerlessOptions? Serverless = null)
 {
     public const int MaxWorkers = 64;
 
@@ -42,10 +45,29 @@ public sealed record JobOptions(
         if (TargetAccuracy is < 0 or > 1) throw new ArgumentException($"target accuracy must be between 0 and 1 (got {TargetAccuracy}).");
         Trainer.Validate();
         Network.Validate();
-        Faults.Validate(Workers, Topology.HasParameterServer(), Rounds);
+        if (Compute == ComputeMode.Serverless)
+        {
+            if (Serverless is null) throw new ArgumentException("--compute serverless needs its functions and platform profile.");
+            Serverless.Validate(Trainer.BatchSize);
+        }
+        Faults.Validate(Workers, Topology.HasParameterServer(), Rounds, Compute == ComputeMode.Serverless);
     }
 
     /// <summary>Rounds for a number of epochs: every worker takes one batch a round.</summary>
     public static long RoundsForEpochs(int epochs, int trainSamples, int workers, int batchSize) =>
         Math.Max(1, (long)Math.Ceiling((double)epochs * trainSamples / ((long)workers * batchSize)));
+}
+
+/// <summary>--compute serverless: K gradient functions per worker per round on a platform profile.</summary>
+public sealed record ServerlessOptions(int Functions, PlatformProfile Platform, int MaxAttempts = 3)
+{
+    public const int MaxFunctions = 256;
+
+    public void Validate(int batchSize)
+    {
+        if (Functions < 1 || Functions > MaxFunctions) throw new ArgumentException($"functions must be between 1 and {MaxFunctions} (got {Functions}).");
+        if (Functions > batchSize) throw new ArgumentException($"{Functions} functions cannot share a batch of {batchSize} samples: every function needs at least one (raise --batch-size).");
+        if (MaxAttempts < 1) throw new ArgumentException($"attempts per invocation must be at least 1 (got {MaxAttempts}).");
+        Platform.Validate("the job's options");
+    }
 }

@@ -1,4 +1,5 @@
 using DaprTrain.Simulation.Accounting;
+using DaprTrain.Simulation.Compute;
 
 namespace DaprTrain.Simulation;
 
@@ -58,6 +59,12 @@ public sealed class RunResult
     public required CostEstimate Cost { get; init; }
 
     public required PriceTable Prices { get; init; }
+
+    /// <summary>--compute serverless: the gradient functions' invocations, cold starts, retries and cost; null for VM workers.</summary>
+    public FunctionReport? Functions { get; init; }
+
+    /// <summary>The run's cost in both deployments, VMs against serverless in its two layouts (modelled; see <see cref="Billing"/>).</summary>
+    public required Billing Billing { get; init; }
 
     public double BytesPerWorkerPerRound(bool sent) =>
         Nodes.Where(n => n.Node.StartsWith("worker-", StringComparison.Ordinal) && n.Rounds > 0)

@@ -59,6 +59,9 @@ public sealed class WorkerNode : IDisposable
 
     public Trainer Trainer => _trainer;
 
+    /// <summary>The job's training set (this worker reads its shards of it).</summary>
+    public LabeledDataset TrainData => _data.Train;
+
     public int ParameterCount => _parameterCount;
 
     public IReadOnlyList<int> Shards => _shards;
@@ -85,16 +88,66 @@ public sealed class WorkerNode : IDisposable
     /// <summary>Forward and backward on the next batch of this worker's shards; the gradient stays in this node.</summary>
     public (float Loss, int Samples) ComputeGradient()
     {
-        if (_sampler is null) throw new InvalidOperationException($"{Id} has no data shard assigned");
-        int count = _sampler.Next(_batch);
+        int count = NextBatch();
         float loss = _trainer.ComputeGradient(_data.Train, _batch.AsSpan(0, count));
         // Exported straight into the message that will carry it: no staging copy. Sealed (checksummed) when sent.
-        var (message, values) = WireCodec.Begin(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, count, 0, 0, ReadOnlyMemory<float>.Empty), _parameterCount, _buffers);
+        var values = BeginOwnGradient(count);
         _trainer.Parameters.ExportGradients(values.Span);
         _gradientBufferHoldsOwn = true;
-        _ownMessage = (message, Sealed: false);
-        _held.PutOwn(OpenRound, new Contribution(Id, count, values));
         return (loss, count);
+    }
+
+    /// <summary>
+    /// Serverless: draws the next batch and splits it into at most <paramref name="functions"/> contiguous shares of
+    /// sizes that differ by at most one, one per gradient-function invocation, in a fixed order.
+    /// </summary>
+    public IReadOnlyList<long[]> DrawBatchShares(int functions)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(functions);
+        int count = NextBatch();
+        int shares = Math.Min(functions, count);
+        var result = new long[shares][];
+        for (int k = 0, start = 0; k < shares; k++)
+        {
+            int size = count / shares + (k < count % shares ? 1 : 0);
+            result[k] = _batch.AsSpan(start, size).ToArray();
+            start += size;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Serverless: this worker's gradient for the open round is the sample-weighted average of its functions' gradients,
+    /// combined in share order (so a seeded run stays deterministic; one share gives exactly the whole batch's gradient).
+    /// </summary>
+    public void CombineShareGradients(IReadOnlyList<(int Samples, ReadOnlyMemory<float> Gradient)> shares)
+    {
+        if (shares.Count == 0) throw new ArgumentException("no share gradients to combine", nameof(shares));
+        int count = 0;
+        var contributions = new Contribution[shares.Count];
+        for (int k = 0; k < shares.Count; k++)
+        {
+            if (shares[k].Gradient.Length != _parameterCount) throw new ArgumentException($"share {k} has {shares[k].Gradient.Length} values; the model has {_parameterCount}");
+            count += shares[k].Samples;
+            contributions[k] = new Contribution($"share-{k:D5}", shares[k].Samples, shares[k].Gradient);
+        }
+        var values = BeginOwnGradient(count);
+        GradientAggregator.WeightedAverage(contributions, values.Span);
+        _gradientBufferHoldsOwn = false;
+    }
+
+    private int NextBatch()
+    {
+        if (_sampler is null) throw new InvalidOperationException($"{Id} has no data shard assigned");
+        return _sampler.Next(_batch);
+    }
+
+    private Memory<float> BeginOwnGradient(int samples)
+    {
+        var (message, values) = WireCodec.Begin(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, samples, 0, 0, ReadOnlyMemory<float>.Empty), _parameterCount, _buffers);
+        _ownMessage = (message, Sealed: false);
+        _held.PutOwn(OpenRound, new Contribution(Id, samples, values));
+        return values;
     }
 
     /// <summary>True when this worker's gradient for the round is computed (a retried round must send the same one again).</summary>

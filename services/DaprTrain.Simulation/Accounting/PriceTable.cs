@@ -15,7 +15,10 @@ public sealed record PriceTable(
     string VmInstanceType,
     double VmPerHour,
     double WorkerMemoryGb,
-    double ServerMemoryGb)
+    double ServerMemoryGb,
+    double VmMinimumBilledSeconds = 60,
+    double ChannelPerHour = 0,
+    string ChannelType = "")
 {
     private static readonly JsonSerializerOptions Options = new() { PropertyNameCaseInsensitive = true, ReadCommentHandling = JsonCommentHandling.Skip };
 
@@ -39,7 +42,7 @@ public sealed record PriceTable(
     public void Validate(string origin)
     {
         if (string.IsNullOrWhiteSpace(Source) || string.IsNullOrWhiteSpace(Date)) throw new InvalidDataException($"price table '{origin}' must name its source and date");
-        foreach (var (name, value) in new[] { ("serverlessPerGbSecond", ServerlessPerGbSecond), ("serverlessPerMillionRequests", ServerlessPerMillionRequests), ("vmPerHour", VmPerHour), ("workerMemoryGb", WorkerMemoryGb), ("serverMemoryGb", ServerMemoryGb) })
+        foreach (var (name, value) in new[] { ("serverlessPerGbSecond", ServerlessPerGbSecond), ("serverlessPerMillionRequests", ServerlessPerMillionRequests), ("vmPerHour", VmPerHour), ("workerMemoryGb", WorkerMemoryGb), ("serverMemoryGb", ServerMemoryGb), ("vmMinimumBilledSeconds", VmMinimumBilledSeconds), ("channelPerHour", ChannelPerHour) })
         {
             if (!(value >= 0) || double.IsInfinity(value)) throw new InvalidDataException($"price table '{origin}': {name} must be a non-negative number (got {value})");
         }

@@ -25,7 +25,15 @@ public sealed record NodeFault(NodeFaultKind Kind, string Node, long Round, doub
 public sealed class FaultSpecException(string message) : Exception(message);
 
 /// <summary>The faults of one run, from --fault items or a scenario file, in one grammar.</summary>
-public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> NodeFaults, BusFaults Bus)
+/// <summary>Faults of serverless gradient functions (--compute serverless): crashes and timeouts drawn per invocation, a cold-start override.</summary>
+public sealed record FunctionFaults(double CrashProbability = 0, double TimeoutProbability = 0, double? ColdStartMs = null)
+{
+    public static FunctionFaults None { get; } = new();
+
+    public bool Any => CrashProbability > 0 || TimeoutProbability > 0 || ColdStartMs is not null;
+}
+
+public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> NodeFaults, BusFaults Bus, FunctionFaults Functions)
 {
     public const string Grammar =
         "fault grammar (repeat --fault, or one item per line in a scenario file):\n" +
@@ -37,30 +45,34 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
         "  duplicate=P                 deliver a fraction P of messages twice\n" +
         "  delay=P:D[ms|s]             deliver a fraction P of messages D later\n" +
         "  reorder                     deliver messages due close together in random order\n" +
+        "  fail:function@p=P           (--compute serverless) a gradient-function invocation crashes with probability P; it is retried\n" +
+        "  timeout:function@p=P        an invocation hangs until the platform's timeout with probability P; it is retried\n" +
+        "  coldstart=D[ms|s]           a function instance's cold start takes D (instead of the platform profile's)\n" +
         "examples: --fault kill:worker-2@round=30 --fault slow:worker-1=200ms --fault drop=0.05";
 
-    public static FaultPlan None { get; } = new("none", [], BusFaults.None);
+    public static FaultPlan None { get; } = new("none", [], BusFaults.None, FunctionFaults.None);
 
-    public bool IsEmpty => NodeFaults.Count == 0 && !Bus.Any;
+    public bool IsEmpty => NodeFaults.Count == 0 && !Bus.Any && !Functions.Any;
 
     public static FaultPlan Parse(IEnumerable<string> items, string? name = null)
     {
         var nodeFaults = new List<NodeFault>();
         var bus = BusFaults.None;
+        var functions = FunctionFaults.None;
         var list = items.ToList();
         foreach (string raw in list)
         {
             string item = raw.Trim();
             try
             {
-                bus = ParseItem(item, nodeFaults, bus);
+                bus = ParseItem(item, nodeFaults, bus, ref functions);
             }
             catch (FaultSpecException ex)
             {
                 throw new FaultSpecException($"invalid fault '{item}': {ex.Message}\n{Grammar}");
             }
         }
-        return new FaultPlan(name ?? (list.Count == 0 ? "none" : string.Join(" ", list.Select(i => i.Trim()))), nodeFaults, bus);
+        return new FaultPlan(name ?? (list.Count == 0 ? "none" : string.Join(" ", list.Select(i => i.Trim()))), nodeFaults, bus, functions);
     }
 
     /// <summary>A scenario file: one fault item a line, '#' comments, and an optional 'name: ...' line.</summary>
@@ -96,8 +108,9 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
     }
 
     /// <summary>Checks the plan against a job: nodes that exist, ps faults only with a parameter server, restarts after kills.</summary>
-    public void Validate(int workers, bool hasParameterServer, long rounds)
+    public void Validate(int workers, bool hasParameterServer, long rounds, bool serverless = false)
     {
+        if (Functions.Any && !serverless) throw new FaultSpecException("function faults (fail:function, timeout:function, coldstart) need --compute serverless");
         foreach (var fault in NodeFaults)
         {
             if (fault.Node == "ps")
@@ -122,9 +135,21 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
         }
     }
 
-    private static BusFaults ParseItem(string item, List<NodeFault> nodeFaults, BusFaults bus)
+    private static BusFaults ParseItem(string item, List<NodeFault> nodeFaults, BusFaults bus, ref FunctionFaults functions)
     {
         if (item == "reorder") return bus with { Reorder = true };
+        var function = FunctionFaultPattern().Match(item);
+        if (function.Success)
+        {
+            double p = ParseProbability(function.Groups["p"].Value);
+            functions = function.Groups["kind"].Value == "fail" ? functions with { CrashProbability = p } : functions with { TimeoutProbability = p };
+            return bus;
+        }
+        if (item.StartsWith("coldstart=", StringComparison.Ordinal))
+        {
+            functions = functions with { ColdStartMs = ParseDuration(item["coldstart=".Length..]) };
+            return bus;
+        }
         var node = NodeFaultPattern().Match(item);
         if (node.Success)
         {
@@ -196,6 +221,9 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
 
     [GeneratedRegex(@"^(?<kind>kill|restart|slow):(?<node>worker-[1-9][0-9]*|ps)(=(?<delay>[^@]+))?(@round=(?<round>[^@]+))?$")]
     private static partial Regex NodeFaultPattern();
+
+    [GeneratedRegex(@"^(?<kind>fail|timeout):function@p=(?<p>.+)$")]
+    private static partial Regex FunctionFaultPattern();
 
     [GeneratedRegex(@"^(?<name>drop|duplicate|delay)=(?<value>.+)$")]
     private static partial Regex BusFaultPattern();

@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using DaprTrain.Engine.Nodes;
+using DaprTrain.Engine.Storage;
+using DaprTrain.Simulation.Accounting;
+using DaprTrain.Simulation.Faults;
+using Microsoft.Extensions.Logging;
+
+namespace DaprTrain.Simulation;
+
+/// <summary>
+/// Faults and what brings the job back: killing and restarting workers and the parameter server as the fault plan says,
+/// state transfer to a worker that rejoins or fell behind, and checkpoints.
+/// </summary>
+internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoints)
+{
+    private readonly HashSet<NodeFault> _fired = [];
+    private readonly List<FaultRecord> _faults = [];
+
+    public IReadOnlyList<FaultRecord> Faults => _faults;
+
+    /// <summary>The highest generation a restored parameter server (or a resumed job) has opened.</summary>
+    public int MaxGeneration { get; set; }
+
+    private JobOptions Options => cluster.Options;
+
+    public async Task FireFaultsAsync(long round, CancellationToken cancellationToken)
+    {
+        foreach (var fault in Options.Faults.NodeFaults.Where(f => f.Round == round && f.Kind != NodeFaultKind.Slow && !_fired.Contains(f)).ToList())
+        {
+            _fired.Add(fault);
+            var record = new FaultRecord(fault.ToString(), round, cluster.Clock.NowMs);
+            _faults.Add(record);
+            switch (fault.Kind)
+            {
+                case NodeFaultKind.Kill when fault.Node == ParameterServerNode.NodeId:
+                    await KillAndRestartServerAsync(round, record, cancellationToken);
+                    break;
+                case NodeFaultKind.Kill:
+                    cluster.StopWorker(fault.Node);
+                    cluster.Log.LogInformation("killed {Worker} at round {Round} ({Time:F0} ms)", fault.Node, round, cluster.Clock.NowMs);
+                    break;
+                case NodeFaultKind.Restart:
+                    if (cluster.IsRunning(fault.Node)) break;
+                    await cluster.StartWorkerAsync(fault.Node);
+                    await cluster.RefreshViewAsync();
+                    await SynchroniseAsync(cluster.Worker(fault.Node), cancellationToken);
+                    cluster.Log.LogInformation("restarted {Worker} at round {Round}; it rejoined with the current state", fault.Node, round);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Marks the faults whose dead node's lease expired with this view, and those a completed round recovered.</summary>
+    public void Detected(IEnumerable<string> expired)
+    {
+        foreach (string node in expired)
+        {
+            foreach (var fault in _faults.Where(f => f.Fault.Contains(node, StringComparison.Ordinal) && f.DetectedAtMs is null)) fault.DetectedAtMs = cluster.Clock.NowMs;
+            cluster.Log.LogInformation("lease of {Node} expired at {Time:F0} ms; its shards are reassigned", node, cluster.Clock.NowMs);
+        }
+    }
+
+    public void RoundCompleted(double roundStartMs)
+    {
+        foreach (var fault in _faults.Where(f => f.RecoveredAtMs is null && f.AtMs <= roundStartMs)) fault.RecoveredAtMs = cluster.Clock.NowMs;
+    }
+
+    private async Task KillAndRestartServerAsync(long round, FaultRecord record, CancellationToken cancellationToken)
+    {
+        // The round in flight: workers compute and publish into a topic nobody consumes any more.
+        var participants = cluster.Participants();
+        cluster.StopServer();
+        double start = cluster.Clock.NowMs;
+        foreach (var worker in participants)
+        {
+            double ready = await cluster.ComputeAsync(worker, start);
+            foreach (var message in cluster.Plan.Contribute(worker)) cluster.Publish(worker.Id, message.Topic, message.Payload, ready, 0);
+            cluster.GradientsDropped++;
+        }
+        cluster.Log.LogInformation("killed the parameter server at round {Round} ({Time:F0} ms)", round, cluster.Clock.NowMs);
+
+        cluster.Clock.AdvanceTo(record.AtMs + Options.ParameterServerRestartMs);
+        record.DetectedAtMs = cluster.Clock.NowMs;
+        cluster.StartServer();
+        var watch = Stopwatch.StartNew();
+        var latest = await checkpoints.LoadLatestAsync(cancellationToken)
+            ?? throw new InvalidOperationException("the parameter server has no checkpoint to restore from");
+        MaxGeneration++;
+        cluster.Server!.RestoreState(latest.Checkpoint, MaxGeneration);
+        double restoreMs = watch.Elapsed.TotalMilliseconds + Options.Network.HopMs(latest.Bytes);
+        cluster.Accounting.Busy(ParameterServerNode.NodeId, restoreMs);
+        cluster.Clock.AdvanceTo(cluster.Clock.NowMs + restoreMs);
+        record.RoundsLost = round - 1 - latest.Checkpoint.Round;
+        cluster.Log.LogInformation("parameter server restored round {Round} (generation {Generation}); {Lost} completed rounds lost",
+            latest.Checkpoint.Round, MaxGeneration, record.RoundsLost);
+
+        foreach (var worker in cluster.LiveWorkers) await cluster.Coordinator.HeartbeatAsync(worker.Id);
+        await cluster.RefreshViewAsync();
+        await ServerSendsWeightsAsync(() => cluster.LiveWorkers.All(InStepWithServer));
+    }
+
+    /// <summary>A worker that missed part of a round (p2p-scatter) or just joined takes the state of an in-sync peer, through the store.</summary>
+    public async Task ResyncLaggingWorkersAsync(CancellationToken cancellationToken)
+    {
+        if (!cluster.Plan.DecidedByPeers) return;
+        foreach (var worker in cluster.LiveWorkers.Where(w => cluster.View.Members.Contains(w.Id) && !cluster.InSync(w)).ToList())
+        {
+            await SynchroniseAsync(worker, cancellationToken);
+        }
+    }
+
+    private async Task SynchroniseAsync(WorkerNode worker, CancellationToken cancellationToken)
+    {
+        if (!cluster.Plan.DecidedByPeers)
+        {
+            // A worker that joins asks the server for the current weights.
+            await ServerSendsWeightsAsync(() => InStepWithServer(worker));
+            return;
+        }
+        var source = cluster.LiveWorkers.FirstOrDefault(w => w != worker && cluster.InSync(w))
+            ?? throw new InvalidOperationException($"no in-sync peer for {worker.Id} to synchronise from");
+        var watch = Stopwatch.StartNew();
+        var state = source.CaptureState();
+        if (!await checkpoints.TrySaveAsync(state, cancellationToken)) throw new InvalidOperationException("checkpoint pointer changed under the state transfer");
+        var loaded = await checkpoints.LoadLatestAsync(cancellationToken) ?? throw new InvalidOperationException("state transfer checkpoint vanished");
+        worker.RestoreState(loaded.Checkpoint);
+        double ms = watch.Elapsed.TotalMilliseconds + 2 * Options.Network.HopMs(loaded.Bytes);
+        cluster.Accounting.Busy(source.Id, ms / 2);
+        cluster.Accounting.Busy(worker.Id, ms / 2);
+        cluster.Clock.AdvanceTo(cluster.Clock.NowMs + ms);
+    }
+
+    private Task ServerSendsWeightsAsync(Func<bool> done)
+    {
+        cluster.BroadcastWeights();
+        cluster.DeliverUntil(cluster.Clock.NowMs + Options.RoundDeadlineMs, done);
+        return Task.CompletedTask;
+    }
+
+    private bool InStepWithServer(WorkerNode worker) => worker.AppliedRound == cluster.Server!.AppliedRound && worker.Generation == cluster.Server.Generation;
+
+    public async Task CheckpointAsync(CancellationToken cancellationToken)
+    {
+        var writer = cluster.Plan.DecidedByPeers
+            ? cluster.LiveWorkers.FirstOrDefault(w => w.Id == cluster.View.CheckpointWriter && cluster.InSync(w)) ?? cluster.LiveWorkers.FirstOrDefault(cluster.InSync)
+            : null;
+        var state = cluster.Plan.DecidedByPeers ? writer?.CaptureState() : cluster.Server?.CaptureState();
+        if (state is null) return;
+        var watch = Stopwatch.StartNew();
+        bool saved = await checkpoints.TrySaveAsync(state, cancellationToken);
+        if (!saved) cluster.Log.LogWarning("checkpoint of round {Round} lost a race for the pointer; a newer one is in place", state.Round);
+        // Checkpoints are written off the critical path: busy time for the writer, not round time.
+        cluster.Accounting.Busy(state.Writer, watch.Elapsed.TotalMilliseconds + Options.Network.TransferMs(JobCheckpoints.Encode(state).Length));
+    }
+}

@@ -1,0 +1,67 @@
+using System.Diagnostics;
+using DaprTrain.Engine.Nodes;
+using Microsoft.Extensions.Logging;
+
+namespace DaprTrain.Simulation.Rounds;
+
+/// <summary>
+/// A round among peers (p2p, p2p-scatter), driven by the topology's round plan for every participant at once: compute
+/// and contribute, deliver until every participant has gathered (or the deadline), agree through the coordinator,
+/// share what the plan shares after the decision (scatter: reduced slices), deliver again, apply.
+/// </summary>
+internal static class PeerRound
+{
+    public static async Task<(double ComputeMs, int Included)> RunAsync(SimulatedCluster cluster, long round, double start, List<WorkerNode> participants)
+    {
+        var plan = cluster.Plan;
+        var members = cluster.View.Members;
+        double deadlineMs = cluster.Options.RoundDeadlineMs;
+        double computeMs = 0;
+        foreach (var worker in participants)
+        {
+            double ready = await cluster.ComputeAsync(worker, start);
+            computeMs = Math.Max(computeMs, ready - start);
+            using (cluster.Accounting.TimeExchange()) cluster.Publish(worker.Id, plan.Contribute(worker), ready);
+        }
+        cluster.DeliverUntil(start + deadlineMs, () => participants.All(w => plan.Gathered(w, round, members)));
+
+        foreach (var worker in participants) await cluster.Coordinator.ReportAsync(worker.Id, 0, round, worker.HeldSenders(round));
+        var agreed = await cluster.Coordinator.CloseRoundAsync(0, round);
+        var decision = plan.Settle(agreed, members);
+        if (decision.Included.Count < agreed.Included.Count)
+        {
+            cluster.Log.LogInformation("round {Round} skipped: {Missing} did not report", round, string.Join(", ", members.Except(agreed.Reporters)));
+        }
+        cluster.GradientsDropped += participants.Count - decision.Included.Count;
+
+        // A second phase where the plan has one (all-gather of the reduced slices).
+        double shareStart = cluster.Clock.NowMs;
+        double shareMs = 0;
+        bool shared = false;
+        foreach (var worker in participants)
+        {
+            var watch = Stopwatch.StartNew();
+            var messages = plan.Share(worker, decision);
+            shareMs = Math.Max(shareMs, watch.Elapsed.TotalMilliseconds);
+            if (messages.Count > 0)
+            {
+                shared = true;
+                cluster.Publish(worker.Id, messages, shareStart + shareMs);
+            }
+            cluster.Accounting.Exchange(watch.Elapsed.TotalMilliseconds);
+        }
+        if (shared) cluster.DeliverUntil(shareStart + deadlineMs, () => participants.All(w => plan.ReadyToApply(w, decision)));
+
+        double applyMs = cluster.TimeEach(participants, worker =>
+        {
+            if (!plan.TryApply(worker, decision))
+            {
+                cluster.Log.LogInformation("{Worker} missed part of round {Round}; it will resynchronise from a peer", worker.Id, round);
+            }
+        });
+        cluster.CommittedRound = round;
+        cluster.Clock.AdvanceTo(cluster.Clock.NowMs + applyMs);
+        cluster.AccountLinkTime(participants);
+        return (computeMs, decision.Included.Count);
+    }
+}

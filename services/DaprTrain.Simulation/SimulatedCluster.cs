@@ -1,0 +1,244 @@
+using System.Diagnostics;
+using DaprTrain.Coordination;
+using DaprTrain.Engine.Messaging;
+using DaprTrain.Engine.Nodes;
+using DaprTrain.Engine.Topologies;
+using DaprTrain.Simulation.Accounting;
+using DaprTrain.Simulation.Compute;
+using DaprTrain.Simulation.Faults;
+using DaprTrain.Simulation.Messaging;
+using DaprTrain.Training.Data;
+using Microsoft.Extensions.Logging;
+
+namespace DaprTrain.Simulation;
+
+/// <summary>
+/// The processes of one embedded job and what connects them: worker nodes, the parameter server, the coordinator, the
+/// in-process broker, the virtual clock and the accounting. Rounds (<see cref="Rounds"/>) and recovery drive it; it knows
+/// no topology beyond the round plan it was given.
+/// </summary>
+internal sealed class SimulatedCluster : IDisposable
+{
+    private readonly TrainingData _data;
+    private readonly ILoggerFactory _loggers;
+    private readonly MessageBufferPool _buffers = new();
+    private readonly HashSet<byte[]> _roundMessages = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<string, WorkerNode?> _workers = new(StringComparer.Ordinal);
+    private readonly long[][] _shards;
+
+    public SimulatedCluster(JobOptions options, TrainingData data, ILoggerFactory loggers)
+    {
+        Options = options;
+        Plan = RoundPlans.For(options.Topology);
+        _data = data;
+        _loggers = loggers;
+        Log = loggers.CreateLogger<EmbeddedJob>();
+        Bus = new InProcessBus(options.Faults.Bus, options.Trainer.Seed) { OnDelivery = Accounting.Received };
+        Coordinator = new InProcessCoordinator(new JobCoordinator(options.JobId, options.Workers, TimeSpan.FromMilliseconds(options.LeaseMs), Clock,
+            workersWriteCheckpoints: options.Topology.WorkersWriteCheckpoints()));
+        _shards = Sharding.Split(data.TrainIndices, data.Train.Labels, options.Workers, options.Trainer.Seed, options.Sharding);
+        View = new MembershipView(0, [], new Dictionary<int, string>(), null, []);
+        Compute = GradientCompute.For(options, Accounting, loggers);
+    }
+
+    public JobOptions Options { get; }
+
+    public RoundPlan Plan { get; }
+
+    public ILogger Log { get; }
+
+    public VirtualClock Clock { get; } = new();
+
+    public InProcessBus Bus { get; }
+
+    public InProcessCoordinator Coordinator { get; }
+
+    public JobAccounting Accounting { get; } = new();
+
+    public GradientCompute Compute { get; }
+
+    public MembershipView View { get; private set; }
+
+    public ParameterServerNode? Server { get; private set; }
+
+    /// <summary>The round every peer replica has applied (peer topologies).</summary>
+    public long CommittedRound { get; set; }
+
+    public long GradientsDropped { get; set; }
+
+    public long MessageBuffersReused => _buffers.Reused;
+
+    public TrainingData Data => _data;
+
+    public IEnumerable<WorkerNode> LiveWorkers => _workers.Values.OfType<WorkerNode>().OrderBy(w => w.Id, StringComparer.Ordinal);
+
+    public bool IsRunning(string worker) => _workers.GetValueOrDefault(worker) is not null;
+
+    public WorkerNode Worker(string id) => _workers.GetValueOrDefault(id) ?? throw new InvalidOperationException($"{id} is not running");
+
+    /// <summary>The round the job has completed: the server's under a parameter server, the peers' agreed round otherwise.</summary>
+    public long CompletedRound => Plan.DecidedByPeers ? CommittedRound : Server?.AppliedRound ?? CommittedRound;
+
+    public int Generation => Server?.Generation ?? 0;
+
+    public bool InSync(WorkerNode worker) => Plan.DecidedByPeers
+        ? worker.AppliedRound == CommittedRound
+        : worker.AppliedRound == Server!.AppliedRound && worker.Generation == Server.Generation;
+
+    /// <summary>The members that take part in the round: alive, in the view, and in step with the job.</summary>
+    public List<WorkerNode> Participants() => [.. LiveWorkers.Where(w => View.Members.Contains(w.Id) && InSync(w))];
+
+    public async Task RefreshViewAsync()
+    {
+        View = await Coordinator.GetViewAsync();
+        foreach (var worker in LiveWorkers) worker.ApplyView(View, _shards);
+        Server?.SetMembers(View.Members);
+    }
+
+    public async Task StartWorkerAsync(string id)
+    {
+        var worker = new WorkerNode(id, Options.JobId, Options.Trainer, _data, _loggers.CreateLogger<WorkerNode>(), _buffers);
+        _workers[id] = worker;
+        Accounting.Up(id, Clock.NowMs);
+        foreach (var subscription in Plan.Subscriptions(id)) Bus.Subscribe(subscription.Topic, id, payload => subscription.Deliver(worker, payload));
+        await Coordinator.JoinAsync(id);
+    }
+
+    public void StopWorker(string id)
+    {
+        var worker = Worker(id);
+        Bus.Unsubscribe(id);
+        Accounting.Down(id, Clock.NowMs);
+        Compute.Forget(id);
+        worker.Dispose();
+        _workers[id] = null;
+    }
+
+    public void StartServer()
+    {
+        Server = new ParameterServerNode(Options.JobId, Options.Trainer, _loggers.CreateLogger<ParameterServerNode>());
+        Accounting.Up(ParameterServerNode.NodeId, Clock.NowMs);
+        Bus.Subscribe(TopicNames.Gradients, ParameterServerNode.NodeId, Server.HandleGradient);
+    }
+
+    public void StopServer()
+    {
+        Bus.Unsubscribe(ParameterServerNode.NodeId);
+        Accounting.Down(ParameterServerNode.NodeId, Clock.NowMs);
+        Server!.Dispose();
+        Server = null;
+    }
+
+    /// <summary>Computes one worker's gradient (on its own VM, or fanned out to functions) plus injected slowness; returns when it is ready.</summary>
+    public async Task<double> ComputeAsync(WorkerNode worker, double start)
+    {
+        double computeMs = Compute.Run(worker, start);
+        double slowMs = Options.Faults.NodeFaults
+            .Where(f => f.Kind == NodeFaultKind.Slow && f.Node == worker.Id && f.Round <= worker.OpenRound)
+            .Sum(f => f.DelayMs);
+        double ready = start + computeMs + slowMs;
+        Accounting.Busy(worker.Id, Compute.WorkerBusyMs(computeMs) + slowMs);
+        Accounting.Node(worker.Id).Rounds++;
+        Clock.SetForStep(ready);
+        await Coordinator.HeartbeatAsync(worker.Id);
+        Clock.SetForStep(start);
+        return ready;
+    }
+
+    /// <summary>Publishes at virtual time <paramref name="at"/>; the message is in transit for one hop over its busiest link.</summary>
+    public void Publish(string sender, string topic, byte[] payload, double at, long linkBytes)
+    {
+        if (sender != ParameterServerNode.NodeId) _roundMessages.Add(payload);
+        // Pub/sub: the sender uploads once; the broker fans out. Unicast topics have one subscriber.
+        Accounting.Sent(sender, payload.Length);
+        Bus.Publish(topic, payload, at, Options.Network.HopMs(linkBytes), publisher: sender);
+    }
+
+    /// <summary>Publishes a worker's messages of one phase; its link carries all of them.</summary>
+    public void Publish(string sender, IReadOnlyList<Outgoing> messages, double at)
+    {
+        long linkBytes = messages.Sum(m => (long)m.Payload.Length * m.Receivers);
+        foreach (var message in messages) Publish(sender, message.Topic, message.Payload, at, linkBytes);
+    }
+
+    /// <summary>Delivers due messages in time order until <paramref name="complete"/> holds or the deadline passes; the clock ends at that moment.</summary>
+    public void DeliverUntil(double deadline, Func<bool> complete)
+    {
+        using var _ = Accounting.TimeExchange();
+        double reached = Clock.NowMs;
+        while (!complete())
+        {
+            double? next = Bus.NextDue;
+            if (next is null || next > deadline)
+            {
+                reached = deadline;
+                break;
+            }
+            Bus.DeliverUntil(next.Value);
+            reached = Math.Max(reached, next.Value);
+        }
+        Clock.AdvanceTo(Math.Max(Clock.NowMs, reached));
+    }
+
+    /// <summary>Each worker's step, timed; busy time for the worker, exchange time apart from its optimizer. Returns the slowest.</summary>
+    public double TimeEach(IEnumerable<WorkerNode> workers, Action<WorkerNode> step)
+    {
+        double slowest = 0;
+        foreach (var worker in workers)
+        {
+            var watch = Stopwatch.StartNew();
+            double optimizerBefore = worker.OptimizerMs;
+            step(worker);
+            double ms = watch.Elapsed.TotalMilliseconds;
+            Accounting.Exchange(ms - (worker.OptimizerMs - optimizerBefore));
+            Accounting.Busy(worker.Id, ms);
+            slowest = Math.Max(slowest, ms);
+        }
+        return slowest;
+    }
+
+    /// <summary>Time on the wire a worker's link was busy in this round, billed as busy time.</summary>
+    public void AccountLinkTime(IEnumerable<WorkerNode> workers)
+    {
+        foreach (var worker in workers) Accounting.Busy(worker.Id, Options.Network.TransferMs(Accounting.RoundBytes(worker.Id)));
+    }
+
+    public void BroadcastWeights()
+    {
+        byte[] weights = Server!.WeightsMessage();
+        Publish(ParameterServerNode.NodeId, TopicNames.Weights, weights, Clock.NowMs, weights.Length);
+    }
+
+    public void StartRound()
+    {
+        Accounting.StartRound();
+        // Messages of a round that ended early (a rollback) or could not be released are left to the collector.
+        _roundMessages.Clear();
+    }
+
+    /// <summary>
+    /// Gives the round's worker messages back to the pool once nothing can read them: every live node has applied
+    /// the round (so none holds a contribution or slice of it) and the broker holds no delayed, duplicated or
+    /// retried copy. Otherwise they stay with the collector, which frees them when the last reader lets go.
+    /// </summary>
+    public void ReleaseRoundMessages(long round)
+    {
+        bool everyonePast = LiveWorkers.All(w => w.AppliedRound >= round) && (Server is null || Server.AppliedRound >= round);
+        if (everyonePast)
+        {
+            foreach (var message in _roundMessages.Where(m => !Bus.IsQueued(m))) _buffers.Return(message);
+        }
+        _roundMessages.Clear();
+    }
+
+    public Training.Trainer ReferenceTrainer() => Plan.DecidedByPeers
+        ? (LiveWorkers.FirstOrDefault(InSync) ?? LiveWorkers.First()).Trainer
+        : Server!.Trainer;
+
+    public void Dispose()
+    {
+        foreach (var worker in LiveWorkers) worker.Dispose();
+        Server?.Dispose();
+        Compute.Dispose();
+    }
+}
