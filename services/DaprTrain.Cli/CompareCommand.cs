@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using DaprTrain.Cli.Reports;
 using DaprTrain.Simulation.Faults;
+using DaprTrain.Simulation.Compute;
 using DaprTrain.Simulation;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training;
@@ -30,6 +31,29 @@ internal static class CompareCommand
         }.AcceptOnlyFromAmong([.. Scenarios.Names]);
         var scenarioFiles = new Option<string[]>("--scenario-file") { Description = "Add a scenario from a file (repeatable; see train --scenario)." };
         var outFolder = new Option<string?>("--out", "-o") { Description = "Report folder (default: ./daprtrain-report-<date>-<time>)." };
+        var gridFunctions = new Option<int[]>("--grid-functions")
+        {
+            Description = "The grid's serverless runs: functions per worker (K) to try beside --compute vm, for every topology, without faults. None: no grid.",
+            DefaultValueFactory = _ => [2, 8],
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var targetTime = new Option<double?>("--target-time") { Description = "Planner: seconds (virtual) within which --target-accuracy must be reached." };
+        var budget = new Option<double?>("--budget") { Description = "Planner: the most a run may cost, USD (modelled)." };
+        gridFunctions.Validators.Add(r =>
+        {
+            foreach (int k in r.GetValueOrDefault<int[]>() ?? [])
+            {
+                if (k < 1 || k > ServerlessOptions.MaxFunctions) r.AddError($"--grid-functions: {k} is not between 1 and {ServerlessOptions.MaxFunctions}.");
+            }
+        });
+        targetTime.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double?>() is double v && !(v > 0)) r.AddError($"--target-time must be a positive number of seconds (got {v}).");
+        });
+        budget.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double?>() is double v && !(v > 0)) r.AddError($"--budget must be a positive number of USD (got {v}).");
+        });
 
         var command = new Command("compare", "Run every topology under every fault scenario on the same data and seed; write report.md, results.json and PNG plots.");
         foreach (var option in common.All) command.Options.Add(option);
@@ -38,6 +62,9 @@ internal static class CompareCommand
         command.Options.Add(scenarios);
         command.Options.Add(scenarioFiles);
         command.Options.Add(outFolder);
+        command.Options.Add(gridFunctions);
+        command.Options.Add(targetTime);
+        command.Options.Add(budget);
         common.Epochs.DefaultValueFactory = _ => 3;
 
         command.SetAction((result, cancellationToken) => CommandErrors.RunAsync(error, async () =>
@@ -73,8 +100,37 @@ internal static class CompareCommand
                                      $"lost {run.RoundsLost,3}  left out {run.GradientsDropped,4}  serverless ${run.Cost.ServerlessUsd:F6}  ({run.WallMs / 1000:F1} s wall)");
                 }
             }
+            // The grid: every topology on VMs and with K gradient functions, without faults; its time-vs-cost plot and the planner.
+            var gridRuns = new List<RunResult>();
+            var ks = (result.GetValue(gridFunctions) ?? []).Distinct().Order().ToList();
+            if (ks.Count > 0)
+            {
+                output.WriteLine($"grid: {string.Join(", ", chosen.Select(t => t.Name()))} x vm, serverless K={string.Join(",", ks)} on {template.Serverless!.Platform.Name} (no faults)");
+                foreach (var topology in chosen)
+                {
+                    var modes = new List<JobOptions> { template with { Topology = topology, Faults = FaultPlan.None, Compute = ComputeMode.Vm } };
+                    modes.AddRange(ks.Select(k => template with { Topology = topology, Faults = FaultPlan.None, Compute = ComputeMode.Serverless, Serverless = template.Serverless! with { Functions = k } }));
+                    foreach (var options in modes)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        var named = options with { JobId = $"grid-{topology.Name()}-{options.Compute.Name()}" };
+                        named.Validate();
+                        var run = await DistributedRun.RunAsync(named, data, new InMemoryCheckpointStore(), prices, output, quiet: true, cancellationToken);
+                        gridRuns.Add(run);
+                        foreach (var point in GridPoint.Of(run))
+                        {
+                            output.WriteLine($"  {point.Label,-44} accuracy {run.FinalAccuracy * 100,6:F2}%  to target {(point.TimeToTargetMs is double t ? $"{t / 1000,7:F2} s" : "    -    ")}  cost ${point.CostUsd:F6} (modelled)");
+                        }
+                    }
+                }
+            }
+            var points = gridRuns.SelectMany(GridPoint.Of).ToList();
+            double? targetMs = result.GetValue(targetTime) * 1000;
+            string? grid = points.Count == 0 ? null : GridReport.Markdown(gridRuns, points, targetMs, result.GetValue(budget));
+            if (points.Count > 0) output.WriteLine(GridReport.PlannerLine(points, targetMs, result.GetValue(budget)).Replace("**", "", StringComparison.Ordinal));
+
             string commandLine = "daprtrain " + string.Join(' ', result.Tokens.Select(t => t.Value));
-            var files = ComparisonReport.Write(folder, cells, commandLine, data.Description);
+            var files = ComparisonReport.Write(folder, cells, commandLine, data.Description, grid, points);
             output.WriteLine($"report: {Path.GetFullPath(folder)} ({string.Join(", ", files)}) in {total.Elapsed.TotalSeconds:F0} s");
             return ExitCodes.Success;
         }));

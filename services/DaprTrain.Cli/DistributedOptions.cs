@@ -44,8 +44,32 @@ internal sealed class DistributedOptions
 
     public Option<string?> Prices { get; } = new("--prices") { Description = "Price table (JSON) for the cost estimate (default: config/prices.json beside the program)." };
 
+    public Option<string> Compute { get; } = new Option<string>("--compute")
+    {
+        Description = "vm (each worker computes on its own instance) or serverless (each worker fans its batch out to --functions gradient functions " +
+                      "per round, arXiv 2309.14139; the paper's one function per mini-batch of 64 is --batch-size 512 --functions 8).",
+        DefaultValueFactory = _ => ComputeModes.Default.Name(),
+    }.AcceptOnlyFromAmong([.. ComputeModes.Names]);
+
+    public Option<int> Functions { get; } = new("--functions", "-k") { Description = "--compute serverless: gradient functions per worker per round (each takes an equal share of the batch).", DefaultValueFactory = _ => 8 };
+
+    public Option<string> Platform { get; } = new("--platform") { Description = "--compute serverless: the platform profile (aws-lambda, azure-container-apps, or one of --platforms).", DefaultValueFactory = _ => Simulation.Compute.PlatformProfile.DefaultName };
+
+    public Option<string?> Platforms { get; } = new("--platforms") { Description = "Platform profiles (JSON) for serverless runs (default: config/platforms.json beside the program)." };
+
+    public Option<int?> FunctionMemory { get; } = new("--function-memory") { Description = "--compute serverless: a function's memory in MB (default: the profile's); CPU is proportional to it." };
+
     public DistributedOptions()
     {
+        Functions.Validators.Add(r =>
+        {
+            int value = r.GetValueOrDefault<int>();
+            if (value < 1 || value > ServerlessOptions.MaxFunctions) r.AddError($"--functions must be between 1 and {ServerlessOptions.MaxFunctions} (got {value}).");
+        });
+        FunctionMemory.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is < 128 or > 65536) r.AddError($"--function-memory must be 128 to 65536 MB (got {r.GetValueOrDefault<int?>()}).");
+        });
         Workers.Validators.Add(r =>
         {
             int value = r.GetValueOrDefault<int>();
@@ -76,7 +100,7 @@ internal sealed class DistributedOptions
         });
     }
 
-    public IEnumerable<Option> All => [Workers, Faults, ScenarioFile, Rounds, RoundDeadline, Lease, ServerRestart, CheckpointEvery, EvaluateEvery, Latency, Bandwidth, ShardingMode, TargetAccuracy, Prices];
+    public IEnumerable<Option> All => [Workers, Faults, ScenarioFile, Rounds, RoundDeadline, Lease, ServerRestart, CheckpointEvery, EvaluateEvery, Latency, Bandwidth, ShardingMode, TargetAccuracy, Prices, Compute, Functions, Platform, Platforms, FunctionMemory];
 
     /// <summary>The faults from --fault items and --scenario (both may be given; they add up).</summary>
     public FaultPlan FaultPlan(ParseResult result)
@@ -103,7 +127,15 @@ internal sealed class DistributedOptions
         return new Simulation.JobOptions(jobId, topology, workers, trainer, rounds, faults,
             new NetworkModel(result.GetValue(Latency), result.GetValue(Bandwidth)), sharding,
             result.GetValue(RoundDeadline), result.GetValue(Lease), result.GetValue(ServerRestart), result.GetValue(CheckpointEvery),
-            result.GetValue(EvaluateEvery) ?? (int)Math.Max(1, rounds / 20), result.GetValue(TargetAccuracy));
+            result.GetValue(EvaluateEvery) ?? (int)Math.Max(1, rounds / 20), result.GetValue(TargetAccuracy),
+            Compute: ComputeModes.Parse(result.GetValue(Compute)!), Serverless: new ServerlessOptions(result.GetValue(Functions), LoadPlatform(result)));
+    }
+
+    /// <summary>The platform profile a serverless run (and the "all functions" cost of any run) uses, with --function-memory applied.</summary>
+    public Simulation.Compute.PlatformProfile LoadPlatform(ParseResult result)
+    {
+        var profile = Simulation.Compute.PlatformProfile.Load(result.GetValue(Platforms), result.GetValue(Platform)!);
+        return result.GetValue(FunctionMemory) is int memory ? profile.WithMemory(memory) : profile;
     }
 
     private static void Positive(Option<double> option) => option.Validators.Add(r =>

@@ -10,11 +10,12 @@ namespace DaprTrain.Cli;
 /// <summary>Runs one embedded distributed job with a live progress line and engine events on the console.</summary>
 internal static class DistributedRun
 {
-    public static async Task<RunResult> RunAsync(JobOptions options, TrainingData data, ICheckpointStore store, PriceTable prices, TextWriter output, bool quiet, CancellationToken cancellationToken)
+    public static async Task<RunResult> RunAsync(JobOptions options, TrainingData data, ICheckpointStore store, PriceTable prices, TextWriter output, bool quiet, CancellationToken cancellationToken,
+        Simulation.Compute.PlatformProfile? platform = null)
     {
         var progress = new ProgressLine(output);
         var events = new ConsoleEvents(output) { BeforeWrite = progress.Clear };
-        using var job = new EmbeddedJob(options, data, store, prices, quiet ? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance : events);
+        using var job = new EmbeddedJob(options, data, store, prices, quiet ? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance : events, platform ?? options.Serverless?.Platform);
         double? lastAccuracy = null;
         if (!quiet)
         {
@@ -34,7 +35,7 @@ internal static class DistributedRun
     public static void PrintSummary(RunResult r, TextWriter output)
     {
         var o = r.Options;
-        output.WriteLine($"summary: {o.Topology.Name()}, {o.Workers} workers, {o.Rounds} rounds, scenario '{r.Scenario}': held-out accuracy {r.FinalAccuracy * 100:F2}%, loss {r.FinalLoss:F4}");
+        output.WriteLine($"summary: {o.Topology.Name()}, compute {o.Compute.Name()}, {o.Workers} workers, {o.Rounds} rounds, scenario '{r.Scenario}': held-out accuracy {r.FinalAccuracy * 100:F2}%, loss {r.FinalLoss:F4}");
         output.WriteLine($"  time: {r.TotalMs / 1000:F2} s (virtual: measured compute + network model), {r.WallMs / 1000:F2} s wall; " +
                          $"time to {o.TargetAccuracy * 100:F0}%: {(r.TimeToTargetMs is double t ? $"{t / 1000:F2} s" : "not reached")}");
         output.WriteLine($"  bytes per worker per round: {r.BytesPerWorkerPerRound(sent: true) / 1e6:F3} MB sent, {r.BytesPerWorkerPerRound(sent: false) / 1e6:F3} MB received " +
@@ -47,6 +48,17 @@ internal static class DistributedRun
                              (fault.DetectionMs is double d ? $"detected after {d:F0} ms, " : "") +
                              (fault.RecoveryMs is double rec ? $"next round completed after {rec:F0} ms" : "no round completed after it"));
         }
+        if (r.Functions is { } f)
+        {
+            output.WriteLine($"  serverless compute (modelled on '{f.Platform}', {f.Date}; compute measured): {f.FunctionsPerWorker} functions per worker per round, " +
+                             $"{f.MemoryMb} MB ({f.Vcpus:F2} vCPU, measured compute x{f.CpuFactor:F2}); mean per-round gradient time {f.MeanRoundComputeMs:F1} ms");
+            output.WriteLine($"  invocations {f.Invocations:N0}: cold starts {f.ColdStarts:N0}, warm {f.WarmStarts:N0}, retries {f.Retries:N0} ({f.Crashes} crashed, {f.Timeouts} timed out), " +
+                             $"throttled {f.Throttled:N0}, computed by the worker after repeated failures {f.Fallbacks:N0}; peak instances {f.PeakInstances}");
+        }
+        var b = r.Billing;
+        output.WriteLine($"  cost (modelled; prices {r.Prices.Date}): instances {(r.Functions is null ? "" : "+ gradient functions ")}${b.InstancesUsd:F6} " +
+                         $"(VMs ${b.VmUsd:F6}{(r.Functions is null ? "" : $", functions ${b.FunctionsUsd:F6}, orchestration ${b.OrchestrationUsd:F6}")}, channel ${b.ChannelUsd:F6}); " +
+                         $"all in functions ${b.AllFunctionsUsd:F6} (node steps ${b.NodeStepsUsd:F6}, barrier waits billed)");
         output.WriteLine($"  cost: serverless ${r.Cost.ServerlessUsd:F6} ({r.Cost.BusyGbSeconds:F2} GB-s busy, {r.Cost.Requests:N0} requests) vs " +
                          $"{r.Cost.Instances} always-on VMs ${r.Cost.VmUsd:F6} ({r.Prices.VmInstanceType}); prices: {r.Prices.Region}, {r.Prices.Date}");
     }

@@ -74,7 +74,10 @@ internal static class TrainCommand
             options = options with { ResumeFromStore = resuming };
             options.Validate();
             output.WriteLine($"data: {data.Description}");
-            output.WriteLine($"job: {jobId}, {topology.Name()}, {options.Workers} workers, {options.Trainer.Model}, batch {options.Trainer.BatchSize} per worker, " +
+            string compute = options.Compute == ComputeMode.Serverless
+                ? $"serverless ({options.Serverless!.Functions} functions per worker on {options.Serverless.Platform.Name}, {options.Serverless.Platform.MemoryMb} MB)"
+                : "vm";
+            output.WriteLine($"job: {jobId}, {topology.Name()}, compute {compute}, {options.Workers} workers, {options.Trainer.Model}, batch {options.Trainer.BatchSize} per worker, " +
                              $"{options.Rounds} rounds, seed {options.Trainer.Seed}, deadline {options.RoundDeadlineMs} ms, lease {options.LeaseMs} ms, " +
                              $"network {options.Network.LatencyMs} ms + {options.Network.BandwidthMbps} Mbit/s");
             output.WriteLine($"faults: {(faults.IsEmpty ? "none" : faults.Name)}");

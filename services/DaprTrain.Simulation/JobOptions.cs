@@ -45,11 +45,8 @@ public sealed record JobOptions(
         if (TargetAccuracy is < 0 or > 1) throw new ArgumentException($"target accuracy must be between 0 and 1 (got {TargetAccuracy}).");
         Trainer.Validate();
         Network.Validate();
-        if (Compute == ComputeMode.Serverless)
-        {
-            if (Serverless is null) throw new ArgumentException("--compute serverless needs its functions and platform profile.");
-            Serverless.Validate(Trainer.BatchSize);
-        }
+        if (Compute == ComputeMode.Serverless && Serverless is null) throw new ArgumentException("--compute serverless needs its functions and platform profile.");
+        if (Compute == ComputeMode.Serverless) Serverless!.Validate(Trainer.BatchSize);
         Faults.Validate(Workers, Topology.HasParameterServer(), Rounds, Compute == ComputeMode.Serverless);
     }
 

@@ -15,7 +15,8 @@ public static class ComparisonReport
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    public static IReadOnlyList<string> Write(string folder, IReadOnlyList<ComparisonCell> cells, string commandLine, string dataDescription)
+    public static IReadOnlyList<string> Write(string folder, IReadOnlyList<ComparisonCell> cells, string commandLine, string dataDescription,
+        string? gridMarkdown = null, IReadOnlyList<GridPoint>? gridPoints = null)
     {
         Directory.CreateDirectory(folder);
         var written = new List<string>();
@@ -35,9 +36,15 @@ public static class ComparisonReport
             r => r.Cost.ServerlessUsd, Path.Combine(folder, "cost.png"));
         written.Add("cost.png");
 
-        File.WriteAllText(Path.Combine(folder, "results.json"), JsonSerializer.Serialize(Results(cells), Json));
+        if (gridPoints is { Count: > 0 })
+        {
+            GridReport.Plot(gridPoints, Path.Combine(folder, GridReport.PlotFile));
+            written.Add(GridReport.PlotFile);
+        }
+
+        File.WriteAllText(Path.Combine(folder, "results.json"), JsonSerializer.Serialize(new { scenarios = Results(cells), grid = gridPoints ?? [] }, Json));
         written.Add("results.json");
-        File.WriteAllText(Path.Combine(folder, "report.md"), Markdown(cells, scenarios, commandLine, dataDescription));
+        File.WriteAllText(Path.Combine(folder, "report.md"), Markdown(cells, scenarios, commandLine, dataDescription) + (gridMarkdown is null ? "" : Environment.NewLine + gridMarkdown));
         written.Add("report.md");
         return written;
     }
@@ -182,6 +189,8 @@ public static class ComparisonReport
             rejected = r.Rejected,
             requests = r.Requests,
             cost = r.Cost,
+            billing = r.Billing,
+            functions = r.Functions,
             prices = r.Prices,
             faultRecords = r.Faults.Select(f => new { f.Fault, f.Round, f.AtMs, f.DetectedAtMs, f.RecoveredAtMs, f.RecoveryMs, f.DetectionMs, f.RoundsLost }),
             nodes = r.Nodes,

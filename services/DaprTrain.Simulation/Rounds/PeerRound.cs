@@ -23,7 +23,7 @@ internal static class PeerRound
             computeMs = Math.Max(computeMs, ready - start);
             using (cluster.Accounting.TimeExchange()) cluster.Publish(worker.Id, plan.Contribute(worker), ready);
         }
-        cluster.DeliverUntil(start + deadlineMs, () => participants.All(w => plan.Gathered(w, round, members)));
+        cluster.DeliverUntil(start + cluster.Compute.DeadlineOffsetMs(start) + deadlineMs, () => participants.All(w => plan.Gathered(w, round, members)));
 
         foreach (var worker in participants) await cluster.Coordinator.ReportAsync(worker.Id, 0, round, worker.HeldSenders(round));
         var agreed = await cluster.Coordinator.CloseRoundAsync(0, round);

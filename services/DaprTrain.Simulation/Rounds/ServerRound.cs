@@ -29,7 +29,7 @@ internal static class ServerRound
             }
         }
 
-        cluster.DeliverUntil(start + cluster.Options.RoundDeadlineMs, () => members.All(m => server.Holds(round, m)));
+        cluster.DeliverUntil(start + cluster.Compute.DeadlineOffsetMs(start) + cluster.Options.RoundDeadlineMs, () => members.All(m => server.Holds(round, m)));
         int included = server.HeldSenders(round).Count;
         cluster.GradientsDropped += participants.Count - included;
 
