@@ -19,6 +19,7 @@ internal static class BenchCommand
             new TrainingBenchmarks(output, result.GetValue(quick)).Run();
             CodecProbe.Run(output, result.GetValue(quick));
             await new EngineBenchmarks(output, result.GetValue(quick)).RunAsync();
+            await new ServerlessBenchmarks(output, result.GetValue(quick)).RunAsync();
             return ExitCodes.Success;
         });
         return command;

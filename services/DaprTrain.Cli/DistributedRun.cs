@@ -35,7 +35,7 @@ internal static class DistributedRun
     public static void PrintSummary(RunResult r, TextWriter output)
     {
         var o = r.Options;
-        output.WriteLine($"summary: {o.Topology.Name()}, compute {o.Compute.Name()}, {o.Workers} workers, {o.Rounds} rounds, scenario '{r.Scenario}': held-out accuracy {r.FinalAccuracy * 100:F2}%, loss {r.FinalLoss:F4}");
+        output.WriteLine($"summary: {o.Topology.Name()}, {o.Workers} workers, {o.Rounds} rounds, scenario '{r.Scenario}': held-out accuracy {r.FinalAccuracy * 100:F2}%, loss {r.FinalLoss:F4}");
         output.WriteLine($"  time: {r.TotalMs / 1000:F2} s (virtual: measured compute + network model), {r.WallMs / 1000:F2} s wall; " +
                          $"time to {o.TargetAccuracy * 100:F0}%: {(r.TimeToTargetMs is double t ? $"{t / 1000:F2} s" : "not reached")}");
         output.WriteLine($"  bytes per worker per round: {r.BytesPerWorkerPerRound(sent: true) / 1e6:F3} MB sent, {r.BytesPerWorkerPerRound(sent: false) / 1e6:F3} MB received " +

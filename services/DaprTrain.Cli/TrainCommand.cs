@@ -77,9 +77,9 @@ internal static class TrainCommand
             string compute = options.Compute == ComputeMode.Serverless
                 ? $"serverless ({options.Serverless!.Functions} functions per worker on {options.Serverless.Platform.Name}, {options.Serverless.Platform.MemoryMb} MB)"
                 : "vm";
-            output.WriteLine($"job: {jobId}, {topology.Name()}, compute {compute}, {options.Workers} workers, {options.Trainer.Model}, batch {options.Trainer.BatchSize} per worker, " +
+            output.WriteLine($"job: {jobId}, {topology.Name()}, {options.Workers} workers, {options.Trainer.Model}, batch {options.Trainer.BatchSize} per worker, " +
                              $"{options.Rounds} rounds, seed {options.Trainer.Seed}, deadline {options.RoundDeadlineMs} ms, lease {options.LeaseMs} ms, " +
-                             $"network {options.Network.LatencyMs} ms + {options.Network.BandwidthMbps} Mbit/s");
+                             $"network {options.Network.LatencyMs} ms + {options.Network.BandwidthMbps} Mbit/s; compute {compute}");
             output.WriteLine($"faults: {(faults.IsEmpty ? "none" : faults.Name)}");
             output.WriteLine($"checkpoints: {folder}{(temporary ? " (temporary)" : "")}{(resuming ? $", resuming job '{jobId}' from its latest checkpoint" : "")}");
             var run = await DistributedRun.RunAsync(options, data, store, prices, output, quiet: false, cancellationToken);

@@ -42,8 +42,13 @@ public static class ComparisonReport
             written.Add(GridReport.PlotFile);
         }
 
-        File.WriteAllText(Path.Combine(folder, "results.json"), JsonSerializer.Serialize(new { scenarios = Results(cells), grid = gridPoints ?? [] }, Json));
+        File.WriteAllText(Path.Combine(folder, "results.json"), JsonSerializer.Serialize(Results(cells), Json));
         written.Add("results.json");
+        if (gridPoints is { Count: > 0 })
+        {
+            File.WriteAllText(Path.Combine(folder, "grid.json"), JsonSerializer.Serialize(gridPoints, Json));
+            written.Add("grid.json");
+        }
         File.WriteAllText(Path.Combine(folder, "report.md"), Markdown(cells, scenarios, commandLine, dataDescription) + (gridMarkdown is null ? "" : Environment.NewLine + gridMarkdown));
         written.Add("report.md");
         return written;
