@@ -25,6 +25,7 @@ internal sealed class SimulatedCluster : IDisposable
     private readonly HashSet<byte[]> _roundMessages = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<string, WorkerNode?> _workers = new(StringComparer.Ordinal);
     private readonly long[][] _shards;
+    private (double StartMs, double Ms) _computePhase = (double.NaN, 0);
 
     public SimulatedCluster(JobOptions options, TrainingData data, ILoggerFactory loggers)
     {
@@ -137,6 +138,7 @@ internal sealed class SimulatedCluster : IDisposable
             .Where(f => f.Kind == NodeFaultKind.Slow && f.Node == worker.Id && f.Round <= worker.OpenRound)
             .Sum(f => f.DelayMs);
         double ready = start + computeMs + slowMs;
+        _computePhase = _computePhase.StartMs == start ? (start, Math.Max(_computePhase.Ms, computeMs)) : (start, computeMs);
         Accounting.Busy(worker.Id, Compute.WorkerBusyMs(computeMs) + slowMs);
         Accounting.Node(worker.Id).Rounds++;
         Clock.SetForStep(ready);
@@ -144,6 +146,15 @@ internal sealed class SimulatedCluster : IDisposable
         Clock.SetForStep(start);
         return ready;
     }
+
+    /// <summary>
+    /// When the round's gradients are normally all computed: the slowest participant's measured compute (on its VM, or
+    /// its functions with their overheads and retries), injected slowness left out. A round's deadline counts from here,
+    /// so whether a gradient makes its round depends on the faults of the run (slowness, lost and delayed messages, dead
+    /// nodes), never on how busy the machine that measures the compute happens to be; and retried invocations change
+    /// the time and the cost of a serverless round, not its gradients.
+    /// </summary>
+    public double ComputePhaseEndMs(double roundStartMs) => roundStartMs + (_computePhase.StartMs == roundStartMs ? _computePhase.Ms : 0);
 
     /// <summary>Publishes at virtual time <paramref name="at"/>; the message is in transit for one hop over its busiest link.</summary>
     public void Publish(string sender, string topic, byte[] payload, double at, long linkBytes)

@@ -67,6 +67,7 @@ internal sealed class FunctionLedger
         long transitions = Transitions + FanOuts * platform.TransitionsPerFanOut;
         return new FunctionReport(platform.Name, platform.Source, platform.Date, functions, platform.MemoryMb, platform.Vcpus, cpuFactor,
             Invocations, ColdStarts, WarmStarts, Crashes, Timeouts, Throttled, Fallbacks, PeakInstances, RunMs, BilledMs, Usd,
-            transitions, transitions / 1000.0 * platform.PricePerThousandTransitions, RoundComputeMs.Count == 0 ? 0 : RoundComputeMs.Average());
+            transitions, transitions / 1000.0 * platform.PricePerThousandTransitions + FanOuts / 1e6 * platform.PricePerMillionWorkflows,
+            RoundComputeMs.Count == 0 ? 0 : RoundComputeMs.Average());
     }
 }

@@ -21,14 +21,6 @@ internal abstract class GradientCompute : IDisposable
     /// <summary>Computes the worker's gradient for its open round; returns the virtual milliseconds until it is ready.</summary>
     public abstract double Run(WorkerNode worker, double startMs);
 
-    /// <summary>
-    /// Milliseconds after the round's start from which its deadline counts. On a VM, compute is part of the round's
-    /// budget (0). With functions, the platform bounds the compute phase itself (cold starts, retries within the function
-    /// timeout and attempts), so peers wait the round deadline after the slowest worker's functions are done: a retried
-    /// invocation then changes the time and the cost of a round, never which gradients it includes.
-    /// </summary>
-    public virtual double DeadlineOffsetMs(double roundStartMs) => 0;
-
     /// <summary>Of a compute step of <paramref name="computeMs"/>, the time the worker itself was busy.</summary>
     public virtual double WorkerBusyMs(double computeMs) => computeMs;
 

@@ -28,7 +28,8 @@ public sealed record PlatformProfile(
     double PricePerMillionRequests,
     double PricePerThousandTransitions,
     int TransitionsPerInvocation,
-    int TransitionsPerFanOut)
+    int TransitionsPerFanOut,
+    double PricePerMillionWorkflows = 0)
 {
     private static readonly JsonSerializerOptions Json = new() { PropertyNameCaseInsensitive = true, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
 
@@ -61,7 +62,7 @@ public sealed record PlatformProfile(
         if (TransitionsPerInvocation < 0 || TransitionsPerFanOut < 0) throw new InvalidDataException($"{where}: transitions must be zero or more");
         foreach (var (name, value) in new[] { ("maxVcpus", MaxVcpus), ("coldStartMs", ColdStartMs), ("invokeOverheadMs", InvokeOverheadMs), ("bandwidthMbps", BandwidthMbps),
                      ("idleTimeoutMs", IdleTimeoutMs), ("minimumBilledMs", MinimumBilledMs), ("pricePerGbSecond", PricePerGbSecond), ("pricePerVcpuSecond", PricePerVcpuSecond),
-                     ("pricePerMillionRequests", PricePerMillionRequests), ("pricePerThousandTransitions", PricePerThousandTransitions) })
+                     ("pricePerMillionRequests", PricePerMillionRequests), ("pricePerThousandTransitions", PricePerThousandTransitions), ("pricePerMillionWorkflows", PricePerMillionWorkflows) })
         {
             if (!(value >= 0) || double.IsInfinity(value)) throw new InvalidDataException($"{where}: {name} must be a non-negative number (got {value})");
         }

@@ -31,7 +31,6 @@ internal sealed class ServerlessCompute : GradientCompute
     private readonly FunctionLedger _ledger = new();
     private readonly double _cpuFactor;
     private double _lastCombineMs;
-    private (double RoundStartMs, double PhaseMs) _phase = (double.NaN, 0);
 
     public ServerlessCompute(JobOptions options, ILogger log)
     {
@@ -72,11 +71,8 @@ internal sealed class ServerlessCompute : GradientCompute
         _lastCombineMs = Stopwatch.GetElapsedTime(combineStarted).TotalMilliseconds;
         double stepMs = ready - startMs + _lastCombineMs;
         _ledger.RoundComputeMs.Add(stepMs);
-        _phase = _phase.RoundStartMs == startMs ? (startMs, Math.Max(_phase.PhaseMs, stepMs)) : (startMs, stepMs);
         return stepMs;
     }
-
-    public override double DeadlineOffsetMs(double roundStartMs) => _phase.RoundStartMs == roundStartMs ? _phase.PhaseMs : 0;
 
     /// <summary>The worker itself only combines the functions' gradients.</summary>
     public override double WorkerBusyMs(double computeMs) => _lastCombineMs;

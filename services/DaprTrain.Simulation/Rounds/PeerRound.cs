@@ -23,7 +23,10 @@ internal static class PeerRound
             computeMs = Math.Max(computeMs, ready - start);
             using (cluster.Accounting.TimeExchange()) cluster.Publish(worker.Id, plan.Contribute(worker), ready);
         }
-        cluster.DeliverUntil(start + cluster.Compute.DeadlineOffsetMs(start) + deadlineMs, () => participants.All(w => plan.Gathered(w, round, members)));
+        double computed = cluster.ComputePhaseEndMs(start);
+        cluster.DeliverUntil(computed + deadlineMs, () => participants.All(w => plan.Gathered(w, round, members)));
+        // The round is not over before its gradients are computed (with one worker, no delivery moves the clock).
+        cluster.Clock.AdvanceTo(Math.Max(cluster.Clock.NowMs, computed));
 
         foreach (var worker in participants) await cluster.Coordinator.ReportAsync(worker.Id, 0, round, worker.HeldSenders(round));
         var agreed = await cluster.Coordinator.CloseRoundAsync(0, round);

@@ -29,7 +29,9 @@ internal static class ServerRound
             }
         }
 
-        cluster.DeliverUntil(start + cluster.Compute.DeadlineOffsetMs(start) + cluster.Options.RoundDeadlineMs, () => members.All(m => server.Holds(round, m)));
+        double computed = cluster.ComputePhaseEndMs(start);
+        cluster.DeliverUntil(computed + cluster.Options.RoundDeadlineMs, () => members.All(m => server.Holds(round, m)));
+        cluster.Clock.AdvanceTo(Math.Max(cluster.Clock.NowMs, computed));
         int included = server.HeldSenders(round).Count;
         cluster.GradientsDropped += participants.Count - included;
 
