@@ -1,21 +1,44 @@
 using DaprTrain.Contracts;
 using DaprTrain.Engine.Storage;
+using DaprTrain.SidecarDouble;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.TestHost;
 
 namespace DaprTrain.Dapr.Tests;
 
-/// <summary>The Dapr adapters against the gRPC API of daprd, through the real DaprClient.</summary>
+/// <summary>
+/// The Dapr adapters against the gRPC API of daprd, through the real DaprClient: the sidecar double's API
+/// (tests/DaprTrain.SidecarDouble, the one the end-to-end tests use) on a test server, recording the calls.
+/// </summary>
 public sealed class AdapterTests : IAsyncLifetime
 {
-    private Microsoft.AspNetCore.Builder.WebApplication _server = null!;
-    private FakeDaprRuntime _runtime = null!;
+    private WebApplication _server = null!;
+    private SharedComponents _components = null!;
+    private DaprRuntimeService _runtime = null!;
     private global::Dapr.Client.DaprClient _client = null!;
 
-    public async Task InitializeAsync() => (_server, _runtime, _client) = await FakeDaprRuntime.StartAsync();
+    public async Task InitializeAsync()
+    {
+        _components = new SharedComponents();
+        _runtime = new DaprRuntimeService("adapter-tests", _components) { RecordCalls = true };
+        var builder = WebApplication.CreateBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Services.AddDaprRuntimeService(_runtime);
+        _server = builder.Build();
+        _server.MapGrpcService<DaprRuntimeService>();
+        await _server.StartAsync();
+        _client = new global::Dapr.Client.DaprClientBuilder()
+            .UseGrpcEndpoint("http://localhost")
+            .UseGrpcChannelOptions(new GrpcChannelOptions { HttpHandler = _server.GetTestServer().CreateHandler(), MaxReceiveMessageSize = null, MaxSendMessageSize = null })
+            .Build();
+    }
 
     public async Task DisposeAsync()
     {
         _client.Dispose();
         await _server.DisposeAsync();
+        await _components.DisposeAsync();
     }
 
     [Fact]
@@ -70,7 +93,7 @@ public sealed class AdapterTests : IAsyncLifetime
         var store = new DaprCheckpointStore(_client);
         (await store.TrySaveAsync("job/checkpoint/10", value, null)).Should().BeTrue();
         (await store.GetAsync("job/checkpoint/10"))!.Data.Should().Equal(value);
-        _runtime.KeyCount.Should().BeGreaterThan(18, "the value was split into chunk keys under 512 KiB each");
+        _components.State.Count.Should().BeGreaterThan(18, "the value was split into chunk keys under 512 KiB each");
         (await store.TryDeleteAsync("job/checkpoint/10", null)).Should().BeTrue();
         (await store.GetAsync("job/checkpoint/10")).Should().BeNull();
     }

@@ -1,6 +1,8 @@
+using System.Collections.Concurrent;
 using Google.Protobuf;
 using Grpc.AspNetCore.Server.Model;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Proto = Dapr.Client.Autogen.Grpc.v1;
 
 namespace DaprTrain.SidecarDouble;
@@ -8,24 +10,46 @@ namespace DaprTrain.SidecarDouble;
 /// <summary>
 /// The gRPC methods of dapr.proto.runtime.v1.Dapr that the services call: publish, get/save/delete state, state
 /// transactions and metadata. Any other method answers Unimplemented (gRPC's default for an unbound method).
+/// A <see cref="Sidecar"/> hosts one for its app; the adapter tests (tests/DaprTrain.Dapr.Tests) host one on a
+/// TestServer with <see cref="DaprRuntimeServiceRegistration.AddDaprRuntimeService"/>.
 /// </summary>
-public sealed class DaprRuntimeService(Sidecar sidecar)
+/// <param name="appId">The app this API belongs to: the source of its publications, the id GetMetadata reports.</param>
+/// <param name="components">The state store, broker and placement it works on.</param>
+/// <param name="appUrl">The app's base URL, to tell which actor types it hosts; null for no app.</param>
+public sealed class DaprRuntimeService(string appId, SharedComponents components, Uri? appUrl = null)
 {
     public const int MaxBodyBytes = 4 * 1024 * 1024;
     private const string Service = "dapr.proto.runtime.v1.Dapr";
+    private readonly ConcurrentQueue<string> _calls = new();
+    private readonly ConcurrentQueue<Proto.PublishEventRequest> _published = new();
 
-    private SharedComponents Components => sidecar.Components;
+    private SharedComponents Components => components;
+
+    /// <summary>
+    /// When true, <see cref="Calls"/> and <see cref="Published"/> record what clients asked, for tests that check
+    /// the requests a client sends. Off by default: a training run would keep every gradient it published.
+    /// </summary>
+    public bool RecordCalls { get; init; }
+
+    /// <summary>The method names called, in order (only with <see cref="RecordCalls"/>).</summary>
+    public IReadOnlyCollection<string> Calls => _calls;
+
+    /// <summary>Every publication accepted, in order (only with <see cref="RecordCalls"/>).</summary>
+    public IReadOnlyCollection<Proto.PublishEventRequest> Published => _published;
 
     public Task<Google.Protobuf.WellKnownTypes.Empty> PublishEvent(Proto.PublishEventRequest request, ServerCallContext context)
     {
+        Record("PublishEvent");
         CheckSize(request);
-        Components.Broker.Publish(sidecar.AppId, request.PubsubName, request.Topic, request.Data.ToByteArray(),
+        if (RecordCalls) _published.Enqueue(request);
+        Components.Broker.Publish(appId, request.PubsubName, request.Topic, request.Data.ToByteArray(),
             string.IsNullOrEmpty(request.DataContentType) ? "application/json" : request.DataContentType);
         return Task.FromResult(new Google.Protobuf.WellKnownTypes.Empty());
     }
 
     public Task<Proto.GetStateResponse> GetState(Proto.GetStateRequest request, ServerCallContext context)
     {
+        Record("GetState");
         var response = new Proto.GetStateResponse();
         if (Components.State.Get(StoreKey(request.StoreName, request.Key)) is { } item)
         {
@@ -37,6 +61,7 @@ public sealed class DaprRuntimeService(Sidecar sidecar)
 
     public Task<Google.Protobuf.WellKnownTypes.Empty> SaveState(Proto.SaveStateRequest request, ServerCallContext context)
     {
+        Record("SaveState");
         CheckSize(request);
         Apply([.. request.States.Select(s => (StoreKey(request.StoreName, s.Key), (byte[]?)s.Value.ToByteArray(), s.Etag?.Value))]);
         return Task.FromResult(new Google.Protobuf.WellKnownTypes.Empty());
@@ -44,12 +69,14 @@ public sealed class DaprRuntimeService(Sidecar sidecar)
 
     public Task<Google.Protobuf.WellKnownTypes.Empty> DeleteState(Proto.DeleteStateRequest request, ServerCallContext context)
     {
+        Record("DeleteState");
         Apply([(StoreKey(request.StoreName, request.Key), null, request.Etag?.Value)]);
         return Task.FromResult(new Google.Protobuf.WellKnownTypes.Empty());
     }
 
     public Task<Google.Protobuf.WellKnownTypes.Empty> ExecuteStateTransaction(Proto.ExecuteStateTransactionRequest request, ServerCallContext context)
     {
+        Record("ExecuteStateTransaction");
         CheckSize(request);
         var operations = new List<(string, byte[]?, string?)>();
         foreach (var operation in request.Operations)
@@ -69,20 +96,21 @@ public sealed class DaprRuntimeService(Sidecar sidecar)
     /// <summary>What daprd's metadata API tells about this sidecar: app id, components, subscriptions, actor types.</summary>
     public Task<Proto.GetMetadataResponse> GetMetadata(Proto.GetMetadataRequest request, ServerCallContext context)
     {
-        var response = new Proto.GetMetadataResponse { Id = sidecar.AppId, RuntimeVersion = "sidecar-double" };
+        Record("GetMetadata");
+        var response = new Proto.GetMetadataResponse { Id = appId, RuntimeVersion = "sidecar-double" };
         foreach (var component in Components.Registered)
         {
             var registered = new Proto.RegisteredComponents { Name = component.Name, Type = component.Type, Version = component.Version };
             registered.Capabilities.AddRange(component.Capabilities);
             response.RegisteredComponents.Add(registered);
         }
-        foreach (var (pubSub, topic, route) in Components.Broker.SubscriptionsOf(sidecar.AppId))
+        foreach (var (pubSub, topic, route) in Components.Broker.SubscriptionsOf(appId))
         {
             var subscription = new Proto.PubsubSubscription { PubsubName = pubSub, Topic = topic, Rules = new Proto.PubsubSubscriptionRules() };
             subscription.Rules.Rules.Add(new Proto.PubsubSubscriptionRule { Path = route });
             response.Subscriptions.Add(subscription);
         }
-        var hosted = Components.Placement.Where(p => p.Value == sidecar.AppUrl).Select(p => p.Key).OrderBy(t => t, StringComparer.Ordinal).ToList();
+        var hosted = Components.Placement.Where(p => appUrl is not null && p.Value == appUrl).Select(p => p.Key).OrderBy(t => t, StringComparer.Ordinal).ToList();
         response.ActorRuntime = new Proto.ActorRuntime { HostReady = hosted.Count > 0 };
         foreach (var type in hosted) response.ActorRuntime.ActiveActors.Add(new Proto.ActiveActorsCount { Type = type });
         return Task.FromResult(response);
@@ -90,6 +118,11 @@ public sealed class DaprRuntimeService(Sidecar sidecar)
 
     /// <summary>Keys prefixed with the store name: the keyPrefix "name" strategy that components/*/statestore.yaml set.</summary>
     private static string StoreKey(string store, string key) => $"{store}||{key}";
+
+    private void Record(string method)
+    {
+        if (RecordCalls) _calls.Enqueue(method);
+    }
 
     private void Apply(IReadOnlyList<(string, byte[]?, string?)> operations)
     {
@@ -131,5 +164,20 @@ public sealed class DaprRuntimeService(Sidecar sidecar)
                 Marshallers.Create(m => m.ToByteArray(), responseParser.ParseFrom));
             context.AddUnaryMethod(method, [], invoker);
         }
+    }
+}
+
+public static class DaprRuntimeServiceRegistration
+{
+    /// <summary>
+    /// Binds <paramref name="runtime"/> as the gRPC service dapr.proto.runtime.v1.Dapr of an ASP.NET Core host, with
+    /// daprd's body limit; map it with <c>MapGrpcService&lt;DaprRuntimeService&gt;()</c>.
+    /// </summary>
+    public static IServiceCollection AddDaprRuntimeService(this IServiceCollection services, DaprRuntimeService runtime)
+    {
+        services.AddGrpc(o => o.MaxReceiveMessageSize = DaprRuntimeService.MaxBodyBytes + 64 * 1024);
+        services.AddSingleton(runtime);
+        services.AddSingleton<IServiceMethodProvider<DaprRuntimeService>, DaprRuntimeService.Methods>();
+        return services;
     }
 }

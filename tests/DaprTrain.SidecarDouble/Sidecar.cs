@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -40,10 +39,7 @@ public sealed class Sidecar : IAsyncDisposable
             k.Listen(IPAddress.Loopback, httpPort, o => o.Protocols = HttpProtocols.Http1);
             k.Listen(IPAddress.Loopback, grpcPort, o => o.Protocols = HttpProtocols.Http2);
         });
-        builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = DaprRuntimeService.MaxBodyBytes + 64 * 1024);
-        builder.Services.AddSingleton(this);
-        builder.Services.AddSingleton<DaprRuntimeService>();
-        builder.Services.AddSingleton<IServiceMethodProvider<DaprRuntimeService>, DaprRuntimeService.Methods>();
+        builder.Services.AddDaprRuntimeService(new DaprRuntimeService(appId, components, appUrl));
         _server = builder.Build();
         // The SDK joins its endpoint and the API path with one slash too many ("//v1.0/..."); daprd accepts that.
         _server.Use(async (context, next) =>

@@ -30,19 +30,4 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>
         using var rh = relu.forward(h);
         return fc2.forward(rh);
     }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            conv1.Dispose();
-            conv2.Dispose();
-            pool.Dispose();
-            relu.Dispose();
-            flatten.Dispose();
-            fc1.Dispose();
-            fc2.Dispose();
-        }
-        base.Dispose(disposing);
-    }
 }

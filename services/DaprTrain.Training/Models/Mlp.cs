@@ -21,16 +21,4 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
         using var activated = relu.forward(hidden);
         return fc2.forward(activated);
     }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            flatten.Dispose();
-            fc1.Dispose();
-            relu.Dispose();
-            fc2.Dispose();
-        }
-        base.Dispose(disposing);
-    }
 }
