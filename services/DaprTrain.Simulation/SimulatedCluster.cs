@@ -39,7 +39,7 @@ internal sealed class SimulatedCluster : IDisposable
             workersWriteCheckpoints: options.Topology.WorkersWriteCheckpoints()));
         _shards = Sharding.Split(data.TrainIndices, data.Train.Labels, options.Workers, options.Trainer.Seed, options.Sharding);
         View = new MembershipView(0, [], new Dictionary<int, string>(), null, []);
-        Compute = GradientCompute.For(options, Accounting, loggers);
+        Compute = GradientCompute.For(options, loggers);
     }
 
     public JobOptions Options { get; }

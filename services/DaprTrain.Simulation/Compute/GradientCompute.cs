@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Nodes;
-using DaprTrain.Simulation.Accounting;
 using Microsoft.Extensions.Logging;
 
 namespace DaprTrain.Simulation.Compute;
@@ -12,7 +11,7 @@ namespace DaprTrain.Simulation.Compute;
 /// </summary>
 internal abstract class GradientCompute : IDisposable
 {
-    public static GradientCompute For(JobOptions options, JobAccounting accounting, ILoggerFactory loggers) => options.Compute switch
+    public static GradientCompute For(JobOptions options, ILoggerFactory loggers) => options.Compute switch
     {
         ComputeMode.Serverless => new ServerlessCompute(options, loggers.CreateLogger<ServerlessCompute>()),
         _ => new VmCompute(),
