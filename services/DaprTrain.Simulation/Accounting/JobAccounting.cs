@@ -42,27 +42,9 @@ public sealed class JobAccounting
 
     public long RoundBytes(string node) => _roundBytes.GetValueOrDefault(node);
 
-    public void Sent(string node, int bytes)
-    {
-        var m = Node(node);
-        m.BytesSent += bytes;
-        m.MessagesSent++;
-        CountRoundBytes(node, bytes);
-        var tags = TrainingMetrics.Node(node);
-        TrainingMetrics.BytesSent.Add(bytes, tags);
-        TrainingMetrics.MessagesSent.Add(1, tags);
-    }
+    public void Sent(string node, int bytes) => CountMessage(node, bytes, sent: true);
 
-    public void Received(string node, int bytes)
-    {
-        var m = Node(node);
-        m.BytesReceived += bytes;
-        m.MessagesReceived++;
-        CountRoundBytes(node, bytes);
-        var tags = TrainingMetrics.Node(node);
-        TrainingMetrics.BytesReceived.Add(bytes, tags);
-        TrainingMetrics.MessagesReceived.Add(1, tags);
-    }
+    public void Received(string node, int bytes) => CountMessage(node, bytes, sent: false);
 
     public void Busy(string node, double ms)
     {
@@ -97,8 +79,24 @@ public sealed class JobAccounting
         foreach (var node in _aliveSince.Keys.ToList()) Down(node, nowMs);
     }
 
-    private void CountRoundBytes(string node, int bytes)
+    private void CountMessage(string node, int bytes, bool sent)
     {
+        var m = Node(node);
+        var tags = TrainingMetrics.Node(node);
+        if (sent)
+        {
+            m.BytesSent += bytes;
+            m.MessagesSent++;
+            TrainingMetrics.BytesSent.Add(bytes, tags);
+            TrainingMetrics.MessagesSent.Add(1, tags);
+        }
+        else
+        {
+            m.BytesReceived += bytes;
+            m.MessagesReceived++;
+            TrainingMetrics.BytesReceived.Add(bytes, tags);
+            TrainingMetrics.MessagesReceived.Add(1, tags);
+        }
         _roundBytes[node] = _roundBytes.GetValueOrDefault(node) + bytes;
         RoundBytesMoved += bytes;
     }
