@@ -10,16 +10,18 @@ internal static class BenchCommand
     {
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions (a smoke run; figures are noisier)." };
         var threads = new Option<int?>("--threads") { Description = "Torch intra-op threads (default: all cores)." };
+        var plots = new Option<string?>("--plots") { Description = "A folder for the benchmarks' plots (serverless-vs-model-size.png); none by default." };
         var command = new Command("bench", "Measure training throughput, gradient exchange and checkpoint codec cost; prints Markdown for BENCHMARKS.md.");
         command.Options.Add(quick);
         command.Options.Add(threads);
+        command.Options.Add(plots);
         command.SetAction(async (result, cancellationToken) =>
         {
             TorchRuntime.EnsureInitialised(result.GetValue(threads));
             new TrainingBenchmarks(output, result.GetValue(quick)).Run();
             CodecProbe.Run(output, result.GetValue(quick));
             await new EngineBenchmarks(output, result.GetValue(quick)).RunAsync();
-            await new ServerlessBenchmarks(output, result.GetValue(quick)).RunAsync();
+            await new ServerlessBenchmarks(output, result.GetValue(quick), result.GetValue(plots)).RunAsync();
             return ExitCodes.Success;
         });
         return command;

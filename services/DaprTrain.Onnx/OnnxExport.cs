@@ -7,7 +7,7 @@ namespace DaprTrain.Onnx;
 public sealed record NamedParameter(string Name, long[] Shape, float[] Values);
 
 /// <summary>
-/// Writes a trained DaprTrain model (mlp or cnn) as an ONNX graph (opset 13) that takes raw MNIST pixels
+/// Writes a trained DaprTrain model (an mlp of any width, or the cnn) as an ONNX graph (opset 13) that takes raw MNIST pixels
 /// ("pixels", float [N,1,28,28], 0..255) and returns class logits ("logits", [N,10]). The normalisation the
 /// trainer applies to its inputs is the first two nodes, so a caller feeds pixels as they are.
 /// TorchSharp cannot export ONNX itself; the graph is built from the architecture, which this class checks
@@ -39,9 +39,9 @@ public static class OnnxExport
 
         switch (model)
         {
-            case "mlp": Mlp(graph, byName); break;
+            case "mlp" or "mlp-512" or "mlp-2048": Mlp(graph, byName); break;
             case "cnn": Cnn(graph, byName); break;
-            default: throw new ArgumentException($"unknown model '{model}' (mlp or cnn).", nameof(model));
+            default: throw new ArgumentException($"unknown model '{model}' (mlp, mlp-512, mlp-2048 or cnn).", nameof(model));
         }
 
         var unused = byName.Keys.Except(graph.Initializer.Select(i => i.Name)).ToList();
@@ -57,7 +57,7 @@ public static class OnnxExport
         graph.Node.Add(Node("Flatten", ["normalised"], "flat", Int("axis", 1)));
         Linear(graph, parameters, "fc1", "flat", "hidden", inputs: 28 * 28);
         graph.Node.Add(Node("Relu", ["hidden"], "activated"));
-        Linear(graph, parameters, "fc2", "activated", OutputName, inputs: 128);
+        Linear(graph, parameters, "fc2", "activated", OutputName, inputs: (int)Require(parameters, "fc1.weight", 2).Shape[0]);
     }
 
     private static void Cnn(GraphProto graph, Dictionary<string, NamedParameter> parameters)

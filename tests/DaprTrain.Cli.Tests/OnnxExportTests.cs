@@ -16,6 +16,7 @@ public sealed class OnnxExportTests : IDisposable
     [Theory]
     [InlineData("mlp", 300)]
     [InlineData("cnn", 60)]
+    [InlineData("mlp-512", 150)]
     public void Onnx_runtime_gives_the_torch_logits_and_classes_on_raw_pixels(string model, int steps)
     {
         TorchRuntime.EnsureInitialised(null);

@@ -17,7 +17,7 @@ namespace DaprTrain.Cli.Benchmarks;
 /// CNN, and the steady-state cost of a round in each deployment. Compute is measured in this run; the platform
 /// (aws-lambda profile) is modelled.
 /// </summary>
-internal sealed class ServerlessBenchmarks(TextWriter output, bool quick)
+internal sealed class ServerlessBenchmarks(TextWriter output, bool quick, string? plotFolder = null)
 {
     private const int Batch = 1024;
     private static readonly int[] Ks = [1, 2, 4, 8, 16];
@@ -38,7 +38,8 @@ internal sealed class ServerlessBenchmarks(TextWriter output, bool quick)
         output.WriteLine();
         output.WriteLine("| model | parameters | VM worker | K=1 | K=2 | K=4 | K=8 | K=16 | K=16 vs VM | cost/round VM | cost/round K=16 | cost multiple |");
         output.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        foreach (string model in new[] { "mlp", "cnn" })
+        var bySize = new List<(string Model, int Parameters, double TimeRatio, double CostMultiple)>();
+        foreach (string model in new[] { "mlp", "cnn", "mlp-512", "mlp-2048" })
         {
             var vm = await RunAsync(data, model, ComputeMode.Vm, 1, platform, rounds);
             var byK = new Dictionary<int, RunResult>();
@@ -50,6 +51,17 @@ internal sealed class ServerlessBenchmarks(TextWriter output, bool quick)
             double slsRoundUsd = prices.VmPerHour / 3_600_000.0 * MeanRoundMs(f) + (f.Billing.FunctionsUsd + f.Billing.OrchestrationUsd) / f.Rounds.Count;
             output.WriteLine($"| {model} | {vm.ParameterCount:N0} | {vmMs:F1} ms | {string.Join(" | ", Ks.Select(k => $"{WarmComputeMs(byK[k]):F1} ms"))} | " +
                              $"{(1 - k16 / vmMs) * 100:F0}% less | ${vmRoundUsd:E2} | ${slsRoundUsd:E2} | {slsRoundUsd / vmRoundUsd:F1}x |");
+            bySize.Add((model, vm.ParameterCount, k16 / vmMs, slsRoundUsd / vmRoundUsd));
+        }
+        output.WriteLine();
+        var paying = bySize.Where(m => m.TimeRatio < 1).Select(m => m.Model).ToList();
+        output.WriteLine($"Serverless K=16 is faster per round than the VM worker for: {(paying.Count == 0 ? "none" : string.Join(", ", paying))}; " +
+                         $"cost multiples from {bySize.Min(m => m.CostMultiple):F1}x to {bySize.Max(m => m.CostMultiple):F1}x (arXiv 2309.14139 reports up to 5.4x).");
+        if (plotFolder is not null)
+        {
+            string path = Path.Combine(plotFolder, "serverless-vs-model-size.png");
+            PlotBySize(bySize, path);
+            output.WriteLine($"Plot: {path}");
         }
         output.WriteLine();
 
@@ -68,6 +80,27 @@ internal sealed class ServerlessBenchmarks(TextWriter output, bool quick)
             output.WriteLine($"| {topology.Name()} | {vm.TotalMs / 1000:F2} s | {sls.TotalMs / 1000:F2} s | {instances / vmUsd:F1}x | {all / vmUsd:F1}x |");
         }
         output.WriteLine();
+    }
+
+    private static void PlotBySize(List<(string Model, int Parameters, double TimeRatio, double CostMultiple)> models, string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var ordered = models.OrderBy(m => m.Parameters).ToList();
+        var plot = new ScottPlot.Plot();
+        double[] x = [.. ordered.Select(m => m.Parameters / 1e6)];
+        var time = plot.Add.Scatter(x, [.. ordered.Select(m => m.TimeRatio)]);
+        time.LegendText = "per-round gradient time, K=16 / VM worker";
+        var cost = plot.Add.Scatter(x, [.. ordered.Select(m => m.CostMultiple)]);
+        cost.LegendText = "cost per round, K=16 / VM worker (modelled)";
+        var even = plot.Add.HorizontalLine(1);
+        even.LinePattern = ScottPlot.LinePattern.Dashed;
+        even.Text = "break-even";
+        foreach (var m in ordered) plot.Add.Text(m.Model, m.Parameters / 1e6, m.TimeRatio);
+        plot.Title("Where serverless gradient functions stop paying as the model grows (batch 1,024, aws-lambda profile)");
+        plot.XLabel("parameters, millions");
+        plot.YLabel("serverless / VM");
+        plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
+        plot.SavePng(path, 1000, 560);
     }
 
     private static double SteadyVmUsd(RunResult run, PriceTable prices) => run.Nodes.Sum(n => n.AliveMs) / 3_600_000.0 * prices.VmPerHour;

@@ -4,7 +4,8 @@ namespace DaprTrain.Training.Models;
 
 public static class ModelFactory
 {
-    public static IReadOnlyList<string> Names { get; } = ["mlp", "cnn"];
+    /// <summary>mlp (0.1 M parameters), cnn (0.2 M), and wider MLPs for larger gradients: mlp-512 (0.4 M), mlp-2048 (1.6 M).</summary>
+    public static IReadOnlyList<string> Names { get; } = ["mlp", "cnn", "mlp-512", "mlp-2048"];
 
     public static bool IsKnown(string name) => Names.Contains(name, StringComparer.OrdinalIgnoreCase);
 
@@ -12,6 +13,8 @@ public static class ModelFactory
     {
         "mlp" => new Mlp(),
         "cnn" => new Cnn(),
+        "mlp-512" => new Mlp(512),
+        "mlp-2048" => new Mlp(2048),
         _ => throw new ArgumentException($"Unknown model '{name}'. Known models: {string.Join(", ", Names)}.", nameof(name)),
     };
 }
