@@ -62,7 +62,10 @@ public partial class HelmChartTests
     [Fact]
     public void Every_job_and_coordinator_variable_binds_to_an_option_of_the_services()
     {
-        var job = typeof(TrainingJobOptions).GetProperties().Select(p => p.Name.ToUpperInvariant()).ToHashSet();
+        // The configuration keys of the job's options and of a worker's identity (both bound from the Job section).
+        var job = typeof(TrainingJobOptions).GetProperties().Concat(typeof(WorkerOptions).GetProperties())
+            .Select(p => (p.GetCustomAttributes(typeof(Microsoft.Extensions.Configuration.ConfigurationKeyNameAttribute), false)
+                .Cast<Microsoft.Extensions.Configuration.ConfigurationKeyNameAttribute>().SingleOrDefault()?.Name ?? p.Name).ToUpperInvariant()).ToHashSet();
         var text = string.Concat(Templates().Select(t => t.Text));
         var variables = EnvironmentName().Matches(text).Select(m => m.Groups[1].Value).Distinct().ToList();
 

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using DaprTrain.Dapr;
+using DaprTrain.Dapr.Hosting;
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
