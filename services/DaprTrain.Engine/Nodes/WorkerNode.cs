@@ -162,6 +162,7 @@ public sealed class WorkerNode : IDisposable
 
     public DeliveryResult HandleGradientSlice(byte[] payload)
     {
+        if (NotInView() is { } notYet) return notYet;
         int mine = MyIndex;
         var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine));
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
@@ -191,6 +192,7 @@ public sealed class WorkerNode : IDisposable
 
     public DeliveryResult HandleReducedSlice(byte[] payload)
     {
+        if (NotInView() is { } notYet) return notYet;
         var (verdict, message, result) = _gate.Check(payload, MessageKind.ReducedSlice, Generation, OpenRound,
             m => m.SliceIndex < _members.Count && _members[m.SliceIndex] == m.Sender ? SliceProblem(m, m.SliceIndex) : $"{m.Sender} does not own slice {m.SliceIndex}",
             IsMember);
@@ -279,6 +281,14 @@ public sealed class WorkerNode : IDisposable
             throw new InvalidOperationException($"{Id} is not in the membership view");
         }
     }
+
+    /// <summary>
+    /// p2p-scatter: slice ownership comes from a view that names this worker. Before it has applied one (a process that
+    /// is still joining while its peers already sent round 1), a slice cannot be judged yet: ask for it again later.
+    /// </summary>
+    private DeliveryResult? NotInView() => _members.Contains(Id, StringComparer.Ordinal)
+        ? null
+        : DeliveryResult.Transient($"{Id} has no membership view that names it yet, so it cannot tell which slice is its own");
 
     private bool IsMember(string sender) => _members.Contains(sender, StringComparer.Ordinal);
 
