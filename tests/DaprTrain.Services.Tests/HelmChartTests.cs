@@ -94,6 +94,16 @@ public partial class HelmChartTests
         components.Should().Contain("name: actorStateStore").And.Contain("name: keyPrefix");
     }
 
+    [Fact]
+    public void The_chart_accepts_every_topology_the_services_know_and_no_other()
+    {
+        string workers = File.ReadAllText(Path.Combine(Chart, "templates", "workers.yaml"));
+        var listed = Regex.Match(workers, @"has \.Values\.job\.topology \(list ([^)]*)\)").Groups[1].Value.Split(' ').Select(n => n.Trim('"'));
+        listed.Should().Equal(DaprTrain.Coordination.Topologies.Names, "the chart refuses a name the services would refuse, and only such a name");
+        var values = (YamlMappingNode)Repository.LoadYaml(Path.Combine(Chart, "values.yaml"))["job"];
+        DaprTrain.Coordination.Topologies.TryParse(((YamlScalarNode)values["topology"]).Value, out _).Should().BeTrue();
+    }
+
     [GeneratedRegex(@"\.Values\.([A-Za-z0-9_.]+)")]
     private static partial Regex ValuesReference();
 
