@@ -71,8 +71,10 @@ public sealed class WorkerNode : IDisposable
     /// <summary>Takes a membership view: the peers it accepts messages from and the shards it trains on.</summary>
     public void ApplyView(MembershipView view, long[][] shardIndices)
     {
+        bool newOwners = !_members.SequenceEqual(view.Members, StringComparer.Ordinal);
         _members = view.Members;
         _held.SetMembers(view.Members);
+        if (newOwners) ForgetSlicesOfOtherOwners();
         var mine = view.ShardsOf(Id);
         if (mine.SequenceEqual(_shards) && _sampler is not null) return;
         _shards = mine;
@@ -280,6 +282,23 @@ public sealed class WorkerNode : IDisposable
             for (int k = 0; k < _members.Count; k++) if (_members[k] == Id) return k;
             throw new InvalidOperationException($"{Id} is not in the membership view");
         }
+    }
+
+    /// <summary>
+    /// p2p-scatter: the slices held for the open rounds were cut for the previous view's owners, so under a new view they
+    /// have the wrong bounds; peers cut their slices again for the new view when they contribute. Whole gradients (p2p)
+    /// do not depend on the view and stay.
+    /// </summary>
+    private void ForgetSlicesOfOtherOwners()
+    {
+        foreach (long round in new[] { OpenRound, OpenRound + 1 })
+        {
+            foreach (var sender in _held.Senders(round))
+            {
+                if (sender != Id && _held.TryGet(round, sender, out var held) && held.Values.Length != ParameterCount) _held.Forget(round, sender);
+            }
+        }
+        foreach (var key in _reduced.Keys.Where(k => k.Round >= OpenRound).ToList()) _reduced.Remove(key);
     }
 
     /// <summary>
