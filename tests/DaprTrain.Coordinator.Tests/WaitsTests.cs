@@ -69,13 +69,14 @@ public sealed class WaitsTests
     public async Task A_wait_ends_as_soon_as_its_condition_holds()
     {
         var clock = new Clock(new FakeTimeProvider(Start));
-        bool arrived = false;
-        var wait = clock.UntilAsync(() => arrived, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(10), CancellationToken.None);
+        int checks = 0;
+        // Holds from the third check on (the condition decides, not the test thread, so nothing races the loop).
+        var wait = clock.UntilAsync(() => Interlocked.Increment(ref checks) >= 3, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(10), CancellationToken.None);
         await clock.StepAsync(1, TimeSpan.FromMilliseconds(10));
-        arrived = true;
         await clock.StepAsync(2, TimeSpan.FromMilliseconds(10));
         (await wait).Should().BeTrue();
         clock.GetUtcNow().Should().Be(Start + TimeSpan.FromMilliseconds(20));
+        clock.Timers.Should().Be(2, "no further poll once the condition held");
     }
 
     [Fact]
@@ -92,6 +93,8 @@ public sealed class WaitsTests
 
         // Ten seconds on the clock, five leases long: worker-1 renews every 500 ms and stays; worker-2 never does.
         for (int step = 1; step <= 20; step++) await clock.StepAsync(step, TimeSpan.FromMilliseconds(500));
+        // The renewal at 10 s has run (its next wait is armed) before the test reads the coordinator, which is not thread-safe.
+        await clock.StepAsync(21, TimeSpan.Zero);
         var view = coordinator.CurrentView();
         view.Members.Should().Equal("worker-1");
         view.Expired.Should().Equal("worker-2");
