@@ -16,6 +16,12 @@ public static class DaprTopics
 
     /// <summary>The parameter server's weights after each round.</summary>
     public const string Weights = "weights";
+
+    /// <summary>p2p-scatter: the slices of peers' gradients that <paramref name="owner"/> reduces (one topic per worker).</summary>
+    public static string Slices(string owner) => $"slices.{owner}";
+
+    /// <summary>p2p-scatter: the reduced slices every owner sends to <paramref name="peer"/> (one topic per worker).</summary>
+    public static string Reduced(string peer) => $"reduced.{peer}";
 }
 
 /// <summary>App ids, as in dapr.yaml and the Helm chart.</summary>

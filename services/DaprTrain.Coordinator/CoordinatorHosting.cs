@@ -1,4 +1,6 @@
-using DaprTrain.Dapr;
+using DaprTrain.Contracts;
+using DaprTrain.Coordination;
+using DaprTrain.Dapr.Hosting;
 
 namespace DaprTrain.Coordinator;
 
@@ -10,8 +12,12 @@ public static class CoordinatorHosting
             .BindConfiguration(CoordinatorOptions.Section)
             .PostConfigure<IConfiguration>((options, configuration) =>
             {
-                // The same Job:Topology the workers read decides who writes checkpoints.
-                if (configuration["Job:Topology"] is string topology) options.WorkersWriteCheckpoints = topology != "ps";
+                // The same Job:Topology the workers read decides who writes checkpoints; a bad name stops the start.
+                if (configuration[CoordinatorOptions.TopologyKey] is string topology)
+                {
+                    if (!Topologies.TryParse(topology, out var parsed)) options.TopologyError = $"{CoordinatorOptions.TopologyKey} '{topology}' is not a topology; known: {string.Join(", ", Topologies.Names)}.";
+                    else options.WorkersWriteCheckpoints = parsed.WorkersWriteCheckpoints();
+                }
             })
             .ValidateDataAnnotations()
             .ValidateOnStart();
@@ -26,8 +32,7 @@ public static class CoordinatorHosting
 
     public static WebApplication MapCoordinator(this WebApplication app)
     {
-        app.UseDaprApiToken(app.Configuration[ApiTokenMiddleware.EnvironmentVariable]);
-        app.MapDaprTrainHealth("coordinator");
+        app.MapDaprTrainApp(DaprApps.Coordinator);
         app.MapActorsHandlers();
         return app;
     }

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 
-namespace DaprTrain.Dapr;
+namespace DaprTrain.Dapr.Hosting;
 
 /// <summary>
 /// Dapr's app API token: when APP_API_TOKEN is set, daprd sends it in the dapr-api-token header on every call to

@@ -2,9 +2,11 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
-namespace DaprTrain.Dapr;
+namespace DaprTrain.Dapr.Hosting;
 
 /// <summary>Wiring every DaprTrain service shares.</summary>
 public static class DaprHosting
@@ -14,10 +16,26 @@ public static class DaprHosting
     public static IServiceCollection AddDaprTrainHost(this IServiceCollection services)
     {
         services.AddDaprClient();
-        services.AddSingleton(TimeProvider.System);
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<SidecarStatus>();
         services.AddHostedService(sp => sp.GetRequiredService<SidecarStatus>());
         return services;
+    }
+
+    /// <summary>
+    /// What every app answers daprd with, in one call: the API token check first (nothing else answers an
+    /// unauthenticated caller), CloudEvents unwrapped for the subscription routes, GET /dapr/subscribe listing the
+    /// routes mapped with WithTopic, and GET /health. <paramref name="idle"/> says why an app that has nothing to do
+    /// in this job (a parameter server in a peer-to-peer job) stays up.
+    /// </summary>
+    public static WebApplication MapDaprTrainApp(this WebApplication app, string service, string? idle = null)
+    {
+        app.UseDaprApiToken(app.Configuration[ApiTokenMiddleware.EnvironmentVariable]);
+        app.UseCloudEvents();
+        app.MapSubscribeHandler();
+        if (idle is null) app.MapDaprTrainHealth(service);
+        else app.MapGet(HealthPath, () => Results.Json(new { service, status = "idle: " + idle }));
+        return app;
     }
 
     /// <summary>The API token check goes first, so that nothing else answers an unauthenticated caller.</summary>

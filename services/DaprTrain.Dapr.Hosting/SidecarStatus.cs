@@ -2,13 +2,13 @@ using Dapr.Client;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace DaprTrain.Dapr;
+namespace DaprTrain.Dapr.Hosting;
 
 /// <summary>
 /// Whether this app's Dapr sidecar answers. Until it does, the app runs (its health endpoint answers) and says,
 /// every few seconds, that it is waiting for the sidecar and where it looks for it.
 /// </summary>
-public sealed class SidecarStatus(DaprClient dapr, ILogger<SidecarStatus> logger) : BackgroundService
+public sealed class SidecarStatus(DaprClient dapr, TimeProvider time, ILogger<SidecarStatus> logger) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(5);
@@ -29,7 +29,7 @@ public sealed class SidecarStatus(DaprClient dapr, ILogger<SidecarStatus> logger
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Short polls: daprd reports healthy only once it has read this app's subscriptions, a moment after the app is up.
-        var nextLog = DateTime.UtcNow + LogInterval;
+        var nextLog = time.GetUtcNow() + LogInterval;
         while (!stoppingToken.IsCancellationRequested && !Ready)
         {
             try
@@ -45,12 +45,12 @@ public sealed class SidecarStatus(DaprClient dapr, ILogger<SidecarStatus> logger
                 logger.LogInformation("Dapr sidecar is ready");
                 return;
             }
-            if (DateTime.UtcNow >= nextLog)
+            if (time.GetUtcNow() >= nextLog)
             {
                 logger.LogWarning("{Status}", Describe());
-                nextLog = DateTime.UtcNow + LogInterval;
+                nextLog = time.GetUtcNow() + LogInterval;
             }
-            await Task.Delay(Poll, stoppingToken);
+            await Task.Delay(Poll, time, stoppingToken);
         }
     }
 }

@@ -1,28 +1,48 @@
+using Dapr.Actors.Client;
+using Dapr.Client;
+using DaprTrain.Contracts;
+using DaprTrain.Coordination;
+using DaprTrain.Engine.Messaging;
+using DaprTrain.Engine.Storage;
+using DaprTrain.Engine.Topologies;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace DaprTrain.Dapr;
 
-/// <summary>The engine's ports over Dapr, for the services that train.</summary>
+/// <summary>The engine's ports over Dapr, the job's options and its round plan, for the services that train.</summary>
 public static class DaprPorts
 {
     public static IServiceCollection AddDaprTrainPorts(this IServiceCollection services)
     {
-        services.AddSingleton<global::Dapr.Actors.Client.IActorProxyFactory>(_ => new global::Dapr.Actors.Client.ActorProxyFactory(new global::Dapr.Actors.Client.ActorProxyOptions
-        {
-            UseJsonSerialization = true,
-            DaprApiToken = Environment.GetEnvironmentVariable("DAPR_API_TOKEN"),
-        }));
-        services.AddSingleton<DaprTrain.Coordination.ICoordinator>(sp =>
-            new ActorCoordinator(sp.GetRequiredService<global::Dapr.Actors.Client.IActorProxyFactory>(), sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<TrainingJobOptions>>().Value.JobId));
-        services.AddSingleton<DaprTrain.Engine.Storage.ICheckpointStore>(sp =>
-            new DaprCheckpointStore(sp.GetRequiredService<global::Dapr.Client.DaprClient>(), Contracts.DaprComponents.StateStore,
-                sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<TrainingJobOptions>>().Value.MaxChunkBytes));
-        services.AddSingleton<DaprTrain.Engine.Messaging.IMessagePublisher>(sp => new DaprMessagePublisher(sp.GetRequiredService<global::Dapr.Client.DaprClient>(), Contracts.DaprComponents.PubSub,
-            sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<TrainingJobOptions>>().Value.MaxChunkBytes));
         services.AddOptions<TrainingJobOptions>()
             .BindConfiguration(TrainingJobOptions.Section)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        // The topology, decided once: its round plan is what the loops and the subscription routes use.
+        services.TryAddSingleton(sp => RoundPlans.For(sp.GetRequiredService<IOptions<TrainingJobOptions>>().Value.Topology));
+        services.AddSingleton<IActorProxyFactory>(_ => new ActorProxyFactory(new ActorProxyOptions
+        {
+            UseJsonSerialization = true,
+            DaprApiToken = Environment.GetEnvironmentVariable("DAPR_API_TOKEN"),
+        }));
+        services.AddSingleton<ICoordinator>(sp => new ActorCoordinator(sp.GetRequiredService<IActorProxyFactory>(), Job(sp).JobId));
+        services.AddSingleton<ICheckpointStore>(sp => new DaprCheckpointStore(sp.GetRequiredService<DaprClient>(), DaprComponents.StateStore, Job(sp).MaxChunkBytes));
+        services.AddSingleton<IMessagePublisher>(sp => new DaprMessagePublisher(sp.GetRequiredService<DaprClient>(), DaprComponents.PubSub, Job(sp).MaxChunkBytes));
         return services;
     }
+
+    /// <summary>A worker's identity (only workers have one), validated against the job at start.</summary>
+    public static IServiceCollection AddDaprTrainWorkerIdentity(this IServiceCollection services)
+    {
+        services.AddOptions<WorkerOptions>()
+            .BindConfiguration(WorkerOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidation>();
+        return services;
+    }
+
+    private static TrainingJobOptions Job(IServiceProvider services) => services.GetRequiredService<IOptions<TrainingJobOptions>>().Value;
 }

@@ -1,3 +1,5 @@
+using DaprTrain.Engine.Messaging;
+
 namespace DaprTrain.Dapr;
 
 /// <summary>
@@ -23,7 +25,7 @@ public abstract class NodeRuntime<TNode> : IDisposable where TNode : class, IDis
     }
 
     /// <summary>A delivery handler for an inbox: null (retry later) until the node exists.</summary>
-    public Func<byte[], DaprTrain.Engine.Messaging.DeliveryResult>? Deliver(Func<TNode, byte[], DaprTrain.Engine.Messaging.DeliveryResult> handler) =>
+    public Func<byte[], DeliveryResult>? Deliver(Func<TNode, byte[], DeliveryResult> handler) =>
         _node is null ? null : payload => Use(node => handler(node, payload));
 
     public void Dispose()

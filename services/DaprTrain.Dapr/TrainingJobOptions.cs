@@ -1,8 +1,13 @@
 using System.ComponentModel.DataAnnotations;
+using DaprTrain.Coordination;
+using Microsoft.Extensions.Configuration;
 
 namespace DaprTrain.Dapr;
 
-/// <summary>The job as this worker sees it. Bound from the "Job" section (or JOB__* environment variables) and validated at start.</summary>
+/// <summary>
+/// The job, the same for every service that trains (workers and the parameter server). Bound from the "Job" section
+/// (or JOB__* environment variables) and validated at start. A worker's own identity is <see cref="WorkerOptions"/>.
+/// </summary>
 public sealed class TrainingJobOptions : IValidatableObject
 {
     public const string Section = "Job";
@@ -10,12 +15,16 @@ public sealed class TrainingJobOptions : IValidatableObject
     [Required, RegularExpression("^[A-Za-z0-9._-]{1,128}$")]
     public string JobId { get; set; } = "daprtrain";
 
-    /// <summary>This worker's id, worker-1 .. worker-N (its data shard is N-1 while all workers are present).</summary>
-    [Required, RegularExpression("^worker-[1-9][0-9]*$")]
-    public string WorkerId { get; set; } = "worker-1";
+    /// <summary>Job:Topology as written: ps, p2p or p2p-scatter (validated at start). Everything else reads <see cref="Topology"/>.</summary>
+    [ConfigurationKeyName("Topology")]
+    public string TopologyName { get; set; } = Topologies.Default.Name();
 
-    [Required, RegularExpression("^(ps|p2p)$", ErrorMessage = "Topology must be ps or p2p (p2p-scatter runs in the embedded mode only).")]
-    public string Topology { get; set; } = "p2p";
+    /// <summary>
+    /// The job's topology, parsed from Job:Topology once the options are validated. (Bound under a key nobody sets: the
+    /// configuration binder would otherwise try to read "p2p-scatter" as an enum member name.)
+    /// </summary>
+    [ConfigurationKeyName("TopologyName")]
+    public Topology Topology => Topologies.TryParse(TopologyName, out var topology) ? topology : Topologies.Default;
 
     [Range(1, 64)]
     public int Workers { get; set; } = 3;
@@ -58,9 +67,13 @@ public sealed class TrainingJobOptions : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (int.Parse(WorkerId.AsSpan(7), System.Globalization.CultureInfo.InvariantCulture) > Workers)
+        if (!Topologies.TryParse(TopologyName, out var topology))
         {
-            yield return new ValidationResult($"WorkerId {WorkerId} is beyond Workers = {Workers}.", [nameof(WorkerId)]);
+            yield return new ValidationResult($"Job:Topology '{TopologyName}' is not a topology; known: {string.Join(", ", Topologies.Names)}.", [nameof(Topology)]);
+        }
+        else if (Workers < topology.MinWorkers())
+        {
+            yield return new ValidationResult($"Job:Topology {topology.Name()} needs at least {topology.MinWorkers()} workers; Workers = {Workers}.", [nameof(Workers)]);
         }
         if (!string.IsNullOrEmpty(DataDir) && !Directory.Exists(DataDir))
         {

@@ -1,5 +1,8 @@
 using DaprTrain.Contracts;
+using DaprTrain.Coordination;
 using DaprTrain.Dapr;
+using DaprTrain.Dapr.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace DaprTrain.ParameterServer;
 
@@ -7,30 +10,26 @@ public static class ServerHosting
 {
     public const string GradientsRoute = "/messages/gradients";
 
-    private static bool IsUsed(IConfiguration configuration) => (configuration["Job:Topology"] ?? "ps") == "ps";
-
     public static WebApplicationBuilder AddParameterServer(this WebApplicationBuilder builder)
     {
         builder.Services.AddDaprTrainHost();
         builder.Services.AddDaprTrainPorts();
         builder.Services.AddSingleton<ServerRuntime>();
-        if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop") && IsUsed(builder.Configuration)) builder.Services.AddHostedService<ServerLoop>();
+        if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop")) builder.Services.AddHostedService<ServerLoop>();
         return builder;
     }
 
     public static WebApplication MapParameterServer(this WebApplication app)
     {
-        app.UseDaprApiToken(app.Configuration[ApiTokenMiddleware.EnvironmentVariable]);
-        app.UseCloudEvents();
-        app.MapSubscribeHandler();
-        if (!IsUsed(app.Configuration))
+        var topology = app.Services.GetRequiredService<IOptions<TrainingJobOptions>>().Value.Topology;
+        if (!topology.HasParameterServer())
         {
             // One run file starts every app; in a peer-to-peer job the server stays out of the way.
-            app.MapGet(DaprHosting.HealthPath, () => Results.Json(new { service = DaprApps.ParameterServer, status = "idle: the job's topology is not ps" }));
-            app.Logger.LogInformation("the job's topology is {Topology}: the parameter server is idle", app.Configuration["Job:Topology"]);
+            app.MapDaprTrainApp(DaprApps.ParameterServer, idle: $"the job's topology is {topology.Name()}, not {Topology.ParameterServer.Name()}");
+            app.Logger.LogInformation("the job's topology is {Topology}: the parameter server is idle", topology.Name());
             return app;
         }
-        app.MapDaprTrainHealth(DaprApps.ParameterServer);
+        app.MapDaprTrainApp(DaprApps.ParameterServer);
         app.MapGet("/status", (ServerRuntime runtime) => runtime.Ready
             ? Results.Json(runtime.Use(n => new { server = DaprApps.ParameterServer, appliedRound = n.AppliedRound, generation = n.Generation, weightHash = n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture) }))
             : Results.Json(new { server = DaprApps.ParameterServer, appliedRound = -1L }));

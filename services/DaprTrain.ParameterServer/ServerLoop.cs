@@ -1,5 +1,6 @@
 using DaprTrain.Contracts;
 using DaprTrain.Dapr;
+using DaprTrain.Dapr.Hosting;
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Nodes;
@@ -20,6 +21,7 @@ public sealed class ServerLoop(
     ICoordinator coordinator,
     ICheckpointStore store,
     IMessagePublisher publisher,
+    TimeProvider time,
     ILogger<ServerLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
@@ -27,7 +29,9 @@ public sealed class ServerLoop(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var job = options.Value;
-        while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), stoppingToken);
+        // One run file starts every app; without a parameter server in the job's topology, this one stays idle.
+        if (!job.Topology.HasParameterServer()) return;
+        while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), time, stoppingToken);
         var node = new ParameterServerNode(job.JobId, job.Trainer(), logger);
         var checkpoints = new JobCheckpoints(store, job.JobId);
         if (await checkpoints.LoadLatestAsync(stoppingToken) is { } latest)
@@ -53,7 +57,7 @@ public sealed class ServerLoop(
             catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
                 logger.LogWarning("round failed ({Error}); trying again", ex.Message);
-                await Task.Delay(TimeSpan.FromMilliseconds(500), stoppingToken);
+                await Task.Delay(TimeSpan.FromMilliseconds(500), time, stoppingToken);
             }
         }
     }
@@ -63,13 +67,12 @@ public sealed class ServerLoop(
         var view = await coordinator.GetViewAsync();
         if (view.Members.Count == 0)
         {
-            await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
+            await Task.Delay(TimeSpan.FromMilliseconds(100), time, stoppingToken);
             return;
         }
         long round = runtime.Use(n => { n.SetMembers(view.Members); return n.OpenRound; });
-        while (runtime.Use(n => n.HeldSenders(round).Count) == 0) await Task.Delay(Poll, stoppingToken);
-        var until = DateTime.UtcNow + TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
-        while (DateTime.UtcNow < until && !runtime.Use(n => view.Members.All(m => n.Holds(round, m)))) await Task.Delay(Poll, stoppingToken);
+        while (runtime.Use(n => n.HeldSenders(round).Count) == 0) await Task.Delay(Poll, time, stoppingToken);
+        await time.UntilAsync(() => runtime.Use(n => view.Members.All(m => n.Holds(round, m))), TimeSpan.FromMilliseconds(job.RoundDeadlineMs), Poll, stoppingToken);
 
         byte[] weights = runtime.Use(n => n.CloseRound());
         await publisher.PublishAsync(DaprTopics.Weights, weights, stoppingToken);

@@ -1,45 +1,47 @@
 using DaprTrain.Contracts;
 using DaprTrain.Dapr;
+using DaprTrain.Dapr.Hosting;
+using DaprTrain.Engine.Topologies;
 using Microsoft.Extensions.Options;
 
 namespace DaprTrain.Worker;
 
 public static class WorkerHosting
 {
-    public const string GradientsRoute = "/messages/gradients";
-    public const string WeightsRoute = "/messages/weights";
+    /// <summary>Every topic a worker consumes is delivered to /messages/{topic}.</summary>
+    public static string Route(string topic) => "/messages/" + topic;
+
+    public static readonly string GradientsRoute = Route(DaprTopics.Gradients);
+    public static readonly string WeightsRoute = Route(DaprTopics.Weights);
 
     public static WebApplicationBuilder AddWorker(this WebApplicationBuilder builder)
     {
         builder.Services.AddDaprTrainHost();
         builder.Services.AddDaprTrainPorts();
+        builder.Services.AddDaprTrainWorkerIdentity();
         builder.Services.AddSingleton<WorkerRuntime>();
         if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop")) builder.Services.AddHostedService<WorkerLoop>();
         return builder;
     }
 
-    /// <summary>p2p workers subscribe to peers' gradients; ps workers to the server's weights.</summary>
+    /// <summary>
+    /// The routes of the topics the job's round plan subscribes this worker to (ps: the server's weights; p2p: peers'
+    /// gradients; p2p-scatter: its own slices.{id} and reduced.{id}), each through its own inbox.
+    /// </summary>
     public static WebApplication MapWorker(this WebApplication app)
     {
-        var job = app.Services.GetRequiredService<IOptions<TrainingJobOptions>>().Value;
-        app.UseDaprApiToken(app.Configuration[ApiTokenMiddleware.EnvironmentVariable]);
-        app.UseCloudEvents();
-        app.MapSubscribeHandler();
-        app.MapDaprTrainHealth(job.WorkerId);
+        string workerId = app.Services.GetRequiredService<IOptions<WorkerOptions>>().Value.WorkerId;
+        var plan = app.Services.GetRequiredService<RoundPlan>();
+        app.MapDaprTrainApp(workerId);
         app.MapGet("/status", (WorkerRuntime runtime) => runtime.Ready
             ? Results.Json(runtime.Status())
-            : Results.Json(new { worker = job.WorkerId, appliedRound = -1L }));
-        if (job.Topology == "p2p")
+            : Results.Json(new { worker = workerId, appliedRound = -1L }));
+        foreach (var subscription in plan.Subscriptions(workerId))
         {
-            app.MapPost(GradientsRoute, (HttpRequest request, WorkerRuntime runtime) =>
-                    runtime.Gradients.HandleAsync(request, DaprTopics.Gradients, runtime.Deliver((node, payload) => node.HandleGradient(payload))))
-                .WithTopic(DaprComponents.PubSub, DaprTopics.Gradients);
-        }
-        else
-        {
-            app.MapPost(WeightsRoute, (HttpRequest request, WorkerRuntime runtime) =>
-                    runtime.Weights.HandleAsync(request, DaprTopics.Weights, runtime.Deliver((node, payload) => node.HandleWeights(payload))))
-                .WithTopic(DaprComponents.PubSub, DaprTopics.Weights);
+            string topic = subscription.Topic;
+            app.MapPost(Route(topic), (HttpRequest request, WorkerRuntime runtime) =>
+                    runtime.Inbox(topic).HandleAsync(request, topic, runtime.Deliver(subscription.Deliver)))
+                .WithTopic(DaprComponents.PubSub, topic);
         }
         return app;
     }

@@ -1,64 +1,51 @@
-using DaprTrain.Contracts;
-using DaprTrain.Dapr;
 using DaprTrain.Coordination;
+using DaprTrain.Dapr;
+using DaprTrain.Dapr.Hosting;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.Engine.Storage;
+using DaprTrain.Engine.Topologies;
 using Microsoft.Extensions.Options;
 
 namespace DaprTrain.Worker;
 
 /// <summary>
-/// The worker's rounds in real time. p2p: compute, publish, wait for every member's gradient or the deadline,
-/// report what arrived, take the coordinator's decision, apply exactly that set; a worker that lacks part of it
-/// takes a peer's state from the checkpoint store. ps: compute, publish, wait for the server's weights.
+/// The worker's rounds in real time, driven by the job's <see cref="RoundPlan"/>: compute, publish what the plan
+/// contributes, wait until it has gathered the members' parts or the deadline. Under a parameter server that is the
+/// round (the server's weights arrived). Between peers (p2p, p2p-scatter): report what arrived, take the coordinator's
+/// decision, settle it, publish the plan's second phase, wait until it can apply or the deadline, apply exactly that
+/// decision; a worker that lacks part of it takes a peer's state from the checkpoint store. The loop never asks which
+/// topology it runs: what differs is the plan's.
 /// </summary>
 public sealed class WorkerLoop(
     IOptions<TrainingJobOptions> options,
+    IOptions<WorkerOptions> identity,
+    RoundPlan plan,
     WorkerRuntime runtime,
     SidecarStatus sidecar,
     ICoordinator coordinator,
     ICheckpointStore store,
     IMessagePublisher publisher,
+    TimeProvider time,
     ILogger<WorkerLoop> logger) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
+    private readonly string _id = identity.Value.WorkerId;
     private volatile bool _expelled;
-
-    private async Task HeartbeatAsync(TrainingJobOptions job, CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                if (!await coordinator.HeartbeatAsync(job.WorkerId)) _expelled = true;
-                await Task.Delay(job.HeartbeatMs, cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (Exception ex) when (DaprErrors.IsTransient(ex))
-            {
-                logger.LogWarning("{Worker}: heartbeat failed ({Error})", job.WorkerId, ex.Message);
-                await Task.Delay(TimeSpan.FromMilliseconds(200), CancellationToken.None);
-            }
-        }
-    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var job = options.Value;
-        while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), stoppingToken);
+        while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), time, stoppingToken);
 
         var data = job.LoadData();
         var shards = DaprTrain.Training.Data.Sharding.Split(data.TrainIndices, data.Train.Labels, job.Workers, job.Seed, DaprTrain.Training.Data.ShardingMode.Iid);
-        runtime.Start(new WorkerNode(job.WorkerId, job.JobId, job.Trainer(), data, logger));
+        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger));
         var checkpoints = new JobCheckpoints(store, job.JobId);
 
-        var view = await coordinator.JoinAsync(job.WorkerId);
+        var view = await coordinator.JoinAsync(_id);
         var latest = await checkpoints.LoadLatestAsync(stoppingToken);
-        if (latest is { } found && found.Checkpoint.Round > 0 && job.Topology == "p2p")
+        if (latest is { } found && found.Checkpoint.Round > 0 && job.Topology.WorkersWriteCheckpoints())
         {
             runtime.Use(node => { node.ApplyView(view, shards); return 0; });
             await SynchroniseAsync(checkpoints, found.Checkpoint.Round, stoppingToken);
@@ -68,11 +55,11 @@ public sealed class WorkerLoop(
         {
             // A fresh job starts when every worker is there: replicas start in lockstep and no round is decided
             // by a partial membership that later workers cannot catch up with.
-            logger.LogInformation("{Worker} waits for {Workers} workers to join job {Job}", job.WorkerId, job.Workers, job.JobId);
+            logger.LogInformation("{Worker} waits for {Workers} workers to join job {Job} ({Topology})", _id, job.Workers, job.JobId, job.Topology.Name());
             while (view.Members.Count < job.Workers)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
-                await coordinator.HeartbeatAsync(job.WorkerId);
+                await Task.Delay(TimeSpan.FromMilliseconds(100), time, stoppingToken);
+                await coordinator.HeartbeatAsync(_id);
                 view = await coordinator.GetViewAsync();
             }
         }
@@ -80,7 +67,8 @@ public sealed class WorkerLoop(
 
         // Heartbeats run on their own timer: a round can wait longer than a lease (deadlines, a slow peer).
         using var heartbeats = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        var heartbeatLoop = HeartbeatAsync(job, heartbeats.Token);
+        var heartbeatLoop = time.RenewLeaseAsync(() => coordinator.HeartbeatAsync(_id), TimeSpan.FromMilliseconds(job.HeartbeatMs), TimeSpan.FromMilliseconds(200),
+            expired: () => _expelled = true, failed: ex => logger.LogWarning("{Worker}: heartbeat failed ({Error})", _id, ex.Message), heartbeats.Token);
         while (!stoppingToken.IsCancellationRequested && runtime.Use(n => n.AppliedRound) < job.Rounds)
         {
             try
@@ -90,18 +78,18 @@ public sealed class WorkerLoop(
             catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
                 // The sidecar, the coordinator or the store is briefly away (a restart, a network blip): try the round again.
-                logger.LogWarning("{Worker}: round failed ({Error}); trying again", job.WorkerId, ex.Message);
-                await Task.Delay(TimeSpan.FromMilliseconds(500), stoppingToken);
+                logger.LogWarning("{Worker}: round failed ({Error}); trying again", _id, ex.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(500), time, stoppingToken);
             }
         }
         await heartbeats.CancelAsync();
         await heartbeatLoop;
         double accuracy = runtime.Finish(data);
         logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
-            job.WorkerId, job.Rounds, accuracy, runtime.Use(n => n.WeightHash));
+            _id, job.Rounds, accuracy, runtime.Use(n => n.WeightHash));
     }
 
-    /// <summary>One round: compute, publish, then wait for the server's weights (ps) or agree on and apply the round (p2p).</summary>
+    /// <summary>One round through the plan: compute, contribute, gather; between peers also decide, settle, share and apply.</summary>
     private async Task RunRoundAsync(TrainingJobOptions job, long[][] shards, JobCheckpoints checkpoints, CancellationToken stoppingToken)
     {
         if (_expelled)
@@ -109,60 +97,69 @@ public sealed class WorkerLoop(
             _expelled = false;
             // The lease ran out (this worker or its sidecar was away too long): the others went on without it, so
             // it joins again and takes their state before it contributes anything.
-            logger.LogWarning("{Worker} was removed from the job (lease expired); joining again", job.WorkerId);
-            await coordinator.JoinAsync(job.WorkerId);
+            logger.LogWarning("{Worker} was removed from the job (lease expired); joining again", _id);
+            await coordinator.JoinAsync(_id);
             await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
             return;
         }
         var view = await coordinator.GetViewAsync();
-        long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
-        // A retried round sends the gradient it already computed: peers may hold the first copy, and every copy must be equal.
-        byte[] gradient = runtime.Use(node =>
+        if (!view.Members.Contains(_id, StringComparer.Ordinal))
         {
-            if (!node.HasOwnGradient(node.OpenRound)) node.ComputeGradient();
-            return node.GradientMessage();
-        });
-        await publisher.PublishAsync(DaprTopics.Gradients, gradient, stoppingToken);
-
-        if (job.Topology == "ps")
-        {
-            // Without weights within two deadlines (a server restarting, a lost message) the gradient is sent again.
-            await WaitAsync(() => runtime.Use(n => n.AppliedRound >= round || n.OpenRound != round), TimeSpan.FromMilliseconds(job.RoundDeadlineMs * 2), stoppingToken);
+            // The lease ran out before a heartbeat could say so: no round without membership (no slice to own, no say).
+            _expelled = true;
             return;
         }
+        long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
+        // A retried round sends what it already computed: peers may hold the first copy, and every copy must be equal.
+        var contribution = runtime.Use(node =>
+        {
+            if (!node.HasOwnGradient(node.OpenRound)) node.ComputeGradient();
+            return plan.Contribute(node);
+        });
+        await PublishAsync(contribution, stoppingToken);
 
         var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
         var contributors = view.Members.Except(view.PendingSyncs).ToList();
-        await WaitAsync(() => runtime.Use(n => contributors.All(m => n.Holds(round, m))), deadline, stoppingToken);
-        await coordinator.ReportAsync(job.WorkerId, 0, round, runtime.Use(n => n.HeldSenders(round)));
-        RoundDecision? decision = null;
-        await WaitAsync(async () => (decision = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, stoppingToken);
-        decision ??= await coordinator.CloseRoundAsync(0, round);
+        if (!plan.DecidedByPeers)
+        {
+            // The server decides; without its weights within two deadlines (a server restarting, a lost message) the
+            // gradient is sent again.
+            await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors)), deadline * 2, Poll, stoppingToken);
+            return;
+        }
 
-        bool applied = runtime.Use(node =>
+        await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors)), deadline, Poll, stoppingToken);
+        await coordinator.ReportAsync(_id, 0, round, runtime.Use(n => n.HeldSenders(round)));
+        RoundDecision? decided = null;
+        await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, Poll, stoppingToken);
+        var closed = decided ?? await coordinator.CloseRoundAsync(0, round);
+        // Every replica settles the coordinator's decision alike, against the members of the view it applied.
+        var decision = runtime.Use(n => plan.Settle(closed, n.Members));
+        await PublishAsync(runtime.Use(n => plan.Share(n, decision)), stoppingToken);
+        await time.UntilAsync(() => runtime.Use(n => plan.ReadyToApply(n, decision)), deadline, Poll, stoppingToken);
+
+        if (!runtime.Use(n => plan.TryApply(n, decision)))
         {
-            var held = node.HeldSenders(round);
-            if (!decision.Included.All(held.Contains)) return false;
-            node.ApplyDecision(decision);
-            return true;
-        });
-        if (!applied)
-        {
-            logger.LogWarning("{Worker} lacks gradients the decision of round {Round} includes; taking a peer's state", job.WorkerId, round);
+            logger.LogWarning("{Worker} lacks parts of round {Round} the decision includes; taking a peer's state", _id, round);
             await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
             return;
         }
 
         // Every few rounds, at once when a member that joined late waits for a state to continue from, and after the
         // last round: a worker that was away when the others finished takes that final state and finishes too.
-        if (view.CheckpointWriter == job.WorkerId && (round % job.CheckpointEvery == 0 || view.PendingSyncs.Count > 0 || round == job.Rounds))
+        if (view.CheckpointWriter == _id && (round % job.CheckpointEvery == 0 || view.PendingSyncs.Count > 0 || round == job.Rounds))
         {
             var state = runtime.Use(n => n.CaptureState());
             if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
             // The joiners now have a state to continue from; from the next round on the others wait for their gradients.
             foreach (var joiner in view.PendingSyncs) await coordinator.SetSyncRequestAsync(joiner, pending: false);
         }
-        if (round % 10 == 0) logger.LogInformation("{Worker} completed round {Round}/{Rounds}", job.WorkerId, round, job.Rounds);
+        if (round % 10 == 0) logger.LogInformation("{Worker} completed round {Round}/{Rounds}", _id, round, job.Rounds);
+    }
+
+    private async Task PublishAsync(IReadOnlyList<Outgoing> messages, CancellationToken cancellationToken)
+    {
+        foreach (var message in messages) await publisher.PublishAsync(message.Topic, message.Payload, cancellationToken);
     }
 
     /// <summary>
@@ -173,21 +170,21 @@ public sealed class WorkerLoop(
     private async Task SynchroniseAsync(JobCheckpoints checkpoints, long seenRound, CancellationToken stoppingToken)
     {
         var job = options.Value;
-        await coordinator.SetSyncRequestAsync(job.WorkerId, pending: true);
-        logger.LogInformation("{Worker} asks for the job's current state (newer than round {Round})", job.WorkerId, seenRound);
+        await coordinator.SetSyncRequestAsync(_id, pending: true);
+        logger.LogInformation("{Worker} asks for the job's current state (newer than round {Round})", _id, seenRound);
         while (!stoppingToken.IsCancellationRequested)
         {
-            await coordinator.HeartbeatAsync(job.WorkerId);
+            await coordinator.HeartbeatAsync(_id);
             var latest = (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint;
             if (latest is not null && (latest.Round > seenRound || latest.Round >= job.Rounds))
             {
                 Restore(latest);
-                await coordinator.SetSyncRequestAsync(job.WorkerId, pending: false);
-                logger.LogInformation("{Worker} continues from round {Round}, written by {Writer}", job.WorkerId, latest.Round, latest.Writer);
+                await coordinator.SetSyncRequestAsync(_id, pending: false);
+                logger.LogInformation("{Worker} continues from round {Round}, written by {Writer}", _id, latest.Round, latest.Writer);
                 return;
             }
             var view = await coordinator.GetViewAsync();
-            if (view.CheckpointWriter is null && view.Members.FirstOrDefault() == job.WorkerId)
+            if (view.CheckpointWriter is null && view.Members.FirstOrDefault() == _id)
             {
                 // Every member waits for a state, so nobody will write one (the others died or were all expelled).
                 // The first of them goes on from the newest state the job still has, its own replica or the latest
@@ -195,24 +192,15 @@ public sealed class WorkerLoop(
                 long own = runtime.Use(n => n.AppliedRound);
                 bool fromCheckpoint = latest is not null && latest.Round > own;
                 if (fromCheckpoint) Restore(latest!);
-                await coordinator.SetSyncRequestAsync(job.WorkerId, pending: false);
-                logger.LogWarning("{Worker}: no member can serve a newer state; continuing from round {Round} ({Source})", job.WorkerId,
+                await coordinator.SetSyncRequestAsync(_id, pending: false);
+                logger.LogWarning("{Worker}: no member can serve a newer state; continuing from round {Round} ({Source})", _id,
                     runtime.Use(n => n.AppliedRound), fromCheckpoint ? "the latest checkpoint" : "its own replica");
                 return;
             }
-            await Task.Delay(TimeSpan.FromMilliseconds(20), stoppingToken);
+            await Task.Delay(TimeSpan.FromMilliseconds(20), time, stoppingToken);
         }
     }
 
     /// <summary>p2p replicas all live in generation 0, whoever wrote the state.</summary>
     private void Restore(JobCheckpoint state) => runtime.Use(n => { n.RestoreState(state with { Generation = 0 }); return 0; });
-
-    private static Task WaitAsync(Func<bool> done, TimeSpan timeout, CancellationToken cancellationToken) =>
-        WaitAsync(() => Task.FromResult(done()), timeout, cancellationToken);
-
-    private static async Task WaitAsync(Func<Task<bool>> done, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        var until = DateTime.UtcNow + timeout;
-        while (!await done() && DateTime.UtcNow < until) await Task.Delay(Poll, cancellationToken);
-    }
 }

@@ -1,14 +1,16 @@
+using System.Collections.Concurrent;
 using DaprTrain.Dapr;
 using DaprTrain.Engine.Nodes;
 
 namespace DaprTrain.Worker;
 
-/// <summary>The worker node, and an inbox for each topic it may subscribe to.</summary>
+/// <summary>The worker node, and an inbox (chunk reassembly, Dapr answers) for each topic its round plan subscribes to.</summary>
 public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger) : NodeRuntime<WorkerNode>
 {
-    public MessageInbox Gradients { get; } = new(logger);
+    private readonly ConcurrentDictionary<string, MessageInbox> _inboxes = new(StringComparer.Ordinal);
 
-    public MessageInbox Weights { get; } = new(logger);
+    /// <summary>The inbox of one topic: each topic reassembles its own chunks.</summary>
+    public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger));
 
     private double? _finalAccuracy;
 
@@ -20,7 +22,7 @@ public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger) : NodeRuntime<W
 
     public WorkerStatus Status() => Use(n => new WorkerStatus(n.Id, n.AppliedRound, n.Generation,
         n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), n.Shards.ToArray(), n.Counters.Applied,
-        n.Counters.Duplicates, n.Counters.Late, Gradients.Redelivered + Weights.Redelivered, _finalAccuracy));
+        n.Counters.Duplicates, n.Counters.Late, _inboxes.Values.Sum(i => i.Redelivered), _finalAccuracy));
 }
 
 /// <summary>What GET /status answers: progress, the replica's weight hash, message counters, and the final accuracy when done.</summary>

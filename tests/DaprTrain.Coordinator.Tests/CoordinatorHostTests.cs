@@ -1,6 +1,8 @@
 using System.Net;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace DaprTrain.Coordinator.Tests;
 
@@ -43,6 +45,24 @@ public sealed class CoordinatorHostTests : IDisposable
         using var bad = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Coordinator:Shards", "0"));
         var act = () => bad.CreateClient();
         act.Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage("*Shards*");
+    }
+
+    [Theory]
+    [InlineData("ps", false)]
+    [InlineData("p2p", true)]
+    [InlineData("p2p-scatter", true)]
+    public void The_jobs_topology_decides_who_writes_checkpoints(string topology, bool workersWrite)
+    {
+        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Job:Topology", topology));
+        factory.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value.WorkersWriteCheckpoints.Should().Be(workersWrite);
+    }
+
+    [Fact]
+    public void An_unknown_topology_stops_the_host_at_start_and_names_the_known_ones()
+    {
+        using var bad = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Job:Topology", "ring"));
+        var act = () => bad.CreateClient();
+        act.Should().Throw<OptionsValidationException>().WithMessage("*'ring' is not a topology; known: ps, p2p, p2p-scatter*");
     }
 
     [Fact]

@@ -54,6 +54,35 @@ public abstract class EndToEndScenarios
         if (cluster.SidecarProvider is DoubleSidecars sidecars) sidecars.Components.Reminders.Fired.Should().BePositive("the coordinator's lease reminder fired through the double");
     }
 
+    /// <summary>
+    /// p2p-scatter: each worker owns a slice of the model (its own slices.{id} and reduced.{id} topics). A killed owner's
+    /// slice is reduced by nobody, so every replica skips such rounds alike until its lease expires; the next view hands
+    /// its slice over, and the survivors finish with identical weights.
+    /// </summary>
+    protected async Task P2pScatterWorkerKilledAsync()
+    {
+        const int rounds = 60;
+        await using var cluster = await ClusterAsync(Job("p2p-scatter", 3, rounds));
+        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        var workers = new List<ServiceProcess>();
+        for (int i = 1; i <= 3; i++) workers.Add(await cluster.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" }));
+
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-3") >= 8, TimeSpan.FromSeconds(40), "round 8");
+        workers[2].Kill();
+
+        var accuracies = await cluster.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(3));
+        var one = await cluster.StatusAsync("worker-1");
+        var two = await cluster.StatusAsync("worker-2");
+        Console.WriteLine($"p2p-scatter with a killed worker: held-out accuracy {string.Join(", ", accuracies)}, weight hashes {one.GetProperty("weightHash")} and {two.GetProperty("weightHash")}");
+        accuracies.Should().AllSatisfy(a => a.Should().BeGreaterThan(MinimumAccuracy));
+        one.GetProperty("weightHash").GetString().Should().Be(two.GetProperty("weightHash").GetString(), cluster.Logs);
+        if (cluster.SidecarProvider is DoubleSidecars sidecars)
+        {
+            sidecars.Components.Broker.SubscriptionsOf("worker-1").Select(s => s.Topic).Should().BeEquivalentTo(["slices.worker-1", "reduced.worker-1"],
+                "a scatter worker consumes only its own topics");
+        }
+    }
+
     protected async Task PsRestartedAsync()
     {
         const int rounds = 60;
@@ -203,6 +232,9 @@ public sealed class SidecarDoubleEndToEndTests : EndToEndScenarios
     public Task P2p_finishes_with_identical_replicas_while_a_worker_process_is_killed() => P2pWorkerKilledAsync();
 
     [Fact]
+    public Task P2p_scatter_finishes_with_identical_replicas_while_a_worker_process_is_killed() => P2pScatterWorkerKilledAsync();
+
+    [Fact]
     public Task Ps_killed_and_started_again_restores_from_the_state_store_and_finishes() => PsRestartedAsync();
 
     [Fact]
@@ -229,6 +261,9 @@ public sealed class DaprdEndToEndTests : EndToEndScenarios
 
     [DaprdFact]
     public Task P2p_finishes_with_identical_replicas_while_a_worker_process_is_killed() => P2pWorkerKilledAsync();
+
+    [DaprdFact]
+    public Task P2p_scatter_finishes_with_identical_replicas_while_a_worker_process_is_killed() => P2pScatterWorkerKilledAsync();
 
     [DaprdFact]
     public Task Ps_killed_and_started_again_restores_from_the_state_store_and_finishes() => PsRestartedAsync();

@@ -62,7 +62,10 @@ public partial class HelmChartTests
     [Fact]
     public void Every_job_and_coordinator_variable_binds_to_an_option_of_the_services()
     {
-        var job = typeof(TrainingJobOptions).GetProperties().Select(p => p.Name.ToUpperInvariant()).ToHashSet();
+        // The configuration keys of the job's options and of a worker's identity (both bound from the Job section).
+        var job = typeof(TrainingJobOptions).GetProperties().Concat(typeof(WorkerOptions).GetProperties())
+            .Select(p => (p.GetCustomAttributes(typeof(Microsoft.Extensions.Configuration.ConfigurationKeyNameAttribute), false)
+                .Cast<Microsoft.Extensions.Configuration.ConfigurationKeyNameAttribute>().SingleOrDefault()?.Name ?? p.Name).ToUpperInvariant()).ToHashSet();
         var text = string.Concat(Templates().Select(t => t.Text));
         var variables = EnvironmentName().Matches(text).Select(m => m.Groups[1].Value).Distinct().ToList();
 
@@ -89,6 +92,16 @@ public partial class HelmChartTests
         string components = File.ReadAllText(Path.Combine(Chart, "templates", "components.yaml"));
         ComponentName().Matches(components).Select(m => m.Groups[1].Value).Should().BeEquivalentTo([DaprComponents.PubSub, DaprComponents.StateStore]);
         components.Should().Contain("name: actorStateStore").And.Contain("name: keyPrefix");
+    }
+
+    [Fact]
+    public void The_chart_accepts_every_topology_the_services_know_and_no_other()
+    {
+        string workers = File.ReadAllText(Path.Combine(Chart, "templates", "workers.yaml"));
+        var listed = Regex.Match(workers, @"has \.Values\.job\.topology \(list ([^)]*)\)").Groups[1].Value.Split(' ').Select(n => n.Trim('"'));
+        listed.Should().Equal(DaprTrain.Coordination.Topologies.Names, "the chart refuses a name the services would refuse, and only such a name");
+        var values = (YamlMappingNode)Repository.LoadYaml(Path.Combine(Chart, "values.yaml"))["job"];
+        DaprTrain.Coordination.Topologies.TryParse(((YamlScalarNode)values["topology"]).Value, out _).Should().BeTrue();
     }
 
     [GeneratedRegex(@"\.Values\.([A-Za-z0-9_.]+)")]

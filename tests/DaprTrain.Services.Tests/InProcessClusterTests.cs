@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using DaprTrain.Dapr;
+using DaprTrain.Dapr.Hosting;
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
@@ -84,6 +85,38 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         (await _store.GetAsync("daprtrain/checkpoint/latest")).Should().NotBeNull("the elected writer checkpoints every 5 rounds");
         var status = await workers[0].CreateClient().GetStringAsync("/status");
         JsonDocument.Parse(status).RootElement.GetProperty("appliedRound").GetInt64().Should().BeGreaterThanOrEqualTo(Rounds);
+    }
+
+    /// <summary>Trains three workers of <paramref name="topology"/> under their own job id and coordinator; returns their weight hashes.</summary>
+    private async Task<ulong[]> TrainThreeAsync(string topology)
+    {
+        var coordinator = new InProcessCoordinator(new JobCoordinator(topology, 3, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true));
+        var workers = Enumerable.Range(1, 3).Select(i => Host<WorkerRuntime>($"{topology}/worker-{i}", topology, 3,
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", topology), coordinator)).ToList();
+        for (int i = 0; i < 3; i++)
+        {
+            // Every topic the plan declares for this worker, as daprd reads them from GET /dapr/subscribe.
+            foreach (var subscription in workers[i].Services.GetRequiredService<DaprTrain.Engine.Topologies.RoundPlan>().Subscriptions($"worker-{i + 1}"))
+            {
+                _broker.Subscribe(subscription.Topic, $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.Route(subscription.Topic));
+            }
+        }
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
+        await WaitUntil(() => runtimes.All(r => r.Ready && r.Use(n => n.AppliedRound) >= Rounds), TimeSpan.FromMinutes(1), () => string.Join("; ", runtimes.Select(r => r.Ready
+            ? r.Use(n => $"{n.Id} applied {n.AppliedRound}, holds [{string.Join(",", n.HeldSenders(n.OpenRound))}], missing {n.MissingReducedSlices(n.OpenRound)} reduced slices, counters {n.Counters.Applied}/{n.Counters.Late}/{string.Join(",", n.Counters.Rejected)}")
+            : "not ready")));
+        return [.. runtimes.Select(r => r.Use(n => n.WeightHash))];
+    }
+
+    [Fact]
+    public async Task Three_p2p_scatter_workers_end_with_exactly_the_weights_of_three_p2p_workers()
+    {
+        // The same seeded job twice, each round with every member: scatter-reduce must sum the same floats in the same order as p2p's all-gather.
+        var scatter = await TrainThreeAsync("p2p-scatter");
+        var p2p = await TrainThreeAsync("p2p");
+        scatter.Distinct().Should().ContainSingle("every replica applied the same reduced slices");
+        scatter.Should().Equal(p2p, "p2p-scatter is an exchange pattern, not a different aggregation");
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using DaprTrain.Dapr;
+using DaprTrain.Dapr.Hosting;
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Nodes;
@@ -214,6 +215,127 @@ public sealed class SubscriptionTests : IDisposable
         using var bad = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:WorkerId", "worker-9"));
         var act = () => bad.CreateClient();
         act.Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage("*worker-9 is beyond Workers*");
+    }
+}
+
+/// <summary>A p2p-scatter worker's routes: its own slices.{id} and reduced.{id} topics, with the gradients route's answers.</summary>
+public sealed class ScatterSubscriptionTests : IDisposable
+{
+    private static readonly TrainerOptions Trainer = new("mlp", new OptimizerSettings(OptimizerKind.Adam, 1e-3), 16, 1);
+    private static readonly TrainingData Data = TrainingData.Synthetic(400, 1, 100);
+    private static readonly MembershipView View = new(1, ["worker-1", "worker-2", "worker-3"],
+        new Dictionary<int, string> { [0] = "worker-1", [1] = "worker-2", [2] = "worker-3" }, "worker-1", []);
+    private static long[][] Shards => [Data.TrainIndices[..100], Data.TrainIndices[100..200], Data.TrainIndices[200..]];
+
+    private readonly CapturedLogs _logs = new();
+    private readonly WebApplicationFactory<WorkerRuntime> _worker;
+
+    public ScatterSubscriptionTests()
+    {
+        _worker = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b
+            .UseSetting("Job:DisableTrainingLoop", "true")
+            .UseSetting("Job:Topology", "p2p-scatter")
+            .UseSetting("Job:WorkerId", "worker-2")
+            .UseSetting("Job:Workers", "3")
+            .ConfigureServices(services => services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(_logs)));
+    }
+
+    public void Dispose() => _worker.Dispose();
+
+    private HttpClient Started()
+    {
+        var client = _worker.CreateClient();
+        var node = new WorkerNode("worker-2", "daprtrain", Trainer, Data, NullLogger.Instance);
+        node.ApplyView(View, Shards);
+        _worker.Services.GetRequiredService<WorkerRuntime>().Start(node);
+        return client;
+    }
+
+    /// <summary>worker-1's gradient for round 1, cut into the slices worker-2 and worker-3 own.</summary>
+    private static IReadOnlyList<(string Owner, byte[] Payload)> SlicesOfWorker1()
+    {
+        using var peer = new WorkerNode("worker-1", "daprtrain", Trainer, Data, NullLogger.Instance);
+        peer.ApplyView(View, Shards);
+        peer.ComputeGradient();
+        return peer.GradientSliceMessages();
+    }
+
+    private static async Task<string> Deliver(HttpClient client, string route, byte[] message, bool chunked = true)
+    {
+        string status = "";
+        foreach (var chunk in chunked ? ChunkCodec.Split(message) : [message])
+        {
+            var response = await client.PostAsync(route, new StringContent(Broker(chunk), Encoding.UTF8, "application/cloudevents+json"));
+            response.StatusCode.Should().Be(HttpStatusCode.OK);
+            using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            status = json.RootElement.GetProperty("status").GetString()!;
+        }
+        return status;
+    }
+
+    private static string Broker(byte[] data) => JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["id"] = Guid.NewGuid().ToString(), ["specversion"] = "1.0", ["source"] = "worker-1", ["type"] = "com.dapr.event.sent",
+        ["topic"] = "slices.worker-2", ["pubsubname"] = "gradients", ["datacontenttype"] = "application/octet-stream", ["data_base64"] = Convert.ToBase64String(data),
+    });
+
+    [Fact]
+    public async Task A_scatter_worker_declares_its_own_slices_and_reduced_topics()
+    {
+        var json = await _worker.CreateClient().GetStringAsync("/dapr/subscribe");
+        using var doc = JsonDocument.Parse(json);
+        var subscriptions = doc.RootElement.EnumerateArray()
+            .Select(e => e.EnumerateObject().ToDictionary(p => p.Name.ToLowerInvariant(), p => p.Value.GetString()))
+            .Select(f => (f["pubsubname"], f["topic"], f["route"])).ToList();
+        subscriptions.Should().BeEquivalentTo([
+            (DaprTrain.Contracts.DaprComponents.PubSub, "slices.worker-2", "messages/slices.worker-2"),
+            (DaprTrain.Contracts.DaprComponents.PubSub, "reduced.worker-2", "messages/reduced.worker-2")]);
+        DaprTrain.Contracts.DaprTopics.Slices("worker-2").Should().Be(DaprTrain.Engine.Topologies.TopicNames.Slices("worker-2"));
+        DaprTrain.Contracts.DaprTopics.Reduced("worker-2").Should().Be(DaprTrain.Engine.Topologies.TopicNames.Reduced("worker-2"));
+    }
+
+    [Fact]
+    public async Task Its_slice_is_held_and_a_slice_for_another_owner_or_poison_is_dropped_with_the_reason()
+    {
+        var client = Started();
+        var slices = SlicesOfWorker1();
+        (await Deliver(client, WorkerHosting.Route("slices.worker-2"), slices.Single(s => s.Owner == "worker-2").Payload)).Should().Be("SUCCESS");
+        _worker.Services.GetRequiredService<WorkerRuntime>().Use(n => n.HeldSenders(1)).Should().Equal("worker-1");
+
+        // worker-3's slice on worker-2's topic (a misrouted or forged message): dropped, never retried.
+        (await Deliver(client, WorkerHosting.Route("slices.worker-2"), slices.Single(s => s.Owner == "worker-3").Payload)).Should().Be("DROP");
+        _logs.Lines.Should().Contain(l => l.Contains("slice 2 sent to the owner of slice 1", StringComparison.Ordinal));
+
+        (await Deliver(client, WorkerHosting.Route("reduced.worker-2"), "not a reduced slice"u8.ToArray(), chunked: false)).Should().Be("DROP");
+        _logs.Lines.Should().Contain(l => l.Contains("reduced.worker-2: dropped a poison delivery", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_unknown_topology_stops_the_worker_at_start_and_names_the_known_ones()
+    {
+        using var bad = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Topology", "ring"));
+        var act = () => bad.CreateClient();
+        act.Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage("*'ring' is not a topology; known: ps, p2p, p2p-scatter*");
+    }
+
+    private sealed class CapturedLogs : Microsoft.Extensions.Logging.ILoggerProvider, Microsoft.Extensions.Logging.ILogger
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+        public IReadOnlyCollection<string> Lines => _lines;
+
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _lines.Enqueue(formatter(state, exception));
+
+        public void Dispose()
+        {
+        }
     }
 }
 

@@ -60,6 +60,13 @@ internal sealed class HeldContributions
 
     public int StrangersOf(long round) => _strangers.Keys.Count(k => k.Round == round);
 
+    /// <summary>Forgets one sender's contribution to a round (held or held apart).</summary>
+    public void Forget(long round, string sender)
+    {
+        _members.Remove((round, sender));
+        _strangers.Remove((round, sender));
+    }
+
     /// <summary>Forgets every round up to and including <paramref name="round"/>: they are closed.</summary>
     public void ForgetThrough(long round)
     {

@@ -74,8 +74,10 @@ public sealed class WorkerNode : IDisposable
     /// <summary>Takes a membership view: the peers it accepts messages from and the shards it trains on.</summary>
     public void ApplyView(MembershipView view, long[][] shardIndices)
     {
+        bool newOwners = !_members.SequenceEqual(view.Members, StringComparer.Ordinal);
         _members = view.Members;
         _held.SetMembers(view.Members);
+        if (newOwners) ForgetSlicesOfOtherOwners();
         var mine = view.ShardsOf(Id);
         if (mine.SequenceEqual(_shards) && _sampler is not null) return;
         _shards = mine;
@@ -215,6 +217,7 @@ public sealed class WorkerNode : IDisposable
 
     public DeliveryResult HandleGradientSlice(byte[] payload)
     {
+        if (NotInView() is { } notYet) return notYet;
         int mine = MyIndex;
         var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine));
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
@@ -244,6 +247,7 @@ public sealed class WorkerNode : IDisposable
 
     public DeliveryResult HandleReducedSlice(byte[] payload)
     {
+        if (NotInView() is { } notYet) return notYet;
         var (verdict, message, result) = _gate.Check(payload, MessageKind.ReducedSlice, Generation, OpenRound,
             m => m.SliceIndex < _members.Count && _members[m.SliceIndex] == m.Sender ? SliceProblem(m, m.SliceIndex) : $"{m.Sender} does not own slice {m.SliceIndex}",
             IsMember);
@@ -332,6 +336,31 @@ public sealed class WorkerNode : IDisposable
             throw new InvalidOperationException($"{Id} is not in the membership view");
         }
     }
+
+    /// <summary>
+    /// p2p-scatter: the slices held for the open rounds were cut for the previous view's owners, so under a new view they
+    /// have the wrong bounds; peers cut their slices again for the new view when they contribute. Whole gradients (p2p)
+    /// do not depend on the view and stay.
+    /// </summary>
+    private void ForgetSlicesOfOtherOwners()
+    {
+        foreach (long round in new[] { OpenRound, OpenRound + 1 })
+        {
+            foreach (var sender in _held.Senders(round))
+            {
+                if (sender != Id && _held.TryGet(round, sender, out var held) && held.Values.Length != ParameterCount) _held.Forget(round, sender);
+            }
+        }
+        foreach (var key in _reduced.Keys.Where(k => k.Round >= OpenRound).ToList()) _reduced.Remove(key);
+    }
+
+    /// <summary>
+    /// p2p-scatter: slice ownership comes from a view that names this worker. Before it has applied one (a process that
+    /// is still joining while its peers already sent round 1), a slice cannot be judged yet: ask for it again later.
+    /// </summary>
+    private DeliveryResult? NotInView() => _members.Contains(Id, StringComparer.Ordinal)
+        ? null
+        : DeliveryResult.Transient($"{Id} has no membership view that names it yet, so it cannot tell which slice is its own");
 
     private bool IsMember(string sender) => _members.Contains(sender, StringComparer.Ordinal);
 

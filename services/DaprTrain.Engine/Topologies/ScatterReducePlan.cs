@@ -24,12 +24,18 @@ public sealed class ScatterReducePlan : RoundPlan
 
     public override bool Gathered(WorkerNode worker, long round, IEnumerable<string> contributors) => contributors.All(m => worker.Holds(round, m));
 
-    /// <summary>A member that did not report owned a slice nobody else reduced: every replica skips the round alike.</summary>
+    /// <summary>
+    /// A member that did not report owned a slice nobody else reduced, and a sender that is no member any more (a round
+    /// decided under an earlier view, run again) has no slice cut for the present owners: every replica skips the round alike.
+    /// </summary>
     public override RoundDecision Settle(RoundDecision decision, IReadOnlyList<string> members) =>
-        members.All(decision.Reporters.Contains) ? decision : decision with { Included = [] };
+        members.All(decision.Reporters.Contains) && decision.Included.All(members.Contains) ? decision : decision with { Included = [] };
 
     public override IReadOnlyList<Outgoing> Share(WorkerNode worker, RoundDecision decision)
     {
+        // A round run again under a new view may lack a sender's re-cut slice: nothing to share, the peers then miss this
+        // owner's reduced slice and take a peer's state, as this worker does.
+        if (!decision.Included.All(s => worker.Holds(decision.Round, s))) return [];
         byte[]? reduced = worker.ReduceOwnSlice(decision);
         if (reduced is null) return [];
         return [.. worker.Members.Where(m => m != worker.Id).Select(peer => new Outgoing(TopicNames.Reduced(peer), reduced, 1))];
