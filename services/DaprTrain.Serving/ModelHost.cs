@@ -4,8 +4,11 @@ using Microsoft.Extensions.Options;
 
 namespace DaprTrain.Serving;
 
-/// <summary>What GET /v1/model answers: which file is served, its digest, and the tensors it takes and gives.</summary>
-public sealed record ModelInfo(string Path, long Bytes, string Sha256, string Input, string Output, int MaxImagesPerRequest);
+/// <summary>
+/// What GET /v1/model answers: which file is served (its name only: where it lies on the server is no client's
+/// business), its digest, and the tensors it takes and gives.
+/// </summary>
+public sealed record ModelInfo(string File, long Bytes, string Sha256, string Input, string Output, int MaxImagesPerRequest);
 
 /// <summary>A class with the probability the model gives each of the ten digits.</summary>
 public sealed record Prediction(int Label, float[] Probabilities);
@@ -21,7 +24,7 @@ public sealed class ModelHost : IDisposable
     public ModelHost(IOptions<ServingOptions> options, ILogger<ModelHost> logger)
     {
         var settings = options.Value;
-        byte[] model = File.ReadAllBytes(settings.ModelPath);
+        byte[] model = System.IO.File.ReadAllBytes(settings.ModelPath);
         try
         {
             _classifier = new OnnxClassifier(model);
@@ -30,9 +33,9 @@ public sealed class ModelHost : IDisposable
         {
             throw new InvalidDataException($"Serving:ModelPath '{settings.ModelPath}': {ex.Message}", ex);
         }
-        Info = new ModelInfo(System.IO.Path.GetFullPath(settings.ModelPath), model.Length, Convert.ToHexStringLower(SHA256.HashData(model)),
+        Info = new ModelInfo(System.IO.Path.GetFileName(settings.ModelPath), model.Length, Convert.ToHexStringLower(SHA256.HashData(model)),
             $"{OnnxExport.InputName}: float32 [N, 1, 28, 28], raw pixels 0..255", $"{OnnxExport.OutputName}: float32 [N, 10]", settings.MaxImagesPerRequest);
-        logger.LogInformation("serving {Path} ({Bytes} bytes, sha256 {Digest})", Info.Path, Info.Bytes, Info.Sha256);
+        logger.LogInformation("serving {Path} ({Bytes} bytes, sha256 {Digest})", System.IO.Path.GetFullPath(settings.ModelPath), Info.Bytes, Info.Sha256);
     }
 
     public ModelInfo Info { get; }

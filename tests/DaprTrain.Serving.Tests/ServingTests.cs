@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
@@ -9,6 +10,11 @@ using DaprTrain.Training.Data;
 using DaprTrain.Training.Parameters;
 using DaprTrain.Training.Tests;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Mvc.Testing;
 
 namespace DaprTrain.Serving.Tests;
@@ -56,15 +62,19 @@ public sealed class ServingTests(TrainedModel model) : IClassFixture<TrainedMode
         foreach (var host in _hosts) host.Dispose();
     }
 
-    private HttpClient Serve(string? modelPath, int maxImages = 256)
+    private HttpClient Serve(string? modelPath, int maxImages = 256, params (string Key, string Value)[] settings) =>
+        Factory(modelPath, maxImages, settings).CreateClient();
+
+    private WebApplicationFactory<ModelHost> Factory(string? modelPath, int maxImages = 256, params (string Key, string Value)[] settings)
     {
         var factory = new WebApplicationFactory<ModelHost>().WithWebHostBuilder(b =>
         {
             if (modelPath is not null) b.UseSetting("Serving:ModelPath", modelPath);
             b.UseSetting("Serving:MaxImagesPerRequest", maxImages.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            foreach (var (key, value) in settings) b.UseSetting(key, value);
         });
         _hosts.Add(factory);
-        return factory.CreateClient();
+        return factory;
     }
 
     private static async Task<(int[] Labels, float[][] Probabilities)> PredictionsAsync(HttpResponseMessage response)
@@ -103,7 +113,11 @@ public sealed class ServingTests(TrainedModel model) : IClassFixture<TrainedMode
     public async Task Model_and_health_name_the_served_file_by_its_digest()
     {
         var client = Serve(model.Path);
-        using var info = JsonDocument.Parse(await client.GetStringAsync("/v1/model"));
+        string text = await client.GetStringAsync("/v1/model");
+        using var info = JsonDocument.Parse(text);
+        info.RootElement.GetProperty("file").GetString().Should().Be("mlp.onnx", "the file's name, not where it lies on the server");
+        text.Should().NotContain(System.IO.Path.GetDirectoryName(model.Path)!.Replace("\\", "\\\\", StringComparison.Ordinal));
+        text.Should().NotContain(System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(model.Path)!));
         string digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(model.Bytes));
         info.RootElement.GetProperty("sha256").GetString().Should().Be(digest);
         info.RootElement.GetProperty("bytes").GetInt64().Should().Be(model.Bytes.Length);
@@ -122,10 +136,13 @@ public sealed class ServingTests(TrainedModel model) : IClassFixture<TrainedMode
         { "application/json", "{\"images\": []}", "'images' is empty" },
         { "application/json", "{\"pixels\": []}", "an object with an 'images' array" },
         { "application/json", "{\"images\": [[1, 2", "not valid JSON" },
-        { "application/json", "{\"images\": [" + string.Join(",", Enumerable.Repeat(Row("0"), 5)) + "]}", "5 images exceed Serving:MaxImagesPerRequest (4)" },
+        { "application/json", "{\"images\": [" + string.Join(",", Enumerable.Repeat(Row("0"), 5)) + "]}", "more than Serving:MaxImagesPerRequest (4) images" },
+        { "application/json", "{\"images\": [[" + string.Join(",", Enumerable.Repeat("0", 785)) + "]]}", "images[0] has more than 784 values" },
+        { "application/json", "{\"note\": {\"a\": [1, [2]]}, \"images\": [" + Row("256") + "]}", "images[0][5] is 256; pixels are 0..255" },
+        { "application/json", "{\"images\": [" + Row("0") + "]} x", "not valid JSON" },
+        { "application/json", "", "not valid JSON" },
         { "application/octet-stream", "", "the body is empty" },
         { "application/octet-stream", new string('a', 785), "785 bytes are not a whole number of 28 x 28 images" },
-        { "application/octet-stream", new string('a', 784 * 5), "more than Serving:MaxImagesPerRequest (4) images" },
         { "text/plain", "7", "content type 'text/plain; charset=utf-8' is not supported" },
     };
 
@@ -162,5 +179,216 @@ public sealed class ServingTests(TrainedModel model) : IClassFixture<TrainedMode
         File.WriteAllBytes(notAModel, Encoding.UTF8.GetBytes("these are not the weights you are looking for"));
         var garbage = () => Serve(notAModel);
         garbage.Should().Throw<InvalidDataException>().WithMessage($"Serving:ModelPath '{notAModel}': not a loadable ONNX model*");
+    }
+
+    /// <summary>The server on a real Kestrel at a loopback port: TestServer hands a request to the app only once its body has been sent.</summary>
+    private Uri OverKestrel(WebApplicationFactory<ModelHost> factory)
+    {
+        factory.UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
+        factory.StartServer();
+        return new Uri(factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+    }
+
+    private static string Body(int images) => "{\"images\": [" + string.Join(",", Enumerable.Repeat(Row("0"), images)) + "]}";
+
+    /// <summary>
+    /// A request whose chunked body sends <paramref name="prefix"/> and then nothing more, over a socket of its own (HttpClient
+    /// would not hand back a response before its request body ends); the answer is the response's text once it is complete.
+    /// </summary>
+    private static async Task<(TcpClient Connection, Task<string> Answer)> StallAsync(Uri address, string prefix)
+    {
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, address.Port);
+        var stream = tcp.GetStream();
+        byte[] body = Encoding.UTF8.GetBytes(prefix);
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{body.Length:x}\r\n"));
+        await stream.WriteAsync(body);
+        await stream.WriteAsync("\r\n"u8.ToArray());
+        return (tcp, ReadAnswerAsync(stream));
+    }
+
+    private static async Task<string> ReadAnswerAsync(NetworkStream stream)
+    {
+        var text = new StringBuilder();
+        var buffer = new byte[4096];
+        int read;
+        try
+        {
+            while ((read = await stream.ReadAsync(buffer)) > 0)
+            {
+                text.Append(Encoding.UTF8.GetString(buffer, 0, read));
+                if (text.ToString().EndsWith("\r\n0\r\n\r\n", StringComparison.Ordinal)) break;
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return text.ToString();
+    }
+
+    [Fact]
+    public async Task A_body_larger_than_the_images_can_need_is_refused_with_413_naming_the_limit()
+    {
+        var client = Serve(model.Path, maxImages: 4);
+        // JSON: 4 x (784 x 26 + 64) + 4096 bytes at most; a valid one-image body padded beyond that is refused unread.
+        using var json = new StringContent(Body(1) + new string(' ', 90_000), Encoding.UTF8, "application/json");
+        var response = await client.PostAsync("/v1/predict", json);
+        response.StatusCode.Should().Be(HttpStatusCode.RequestEntityTooLarge);
+        using (var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()))
+        {
+            problem.RootElement.GetProperty("detail").GetString().Should().Contain("larger than 85888 bytes").And.Contain("Serving:MaxImagesPerRequest (4)");
+        }
+
+        // Raw bytes: exactly 4 x 784.
+        using var raw = new ByteArrayContent(new byte[784 * 4 + 1]);
+        raw.Headers.ContentType = new("application/octet-stream");
+        response = await client.PostAsync("/v1/predict", raw);
+        response.StatusCode.Should().Be(HttpStatusCode.RequestEntityTooLarge);
+        using (var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()))
+        {
+            problem.RootElement.GetProperty("detail").GetString().Should().Contain("larger than 3136 bytes").And.Contain("Serving:MaxImagesPerRequest (4)");
+        }
+        using var exact = new ByteArrayContent(new byte[784 * 4]);
+        exact.Headers.ContentType = new("application/octet-stream");
+        (await client.PostAsync("/v1/predict", exact)).StatusCode.Should().Be(HttpStatusCode.OK);
+    }
+
+    public static TheoryData<string, string> EndlessBodies() => new()
+    {
+        { "{\"images\": [" + string.Join(",", Enumerable.Repeat(Row("0"), 5)) + ",", "more than Serving:MaxImagesPerRequest (4) images" },
+        { "{\"images\": [[" + string.Join(",", Enumerable.Repeat("0", 800)) + ",", "images[0] has more than 784 values" },
+    };
+
+    [Theory]
+    [MemberData(nameof(EndlessBodies))]
+    public async Task Too_many_images_or_pixels_are_refused_as_soon_as_they_are_seen_not_after_the_whole_body(string prefix, string problem)
+    {
+        var (connection, answer) = await StallAsync(OverKestrel(Factory(model.Path, maxImages: 4)), prefix);
+        using (connection)
+        {
+            string response = await answer.WaitAsync(TimeSpan.FromSeconds(20));
+            response.Should().StartWith("HTTP/1.1 400").And.Contain(problem);
+        }
+    }
+
+    [Fact]
+    public async Task When_the_predictions_and_their_queue_are_full_a_request_gets_429_with_retry_after()
+    {
+        var address = OverKestrel(Factory(model.Path, 256, ("Serving:MaxConcurrentPredictions", "1"), ("Serving:PredictionQueueLength", "0"), ("Serving:RetryAfterSeconds", "7")));
+        using var client = new HttpClient { BaseAddress = address };
+        // The one turn is taken by a request whose body stalls.
+        var (connection, first) = await StallAsync(address, "{\"images\": [");
+        using (connection)
+        {
+            HttpResponseMessage? refused = null;
+            for (int attempt = 0; attempt < 100 && refused is null; attempt++)
+            {
+                var response = await client.PostAsync("/v1/predict", new StringContent(Body(1), Encoding.UTF8, "application/json"));
+                if (response.StatusCode == HttpStatusCode.TooManyRequests) refused = response;
+                else await Task.Delay(100);
+            }
+            refused.Should().NotBeNull("one prediction at a time and no queue: a second one while the first reads its body is refused");
+            refused!.Headers.RetryAfter!.Delta.Should().Be(TimeSpan.FromSeconds(7));
+            using var json = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+            json.RootElement.GetProperty("detail").GetString().Should().Contain("Serving:MaxConcurrentPredictions");
+            (await client.GetAsync("/health")).StatusCode.Should().Be(HttpStatusCode.OK, "health is not rate-limited");
+
+            await connection.GetStream().WriteAsync("0\r\n\r\n"u8.ToArray());
+            (await first.WaitAsync(TimeSpan.FromSeconds(20))).Should().StartWith("HTTP/1.1 400", "the stalled body ends unfinished");
+        }
+        var after = await client.PostAsync("/v1/predict", new StringContent(Body(1), Encoding.UTF8, "application/json"));
+        after.StatusCode.Should().Be(HttpStatusCode.OK, "the turn is given back");
+    }
+
+    [Fact]
+    public void Connection_limits_come_from_the_options_and_a_bad_one_stops_the_start()
+    {
+        var defaults = Factory(model.Path).Services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits;
+        defaults.MaxConcurrentConnections.Should().NotBeNull("connections are capped by default");
+        defaults.MinRequestBodyDataRate!.BytesPerSecond.Should().BeGreaterThan(300, "a body trickled at 300 B/s is cut off by default");
+        defaults.RequestHeadersTimeout.Should().BeLessThan(TimeSpan.FromSeconds(30));
+        defaults.MaxRequestBodySize.Should().BeLessThan(30_000_000, "no body larger than 256 images can need as JSON");
+
+        var limits = Factory(model.Path, 256, ("Serving:MaxConcurrentConnections", "100"), ("Serving:MinRequestBodyBytesPerSecond", "2000"),
+            ("Serving:MinRequestBodyGraceSeconds", "3"), ("Serving:RequestHeadersTimeoutSeconds", "4"), ("Serving:MaxRequestBufferBytes", "32768"))
+            .Services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits;
+        limits.MaxConcurrentConnections.Should().Be(100);
+        limits.MinRequestBodyDataRate!.BytesPerSecond.Should().Be(2000);
+        limits.MinRequestBodyDataRate.GracePeriod.Should().Be(TimeSpan.FromSeconds(3));
+        limits.RequestHeadersTimeout.Should().Be(TimeSpan.FromSeconds(4));
+        limits.MaxRequestBufferSize.Should().Be(32768);
+
+        foreach (string option in new[] { "MaxConcurrentPredictions", "MaxConcurrentConnections", "MinRequestBodyBytesPerSecond", "RequestBodyTimeoutSeconds" })
+        {
+            var bad = () => Serve(model.Path, 256, ($"Serving:{option}", "0"));
+            bad.Should().Throw<Exception>().Where(e => e.ToString().Contains($"Serving:{option} must be between"), option);
+        }
+    }
+
+    /// <summary>
+    /// A body trickled over a real socket: under the default minimum rate (300 B/s, the probe's trickle, which Kestrel's own
+    /// default of 240 B/s lets through) Kestrel cuts it after the grace period; over it, the body timeout ends it.
+    /// Either way the server lets go within seconds.
+    /// </summary>
+    [Theory]
+    [InlineData(30)]
+    [InlineData(600)]
+    public async Task A_trickled_body_does_not_hold_its_connection(int bytesPer100Ms)
+    {
+        var address = OverKestrel(Factory(model.Path, 256, ("Serving:MinRequestBodyGraceSeconds", "2"), ("Serving:RequestBodyTimeoutSeconds", "3")));
+
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, address.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes("POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n{\"images\": [[0"));
+        var answer = new byte[4096];
+        var read = stream.ReadAsync(answer).AsTask();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        byte[] spaces = Encoding.ASCII.GetBytes(new string(' ', bytesPer100Ms));
+        while (!read.IsCompleted && clock.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            try
+            {
+                await stream.WriteAsync(spaces);
+            }
+            catch (IOException)
+            {
+                break;
+            }
+            await Task.WhenAny(read, Task.Delay(100));
+        }
+        int count;
+        try
+        {
+            count = await read.WaitAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (IOException)
+        {
+            count = 0;
+        }
+        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(10), "the connection is let go, not held while the body trickles");
+        if (count > 0) Encoding.ASCII.GetString(answer, 0, count).Should().StartWith("HTTP/1.1 408");
+    }
+
+    [Fact]
+    public async Task With_an_app_token_requests_without_it_get_401_and_health_stays_open()
+    {
+        var client = Serve(model.Path, 256, ("APP_API_TOKEN", "s3cret"));
+        (await client.GetAsync("/v1/model")).StatusCode.Should().Be(HttpStatusCode.Unauthorized);
+        (await client.PostAsync("/v1/predict", new StringContent(Body(1), Encoding.UTF8, "application/json"))).StatusCode.Should().Be(HttpStatusCode.Unauthorized);
+        using (var wrong = new HttpRequestMessage(HttpMethod.Get, "/v1/model"))
+        {
+            wrong.Headers.Add("dapr-api-token", "s3cre7");
+            (await client.SendAsync(wrong)).StatusCode.Should().Be(HttpStatusCode.Unauthorized);
+        }
+        (await client.GetAsync("/health")).StatusCode.Should().Be(HttpStatusCode.OK);
+
+        client.DefaultRequestHeaders.Add("dapr-api-token", "s3cret");
+        (await client.GetAsync("/v1/model")).StatusCode.Should().Be(HttpStatusCode.OK);
+        (await client.PostAsync("/v1/predict", new StringContent(Body(1), Encoding.UTF8, "application/json"))).StatusCode.Should().Be(HttpStatusCode.OK);
+
+        var open = Serve(model.Path);
+        (await open.GetAsync("/v1/model")).StatusCode.Should().Be(HttpStatusCode.OK, "without APP_API_TOKEN nothing is asked");
     }
 }
