@@ -71,12 +71,23 @@ internal static class CompareCommand
         {
             var custom = (result.GetValue(scenarioFiles) ?? []).Select(FaultPlan.ParseFile).ToList();
             var prices = distributed.LoadPrices(result);
+            string folder = result.GetValue(outFolder) ?? $"daprtrain-report-{DateTime.Now:yyyyMMdd-HHmmss}";
+            // The report folder is checked (and made) before the comparison whose results it is to hold.
+            OutputPaths.CheckFolder(folder, "--out");
             TorchRuntime.EnsureInitialised(result.GetValue(common.Threads));
             using var data = await DataLoading.LoadAsync(result, common, output, cancellationToken);
-            string folder = result.GetValue(outFolder) ?? $"daprtrain-report-{DateTime.Now:yyyyMMdd-HHmmss}";
             var chosen = (result.GetValue(topologies) ?? []).Distinct().Select(Topologies.Parse).ToList();
             var template = distributed.BuildJobOptions(result, common, data, Topology.PeerToPeer, FaultPlan.None, "compare");
             var plans = (result.GetValue(scenarios) ?? []).Distinct().Select(name => Scenarios.Create(name, template.Rounds)).Concat(custom).ToList();
+
+            // Every run's options (its fault plan above all) are checked before the first run starts.
+            foreach (var plan in plans)
+            {
+                foreach (var topology in chosen.Where(t => Scenarios.AppliesTo(plan, t == Topology.ParameterServer)))
+                {
+                    (template with { JobId = $"compare-{topology.Name()}", Topology = topology, Faults = plan }).Validate();
+                }
+            }
 
             output.WriteLine($"data: {data.Description}");
             output.WriteLine($"comparing {string.Join(", ", chosen.Select(t => t.Name()))} under {plans.Count} scenarios: {template.Workers} workers, {template.Trainer.Model}, {template.Rounds} rounds each, seed {template.Trainer.Seed}");

@@ -46,6 +46,9 @@ internal static class TrainCommand
             string chosen = result.GetValue(topology)!;
             if (chosen == "single")
             {
+                // Where the results go is checked before the training they would keep.
+                if (result.GetValue(save) is string savePath) OutputPaths.CheckFile(savePath, "--save-checkpoint");
+                if (result.GetValue(exportOnnx) is string onnxPath) OutputPaths.CheckFile(onnxPath, "--export-onnx");
                 return RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), result.GetValue(exportOnnx), output, cancellationToken);
             }
             if (result.GetValue(save) is not null || result.GetValue(resume) is not null || result.GetValue(exportOnnx) is not null)
@@ -62,6 +65,7 @@ internal static class TrainCommand
     {
         var faults = distributed.FaultPlan(result);
         var prices = distributed.LoadPrices(result);
+        if (stateDir is not null) OutputPaths.CheckFolder(stateDir, "--state-dir");
         TorchRuntime.EnsureInitialised(result.GetValue(common.Threads));
         using var data = await DataLoading.LoadAsync(result, common, output, cancellationToken);
         var options = distributed.BuildJobOptions(result, common, data, topology, faults, jobId);
@@ -131,7 +135,8 @@ internal static class TrainCommand
                 cancellationToken.ThrowIfCancellationRequested();
                 double fraction = (double)sampler.Position / sampler.SampleCount;
                 int count = sampler.Next(batch);
-                lossSum += trainer.TrainStep(data.Train, batch.AsSpan(0, count));
+                double loss = trainer.TrainStep(data.Train, batch.AsSpan(0, count));
+                lossSum += loss;
                 batches++;
                 step++;
                 samples += count;
