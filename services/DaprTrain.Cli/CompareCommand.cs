@@ -106,6 +106,7 @@ internal static class CompareCommand
                     var options = template with { JobId = $"compare-{topology.Name()}", Topology = topology, Faults = plan };
                     options.Validate();
                     var run = await DistributedRun.RunAsync(options, data, new InMemoryCheckpointStore(), prices, output, quiet: true, cancellationToken);
+                    Divergence.Check(run);
                     cells.Add(new ComparisonCell(plan.Name, topology.Name(), run, null));
                     output.WriteLine($"  {plan.Name,-16} {topology.Name(),-12} accuracy {run.FinalAccuracy * 100,6:F2}%  time {run.TotalMs / 1000,7:F2} s  " +
                                      $"lost {run.RoundsLost,3}  left out {run.GradientsDropped,4}  serverless ${run.Cost.ServerlessUsd:F6}  ({run.WallMs / 1000:F1} s wall)");
@@ -127,6 +128,7 @@ internal static class CompareCommand
                         var named = options with { JobId = $"grid-{topology.Name()}-{options.Compute.Name()}" };
                         named.Validate();
                         var run = await DistributedRun.RunAsync(named, data, new InMemoryCheckpointStore(), prices, output, quiet: true, cancellationToken);
+                        Divergence.Check(run);
                         gridRuns.Add(run);
                         foreach (var point in GridPoint.Of(run))
                         {
