@@ -9,7 +9,8 @@ internal static class BenchCommand
     public static Command Create(TextWriter output)
     {
         var quick = new Option<bool>("--quick") { Description = "Fewer repetitions (a smoke run; figures are noisier)." };
-        var threads = new Option<int?>("--threads") { Description = "Torch intra-op threads (default: all cores)." };
+        var threads = new Option<int?>("--threads") { Description = "Torch intra-op threads, 1 to this machine's cores (default: all cores)." };
+        CommonOptions.BoundThreads(threads);
         var plots = new Option<string?>("--plots") { Description = "A folder for the benchmarks' plots (serverless-vs-model-size.png); none by default." };
         var command = new Command("bench", "Measure training throughput, gradient exchange and checkpoint codec cost; prints Markdown for BENCHMARKS.md.");
         command.Options.Add(quick);

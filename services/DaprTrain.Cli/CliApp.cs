@@ -17,7 +17,18 @@ public static class CliApp
     public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var root = Create(output, error);
-        var parsed = root.Parse(args);
+        ParseResult parsed;
+        try
+        {
+            parsed = root.Parse(args);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // An option validator read a value that does not convert ("--workers abc"): System.CommandLine throws
+            // from the validator instead of reporting it. It is a bad option like any other.
+            error.WriteLine($"error: {ex.Message}");
+            return Task.FromResult(ExitCodes.InvalidOptions);
+        }
         return parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, cancellationToken);
     }
 }

@@ -62,7 +62,7 @@ internal sealed class CommonOptions
 
     public Option<int?> Threads { get; } = new("--threads")
     {
-        Description = "Torch intra-op threads (default: all cores).",
+        Description = "Torch intra-op threads, 1 to this machine's cores (default: all cores).",
     };
 
     public CommonOptions()
@@ -73,7 +73,7 @@ internal sealed class CommonOptions
             if (!(value > 0) || double.IsInfinity(value)) r.AddError($"--lr must be a positive number (got {value}).");
         });
         PositiveIfGiven(TrainSamples);
-        PositiveIfGiven(Threads);
+        BoundThreads(Threads);
     }
 
     public IEnumerable<Option> All => [Model, Dataset, DataDirectory, Offline, Epochs, BatchSize, LearningRate, Optimizer, Seed, Holdout, TrainSamples, Threads];
@@ -96,6 +96,16 @@ internal sealed class CommonOptions
         });
         return option;
     }
+
+    /// <summary>--threads: at least 1 and at most this machine's cores (more only starts idle threads, and 100,000 of them never finish).</summary>
+    public static void BoundThreads(Option<int?> option) => option.Validators.Add(r =>
+    {
+        int? value = r.GetValueOrDefault<int?>();
+        if (value is int n && (n < 1 || n > Environment.ProcessorCount))
+        {
+            r.AddError($"{option.Name} must be between 1 and {Environment.ProcessorCount}, the cores of this machine (got {n}).");
+        }
+    });
 
     private static void PositiveIfGiven(Option<int?> option) => option.Validators.Add(r =>
     {

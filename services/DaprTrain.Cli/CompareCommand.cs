@@ -71,12 +71,23 @@ internal static class CompareCommand
         {
             var custom = (result.GetValue(scenarioFiles) ?? []).Select(FaultPlan.ParseFile).ToList();
             var prices = distributed.LoadPrices(result);
+            string folder = result.GetValue(outFolder) ?? $"daprtrain-report-{DateTime.Now:yyyyMMdd-HHmmss}";
+            // The report folder is checked (and made) before the comparison whose results it is to hold.
+            OutputPaths.CheckFolder(folder, "--out");
             TorchRuntime.EnsureInitialised(result.GetValue(common.Threads));
             using var data = await DataLoading.LoadAsync(result, common, output, cancellationToken);
-            string folder = result.GetValue(outFolder) ?? $"daprtrain-report-{DateTime.Now:yyyyMMdd-HHmmss}";
             var chosen = (result.GetValue(topologies) ?? []).Distinct().Select(Topologies.Parse).ToList();
             var template = distributed.BuildJobOptions(result, common, data, Topology.PeerToPeer, FaultPlan.None, "compare");
             var plans = (result.GetValue(scenarios) ?? []).Distinct().Select(name => Scenarios.Create(name, template.Rounds)).Concat(custom).ToList();
+
+            // Every run's options (its fault plan above all) are checked before the first run starts.
+            foreach (var plan in plans)
+            {
+                foreach (var topology in chosen.Where(t => Scenarios.AppliesTo(plan, t == Topology.ParameterServer)))
+                {
+                    (template with { JobId = $"compare-{topology.Name()}", Topology = topology, Faults = plan }).Validate();
+                }
+            }
 
             output.WriteLine($"data: {data.Description}");
             output.WriteLine($"comparing {string.Join(", ", chosen.Select(t => t.Name()))} under {plans.Count} scenarios: {template.Workers} workers, {template.Trainer.Model}, {template.Rounds} rounds each, seed {template.Trainer.Seed}");
@@ -95,6 +106,7 @@ internal static class CompareCommand
                     var options = template with { JobId = $"compare-{topology.Name()}", Topology = topology, Faults = plan };
                     options.Validate();
                     var run = await DistributedRun.RunAsync(options, data, new InMemoryCheckpointStore(), prices, output, quiet: true, cancellationToken);
+                    Divergence.Check(run);
                     cells.Add(new ComparisonCell(plan.Name, topology.Name(), run, null));
                     output.WriteLine($"  {plan.Name,-16} {topology.Name(),-12} accuracy {run.FinalAccuracy * 100,6:F2}%  time {run.TotalMs / 1000,7:F2} s  " +
                                      $"lost {run.RoundsLost,3}  left out {run.GradientsDropped,4}  serverless ${run.Cost.ServerlessUsd:F6}  ({run.WallMs / 1000:F1} s wall)");
@@ -116,6 +128,7 @@ internal static class CompareCommand
                         var named = options with { JobId = $"grid-{topology.Name()}-{options.Compute.Name()}" };
                         named.Validate();
                         var run = await DistributedRun.RunAsync(named, data, new InMemoryCheckpointStore(), prices, output, quiet: true, cancellationToken);
+                        Divergence.Check(run);
                         gridRuns.Add(run);
                         foreach (var point in GridPoint.Of(run))
                         {

@@ -33,9 +33,9 @@ internal sealed class DistributedOptions
 
     public Option<int?> EvaluateEvery { get; } = new("--eval-every") { Description = "Rounds between held-out evaluations (default: about 20 per run)." };
 
-    public Option<double> Latency { get; } = new("--latency-ms") { Description = "Network model: latency of one pub/sub hop.", DefaultValueFactory = _ => 1.0 };
+    public Option<double> Latency { get; } = new("--latency-ms") { Description = "Network model: latency of one pub/sub hop, 0 to 60000 ms.", DefaultValueFactory = _ => 1.0 };
 
-    public Option<double> Bandwidth { get; } = new("--bandwidth-mbps") { Description = "Network model: bandwidth of each node's link in Mbit/s.", DefaultValueFactory = _ => 1000 };
+    public Option<double> Bandwidth { get; } = new("--bandwidth-mbps") { Description = "Network model: bandwidth of each node's link in Mbit/s, 0.01 to 1000000.", DefaultValueFactory = _ => 1000 };
 
     public Option<string> ShardingMode { get; } = new Option<string>("--sharding") { Description = "iid or label-skew (each worker sees about two labels).", DefaultValueFactory = _ => "iid" }
         .AcceptOnlyFromAmong("iid", "label-skew");
@@ -82,9 +82,15 @@ internal sealed class DistributedOptions
         });
         Positive(RoundDeadline);
         Positive(Lease);
-        Positive(Bandwidth);
+        Bandwidth.Validators.Add(r =>
+        {
+            if (NetworkModel.BandwidthError(r.GetValueOrDefault<double>()) is string message) r.AddError(message);
+        });
         NonNegative(ServerRestart);
-        NonNegative(Latency);
+        Latency.Validators.Add(r =>
+        {
+            if (NetworkModel.LatencyError(r.GetValueOrDefault<double>()) is string message) r.AddError(message);
+        });
         CheckpointEvery.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<int>() < 1) r.AddError($"--checkpoint-every must be at least 1 (got {r.GetValueOrDefault<int>()}).");

@@ -46,6 +46,9 @@ internal static class TrainCommand
             string chosen = result.GetValue(topology)!;
             if (chosen == "single")
             {
+                // Where the results go is checked before the training they would keep.
+                if (result.GetValue(save) is string savePath) OutputPaths.CheckFile(savePath, "--save-checkpoint");
+                if (result.GetValue(exportOnnx) is string onnxPath) OutputPaths.CheckFile(onnxPath, "--export-onnx");
                 return RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), result.GetValue(exportOnnx), output, cancellationToken);
             }
             if (result.GetValue(save) is not null || result.GetValue(resume) is not null || result.GetValue(exportOnnx) is not null)
@@ -62,6 +65,7 @@ internal static class TrainCommand
     {
         var faults = distributed.FaultPlan(result);
         var prices = distributed.LoadPrices(result);
+        if (stateDir is not null) OutputPaths.CheckFolder(stateDir, "--state-dir");
         TorchRuntime.EnsureInitialised(result.GetValue(common.Threads));
         using var data = await DataLoading.LoadAsync(result, common, output, cancellationToken);
         var options = distributed.BuildJobOptions(result, common, data, topology, faults, jobId);
@@ -73,6 +77,7 @@ internal static class TrainCommand
             bool resuming = !temporary && await new JobCheckpoints(store, jobId).LoadLatestAsync(cancellationToken) is not null;
             options = options with { ResumeFromStore = resuming };
             options.Validate();
+            if (!temporary) await JobShape.CheckOrRecordAsync(store, jobId, JobShape.Of(options), resuming, folder, cancellationToken);
             output.WriteLine($"data: {data.Description}");
             string compute = options.Compute == ComputeMode.Serverless
                 ? $"serverless ({options.Serverless!.Functions} functions per worker on {options.Serverless.Platform.Name}, {options.Serverless.Platform.MemoryMb} MB)"
@@ -84,6 +89,7 @@ internal static class TrainCommand
             output.WriteLine($"checkpoints: {folder}{(temporary ? " (temporary)" : "")}{(resuming ? $", resuming job '{jobId}' from its latest checkpoint" : "")}");
             var run = await DistributedRun.RunAsync(options, data, store, prices, output, quiet: false, cancellationToken);
             DistributedRun.PrintSummary(run, output);
+            Divergence.Check(run);
             return ExitCodes.Success;
         }
         finally
@@ -131,12 +137,15 @@ internal static class TrainCommand
                 cancellationToken.ThrowIfCancellationRequested();
                 double fraction = (double)sampler.Position / sampler.SampleCount;
                 int count = sampler.Next(batch);
-                lossSum += trainer.TrainStep(data.Train, batch.AsSpan(0, count));
+                double loss = trainer.TrainStep(data.Train, batch.AsSpan(0, count));
+                Divergence.CheckLoss(loss, $"step {step + 1} (epoch {epoch + 1})");
+                lossSum += loss;
                 batches++;
                 step++;
                 samples += count;
                 progress.Update($"epoch {epoch + 1}/{epochs} {ProgressLine.Bar(fraction)} loss {lossSum / batches:F4} {samples / total.Elapsed.TotalSeconds:N0} samples/s");
             }
+            Divergence.CheckWeights(trainer, $"the end of epoch {epoch + 1}");
             evaluation = trainer.Evaluate(data.Holdout, data.HoldoutIndices);
             progress.Complete($"epoch {epoch + 1}/{epochs}: train loss {lossSum / batches:F4}, held-out loss {evaluation.Loss:F4}, accuracy {evaluation.Accuracy * 100:F2}% ({epochTime.Elapsed.TotalSeconds:F1} s)");
         }

@@ -7,11 +7,28 @@ namespace DaprTrain.Simulation;
 /// </summary>
 public sealed record NetworkModel(double LatencyMs = 1.0, double BandwidthMbps = 1000)
 {
+    /// <summary>The longest hop latency the model takes: a minute (a hop on Earth takes well under a second).</summary>
+    public const double MaxLatencyMs = 60_000;
+
+    /// <summary>The slowest link the model takes: 0.01 Mbit/s (10 kbit/s).</summary>
+    public const double MinBandwidthMbps = 0.01;
+
+    /// <summary>The fastest link the model takes: 1,000,000 Mbit/s (1 Tbit/s).</summary>
+    public const double MaxBandwidthMbps = 1_000_000;
+
     public void Validate()
     {
-        if (!(LatencyMs >= 0) || double.IsInfinity(LatencyMs)) throw new ArgumentException($"latency must be zero or more milliseconds (got {LatencyMs}).");
-        if (!(BandwidthMbps > 0) || double.IsInfinity(BandwidthMbps)) throw new ArgumentException($"bandwidth must be a positive number of Mbit/s (got {BandwidthMbps}).");
+        if (LatencyError(LatencyMs) is string latency) throw new ArgumentException(latency.Replace("--latency-ms", "latency", StringComparison.Ordinal));
+        if (BandwidthError(BandwidthMbps) is string bandwidth) throw new ArgumentException(bandwidth.Replace("--bandwidth-mbps", "bandwidth", StringComparison.Ordinal));
     }
+
+    /// <summary>Why a hop latency is not physically sensible, or null.</summary>
+    public static string? LatencyError(double ms) =>
+        ms is >= 0 and <= MaxLatencyMs ? null : $"--latency-ms must be between 0 and {MaxLatencyMs:0} ms (got {ms}).";
+
+    /// <summary>Why a link bandwidth is not physically sensible, or null.</summary>
+    public static string? BandwidthError(double mbps) =>
+        mbps is >= MinBandwidthMbps and <= MaxBandwidthMbps ? null : $"--bandwidth-mbps must be between {MinBandwidthMbps} and {MaxBandwidthMbps:0} Mbit/s (got {mbps}).";
 
     public double TransferMs(long bytes) => bytes * 8.0 / (BandwidthMbps * 1e6) * 1000.0;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using DaprTrain.Simulation;
 
 namespace DaprTrain.Simulation.Accounting;
 
@@ -26,9 +27,11 @@ public sealed record PriceTable(
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"price table '{path}' does not exist", path);
         PriceTable? table;
+        string text;
         try
         {
-            table = JsonSerializer.Deserialize<PriceTable>(File.ReadAllText(path), Options);
+            text = BoundedFile.ReadAllText(path, "price table");
+            table = JsonSerializer.Deserialize<PriceTable>(text, Options);
         }
         catch (JsonException ex)
         {
@@ -36,7 +39,25 @@ public sealed record PriceTable(
         }
         if (table is null) throw new InvalidDataException($"price table '{path}' is empty");
         table.Validate(path);
+        RequireFields(text, path, "price table", Required);
         return table;
+    }
+
+    /// <summary>The fields a price table must name: a missing one would price its part at $0 without a word.</summary>
+    private static readonly string[] Required = ["source", "date", "region", "serverlessPerGbSecond", "serverlessPerMillionRequests", "vmInstanceType", "vmPerHour", "workerMemoryGb", "serverMemoryGb"];
+
+    /// <summary>Refuses a JSON object (the file's root, or <paramref name="element"/>) that lacks any of <paramref name="required"/>, naming the first.</summary>
+    internal static void RequireFields(string json, string origin, string what, IEnumerable<string> required, JsonElement? element = null)
+    {
+        using var document = element is null ? JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }) : null;
+        var root = element ?? document!.RootElement;
+        var present = root.ValueKind == JsonValueKind.Object
+            ? root.EnumerateObject().Where(p => p.Value.ValueKind != JsonValueKind.Null).Select(p => p.Name).ToHashSet(StringComparer.OrdinalIgnoreCase)
+            : [];
+        foreach (string name in required)
+        {
+            if (!present.Contains(name)) throw new InvalidDataException($"{what} '{origin}' has no '{name}' (required: {string.Join(", ", required)})");
+        }
     }
 
     public void Validate(string origin)

@@ -49,11 +49,20 @@ public sealed record PlatformProfile(
 
     public PlatformProfile WithMemory(int memoryMb) => this with { MemoryMb = memoryMb };
 
+    /// <summary>The fields every profile must name (the transition and workflow prices may be left out: they are 0 where no orchestrator bills).</summary>
+    private static readonly string[] Required = ["name", "source", "date", "memoryMb", "mbPerVcpu", "maxVcpus", "coldStartMs", "invokeOverheadMs", "bandwidthMbps", "idleTimeoutMs",
+        "concurrencyLimit", "timeoutMs", "maxTimeoutMs", "billingGranularityMs", "minimumBilledMs", "billsColdStart", "pricePerGbSecond", "pricePerVcpuSecond", "pricePerMillionRequests"];
+
+    private void ValidateIdentity(string origin)
+    {
+        if (string.IsNullOrWhiteSpace(Name)) throw new InvalidDataException($"a platform profile in {origin} has no name");
+        if (string.IsNullOrWhiteSpace(Source) || string.IsNullOrWhiteSpace(Date)) throw new InvalidDataException($"platform profile '{Name}' in {origin} must name its source and date");
+    }
+
     public void Validate(string origin)
     {
         string where = $"platform profile '{Name}' in {origin}";
-        if (string.IsNullOrWhiteSpace(Name)) throw new InvalidDataException($"a platform profile in {origin} has no name");
-        if (string.IsNullOrWhiteSpace(Source) || string.IsNullOrWhiteSpace(Date)) throw new InvalidDataException($"{where} must name its source and date");
+        ValidateIdentity(origin);
         if (MemoryMb is < 128 or > 65536) throw new InvalidDataException($"{where}: memoryMb must be 128 to 65536 (got {MemoryMb})");
         if (MbPerVcpu < 1) throw new InvalidDataException($"{where}: mbPerVcpu must be positive (got {MbPerVcpu})");
         if (ConcurrencyLimit < 1) throw new InvalidDataException($"{where}: concurrencyLimit must be at least 1 (got {ConcurrencyLimit})");
@@ -74,16 +83,26 @@ public sealed record PlatformProfile(
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"platform profiles '{path}' do not exist", path);
         PlatformFile? file;
+        string text;
         try
         {
-            file = JsonSerializer.Deserialize<PlatformFile>(File.ReadAllText(path), Json);
+            text = BoundedFile.ReadAllText(path, "platform profiles");
+            file = JsonSerializer.Deserialize<PlatformFile>(text, Json);
         }
         catch (JsonException ex)
         {
             throw new InvalidDataException($"platform profiles '{path}' are not valid JSON: {ex.Message}", ex);
         }
         if (file?.Platforms is not { Count: > 0 } platforms) throw new InvalidDataException($"platform profiles '{path}' list no platform");
-        foreach (var profile in platforms) profile.Validate(path);
+        using var document = JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        var elements = document.RootElement.EnumerateObject().First(p => p.Name.Equals("platforms", StringComparison.OrdinalIgnoreCase)).Value.EnumerateArray().ToList();
+        for (int i = 0; i < platforms.Count; i++)
+        {
+            var profile = platforms[i];
+            profile.ValidateIdentity(path);
+            Accounting.PriceTable.RequireFields(text, path, $"platform profile '{profile.Name}' in", Required, elements[i]);
+            profile.Validate(path);
+        }
         return platforms;
     }
 

@@ -22,7 +22,11 @@ public sealed record NodeFault(NodeFaultKind Kind, string Node, long Round, doub
     };
 }
 
-public sealed class FaultSpecException(string message) : Exception(message);
+/// <summary>A fault item or plan that is wrong; <see cref="InFile"/> when it came from a scenario file (bad input, not a bad option).</summary>
+public sealed class FaultSpecException(string message, bool inFile = false) : Exception(message)
+{
+    public bool InFile { get; } = inFile;
+}
 
 /// <summary>The faults of one run, from --fault items or a scenario file, in one grammar.</summary>
 /// <summary>Faults of serverless gradient functions (--compute serverless): crashes and timeouts drawn per invocation, a cold-start override.</summary>
@@ -48,7 +52,14 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
         "  fail:function@p=P           (--compute serverless) a gradient-function invocation crashes with probability P; it is retried\n" +
         "  timeout:function@p=P        an invocation hangs until the platform's timeout with probability P; it is retried\n" +
         "  coldstart=D[ms|s]           a function instance's cold start takes D (instead of the platform profile's)\n" +
+        "durations: at most 1h (3600s); fractions: 0 to 1\n" +
         "examples: --fault kill:worker-2@round=30 --fault slow:worker-1=200ms --fault drop=0.05";
+
+    /// <summary>The longest duration a fault item may name (slow, delay, coldstart): an hour.</summary>
+    public const double MaxDurationMs = 3_600_000;
+
+    /// <summary>The longest line a scenario file may have.</summary>
+    public const int MaxLineLength = 1000;
 
     public static FaultPlan None { get; } = new("none", [], BusFaults.None, FunctionFaults.None);
 
@@ -69,7 +80,7 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
             }
             catch (FaultSpecException ex)
             {
-                throw new FaultSpecException($"invalid fault '{item}': {ex.Message}\n{Grammar}");
+                throw new FaultSpecException($"invalid fault '{BoundedFile.Printable(item)}': {ex.Message}\n{Grammar}");
             }
         }
         return new FaultPlan(name ?? (list.Count == 0 ? "none" : string.Join(" ", list.Select(i => i.Trim()))), nodeFaults, bus, functions);
@@ -78,13 +89,23 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
     /// <summary>A scenario file: one fault item a line, '#' comments, and an optional 'name: ...' line.</summary>
     public static FaultPlan ParseFile(string path)
     {
-        if (!File.Exists(path)) throw new FaultSpecException($"scenario file '{path}' does not exist");
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new FaultSpecException($"scenario file '{path}' does not exist", inFile: true);
         string? name = null;
         var items = new List<string>();
-        var lines = File.ReadAllLines(path);
+        string text;
+        try
+        {
+            text = BoundedFile.ReadAllText(path, "scenario file");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            throw new FaultSpecException(ex.Message.Contains(path, StringComparison.Ordinal) ? ex.Message : $"scenario file '{path}': {ex.Message}", inFile: true);
+        }
+        var lines = text.Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {
-            string line = lines[i];
+            string line = lines[i].TrimEnd('\r');
+            if (line.Length > MaxLineLength) throw new FaultSpecException($"{path}, line {i + 1}: longer than {MaxLineLength} characters", inFile: true);
             int hash = line.IndexOf('#', StringComparison.Ordinal);
             if (hash >= 0) line = line[..hash];
             line = line.Trim();
@@ -100,7 +121,7 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
             }
             catch (FaultSpecException ex)
             {
-                throw new FaultSpecException($"{path}, line {i + 1}: {ex.Message}");
+                throw new FaultSpecException($"{path}, line {i + 1}: {ex.Message}", inFile: true);
             }
             items.Add(line);
         }
@@ -129,9 +150,47 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
                 throw new FaultSpecException($"{fault}: a restart needs an earlier kill of {fault.Node}");
             }
         }
+        ValidateLifecycles();
         if (NodeFaults.Where(f => f.Kind == NodeFaultKind.Kill && f.Node != "ps").Select(f => f.Node).Distinct().Count() >= workers)
         {
             throw new FaultSpecException("the plan kills every worker; at least one must survive");
+        }
+    }
+
+    /// <summary>
+    /// Follows every worker through the plan, round by round (within a round in the plan's order, as they fire): a kill needs a running worker, a restart a dead one.
+    /// (The parameter server restarts by itself, so only two kills of it in one round are refused.)
+    /// </summary>
+    private void ValidateLifecycles()
+    {
+        var dead = new Dictionary<string, NodeFault>(StringComparer.Ordinal);
+        var lifecycle = NodeFaults.Where(f => f.Kind != NodeFaultKind.Slow).Select((f, i) => (Fault: f, Index: i))
+            .OrderBy(p => p.Fault.Round).ThenBy(p => p.Index).Select(p => p.Fault);
+        var serverKills = new HashSet<long>();
+        foreach (var fault in lifecycle)
+        {
+            if (fault.Node == "ps")
+            {
+                if (!serverKills.Add(fault.Round)) throw new FaultSpecException($"{fault}: the parameter server is killed twice in round {fault.Round}");
+                continue;
+            }
+            if (fault.Kind == NodeFaultKind.Kill)
+            {
+                if (dead.TryGetValue(fault.Node, out var killed))
+                {
+                    throw new FaultSpecException($"{fault}: {fault.Node} is not running at round {fault.Round} (killed at round {killed.Round} and not restarted since)");
+                }
+                dead[fault.Node] = fault;
+            }
+            else
+            {
+                if (!dead.Remove(fault.Node))
+                {
+                    throw new FaultSpecException(NodeFaults.Any(k => k.Kind == NodeFaultKind.Kill && k.Node == fault.Node && k.Round < fault.Round)
+                        ? $"{fault}: {fault.Node} is already running at round {fault.Round} (restarted since its last kill)"
+                        : $"{fault}: a restart needs an earlier kill of {fault.Node}");
+                }
+            }
         }
     }
 
@@ -195,7 +254,7 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
 
     private static double ParseProbability(string text)
     {
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double p) || p < 0 || p > 1)
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double p) || !(p >= 0 && p <= 1))
         {
             throw new FaultSpecException($"'{text}' is not a fraction between 0 and 1");
         }
@@ -216,7 +275,9 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
         var match = DurationPattern().Match(text);
         if (!match.Success) throw new FaultSpecException($"'{text}' is not a duration such as 200ms or 1.5s");
         double value = double.Parse(match.Groups["value"].Value, CultureInfo.InvariantCulture);
-        return match.Groups["unit"].Value == "s" ? value * 1000 : value;
+        double ms = match.Groups["unit"].Value == "s" ? value * 1000 : value;
+        if (!(ms <= MaxDurationMs)) throw new FaultSpecException($"'{text}' is longer than the longest fault duration, 1h (3600s)");
+        return ms;
     }
 
     [GeneratedRegex(@"^(?<kind>kill|restart|slow):(?<node>worker-[1-9][0-9]*|ps)(=(?<delay>[^@]+))?(@round=(?<round>[^@]+))?$")]
