@@ -1,3 +1,4 @@
+using DaprTrain.Engine.Telemetry;
 using DaprTrain.Engine.Messaging;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -10,8 +11,10 @@ namespace DaprTrain.Dapr;
 /// SUCCESS for applied or known duplicates (and for chunks still waiting for the rest), DROP with a logged
 /// reason for poison, RETRY only for transient trouble such as a node that is not ready yet.
 /// </summary>
-public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes)
+/// <param name="node">The receiving node's id: received bytes are recorded on the project's Meter under it.</param>
+public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes, string node = "")
 {
+    private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(node);
     private readonly ChunkAssembler _assembler = new();
     private int _redelivered;
 
@@ -54,6 +57,8 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
             case ChunkStatus.Incomplete:
                 return Answer(DeliveryStatus.Success);
         }
+        TrainingMetrics.BytesReceived.Add(chunk.Message!.Length, _tags);
+        TrainingMetrics.MessagesReceived.Add(1, _tags);
         var delivered = deliver(chunk.Message!);
         if (delivered.Late)
         {

@@ -1,3 +1,4 @@
+using DaprTrain.Engine.Telemetry;
 using DaprTrain.Contracts;
 using DaprTrain.Dapr;
 using DaprTrain.Dapr.Hosting;
@@ -24,6 +25,8 @@ public sealed class ServerLoop(
     TimeProvider time,
     ILogger<ServerLoop> logger) : BackgroundService
 {
+    private static readonly System.Diagnostics.TagList Tags = TrainingMetrics.Node(ParameterServerNode.NodeId);
+
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -76,6 +79,9 @@ public sealed class ServerLoop(
 
         byte[] weights = runtime.Use(n => n.CloseRound());
         await publisher.PublishAsync(DaprTopics.Weights, weights, stoppingToken);
+        // The project's Meter, under the names the embedded mode's accounting uses.
+        TrainingMetrics.BytesSent.Add(weights.Length, Tags);
+        TrainingMetrics.MessagesSent.Add(1, Tags);
         if (round % job.CheckpointEvery == 0 && !await checkpoints.TrySaveAsync(runtime.Use(n => n.CaptureState()), stoppingToken))
         {
             logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);

@@ -1,3 +1,4 @@
+using DaprTrain.Engine.Telemetry;
 using DaprTrain.Coordination;
 using DaprTrain.Dapr;
 using DaprTrain.Dapr.Hosting;
@@ -31,6 +32,7 @@ public sealed class WorkerLoop(
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
     private readonly string _id = identity.Value.WorkerId;
+    private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(identity.Value.WorkerId);
     private volatile bool _expelled;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -113,7 +115,12 @@ public sealed class WorkerLoop(
         // A retried round sends what it already computed: peers may hold the first copy, and every copy must be equal.
         var contribution = runtime.Use(node =>
         {
-            if (!node.HasOwnGradient(node.OpenRound)) node.ComputeGradient();
+            if (!node.HasOwnGradient(node.OpenRound))
+            {
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
+                node.ComputeGradient();
+                TrainingMetrics.BusyTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tags);
+            }
             return plan.Contribute(node);
         });
         await PublishAsync(contribution, stoppingToken);
@@ -159,7 +166,13 @@ public sealed class WorkerLoop(
 
     private async Task PublishAsync(IReadOnlyList<Outgoing> messages, CancellationToken cancellationToken)
     {
-        foreach (var message in messages) await publisher.PublishAsync(message.Topic, message.Payload, cancellationToken);
+        foreach (var message in messages)
+        {
+            await publisher.PublishAsync(message.Topic, message.Payload, cancellationToken);
+            // The project's Meter, under the names the embedded mode's accounting uses.
+            TrainingMetrics.BytesSent.Add(message.Payload.Length, _tags);
+            TrainingMetrics.MessagesSent.Add(1, _tags);
+        }
     }
 
     /// <summary>

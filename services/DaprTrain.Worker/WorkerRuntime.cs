@@ -5,12 +5,12 @@ using DaprTrain.Engine.Nodes;
 namespace DaprTrain.Worker;
 
 /// <summary>The worker node, and an inbox (chunk reassembly, Dapr answers) for each topic its round plan subscribes to.</summary>
-public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger) : NodeRuntime<WorkerNode>
+public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Extensions.Options.IOptions<WorkerOptions> identity) : NodeRuntime<WorkerNode>
 {
     private readonly ConcurrentDictionary<string, MessageInbox> _inboxes = new(StringComparer.Ordinal);
 
     /// <summary>The inbox of one topic: each topic reassembles its own chunks.</summary>
-    public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger));
+    public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger, node: identity.Value.WorkerId));
 
     private double? _finalAccuracy;
 

@@ -11,7 +11,7 @@ namespace DaprTrain.Engine.Nodes;
 /// A worker: its own model replica, its data shards, and the handlers for what peers and the parameter
 /// server send it. No transport here: the embedded runtime and the Dapr host both call these methods.
 /// </summary>
-public sealed class WorkerNode : IDisposable
+public sealed partial class WorkerNode : IDisposable
 {
     private readonly Trainer _trainer;
     private readonly TrainingData _data;
@@ -99,45 +99,6 @@ public sealed class WorkerNode : IDisposable
         return (loss, count);
     }
 
-    /// <summary>
-    /// Serverless: draws the next batch and splits it into at most <paramref name="functions"/> contiguous shares of
-    /// sizes that differ by at most one, one per gradient-function invocation, in a fixed order.
-    /// </summary>
-    public IReadOnlyList<long[]> DrawBatchShares(int functions)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(functions);
-        int count = NextBatch();
-        int shares = Math.Min(functions, count);
-        var result = new long[shares][];
-        for (int k = 0, start = 0; k < shares; k++)
-        {
-            int size = count / shares + (k < count % shares ? 1 : 0);
-            result[k] = _batch.AsSpan(start, size).ToArray();
-            start += size;
-        }
-        return result;
-    }
-
-    /// <summary>
-    /// Serverless: this worker's gradient for the open round is the sample-weighted average of its functions' gradients,
-    /// combined in share order (so a seeded run stays deterministic; one share gives exactly the whole batch's gradient).
-    /// </summary>
-    public void CombineShareGradients(IReadOnlyList<(int Samples, ReadOnlyMemory<float> Gradient)> shares)
-    {
-        if (shares.Count == 0) throw new ArgumentException("no share gradients to combine", nameof(shares));
-        int count = 0;
-        var contributions = new Contribution[shares.Count];
-        for (int k = 0; k < shares.Count; k++)
-        {
-            if (shares[k].Gradient.Length != _parameterCount) throw new ArgumentException($"share {k} has {shares[k].Gradient.Length} values; the model has {_parameterCount}");
-            count += shares[k].Samples;
-            contributions[k] = new Contribution($"share-{k:D5}", shares[k].Samples, shares[k].Gradient);
-        }
-        var values = BeginOwnGradient(count);
-        GradientAggregator.WeightedAverage(contributions, values.Span);
-        _gradientBufferHoldsOwn = false;
-    }
-
     private int NextBatch()
     {
         if (_sampler is null) throw new InvalidOperationException($"{Id} has no data shard assigned");
@@ -200,90 +161,6 @@ public sealed class WorkerNode : IDisposable
         Complete(decision.Round);
     }
 
-    /// <summary>p2p-scatter: the slices of this worker's gradient that the other members own, addressed to them.</summary>
-    public IReadOnlyList<(string Owner, byte[] Payload)> GradientSliceMessages()
-    {
-        var own = OwnContribution();
-        var messages = new List<(string, byte[])>();
-        for (int k = 0; k < _members.Count; k++)
-        {
-            if (_members[k] == Id) continue;
-            var (offset, count) = ReplicaState.Slice(ParameterCount, k, _members.Count);
-            var header = new WireMessage(MessageKind.GradientSlice, JobId, Generation, OpenRound, Id, own.SampleCount, k, offset, ReadOnlyMemory<float>.Empty);
-            messages.Add((_members[k], WireCodec.Encode(header, own.Values.Span.Slice(offset, count), _buffers)));
-        }
-        return messages;
-    }
-
-    public DeliveryResult HandleGradientSlice(byte[] payload)
-    {
-        if (NotInView() is { } notYet) return notYet;
-        int mine = MyIndex;
-        var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine));
-        return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
-    }
-
-    /// <summary>p2p-scatter: reduces this worker's slice over the decided senders; the message goes to every peer.</summary>
-    public byte[]? ReduceOwnSlice(RoundDecision decision)
-    {
-        RequireOpen(decision.Round);
-        if (decision.Included.Count == 0) return null;
-        int mine = MyIndex;
-        var (offset, count) = ReplicaState.Slice(ParameterCount, mine, _members.Count);
-        var contributions = decision.Included.Select(s =>
-        {
-            if (!_held.TryGet(decision.Round, s, out var c)) throw new InvalidOperationException($"{Id} lacks {s}'s slice for round {decision.Round}");
-            // The own contribution is the whole gradient; a peer's is already the slice.
-            return s == Id ? c with { Values = c.Values.Slice(offset, count) } : c;
-        }).ToList();
-        int samples = contributions.Sum(c => c.SampleCount);
-        // Reduced straight into the message that carries it to the peers.
-        var (message, reduced) = WireCodec.Begin(new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, ReadOnlyMemory<float>.Empty), count, _buffers);
-        GradientAggregator.WeightedAverage(contributions, reduced.Span);
-        WireCodec.Seal(message);
-        _reduced[(decision.Round, mine)] = reduced;
-        return message;
-    }
-
-    public DeliveryResult HandleReducedSlice(byte[] payload)
-    {
-        if (NotInView() is { } notYet) return notYet;
-        var (verdict, message, result) = _gate.Check(payload, MessageKind.ReducedSlice, Generation, OpenRound,
-            m => m.SliceIndex < _members.Count && _members[m.SliceIndex] == m.Sender ? SliceProblem(m, m.SliceIndex) : $"{m.Sender} does not own slice {m.SliceIndex}",
-            IsMember);
-        if (verdict != MessageGate.Verdict.Accept) return result;
-        var m = message!;
-        if (!_reduced.TryAdd((m.Round, m.SliceIndex), m.Values))
-        {
-            Counters.CountDuplicate();
-            return DeliveryResult.Duplicate;
-        }
-        Counters.CountApplied();
-        return DeliveryResult.Applied;
-    }
-
-    public int MissingReducedSlices(long round) => Enumerable.Range(0, _members.Count).Count(k => !_reduced.ContainsKey((round, k)));
-
-    /// <summary>p2p-scatter: applies the round when every owner's reduced slice is here; false if some are missing.</summary>
-    public bool TryApplyReducedSlices(long round, bool anyIncluded)
-    {
-        RequireOpen(round);
-        if (anyIncluded)
-        {
-            _gradientBufferHoldsOwn = false;
-            var gradient = _trainer.Parameters.GradientSpan;
-            for (int k = 0; k < _members.Count; k++)
-            {
-                if (!_reduced.TryGetValue((round, k), out var slice)) return false;
-                var (offset, _) = ReplicaState.Slice(ParameterCount, k, _members.Count);
-                slice.Span.CopyTo(gradient[offset..]);
-            }
-            Step();
-        }
-        Complete(round);
-        return true;
-    }
-
     /// <summary>PS topology: the server's weights after a round (a newer generation means the server was restored).</summary>
     public DeliveryResult HandleWeights(byte[] payload)
     {
@@ -328,15 +205,6 @@ public sealed class WorkerNode : IDisposable
         _reduced.Clear();
     }
 
-    private int MyIndex
-    {
-        get
-        {
-            for (int k = 0; k < _members.Count; k++) if (_members[k] == Id) return k;
-            throw new InvalidOperationException($"{Id} is not in the membership view");
-        }
-    }
-
     /// <summary>
     /// p2p-scatter: the slices held for the open rounds were cut for the previous view's owners, so under a new view they
     /// have the wrong bounds; peers cut their slices again for the new view when they contribute. Whole gradients (p2p)
@@ -366,13 +234,6 @@ public sealed class WorkerNode : IDisposable
 
     private Contribution OwnContribution() => _held.TryGet(OpenRound, Id, out var own)
         ? own : throw new InvalidOperationException($"{Id} has not computed its gradient for round {OpenRound}");
-
-    private string? SliceProblem(WireMessage m, int expectedIndex)
-    {
-        if (m.SliceIndex != expectedIndex) return $"slice {m.SliceIndex} sent to the owner of slice {expectedIndex}";
-        var (offset, count) = ReplicaState.Slice(ParameterCount, expectedIndex, _members.Count);
-        return m.Offset == offset && m.Values.Length == count ? null : $"slice {m.SliceIndex} has offset {m.Offset} and {m.Values.Length} values; expected {offset} and {count}";
-    }
 
     private DeliveryResult Hold(WireMessage m)
     {
