@@ -85,13 +85,13 @@ public sealed class ParserPropertyTests
     [Fact]
     public void Wire_messages_survive_a_round_trip()
     {
-        Messages.Sample(message =>
+        Property.ForAll(Messages, 300, seed: 1, message =>
         {
             var decoded = WireCodec.Decode(WireCodec.Encode(message));
             decoded.Key.Should().Be(message.Key);
             (decoded.SampleCount, decoded.Offset).Should().Be((message.SampleCount, message.Offset));
             decoded.Values.ToArray().Should().Equal(message.Values.ToArray());
-        }, seed: "0000000000J1", iter: 300, threads: 1);
+        });
     }
 
     [Fact]
@@ -135,22 +135,24 @@ public sealed class ParserPropertyTests
     [Fact]
     public void Checkpoints_survive_a_round_trip_inside_job_checkpoints()
     {
-        Gen.Select(Gen.Float[-10, 10].Array[0, 200], Gen.Int[0, 3], Gen.Long[0, long.MaxValue], Gen.String[Gen.Char.AlphaNumeric, 1, 60]).Sample((weights, buffers, round, writer) =>
+        Property.ForAll(Gen.Select(Gen.Float[-10, 10].Array[0, 200], Gen.Int[0, 3], Gen.Long[0, long.MaxValue], Gen.String[Gen.Char.AlphaNumeric, 1, 60]), 200, seed: 2, t =>
         {
+            var (weights, buffers, round, writer) = t;
             var state = new TrainingCheckpoint("mlp", new OptimizerSettings(OptimizerKind.Adam, 1e-3), round, round, 7, 1, 2, weights,
                 Enumerable.Range(0, buffers).Select(_ => weights.ToArray()).ToArray());
             var decoded = JobCheckpoints.Decode(JobCheckpoints.Encode(new JobCheckpoint(round, 3, writer, state)));
             (decoded.Round, decoded.Generation, decoded.Writer).Should().Be((round, 3, writer));
             decoded.State.Weights.Should().Equal(weights);
             decoded.State.OptimizerBuffers.Should().HaveCount(buffers);
-        }, seed: "0000000000J1", iter: 200, threads: 1);
+        });
     }
 
     [Fact]
     public void Chunks_in_any_order_with_duplicates_reassemble_the_message()
     {
-        Gen.Select(Gen.Byte.Array[0, 3000], Gen.Int[61, 700], Gen.Int.Array[1, 40]).Sample((message, chunkBytes, order) =>
+        Property.ForAll(Gen.Select(Gen.Byte.Array[0, 3000], Gen.Int[61, 700], Gen.Int.Array[1, 40]), 200, seed: 3, t =>
         {
+            var (message, chunkBytes, order) = t;
             var chunks = ChunkCodec.Split(message, chunkBytes);
             var assembler = new ChunkAssembler(maxPendingBytes: 1 << 20);
             byte[]? assembled = null;
@@ -162,6 +164,6 @@ public sealed class ParserPropertyTests
                 if (result.Status == ChunkStatus.Complete) assembled = result.Message;
             }
             assembled.Should().Equal(message);
-        }, seed: "0000000000J1", iter: 200, threads: 1);
+        });
     }
 }

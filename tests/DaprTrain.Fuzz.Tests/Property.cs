@@ -38,6 +38,24 @@ public static class Property
         return new Tally(accepted, rejected, known);
     }
 
+    /// <summary><paramref name="iterations"/> values of <paramref name="gen"/> from a fixed seed (CsCheck's Sample reseeds after its first iteration).</summary>
+    public static void ForAll<T>(Gen<T> gen, int iterations, ulong seed, Action<T> check)
+    {
+        var pcg = new PCG(2, seed);
+        for (int i = 0; i < iterations; i++)
+        {
+            var value = gen.Generate(pcg, null!, out _);
+            try
+            {
+                check(value);
+            }
+            catch (Exception ex)
+            {
+                throw new Xunit.Sdk.XunitException($"iteration {i} of seed {seed}: {value}\n{ex.Message}", ex);
+            }
+        }
+    }
+
     /// <summary>Bytes allocated on this thread by <paramref name="action"/>.</summary>
     public static long Allocated(Action action)
     {
