@@ -18,16 +18,16 @@ public static class BoundedFile
         if (Directory.Exists(path)) throw new InvalidDataException($"{what} '{path}' is a folder, not a file");
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
         if (stream.CanSeek && stream.Length > maxBytes) throw new InvalidDataException($"{what} '{path}' is larger than {maxBytes:N0} bytes");
-        var buffer = new byte[maxBytes + 1];
-        int total = 0;
-        while (total < buffer.Length)
+        // Memory in proportion to what the file holds (grown as it arrives where its length is unknown), never the limit up front.
+        var buffer = new MemoryStream(stream.CanSeek ? (int)stream.Length + 1 : 4096);
+        var block = new byte[4096];
+        int read;
+        while ((read = stream.Read(block, 0, (int)Math.Min(block.Length, maxBytes + 1 - buffer.Length))) > 0)
         {
-            int read = stream.Read(buffer, total, buffer.Length - total);
-            if (read == 0) break;
-            total += read;
+            buffer.Write(block, 0, read);
+            if (buffer.Length > maxBytes) throw new InvalidDataException($"{what} '{path}' is larger than {maxBytes:N0} bytes or not a regular file");
         }
-        if (total > maxBytes) throw new InvalidDataException($"{what} '{path}' is larger than {maxBytes:N0} bytes or not a regular file");
-        return new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false).GetString(buffer, 0, total).TrimStart('\uFEFF');
+        return new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false).GetString(buffer.GetBuffer(), 0, (int)buffer.Length).TrimStart('\uFEFF');
     }
 
     /// <summary>Text from a file as it may be echoed to a terminal: anything but printable ASCII as \xNN or \uNNNN, cut at <paramref name="max"/> characters.</summary>

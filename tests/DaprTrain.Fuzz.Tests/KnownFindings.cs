@@ -16,9 +16,6 @@ public static partial class KnownFindings
     public static Func<byte[], bool>? For(string target) => target switch
     {
         "chunk" => ChunkClaimsMoreThanItHolds,
-        "faults" => FaultItemOutOfRange,
-        "platforms" => NullPlatformProfile,
-        "prediction" => EmptyImagesAmplify,
         _ => null,
     };
 

@@ -232,9 +232,12 @@ public static class FuzzTargets
     private static bool Prediction(byte[] input)
     {
         if (input.Length == 0) return false;
-        using var body = new MemoryStream(input, 1, input.Length - 1, writable: false);
+        using var stream = new MemoryStream(input, 1, input.Length - 1, writable: false);
+        var body = System.IO.Pipelines.PipeReader.Create(stream);
+        // The JSON body limit the server derives from its image limit (ServingOptions): a request past it is refused unread.
+        long maxJsonBytes = (long)MaxImages * (PredictionRequest.PixelsPerImage * 26 + 64) + 4096;
         var parsed = (input[0] % 2 == 0
-            ? PredictionRequest.ReadJsonAsync(body, MaxImages, CancellationToken.None)
+            ? PredictionRequest.ReadJsonAsync(body, MaxImages, maxJsonBytes, CancellationToken.None)
             : PredictionRequest.ReadBytesAsync(body, MaxImages, CancellationToken.None)).GetAwaiter().GetResult();
         if ((parsed.Pixels is null) == (parsed.Problem is null)) throw new FuzzFindingException("prediction: a result must hold pixels or a problem, not both or neither");
         if (parsed.Pixels is { } pixels)

@@ -94,6 +94,8 @@ public sealed record PlatformProfile(
             throw new InvalidDataException($"platform profiles '{path}' are not valid JSON: {ex.Message}", ex);
         }
         if (file?.Platforms is not { Count: > 0 } platforms) throw new InvalidDataException($"platform profiles '{path}' list no platform");
+        int empty = platforms.FindIndex(p => p is null);
+        if (empty >= 0) throw new InvalidDataException($"platform profiles '{path}': entry {empty + 1} of \"platforms\" is null, not a profile");
         using var document = JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
         var elements = document.RootElement.EnumerateObject().First(p => p.Name.Equals("platforms", StringComparison.OrdinalIgnoreCase)).Value.EnumerateArray().ToList();
         for (int i = 0; i < platforms.Count; i++)

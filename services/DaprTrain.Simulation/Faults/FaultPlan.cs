@@ -141,8 +141,8 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
             }
             else
             {
-                int n = int.Parse(fault.Node.AsSpan(7), CultureInfo.InvariantCulture);
-                if (n > workers) throw new FaultSpecException($"{fault}: the job has {workers} workers (worker-1 to worker-{workers})");
+                // A number past int's range is a worker no job has (the pattern only asks for digits).
+                if (!int.TryParse(fault.Node.AsSpan(7), NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n > workers) throw new FaultSpecException($"{fault}: the job has {workers} workers (worker-1 to worker-{workers})");
             }
             if (fault.Round > rounds) throw new FaultSpecException($"{fault}: the run has only {rounds} rounds");
             if (fault.Kind == NodeFaultKind.Restart && !NodeFaults.Any(k => k.Kind == NodeFaultKind.Kill && k.Node == fault.Node && k.Round < fault.Round))
