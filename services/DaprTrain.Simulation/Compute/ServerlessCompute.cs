@@ -27,7 +27,8 @@ internal sealed class ServerlessCompute : GradientCompute
     private readonly ILogger _log;
     private readonly List<FunctionInstance> _instances = [];
     private readonly List<double> _slotsBusyUntil = [];
-    private readonly Stack<GradientFunction> _runtimes = new();
+    // Any instance gives the same gradient for the same weights and samples, so one real runtime serves every modelled instance.
+    private GradientFunction? _runtime;
     private readonly FunctionLedger _ledger = new();
     private readonly double _cpuFactor;
     private double _lastCombineMs;
@@ -57,11 +58,10 @@ internal sealed class ServerlessCompute : GradientCompute
         _ledger.FanOuts++;
         for (int k = 0; k < shares.Count; k++)
         {
-            var runtime = _runtimes.Count > 0 ? _runtimes.Pop() : new GradientFunction(_options.Trainer);
+            var runtime = _runtime ??= new GradientFunction(_options.Trainer);
             long started = Stopwatch.GetTimestamp();
             gradients[k] = (shares[k].Length, runtime.Invoke(weights, worker.TrainData, shares[k]));
             double computeMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            _runtimes.Push(runtime);
             double workMs = _platform.InvokeOverheadMs + transferMs + computeMs * _cpuFactor;
             double done = Invoke(worker.Id, worker.OpenRound, k, startMs, workMs, computeMs);
             ready = Math.Max(ready, done);
@@ -160,7 +160,7 @@ internal sealed class ServerlessCompute : GradientCompute
 
     public override void Dispose()
     {
-        while (_runtimes.Count > 0) _runtimes.Pop().Dispose();
+        _runtime?.Dispose();
     }
 
     private sealed class FunctionInstance(int number)
