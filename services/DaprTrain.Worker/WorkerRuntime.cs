@@ -10,7 +10,10 @@ public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Exten
     private readonly ConcurrentDictionary<string, MessageInbox> _inboxes = new(StringComparer.Ordinal);
 
     /// <summary>The inbox of one topic: each topic reassembles its own chunks.</summary>
-    public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger, node: identity.Value.WorkerId));
+    public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger, node: identity.Value.WorkerId, round: CurrentRound));
+
+    /// <summary>The round the worker is in (0 before it starts): incomplete messages of rounds long past are let go.</summary>
+    private long CurrentRound() => Ready ? Use(n => n.AppliedRound) : 0;
 
     private double? _finalAccuracy;
 

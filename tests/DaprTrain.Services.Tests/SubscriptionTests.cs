@@ -166,6 +166,65 @@ public sealed class SubscriptionTests : IDisposable
         (await StatusOf(response)).Should().Be("DROP");
     }
 
+    /// <summary>
+    /// Issue 14: these were answered 500 (Dapr.AspNetCore's UseCloudEvents threw), which daprd retries: poison coming
+    /// back for ever. Each is DROP, and the worker stays able to take the next good message.
+    /// </summary>
+    public static TheoryData<string> HostileEnvelopes() => ["not-json", "bad-base64", "20-mb-of-zeros", "20-mb-of-zero-chars", "base64-not-string", "no-data", "truncated-json", "deep-json", "xml"];
+
+    [Theory]
+    [MemberData(nameof(HostileEnvelopes))]
+    public async Task Hostile_envelopes_are_dropped_never_answered_500(string kind)
+    {
+        var client = Client();
+        HttpContent content = kind switch
+        {
+            "not-json" => CloudEvent("this is not json"u8.ToArray()),
+            "bad-base64" => CloudEvent("{\"specversion\":\"1.0\",\"data_base64\":\"@@@not base64@@@\"}"u8.ToArray()),
+            "20-mb-of-zeros" => CloudEvent(new byte[20 << 20]),
+            "20-mb-of-zero-chars" => CloudEvent(Enumerable.Repeat((byte)'0', 20 << 20).ToArray()),
+            "base64-not-string" => CloudEvent("{\"data_base64\":[1,2,3]}"u8.ToArray()),
+            "no-data" => CloudEvent("{\"specversion\":\"1.0\",\"id\":\"x\"}"u8.ToArray()),
+            "truncated-json" => CloudEvent("{\"data_base64\":\"AAAA"u8.ToArray()),
+            "deep-json" => CloudEvent(Encoding.ASCII.GetBytes(new string('[', 10_000))),
+            _ => new StringContent("<event/>", Encoding.UTF8, "application/xml"),
+        };
+        var response = await client.PostAsync(WorkerHosting.GradientsRoute, content);
+        (await StatusOf(response)).Should().Be("DROP");
+        (await Deliver(client, Gradient())).Should().Be("SUCCESS", "the worker still takes good messages");
+    }
+
+    private static ByteArrayContent CloudEvent(byte[] body)
+    {
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/cloudevents+json");
+        return content;
+    }
+
+    [Fact]
+    public async Task A_raw_payload_delivery_is_taken_as_the_chunk_itself()
+    {
+        // A subscription with rawPayload: daprd posts the published bytes as they are, with their content type.
+        var client = Client();
+        string status = "";
+        foreach (var chunk in ChunkCodec.Split(Gradient()))
+        {
+            var content = new ByteArrayContent(chunk);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            status = await StatusOf(await client.PostAsync(WorkerHosting.GradientsRoute, content));
+        }
+        status.Should().Be("SUCCESS");
+        _worker.Services.GetRequiredService<WorkerRuntime>().Use(n => n.HeldSenders(1)).Should().Equal("worker-2");
+    }
+
+    [Fact]
+    public async Task Poison_is_dropped_even_before_the_node_is_ready()
+    {
+        var client = Client(started: false);
+        (await StatusOf(await client.PostAsync(WorkerHosting.GradientsRoute, CloudEvent("nonsense"u8.ToArray())))).Should().Be("DROP");
+        (await StatusOf(await client.PostAsync(WorkerHosting.GradientsRoute, BinaryEvent(CorruptChunk())))).Should().Be("DROP");
+    }
+
     [Fact]
     public async Task A_delivery_before_the_node_is_ready_is_retried()
     {
