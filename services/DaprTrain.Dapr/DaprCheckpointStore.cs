@@ -61,14 +61,18 @@ public sealed class DaprCheckpointStore(DaprClient dapr, string storeName = Dapr
         return await ConflictIsFalse(() => dapr.TrySaveByteStateAsync(storeName, key, value, etag, cancellationToken: cancellationToken));
     }
 
+    /// <summary>Deletes the key and, when it held a manifest, the chunks it named (after the key, so no reader sees a manifest without its chunks).</summary>
     public async Task<bool> TryDeleteAsync(string key, string? etag, CancellationToken cancellationToken = default)
     {
-        if (etag is null)
+        var data = await dapr.GetByteStateAsync(storeName, key, cancellationToken: cancellationToken);
+        var manifest = data.IsEmpty ? null : ReadManifest(data.Span);
+        if (etag is null) await dapr.DeleteStateAsync(storeName, key, cancellationToken: cancellationToken);
+        else if (!await ConflictIsFalse(() => dapr.TryDeleteStateAsync(storeName, key, etag, cancellationToken: cancellationToken))) return false;
+        for (int i = 0; i < (manifest?.Chunks ?? 0); i++)
         {
-            await dapr.DeleteStateAsync(storeName, key, cancellationToken: cancellationToken);
-            return true;
+            await dapr.DeleteStateAsync(storeName, ChunkKey(key, manifest!.Version, i), cancellationToken: cancellationToken);
         }
-        return await ConflictIsFalse(() => dapr.TryDeleteStateAsync(storeName, key, etag, cancellationToken: cancellationToken));
+        return true;
     }
 
     /// <summary>

@@ -150,6 +150,7 @@ public sealed class AdapterTests : IAsyncLifetime
         _components.State.Count.Should().BeGreaterThan(18, "the value was split into chunk keys under 512 KiB each");
         (await store.TryDeleteAsync("job/checkpoint/10", null)).Should().BeTrue();
         (await store.GetAsync("job/checkpoint/10")).Should().BeNull();
+        _components.State.Count.Should().Be(0, "deleting a chunked value deletes its chunks too, or every checkpoint would leave them behind");
     }
 
     [Fact]
