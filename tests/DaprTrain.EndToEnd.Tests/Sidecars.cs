@@ -24,12 +24,19 @@ public interface ISidecar : IAsyncDisposable
     Task GoDownAsync(TimeSpan duration);
 }
 
-/// <summary>Sidecar doubles sharing one set of in-memory components (tests/DaprTrain.SidecarDouble).</summary>
+/// <summary>
+/// Sidecar doubles sharing one set of in-memory components (tests/DaprTrain.SidecarDouble). They deliver as the
+/// strictest realistic profile does, Redis on Dapr 1.17+ without a Resiliency policy (a failed delivery is lost) with
+/// 10 deliveries in flight per subscription, unless DAPRTRAIN_DOUBLE_DELIVERY names another
+/// (<see cref="DeliveryProfile.Named"/>).
+/// </summary>
 public sealed class DoubleSidecars(SidecarFaults? faults = null) : ISidecarProvider
 {
     private readonly List<Sidecar> _started = [];
 
-    public SharedComponents Components { get; } = new(faults);
+    public SharedComponents Components { get; } = new(faults, delivery: Environment.GetEnvironmentVariable("DAPRTRAIN_DOUBLE_DELIVERY") is { Length: > 0 } name
+        ? DeliveryProfile.Named(name)
+        : DeliveryProfile.Redis117());
 
     public async Task<ISidecar> StartAsync(string appId, Uri appUrl)
     {
@@ -38,7 +45,15 @@ public sealed class DoubleSidecars(SidecarFaults? faults = null) : ISidecarProvi
         return new Started(sidecar);
     }
 
-    public void SaveLogs(string folder) => File.WriteAllLines(Path.Combine(folder, "actor-calls.log"), Components.ActorCalls);
+    public void SaveLogs(string folder)
+    {
+        File.WriteAllLines(Path.Combine(folder, "actor-calls.log"), Components.ActorCalls);
+        // What never reached an app: under a profile without redelivery these are the messages the services had to do without.
+        File.WriteAllLines(Path.Combine(folder, "undelivered.log"), [
+            $"profile {Components.Delivery.Name}: {Components.Broker.Delivered} delivered, {Components.Broker.Attempts} attempts",
+            .. Components.Broker.Undelivered.Select(u => $"undelivered {u.AppId} {u.Topic}: {u.Reason}"),
+            .. Components.Broker.DeadLetters.Select(d => $"dead letter {d.AppId} {d.Topic} -> {d.DeadLetterTopic}: {d.Reason}")]);
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -16,7 +16,8 @@ public enum ScheduleKind
 /// Actor reminders and timers. Reminders are kept by the shared components, not by the host, so they survive the
 /// actor host's restart; timers die with the host (<see cref="DropTimers"/> when its app attaches again). Each fires
 /// on schedule by calling PUT {host}/actors/{type}/{id}/method/remind/{name} (or .../timer/{name}), as daprd does.
-/// A host that is down misses the firing and gets the next one.
+/// A host that is down misses the firing and gets the next one. A firing takes the actor's turn
+/// (<see cref="SharedComponents.ActorTurns"/>), as daprd's does.
 /// </summary>
 public sealed partial class Reminders : IDisposable
 {
@@ -70,6 +71,8 @@ public sealed partial class Reminders : IDisposable
     {
         if (!components.Placement.TryGetValue(key.Type, out var host)) return;
         string path = key.Kind == ScheduleKind.Timer ? "timer" : "remind";
+        // A reminder or timer is a turn of the actor like any call: it waits for a running call and holds off the next.
+        using var turn = await components.ActorTurns.TakeAsync(key.Type, key.Id, CancellationToken.None);
         try
         {
             using var content = new StringContent(payload, Encoding.UTF8, "application/json");

@@ -4,13 +4,16 @@ namespace DaprTrain.SidecarDouble;
 
 /// <summary>
 /// What the sidecars of one test share, as real sidecars share their components: the state store, the pub/sub
-/// broker, the actor placement table and the reminders. One instance per test.
+/// broker, the actor placement table, the actors' turns and the reminders. One instance per test.
 /// </summary>
 public sealed class SharedComponents : IAsyncDisposable
 {
-    public SharedComponents(SidecarFaults? faults = null, int seed = 1, IReadOnlyList<ComponentInfo>? components = null, StateStoreProfile stateProfile = StateStoreProfile.Redis)
+    /// <param name="delivery">How the broker delivers; by default the strictest realistic one, Redis on Dapr 1.17+ without a Resiliency policy (a failed delivery is lost) and concurrency 10.</param>
+    public SharedComponents(SidecarFaults? faults = null, int seed = 1, IReadOnlyList<ComponentInfo>? components = null, StateStoreProfile stateProfile = StateStoreProfile.Redis,
+        DeliveryProfile? delivery = null)
     {
         Faults = faults ?? new SidecarFaults();
+        Delivery = delivery ?? DeliveryProfile.Redis117();
         State = new StateStore(stateProfile);
         Broker = new Broker(this, seed);
         Registered = components ?? DefaultComponents;
@@ -28,6 +31,8 @@ public sealed class SharedComponents : IAsyncDisposable
 
     public SidecarFaults Faults { get; }
 
+    public DeliveryProfile Delivery { get; }
+
     public StateStore State { get; }
 
     public Broker Broker { get; }
@@ -36,6 +41,12 @@ public sealed class SharedComponents : IAsyncDisposable
     public ConcurrentDictionary<string, Uri> Placement { get; } = new(StringComparer.Ordinal);
 
     public Reminders Reminders { get; } = new();
+
+    /// <summary>
+    /// The turn lock of each actor (type and id). daprd holds it on the actor's host, so every caller's sidecar, and the
+    /// host's own reminders and timers, wait for the same one: one call at a time per actor, whoever calls.
+    /// </summary>
+    public ActorTurns ActorTurns { get; } = new();
 
     /// <summary>App ids whose sidecar is down.</summary>
     public ConcurrentDictionary<string, bool> DownApps { get; } = new(StringComparer.Ordinal);
@@ -63,4 +74,35 @@ public sealed class SidecarFaults
 
     /// <summary>Extra delay before every delivery.</summary>
     public TimeSpan DeliveryDelay { get; set; }
+}
+
+/// <summary>One lock per actor (type and id), as daprd's turn-based actor runtime holds it on the actor's host.</summary>
+public sealed class ActorTurns
+{
+    private readonly ConcurrentDictionary<(string Type, string Id), SemaphoreSlim> _turns = new();
+
+    /// <summary>Raised with the actor's type and id when a call, reminder or timer has to wait for the actor's turn (for tests that wait on it).</summary>
+    public event Action<string, string>? Waiting;
+
+    /// <summary>Waits for the actor's turn; dispose the result to give it back.</summary>
+    public async Task<IDisposable> TakeAsync(string type, string id, CancellationToken cancellationToken)
+    {
+        var turn = _turns.GetOrAdd((type, id), _ => new SemaphoreSlim(1, 1));
+        if (!turn.Wait(0, CancellationToken.None))
+        {
+            Waiting?.Invoke(type, id);
+            await turn.WaitAsync(cancellationToken);
+        }
+        return new Turn(turn);
+    }
+
+    private sealed class Turn(SemaphoreSlim turn) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) turn.Release();
+        }
+    }
 }

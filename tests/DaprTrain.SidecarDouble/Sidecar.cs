@@ -19,7 +19,6 @@ namespace DaprTrain.SidecarDouble;
 public sealed class Sidecar : IAsyncDisposable
 {
     private static readonly string[] HopHeaders = ["Host", "Content-Length", "Transfer-Encoding", "Connection"];
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _turns = new(StringComparer.Ordinal);
     private readonly WebApplication _server;
     private volatile bool _appChannelReady;
 
@@ -138,7 +137,11 @@ public sealed class Sidecar : IAsyncDisposable
             foreach (var entry in subscriptions.RootElement.EnumerateArray())
             {
                 var fields = entry.EnumerateObject().ToDictionary(p => p.Name.ToLowerInvariant(), p => p.Value);
-                Components.Broker.Subscribe(AppId, AppUrl, fields["pubsubname"].GetString()!, fields["topic"].GetString()!, fields["route"].GetString()!);
+                string route = fields.TryGetValue("route", out var single) && single.ValueKind == JsonValueKind.String
+                    ? single.GetString()!
+                    : fields["routes"].EnumerateObject().First(p => p.Name.Equals("default", StringComparison.OrdinalIgnoreCase)).Value.GetString()!;
+                string? deadLetterTopic = fields.TryGetValue("deadlettertopic", out var deadLetter) && deadLetter.ValueKind == JsonValueKind.String ? deadLetter.GetString() : null;
+                Components.Broker.Subscribe(AppId, AppUrl, fields["pubsubname"].GetString()!, fields["topic"].GetString()!, route, deadLetterTopic);
             }
         }
         using var config = await Components.Http.GetAsync(new Uri(AppUrl, "dapr/config"));
@@ -218,7 +221,7 @@ public sealed class Sidecar : IAsyncDisposable
         });
     }
 
-    /// <summary>Forwards an actor call to the app hosting the type, one call at a time per actor id (turn-based).</summary>
+    /// <summary>Forwards an actor call to the app hosting the type, one call at a time per actor (turn-based, whoever calls).</summary>
     private async Task InvokeActorAsync(HttpContext context, string type, string id, string method)
     {
         if (!Components.Placement.TryGetValue(type, out var host))
@@ -227,8 +230,8 @@ public sealed class Sidecar : IAsyncDisposable
             await context.Response.WriteAsync($"{{\"errorCode\":\"ERR_ACTOR_INSTANCE_MISSING\",\"message\":\"no app hosts actor type {type}\"}}");
             return;
         }
-        var turn = _turns.GetOrAdd($"{type}/{id}", _ => new SemaphoreSlim(1, 1));
-        await turn.WaitAsync(context.RequestAborted);
+        // The actor's one lock, shared with every other sidecar's callers and with its reminders and timers.
+        using var turn = await Components.ActorTurns.TakeAsync(type, id, context.RequestAborted);
         try
         {
             using var forward = new HttpRequestMessage(HttpMethod.Put, new Uri(host, $"actors/{type}/{id}/method/{method}"));
@@ -252,10 +255,6 @@ public sealed class Sidecar : IAsyncDisposable
         {
             context.Response.StatusCode = StatusCodes.Status500InternalServerError;
             await context.Response.WriteAsync($"{{\"errorCode\":\"ERR_ACTOR_INVOKE_METHOD\",\"message\":\"{JsonEncodedText.Encode(ex.Message)}\"}}");
-        }
-        finally
-        {
-            turn.Release();
         }
     }
 
