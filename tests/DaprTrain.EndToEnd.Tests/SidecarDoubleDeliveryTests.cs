@@ -43,13 +43,12 @@ public sealed class SidecarDoubleDeliveryTests : IAsyncLifetime
         components.Broker.DeadLetters.Should().BeEmpty();
     }
 
+    /// <summary>daprd skips the status check when the body does not decode into its answer (an object with a string status).</summary>
     [Theory]
-    [InlineData("""{"status":"SUCCESS"}""")]
-    [InlineData("""{"status":""}""")]
-    [InlineData("")]
     [InlineData("not json at all")]
     [InlineData("""["an array"]""")]
-    public async Task SUCCESS_an_empty_status_an_empty_body_and_a_body_that_is_no_JSON_object_acknowledge_at_once(string answer)
+    [InlineData("""{"status":5}""")]
+    public async Task A_2xx_whose_body_is_no_answer_daprd_can_read_acknowledges_at_once(string answer)
     {
         var components = Own(new SharedComponents(delivery: DeliveryProfile.Redis117WithResiliency(QuickRetry)));
         var app = await StartAppAsync(components, _ => Results.Text(answer, "application/json"));

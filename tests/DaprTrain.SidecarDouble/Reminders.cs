@@ -47,9 +47,12 @@ public sealed partial class Reminders : IDisposable
             : JsonSerializer.Serialize(new { data, dueTime = dueText, period = periodText });
 
         var key = (kind, type, id, name);
-        var timer = new Timer(_ => _ = FireAsync(components, key, payload), null, due, period);
+        Timer? timer = null;
+        // The firing knows its own timer: one that waited for the actor's turn while it was deleted or replaced does not fire.
+        timer = new Timer(_ => _ = FireAsync(components, key, payload, timer!), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         if (_timers.TryRemove(key, out var old)) old.Dispose();
         _timers[key] = timer;
+        timer.Change(due, period);
     }
 
     public void Unregister(string type, string id, string name, ScheduleKind kind = ScheduleKind.Reminder)
@@ -67,12 +70,14 @@ public sealed partial class Reminders : IDisposable
         }
     }
 
-    private async Task FireAsync(SharedComponents components, (ScheduleKind Kind, string Type, string Id, string Name) key, string payload)
+    private async Task FireAsync(SharedComponents components, (ScheduleKind Kind, string Type, string Id, string Name) key, string payload, Timer timer)
     {
         if (!components.Placement.TryGetValue(key.Type, out var host)) return;
         string path = key.Kind == ScheduleKind.Timer ? "timer" : "remind";
         // A reminder or timer is a turn of the actor like any call: it waits for a running call and holds off the next.
         using var turn = await components.ActorTurns.TakeAsync(key.Type, key.Id, CancellationToken.None);
+        // Deleted (or its host gone) while it waited: daprd cancels what waits on a deactivated actor's lock.
+        if (!_timers.TryGetValue(key, out var current) || !ReferenceEquals(current, timer)) return;
         try
         {
             using var content = new StringContent(payload, Encoding.UTF8, "application/json");
