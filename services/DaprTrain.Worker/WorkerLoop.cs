@@ -61,7 +61,10 @@ public sealed class WorkerLoop(
             while (view.Members.Count < job.Workers)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(100), time, stoppingToken);
-                await coordinator.HeartbeatAsync(_id);
+                // The lease can run out before the others arrive (a slow first call after joining, a busy coordinator
+                // actor whose calls take turns): a heartbeat then answers false, and only joining again puts this worker
+                // back in the view the others wait for. Waiting on would stall the whole job's start.
+                if (!await coordinator.HeartbeatAsync(_id)) view = await coordinator.JoinAsync(_id);
                 view = await coordinator.GetViewAsync();
             }
         }

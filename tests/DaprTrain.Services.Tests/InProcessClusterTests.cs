@@ -203,6 +203,59 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         returned.FinalAccuracy.Should().Be(first.FinalAccuracy);
     }
 
+    [Fact]
+    public async Task A_worker_whose_lease_ran_out_while_the_job_waited_for_its_workers_joins_again_and_the_job_starts()
+    {
+        // As seen through the sidecar double on a loaded machine: worker-1 joined, its lease ran out before its first
+        // heartbeat (the heartbeat answered false), and the others waited for a third member that never came back.
+        var coordinator = new LeaseRunsOutAfterFirstJoin(new InProcessCoordinator(new JobCoordinator("lease", 3, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true)), "worker-1");
+        var workers = Enumerable.Range(1, 3).Select(i => Host<WorkerRuntime>($"lease/worker-{i}", "p2p", 3,
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", "lease"), coordinator, rounds: 2)).ToList();
+        for (int i = 0; i < 3; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
+        // worker-1 first, alone, so that it is in the wait for the others when its lease runs out.
+        workers[0].Services.GetRequiredService<SidecarStatus>().MarkReady();
+        await coordinator.Expired.Task.WaitAsync(TimeSpan.FromMinutes(1));
+        foreach (var worker in workers.Skip(1)) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+
+        var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
+        await WaitUntil(() => runtimes.All(r => r.Ready && r.Use(n => n.AppliedRound) >= 2), TimeSpan.FromMinutes(1),
+            () => $"members {string.Join(",", coordinator.Inner.State.CurrentView().Members)}");
+        runtimes.Select(r => r.Use(n => n.WeightHash)).Distinct().Should().ContainSingle();
+    }
+
+    /// <summary>A coordinator whose lease for <paramref name="member"/> runs out right after its first join.</summary>
+    private sealed class LeaseRunsOutAfterFirstJoin(InProcessCoordinator inner, string member) : ICoordinator
+    {
+        public InProcessCoordinator Inner => inner;
+
+        public TaskCompletionSource Expired { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task<MembershipView> JoinAsync(string joining)
+        {
+            var view = await inner.JoinAsync(joining);
+            if (joining == member && !Expired.Task.IsCompleted)
+            {
+                await inner.LeaveAsync(joining);
+                Expired.TrySetResult();
+            }
+            return view;
+        }
+
+        public Task<bool> HeartbeatAsync(string beating) => inner.HeartbeatAsync(beating);
+
+        public Task<MembershipView> LeaveAsync(string leaving) => inner.LeaveAsync(leaving);
+
+        public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
+
+        public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received) => inner.ReportAsync(reporting, generation, round, received);
+
+        public Task<RoundDecision> CloseRoundAsync(int generation, long round) => inner.CloseRoundAsync(generation, round);
+
+        public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => inner.TryCloseRoundAsync(generation, round, deadline);
+
+        public Task SetSyncRequestAsync(string syncing, bool pending) => inner.SetSyncRequestAsync(syncing, pending);
+    }
+
     /// <summary>
     /// Plays the sidecars' pub/sub: a publish returns at once, and each subscriber gets every chunk of the topic, in
     /// order, as a binary CloudEvent, redelivered while it answers RETRY (as a broker would, with backoff).
