@@ -104,7 +104,13 @@ public sealed class WorkerLoop(
             // it joins again and takes their state before it contributes anything.
             logger.LogWarning("{Worker} was removed from the job (lease expired); joining again", _id);
             await coordinator.JoinAsync(_id);
-            await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
+            // Only peers take a state from the checkpoints. Under a parameter server the server's next weights bring
+            // this worker up to date, and waiting for a checkpoint newer than the server's latest would wait for ever
+            // when every worker was expelled: the server writes none until their gradients come.
+            if (job.Topology.WorkersWriteCheckpoints())
+            {
+                await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
+            }
             return;
         }
         var view = await coordinator.GetViewAsync();

@@ -223,6 +223,61 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         runtimes.Select(r => r.Use(n => n.WeightHash)).Distinct().Should().ContainSingle();
     }
 
+    [Fact]
+    public async Task Under_a_parameter_server_workers_whose_leases_ran_out_join_again_and_go_on_without_waiting_for_a_checkpoint()
+    {
+        // As seen through the double on a loaded machine: both workers' leases ran out at once; they joined again and
+        // waited for a checkpoint newer than the server's latest, which the server, waiting for their gradients, never wrote.
+        var inner = new InProcessCoordinator(new JobCoordinator("daprtrain", 2, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: false));
+        var coordinator = new LeasesRunOutOnce(inner, ["worker-1", "worker-2"]);
+        var server = Host<ServerRuntime>("parameter-server", "ps", 2, b => b.UseSetting("Job:RoundDeadlineMs", "500"), coordinator);
+        var workers = Enumerable.Range(1, 2).Select(i => Host<WorkerRuntime>($"worker-{i}", "ps", 2,
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:RoundDeadlineMs", "500"), coordinator)).ToList();
+        _broker.Subscribe("gradients", "parameter-server", server.CreateClient(), ServerHosting.GradientsRoute);
+        for (int i = 0; i < 2; i++) _broker.Subscribe("weights", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.WeightsRoute);
+        var serverRuntime = server.Services.GetRequiredService<ServerRuntime>();
+        server.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        await WaitUntil(() => serverRuntime.Ready, TimeSpan.FromSeconds(60));
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
+
+        await WaitUntil(() => serverRuntime.Use(n => n.AppliedRound) >= 6, TimeSpan.FromMinutes(1));
+        coordinator.RunOut();
+        await WaitUntil(() => runtimes.All(r => r.Use(n => n.AppliedRound) >= Rounds), TimeSpan.FromMinutes(1),
+            () => $"server at {serverRuntime.Use(n => n.AppliedRound)}, workers at {string.Join(",", runtimes.Select(r => r.Use(n => n.AppliedRound)))}");
+    }
+
+    /// <summary>A coordinator that, once told, removes <paramref name="members"/> and answers each one's next heartbeat false.</summary>
+    private sealed class LeasesRunOutOnce(InProcessCoordinator inner, string[] members) : ICoordinator
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _expired = new();
+
+        public void RunOut()
+        {
+            foreach (string member in members)
+            {
+                inner.LeaveAsync(member).GetAwaiter().GetResult();
+                _expired[member] = true;
+            }
+        }
+
+        public Task<MembershipView> JoinAsync(string joining) => inner.JoinAsync(joining);
+
+        public Task<bool> HeartbeatAsync(string beating) => _expired.TryRemove(beating, out _) ? Task.FromResult(false) : inner.HeartbeatAsync(beating);
+
+        public Task<MembershipView> LeaveAsync(string leaving) => inner.LeaveAsync(leaving);
+
+        public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
+
+        public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received) => inner.ReportAsync(reporting, generation, round, received);
+
+        public Task<RoundDecision> CloseRoundAsync(int generation, long round) => inner.CloseRoundAsync(generation, round);
+
+        public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => inner.TryCloseRoundAsync(generation, round, deadline);
+
+        public Task SetSyncRequestAsync(string syncing, bool pending) => inner.SetSyncRequestAsync(syncing, pending);
+    }
+
     /// <summary>A coordinator whose lease for <paramref name="member"/> runs out right after its first join.</summary>
     private sealed class LeaseRunsOutAfterFirstJoin(InProcessCoordinator inner, string member) : ICoordinator
     {
