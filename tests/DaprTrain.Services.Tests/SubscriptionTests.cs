@@ -225,6 +225,46 @@ public sealed class SubscriptionTests : IDisposable
         (await StatusOf(await client.PostAsync(WorkerHosting.GradientsRoute, BinaryEvent(CorruptChunk())))).Should().Be("DROP");
     }
 
+    [Theory]
+    [InlineData("16777216", null, "does not fit the sidecar's body limit (Job:SidecarMaxBodyBytes 4194304")]
+    [InlineData("1048576", null, "over the broker's message limit (Job:BrokerMaxMessageBytes 1048576); at most 774144 fits")]
+    [InlineData("786432", null, "over the broker's message limit")]
+    [InlineData("3145728", "4194304", "over the broker's message limit (Job:BrokerMaxMessageBytes 4194304)")]
+    public void A_chunk_size_the_sidecar_or_the_broker_cannot_carry_stops_the_worker_at_start(string chunk, string? broker, string reason)
+    {
+        // Issue 13 item 11: up to 16 MiB was accepted, above daprd's 4 MiB body limit and, after base64, Kafka's 1 MB.
+        using var bad = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b =>
+        {
+            b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:MaxChunkBytes", chunk);
+            if (broker is not null) b.UseSetting("Job:BrokerMaxMessageBytes", broker);
+        });
+        var act = () => bad.CreateClient();
+        act.Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage($"*{reason}*");
+    }
+
+    [Fact]
+    public async Task A_larger_chunk_size_that_fits_is_taken_by_the_inbox_too()
+    {
+        // 700 KiB chunks fit a 4 MiB sidecar and a 1 MiB broker message; the inbox used its own 512 KiB default and
+        // dropped every one of them. A 407k-parameter model (mlp-512, 1.6 MB of gradient) makes chunks of the full size.
+        const int chunkBytes = 700 * 1024;
+        using var factory = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b
+            .UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Topology", "p2p").UseSetting("Job:WorkerId", "worker-1")
+            .UseSetting("Job:Workers", "2").UseSetting("Job:MaxChunkBytes", chunkBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var client = factory.CreateClient();
+        var node = new WorkerNode("worker-1", "daprtrain", Trainer with { Model = "mlp-512" }, Data, NullLogger.Instance);
+        node.ApplyView(View, [Data.TrainIndices[..150], Data.TrainIndices[150..]]);
+        var runtime = factory.Services.GetRequiredService<WorkerRuntime>();
+        runtime.Start(node);
+
+        var chunks = ChunkCodec.Split(Gradient(count: runtime.Use(n => n.ParameterCount)), chunkBytes);
+        chunks.Should().HaveCountGreaterThan(1).And.Contain(c => c.Length > ChunkCodec.DefaultMaxChunkBytes);
+        string status = "";
+        foreach (var chunk in chunks) status = await StatusOf(await client.PostAsync(WorkerHosting.GradientsRoute, BinaryEvent(chunk)));
+        status.Should().Be("SUCCESS");
+        runtime.Use(n => n.HeldSenders(1)).Should().Equal("worker-2");
+    }
+
     [Fact]
     public async Task A_delivery_before_the_node_is_ready_is_retried()
     {

@@ -50,9 +50,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .Values.job.holdout | quote }}
 - name: JOB__MAXCHUNKBYTES
   value: {{ .Values.job.maxChunkBytes | quote }}
-{{- if .Values.job.dataDir }}
+{{- with (include "daprtrain.dataDir" .) }}
 - name: JOB__DATADIR
-  value: {{ .Values.job.dataDir | quote }}
+  value: {{ . | quote }}
 {{- end }}
 {{- if .Values.appTokenSecret }}
 - name: APP_API_TOKEN
@@ -93,4 +93,16 @@ livenessProbe:
   httpGet: { path: /health, port: http }
   initialDelaySeconds: 20
   periodSeconds: 10
+{{- end -}}
+
+{{/*
+Where the data is inside the containers: job.dataDir, or /data when only data.persistentVolumeClaim is set (a claim
+mounted at "" would not render a valid pod). Empty: synthetic data.
+*/}}
+{{- define "daprtrain.dataDir" -}}
+{{- if .Values.job.dataDir -}}
+{{- .Values.job.dataDir -}}
+{{- else if .Values.data.persistentVolumeClaim -}}
+/data
+{{- end -}}
 {{- end -}}
