@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using DaprTrain.Engine.Telemetry;
 using DaprTrain.Engine.Messaging;
 using Microsoft.AspNetCore.Http;
@@ -44,11 +45,12 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
     {
         byte[]? chunk;
         string? problem;
+        string? traceParent;
         var body = await ReadBodyAsync(request);
         if (body is not { } read) return Drop(route, $"delivery over {_maxBodyBytes} bytes (a chunk's envelope at most)");
         try
         {
-            chunk = CloudEventData.Read(read.AsSpan(), request.ContentType, maxChunkBytes, out problem);
+            chunk = CloudEventData.Read(read.AsSpan(), request.ContentType, maxChunkBytes, out problem, out traceParent);
         }
         finally
         {
@@ -70,6 +72,12 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
             case ChunkStatus.Incomplete:
                 return Answer(DeliveryStatus.Success);
         }
+        // The delivery joins the publisher's trace (the traceparent daprd put in the CloudEvent of this, its last, chunk),
+        // so a round's messages and their deliveries form one trace across the services.
+        ActivityContext.TryParse(traceParent, null, isRemote: true, out var publisher);
+        using var span = TrainingMetrics.Tracing.StartActivity("deliver " + route, ActivityKind.Consumer, publisher);
+        span?.SetTag("daprtrain.node", node);
+        span?.SetTag("messaging.message.body.size", assembled.Message!.Length);
         TrainingMetrics.BytesReceived.Add(assembled.Message!.Length, _tags);
         TrainingMetrics.MessagesReceived.Add(1, _tags);
         var delivered = deliver(assembled.Message!);

@@ -94,6 +94,11 @@ public sealed class WorkerLoop(
     /// <summary>One round through the plan: compute, contribute, gather; between peers also decide, settle, share and apply.</summary>
     private async Task RunRoundAsync(TrainingJobOptions job, long[][] shards, JobCheckpoints checkpoints, CancellationToken stoppingToken)
     {
+        // One span per round: the publishes of this round (gRPC calls to daprd) are its children, and daprd carries
+        // the trace into the CloudEvents its peers receive.
+        using var span = DaprTrain.Engine.Telemetry.TrainingMetrics.Tracing.StartActivity("round");
+        span?.SetTag("daprtrain.node", _id);
+        span?.SetTag("daprtrain.round", runtime.Ready ? runtime.Use(n => n.OpenRound) : 0);
         if (_expelled)
         {
             _expelled = false;

@@ -266,6 +266,54 @@ public sealed class SubscriptionTests : IDisposable
     }
 
     [Fact]
+    public async Task A_delivered_message_continues_the_trace_daprd_put_in_its_cloud_event()
+    {
+        // Issue 13 item 12: the delivery's span is a child of the publisher's span (the envelope's traceparent), so a
+        // round's messages form one trace across the services in Zipkin or any OTLP backend.
+        var spans = new System.Collections.Concurrent.ConcurrentQueue<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == DaprTrain.Engine.Telemetry.TrainingMetrics.MeterName,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+
+        // A trace of this test's own: other tests in this process deliver too.
+        var trace = System.Diagnostics.ActivityTraceId.CreateRandom();
+        var parent = System.Diagnostics.ActivitySpanId.CreateRandom();
+        var content = Envelope(new Dictionary<string, object>
+        {
+            ["datacontenttype"] = "application/octet-stream",
+            ["data_base64"] = Convert.ToBase64String(ChunkCodec.Split(Gradient()).Single()),
+            ["traceparent"] = $"00-{trace.ToHexString()}-{parent.ToHexString()}-01",
+        });
+        (await StatusOf(await Client().PostAsync(WorkerHosting.GradientsRoute, content))).Should().Be("SUCCESS");
+        var delivery = spans.Should().ContainSingle(a => a.TraceId == trace).Which;
+        delivery.OperationName.Should().Be("deliver gradients");
+        delivery.GetTagItem("daprtrain.node").Should().Be("worker-1");
+        delivery.ParentSpanId.Should().Be(parent, "the span of the CloudEvent's traceparent is its parent");
+    }
+
+    [Fact]
+    public async Task Metrics_of_the_daprtrain_meter_are_scrapeable_at_metrics_without_the_app_token()
+    {
+        // Issue 13 item 12: Prometheus scrapes /metrics; scrapers carry no Dapr token, like health probes.
+        var client = Client();
+        (await Deliver(client, Gradient())).Should().Be("SUCCESS");
+        string text = "";
+        for (int attempt = 0; attempt < 50 && !text.Contains("daprtrain_bytes_received", StringComparison.Ordinal); attempt++)
+        {
+            // The Prometheus exporter collects on request and caches a scrape for a moment (ScrapeResponseCacheDurationMilliseconds).
+            using var response = await _worker.CreateClient().GetAsync("/metrics");
+            response.StatusCode.Should().Be(HttpStatusCode.OK);
+            text = await response.Content.ReadAsStringAsync();
+            if (!text.Contains("daprtrain_bytes_received", StringComparison.Ordinal)) await Task.Delay(100);
+        }
+        text.Should().MatchRegex(@"daprtrain_bytes_received_bytes_total\{[^}]*daprtrain_node=""worker-1""[^}]*\} [1-9]");
+    }
+
+    [Fact]
     public async Task A_delivery_before_the_node_is_ready_is_retried()
     {
         var client = Client(started: false);

@@ -76,6 +76,11 @@ dapr.io/log-level: {{ $root.Values.dapr.logLevel | quote }}
 dapr.io/max-body-size: {{ $root.Values.dapr.maxBodySize | quote }}
 dapr.io/sidecar-cpu-request: {{ $root.Values.dapr.sidecarCpuRequest | quote }}
 dapr.io/sidecar-memory-request: {{ $root.Values.dapr.sidecarMemoryRequest | quote }}
+{{- if $root.Values.telemetry.prometheusScrape }}
+prometheus.io/scrape: "true"
+prometheus.io/port: "8080"
+prometheus.io/path: /metrics
+{{- end }}
 {{- if $root.Values.appTokenSecret }}
 dapr.io/app-token-secret: {{ $root.Values.appTokenSecret | quote }}
 {{- end }}
@@ -105,4 +110,18 @@ mounted at "" would not render a valid pod). Empty: synthetic data.
 {{- else if .Values.data.persistentVolumeClaim -}}
 /data
 {{- end -}}
+{{- end -}}
+
+{{/*
+OpenTelemetry of a service (call with (list $ "app-id")): its name in traces and metrics, and the OTLP endpoint when
+telemetry.otlpEndpoint is set. /metrics is always there for Prometheus (see the annotations).
+*/}}
+{{- define "daprtrain.telemetryEnv" -}}
+{{- $root := index . 0 -}}
+- name: OTEL_SERVICE_NAME
+  value: {{ index . 1 | quote }}
+{{- with $root.Values.telemetry.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
 {{- end -}}
