@@ -105,13 +105,41 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
     }
 
     /// <summary>
+    /// Reads the rest of an oversized body into a small buffer and forgets it, so the sender gets the DROP answer: an
+    /// unread body makes Kestrel reset the connection, which daprd takes for a failed delivery (and retries). Kestrel's
+    /// own request size limit (30 MB by default) bounds what is read; nothing of it is kept.
+    /// </summary>
+    private static async Task DiscardAsync(HttpRequest request)
+    {
+        var block = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            while (await request.Body.ReadAsync(block, request.HttpContext.RequestAborted) > 0)
+            {
+            }
+        }
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException)
+        {
+            // Over Kestrel's limit: the connection is closed by Kestrel, nothing more to read.
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(block);
+        }
+    }
+
+    /// <summary>
     /// The raw body in a pooled buffer (the caller returns it), or null when it is longer than any chunk's envelope can
     /// be (reading stops there). Pooled because deliveries come thousands a second under attack, and per-request buffers
     /// would grow the heap the worker keeps.
     /// </summary>
     private async Task<ArraySegment<byte>?> ReadBodyAsync(HttpRequest request)
     {
-        if (request.ContentLength > _maxBodyBytes) return null;
+        if (request.ContentLength > _maxBodyBytes)
+        {
+            await DiscardAsync(request);
+            return null;
+        }
         var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(request.ContentLength ?? 64 * 1024, _maxBodyBytes) + 1);
         int length = 0;
         try
@@ -123,6 +151,7 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
                 if (length > _maxBodyBytes)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
+                    await DiscardAsync(request);
                     return null;
                 }
                 if (length == buffer.Length)
