@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using DaprTrain.Coordination;
+using DaprTrain.Engine.Aggregation;
 using Microsoft.Extensions.Configuration;
 
 namespace DaprTrain.Dapr;
@@ -65,6 +66,16 @@ public sealed class TrainingJobOptions : IValidatableObject
     [Range(16 * 1024, 16 * 1024 * 1024)]
     public int MaxChunkBytes { get; set; } = 512 * 1024;
 
+    /// <summary>
+    /// Job:Aggregator: how the server (ps) or every replica (p2p, p2p-scatter) aggregates a round, as in the CLI's
+    /// --aggregator (mean, median, trimmed-mean[:f], krum[:f], multi-krum[:f[,m]], bulyan[:f]). Validated at start against
+    /// Workers and the topology; every service of a job must name the same rule, or replicas diverge.
+    /// </summary>
+    public string Aggregator { get; set; } = "mean";
+
+    /// <summary>The aggregation rule, resolved for <see cref="Workers"/> (f and m filled in); valid once the options are validated.</summary>
+    public AggregationRule ResolvedAggregator() => DaprTrain.Engine.Aggregation.AggregationRule.Parse(Aggregator).ForWorkers(Workers);
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (!Topologies.TryParse(TopologyName, out var topology))
@@ -74,6 +85,27 @@ public sealed class TrainingJobOptions : IValidatableObject
         else if (Workers < topology.MinWorkers())
         {
             yield return new ValidationResult($"Job:Topology {topology.Name()} needs at least {topology.MinWorkers()} workers; Workers = {Workers}.", [nameof(Workers)]);
+        }
+        if (!DaprTrain.Engine.Aggregation.AggregationRule.TryParse(Aggregator, out var rule, out string? problem))
+        {
+            yield return new ValidationResult($"Job:Aggregator: {problem}", [nameof(Aggregator)]);
+        }
+        else
+        {
+            string? condition = null;
+            try
+            {
+                rule = rule.ForWorkers(Workers);
+            }
+            catch (ArgumentException ex)
+            {
+                condition = ex.Message;
+            }
+            if (condition is not null) yield return new ValidationResult($"Job:Aggregator: {condition}", [nameof(Aggregator)]);
+            else if (rule.NeedsWholeVectors && Topologies.TryParse(TopologyName, out var chosen) && chosen == Coordination.Topology.PeerToPeerScatter)
+            {
+                yield return new ValidationResult($"Job:Aggregator {rule} compares whole gradients, and p2p-scatter gives each worker one slice of them: use p2p or ps, or median or trimmed-mean.", [nameof(Aggregator)]);
+            }
         }
         if (!string.IsNullOrEmpty(DataDir) && !Directory.Exists(DataDir))
         {
