@@ -60,12 +60,6 @@ public sealed class TrainingJobOptions : IValidatableObject
     /// <summary>A folder with MNIST IDX files; empty means synthetic data.</summary>
     public string? DataDir { get; set; }
 
-    [Range(1, 1_000_000)]
-    public int Holdout { get; set; } = 2000;
-
-    [Range(16 * 1024, 16 * 1024 * 1024)]
-    public int MaxChunkBytes { get; set; } = 512 * 1024;
-
     /// <summary>
     /// Job:Aggregator: how the server (ps) or every replica (p2p, p2p-scatter) aggregates a round, as in the CLI's
     /// --aggregator (mean, median, trimmed-mean[:f], krum[:f], multi-krum[:f[,m]], bulyan[:f]). Validated at start against
@@ -76,16 +70,9 @@ public sealed class TrainingJobOptions : IValidatableObject
     /// <summary>The aggregation rule, resolved for <see cref="Workers"/> (f and m filled in); valid once the options are validated.</summary>
     public AggregationRule ResolvedAggregator() => DaprTrain.Engine.Aggregation.AggregationRule.Parse(Aggregator).ForWorkers(Workers);
 
-    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    /// <summary>Job:Aggregator parses, its condition holds for Workers, and a whole-vector rule is not asked of p2p-scatter.</summary>
+    private IEnumerable<ValidationResult> ValidateAggregator()
     {
-        if (!Topologies.TryParse(TopologyName, out var topology))
-        {
-            yield return new ValidationResult($"Job:Topology '{TopologyName}' is not a topology; known: {string.Join(", ", Topologies.Names)}.", [nameof(Topology)]);
-        }
-        else if (Workers < topology.MinWorkers())
-        {
-            yield return new ValidationResult($"Job:Topology {topology.Name()} needs at least {topology.MinWorkers()} workers; Workers = {Workers}.", [nameof(Workers)]);
-        }
         if (!DaprTrain.Engine.Aggregation.AggregationRule.TryParse(Aggregator, out var rule, out string? problem))
         {
             yield return new ValidationResult($"Job:Aggregator: {problem}", [nameof(Aggregator)]);
@@ -106,6 +93,25 @@ public sealed class TrainingJobOptions : IValidatableObject
             {
                 yield return new ValidationResult($"Job:Aggregator {rule} compares whole gradients, and p2p-scatter gives each worker one slice of them: use p2p or ps, or median or trimmed-mean.", [nameof(Aggregator)]);
             }
+        }
+    }
+
+    [Range(1, 1_000_000)]
+    public int Holdout { get; set; } = 2000;
+
+    [Range(16 * 1024, 16 * 1024 * 1024)]
+    public int MaxChunkBytes { get; set; } = 512 * 1024;
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        foreach (var problem in ValidateAggregator()) yield return problem;
+        if (!Topologies.TryParse(TopologyName, out var topology))
+        {
+            yield return new ValidationResult($"Job:Topology '{TopologyName}' is not a topology; known: {string.Join(", ", Topologies.Names)}.", [nameof(Topology)]);
+        }
+        else if (Workers < topology.MinWorkers())
+        {
+            yield return new ValidationResult($"Job:Topology {topology.Name()} needs at least {topology.MinWorkers()} workers; Workers = {Workers}.", [nameof(Workers)]);
         }
         if (!string.IsNullOrEmpty(DataDir) && !Directory.Exists(DataDir))
         {
