@@ -12,17 +12,23 @@ internal static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "Torch intra-op threads, 1 to this machine's cores (default: all cores)." };
         CommonOptions.BoundThreads(threads);
         var plots = new Option<string?>("--plots") { Description = "A folder for the benchmarks' plots (serverless-vs-model-size.png); none by default." };
-        var command = new Command("bench", "Measure training throughput, gradient exchange and checkpoint codec cost; prints Markdown for BENCHMARKS.md.");
+        var only = new Option<string?>("--only") { Description = "Run one section: training, codec, aggregation, engine or serverless (default: all)." }
+            .AcceptOnlyFromAmong("training", "codec", "aggregation", "engine", "serverless");
+        var command = new Command("bench", "Measure training throughput, gradient exchange, aggregation rules and checkpoint codec cost; prints Markdown for BENCHMARKS.md.");
         command.Options.Add(quick);
         command.Options.Add(threads);
         command.Options.Add(plots);
+        command.Options.Add(only);
         command.SetAction(async (result, cancellationToken) =>
         {
             TorchRuntime.EnsureInitialised(result.GetValue(threads));
-            new TrainingBenchmarks(output, result.GetValue(quick)).Run();
-            CodecProbe.Run(output, result.GetValue(quick));
-            await new EngineBenchmarks(output, result.GetValue(quick)).RunAsync();
-            await new ServerlessBenchmarks(output, result.GetValue(quick), result.GetValue(plots)).RunAsync();
+            string? section = result.GetValue(only);
+            bool Runs(string name) => section is null || section == name;
+            if (Runs("training")) new TrainingBenchmarks(output, result.GetValue(quick)).Run();
+            if (Runs("codec")) CodecProbe.Run(output, result.GetValue(quick));
+            if (Runs("aggregation")) AggregatorBenchmarks.Run(output, result.GetValue(quick));
+            if (Runs("engine")) await new EngineBenchmarks(output, result.GetValue(quick)).RunAsync();
+            if (Runs("serverless")) await new ServerlessBenchmarks(output, result.GetValue(quick), result.GetValue(plots)).RunAsync();
             return ExitCodes.Success;
         });
         return command;

@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using DaprTrain.Coordination;
+using DaprTrain.Engine.Aggregation;
 using Microsoft.Extensions.Configuration;
 
 namespace DaprTrain.Dapr;
@@ -59,6 +60,42 @@ public sealed class TrainingJobOptions : IValidatableObject
     /// <summary>A folder with MNIST IDX files; empty means synthetic data.</summary>
     public string? DataDir { get; set; }
 
+    /// <summary>
+    /// Job:Aggregator: how the server (ps) or every replica (p2p, p2p-scatter) aggregates a round, as in the CLI's
+    /// --aggregator (mean, median, trimmed-mean[:f], krum[:f], multi-krum[:f[,m]], bulyan[:f]). Validated at start against
+    /// Workers and the topology; every service of a job must name the same rule, or replicas diverge.
+    /// </summary>
+    public string Aggregator { get; set; } = "mean";
+
+    /// <summary>The aggregation rule, resolved for <see cref="Workers"/> (f and m filled in); valid once the options are validated.</summary>
+    public AggregationRule ResolvedAggregator() => DaprTrain.Engine.Aggregation.AggregationRule.Parse(Aggregator).ForWorkers(Workers);
+
+    /// <summary>Job:Aggregator parses, its condition holds for Workers, and a whole-vector rule is not asked of p2p-scatter.</summary>
+    private IEnumerable<ValidationResult> ValidateAggregator()
+    {
+        if (!DaprTrain.Engine.Aggregation.AggregationRule.TryParse(Aggregator, out var rule, out string? problem))
+        {
+            yield return new ValidationResult($"Job:Aggregator: {problem}", [nameof(Aggregator)]);
+        }
+        else
+        {
+            string? condition = null;
+            try
+            {
+                rule = rule.ForWorkers(Workers);
+            }
+            catch (ArgumentException ex)
+            {
+                condition = ex.Message;
+            }
+            if (condition is not null) yield return new ValidationResult($"Job:Aggregator: {condition}", [nameof(Aggregator)]);
+            else if (rule.NeedsWholeVectors && Topologies.TryParse(TopologyName, out var chosen) && chosen == Coordination.Topology.PeerToPeerScatter)
+            {
+                yield return new ValidationResult($"Job:Aggregator {rule} compares whole gradients, and p2p-scatter gives each worker one slice of them: use p2p or ps, or median or trimmed-mean.", [nameof(Aggregator)]);
+            }
+        }
+    }
+
     [Range(1, 1_000_000)]
     public int Holdout { get; set; } = 2000;
 
@@ -85,6 +122,7 @@ public sealed class TrainingJobOptions : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        foreach (var problem in ValidateAggregator()) yield return problem;
         if (!Topologies.TryParse(TopologyName, out var topology))
         {
             yield return new ValidationResult($"Job:Topology '{TopologyName}' is not a topology; known: {string.Join(", ", Topologies.Names)}.", [nameof(Topology)]);

@@ -42,7 +42,9 @@ public sealed class WorkerLoop(
 
         var data = job.LoadData();
         var shards = DaprTrain.Training.Data.Sharding.Split(data.TrainIndices, data.Train.Labels, job.Workers, job.Seed, DaprTrain.Training.Data.ShardingMode.Iid);
-        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger));
+        var attack = identity.Value.ParsedAttack();
+        if (attack is not null) logger.LogWarning("{Worker} is Byzantine for this experiment: it sends {Attack} gradients (Job:Attack)", _id, attack);
+        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack });
         var checkpoints = new JobCheckpoints(store, job.JobId);
 
         var view = await coordinator.JoinAsync(_id);
