@@ -13,9 +13,10 @@ public static class DaprHosting
 {
     public const string HealthPath = "/health";
 
-    public static IServiceCollection AddDaprTrainHost(this IServiceCollection services)
+    public static IServiceCollection AddDaprTrainHost(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddDaprClient();
+        services.AddDaprTrainTelemetry(configuration);
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<SidecarStatus>();
         services.AddHostedService(sp => sp.GetRequiredService<SidecarStatus>());
@@ -24,15 +25,16 @@ public static class DaprHosting
 
     /// <summary>
     /// What every app answers daprd with, in one call: the API token check first (nothing else answers an
-    /// unauthenticated caller), CloudEvents unwrapped for the subscription routes, GET /dapr/subscribe listing the
-    /// routes mapped with WithTopic, and GET /health. <paramref name="idle"/> says why an app that has nothing to do
+    /// unauthenticated caller), GET /dapr/subscribe listing the routes mapped with WithTopic, and GET /health.
+    /// No UseCloudEvents: the subscription routes read their CloudEvents themselves (DaprTrain.Dapr.CloudEventData), bounded,
+    /// and answer DROP where that middleware would answer 500 (and so have daprd retry poison). <paramref name="idle"/> says why an app that has nothing to do
     /// in this job (a parameter server in a peer-to-peer job) stays up.
     /// </summary>
     public static WebApplication MapDaprTrainApp(this WebApplication app, string service, string? idle = null)
     {
         app.UseDaprApiToken(app.Configuration[ApiTokenMiddleware.EnvironmentVariable]);
-        app.UseCloudEvents();
         app.MapSubscribeHandler();
+        app.MapDaprTrainMetrics();
         if (idle is null) app.MapDaprTrainHealth(service);
         else app.MapGet(HealthPath, () => Results.Json(new { service, status = "idle: " + idle }));
         return app;

@@ -81,16 +81,39 @@ public static class ChunkCodec
 
 /// <summary>
 /// Puts chunks back together, whatever order and however often they arrive. A chunk that fails its checksum is
-/// rejected at once; a whole message that fails its checksum is rejected when its last chunk arrives. Incomplete
-/// messages are evicted oldest first beyond a byte budget, so a sender that never finishes cannot exhaust memory.
+/// rejected at once; a whole message that fails its checksum is rejected when its last chunk arrives.
+/// Memory follows what was received, never what a header claims: a chunk's data is kept as it arrives and the whole
+/// message is allocated only once every byte of it is here (a 60-byte chunk that claims 2 GB costs 60 bytes). The
+/// bytes held are charged to a budget, the number of incomplete messages is bounded, and a message still incomplete
+/// <see cref="ExpiryRounds"/> rounds after its first chunk came is dropped (its round has closed without it). Beyond the
+/// budget or the count, the oldest incomplete message goes first, in O(1) amortised (arrival order is a queue).
 /// </summary>
-public sealed class ChunkAssembler(long maxPendingBytes = 256L * 1024 * 1024)
+/// <param name="maxPendingBytes">Bytes of incomplete messages held at most (and the largest message accepted).</param>
+/// <param name="maxPendingMessages">Incomplete messages held at most.</param>
+public sealed class ChunkAssembler(long maxPendingBytes = ChunkAssembler.DefaultMaxPendingBytes, int maxPendingMessages = ChunkAssembler.DefaultMaxPendingMessages)
 {
+    public const long DefaultMaxPendingBytes = 256L * 1024 * 1024;
+
+    /// <summary>Far above what a round leaves open (a message per peer and topic, a round or two in flight).</summary>
+    public const int DefaultMaxPendingMessages = 1024;
+
+    /// <summary>An incomplete message is dropped once the receiver is this many rounds past the round its first chunk came in.</summary>
+    public const long ExpiryRounds = 2;
+
+    /// <summary>What holding one chunk costs beyond its data (array header, dictionary entry), charged to the budget.</summary>
+    private const int ChunkOverheadBytes = 64;
+
+    private const int RememberedMessages = 4096;
+
     private readonly Dictionary<Guid, Pending> _pending = [];
+    private readonly Queue<(Guid Id, long Sequence)> _arrivals = new();
     private readonly HashSet<Guid> _completed = [];
     private readonly Queue<Guid> _completedOrder = new();
     private readonly Lock _gate = new();
     private long _pendingBytes;
+    private long _sequence;
+    private long _expired;
+    private long _evicted;
 
     public int PendingMessages
     {
@@ -100,37 +123,83 @@ public sealed class ChunkAssembler(long maxPendingBytes = 256L * 1024 * 1024)
         }
     }
 
-    public ChunkResult Add(ReadOnlySpan<byte> chunk)
+    /// <summary>Bytes held for incomplete messages (data plus a small overhead per chunk).</summary>
+    public long PendingBytes
+    {
+        get
+        {
+            lock (_gate) return _pendingBytes;
+        }
+    }
+
+    /// <summary>Incomplete messages dropped because their round had passed.</summary>
+    public long Expired => Interlocked.Read(ref _expired);
+
+    /// <summary>Incomplete messages dropped to stay within the byte budget or the message count.</summary>
+    public long Evicted => Interlocked.Read(ref _evicted);
+
+    /// <summary>Checks a chunk's own framing (magic, version, checksum, header consistency) without keeping it.</summary>
+    public static string? Check(ReadOnlySpan<byte> chunk)
+    {
+        ChunkCodec.Parse(chunk, out var problem);
+        return problem;
+    }
+
+    /// <param name="round">The receiver's current round: stamps a new message and expires the ones that are too old.</param>
+    public ChunkResult Add(ReadOnlySpan<byte> chunk, long round = 0)
     {
         var header = ChunkCodec.Parse(chunk, out var problem);
         if (problem is not null) return new ChunkResult(ChunkStatus.Rejected, Reason: problem);
+        // Every chunk but the one of an empty message carries at least a byte, so a message has at most as many chunks
+        // as bytes. Checked before anything is kept, as is the size, so no claim is believed beyond what a message can be.
+        if (header.Count > Math.Max(1, header.TotalLength))
+        {
+            return new ChunkResult(ChunkStatus.Rejected, Reason: $"chunk header claims {header.Count} chunks for a message of {header.TotalLength} bytes");
+        }
+        if (header.TotalLength > maxPendingBytes)
+        {
+            return new ChunkResult(ChunkStatus.Rejected, Reason: $"message of {header.TotalLength} bytes exceeds the {maxPendingBytes}-byte budget");
+        }
+        if (header.DataLength == 0 && header.TotalLength > 0)
+        {
+            return new ChunkResult(ChunkStatus.Rejected, Reason: "empty chunk of a non-empty message");
+        }
         lock (_gate)
         {
+            Expire(round);
             if (_completed.Contains(header.Id)) return new ChunkResult(ChunkStatus.Duplicate, Reason: "message already assembled");
+            if (header.Count == 1) return Single(header, chunk);
             if (!_pending.TryGetValue(header.Id, out var pending))
             {
-                if (header.TotalLength > maxPendingBytes) return new ChunkResult(ChunkStatus.Rejected, Reason: $"message of {header.TotalLength} bytes exceeds the {maxPendingBytes}-byte budget");
-                pending = new Pending(header, new byte[header.TotalLength], new bool[header.Count]);
+                pending = new Pending(header, ++_sequence, round);
                 _pending[header.Id] = pending;
-                _pendingBytes += header.TotalLength;
-                Evict(header.Id);
+                _arrivals.Enqueue((header.Id, pending.Sequence));
             }
-            if (pending.Header.Count != header.Count || pending.Header.TotalLength != header.TotalLength || pending.Header.Whole != header.Whole)
+            else if (pending.Header.Count != header.Count || pending.Header.TotalLength != header.TotalLength || pending.Header.Whole != header.Whole)
             {
                 return new ChunkResult(ChunkStatus.Rejected, Reason: "chunk disagrees with the other chunks of its message");
             }
-            if (pending.Received[header.Index]) return new ChunkResult(ChunkStatus.Duplicate, Reason: $"chunk {header.Index} already received");
+            if (pending.Parts.ContainsKey(header.Index)) return new ChunkResult(ChunkStatus.Duplicate, Reason: $"chunk {header.Index} already received");
+            if (pending.ReceivedBytes + header.DataLength > header.TotalLength)
+            {
+                if (pending.Parts.Count == 0) Remove(header.Id, pending);
+                return new ChunkResult(ChunkStatus.Rejected, Reason: $"chunk {header.Index} takes its message past its declared {header.TotalLength} bytes");
+            }
 
-            chunk.Slice(ChunkCodec.HeaderBytes, header.DataLength).CopyTo(pending.Data.AsSpan(header.Offset));
-            pending.Received[header.Index] = true;
-            pending.Count++;
-            if (pending.Count < header.Count) return new ChunkResult(ChunkStatus.Incomplete);
+            pending.Parts.Add(header.Index, new Part(header.Offset, chunk.Slice(ChunkCodec.HeaderBytes, header.DataLength).ToArray()));
+            pending.ReceivedBytes += header.DataLength;
+            _pendingBytes += header.DataLength + ChunkOverheadBytes;
+            if (pending.Parts.Count < header.Count)
+            {
+                Evict(header.Id);
+                return new ChunkResult(ChunkStatus.Incomplete);
+            }
 
-            _pending.Remove(header.Id);
-            _pendingBytes -= header.TotalLength;
-            if (XxHash3.HashToUInt64(pending.Data) != header.Whole) return new ChunkResult(ChunkStatus.Rejected, Reason: "reassembled message fails its checksum");
+            Remove(header.Id, pending);
+            var message = Assemble(pending, out problem);
+            if (message is null) return new ChunkResult(ChunkStatus.Rejected, Reason: problem);
             Remember(header.Id);
-            return new ChunkResult(ChunkStatus.Complete, pending.Data);
+            return new ChunkResult(ChunkStatus.Complete, message);
         }
     }
 
@@ -141,32 +210,112 @@ public sealed class ChunkAssembler(long maxPendingBytes = 256L * 1024 * 1024)
         lock (_gate) _completed.Remove(id);
     }
 
+    /// <summary>A message of one chunk (most of them): nothing to hold, checked and handed on at once.</summary>
+    private ChunkResult Single(ChunkCodec.Header header, ReadOnlySpan<byte> chunk)
+    {
+        if (header.Offset != 0 || header.DataLength != header.TotalLength)
+        {
+            return new ChunkResult(ChunkStatus.Rejected, Reason: $"single chunk holds bytes {header.Offset} to {header.Offset + header.DataLength} of a {header.TotalLength}-byte message");
+        }
+        var message = chunk.Slice(ChunkCodec.HeaderBytes, header.DataLength).ToArray();
+        if (XxHash3.HashToUInt64(message) != header.Whole) return new ChunkResult(ChunkStatus.Rejected, Reason: "reassembled message fails its checksum");
+        Remember(header.Id);
+        return new ChunkResult(ChunkStatus.Complete, message);
+    }
+
+    /// <summary>Every chunk is here: they must tile the declared length exactly, in index order, and match the whole-message checksum.</summary>
+    private static byte[]? Assemble(Pending pending, out string? problem)
+    {
+        problem = null;
+        var header = pending.Header;
+        if (pending.ReceivedBytes != header.TotalLength)
+        {
+            problem = $"chunks hold {pending.ReceivedBytes} of the declared {header.TotalLength} bytes";
+            return null;
+        }
+        var message = new byte[header.TotalLength];
+        int offset = 0;
+        for (int index = 0; index < header.Count; index++)
+        {
+            var part = pending.Parts[index];
+            if (part.Offset != offset)
+            {
+                problem = $"chunk {index} starts at byte {part.Offset}, expected {offset}";
+                return null;
+            }
+            part.Data.CopyTo(message, offset);
+            offset += part.Data.Length;
+        }
+        if (XxHash3.HashToUInt64(message) != header.Whole)
+        {
+            problem = "reassembled message fails its checksum";
+            return null;
+        }
+        return message;
+    }
+
+    private void Remove(Guid id, Pending pending)
+    {
+        _pending.Remove(id);
+        _pendingBytes -= pending.ReceivedBytes + (long)pending.Parts.Count * ChunkOverheadBytes;
+    }
+
+    /// <summary>Drops incomplete messages whose round has passed. Arrival order is round order, so the scan stops at the first that is still current.</summary>
+    private void Expire(long round)
+    {
+        while (_arrivals.TryPeek(out var oldest))
+        {
+            if (!_pending.TryGetValue(oldest.Id, out var pending) || pending.Sequence != oldest.Sequence)
+            {
+                _arrivals.Dequeue(); // completed or evicted since: a stale entry
+                continue;
+            }
+            if (round - pending.Round < ExpiryRounds) break;
+            _arrivals.Dequeue();
+            Remove(oldest.Id, pending);
+            _expired++;
+        }
+    }
+
+    /// <summary>Oldest first, beyond the byte budget or the message count; never the message that just grew.</summary>
     private void Evict(Guid keep)
     {
-        foreach (var id in _pending.OrderBy(p => p.Value.Sequence).Select(p => p.Key).ToList())
+        while ((_pendingBytes > maxPendingBytes || _pending.Count > maxPendingMessages) && _arrivals.TryDequeue(out var oldest))
         {
-            if (_pendingBytes <= maxPendingBytes) break;
-            if (id == keep) continue;
-            _pendingBytes -= _pending[id].Header.TotalLength;
-            _pending.Remove(id);
+            if (!_pending.TryGetValue(oldest.Id, out var pending) || pending.Sequence != oldest.Sequence) continue;
+            if (oldest.Id == keep)
+            {
+                _arrivals.Enqueue(oldest); // it stays, now as the newest
+                if (_pending.Count == 1) break;
+                continue;
+            }
+            Remove(oldest.Id, pending);
+            _evicted++;
+        }
+        // Stale entries (messages completed since) are dropped as the queue is read; keep them from piling up meanwhile.
+        if (_arrivals.Count > 2 * _pending.Count + 64)
+        {
+            var live = _arrivals.Where(a => _pending.TryGetValue(a.Id, out var p) && p.Sequence == a.Sequence).ToList();
+            _arrivals.Clear();
+            foreach (var arrival in live) _arrivals.Enqueue(arrival);
         }
     }
 
     private void Remember(Guid id)
     {
-        _completed.Add(id);
+        if (!_completed.Add(id)) return;
         _completedOrder.Enqueue(id);
-        while (_completedOrder.Count > 4096) _completed.Remove(_completedOrder.Dequeue());
+        while (_completedOrder.Count > RememberedMessages) _completed.Remove(_completedOrder.Dequeue());
     }
 
-    private sealed class Pending(ChunkCodec.Header header, byte[] data, bool[] received)
-    {
-        private static long _next;
+    private readonly record struct Part(int Offset, byte[] Data);
 
+    private sealed class Pending(ChunkCodec.Header header, long sequence, long round)
+    {
         public ChunkCodec.Header Header { get; } = header;
-        public byte[] Data { get; } = data;
-        public bool[] Received { get; } = received;
-        public int Count { get; set; }
-        public long Sequence { get; } = Interlocked.Increment(ref _next);
+        public long Sequence { get; } = sequence;
+        public long Round { get; } = round;
+        public Dictionary<int, Part> Parts { get; } = [];
+        public long ReceivedBytes { get; set; }
     }
 }

@@ -8,10 +8,12 @@ using Grpc.Core;
 namespace DaprTrain.Dapr;
 
 /// <summary>
-/// The checkpoint store port over Dapr's state API (gRPC through DaprClient). Values larger than one chunk are
-/// stored as chunk keys ("{key}#chunk-{version}-{i}") and a small manifest under the key itself; the manifest
-/// is written last, guarded by the key's ETag, so readers see the old value or the whole new one. An ETag
-/// mismatch is Dapr's gRPC Aborted, which this turns into false as TrySaveStateAsync does.
+/// The checkpoint store port over Dapr's state API (gRPC through DaprClient), single-key operations only. Values larger
+/// than one chunk are stored as chunk keys ("{key}#chunk-{version}-{i}", a fresh version each write, so no other write
+/// lands on them) and then a small manifest under the key itself, saved with the key's ETag: readers see the old value
+/// or the whole new one. An ETag mismatch on SaveState/DeleteState is daprd's gRPC Aborted, which this turns into false
+/// as TrySaveStateAsync does. Transactions are not used: daprd answers any failed one with Internal, so a lost race
+/// could not be told from an outage (dapr/dapr pkg/api/grpc/grpc.go).
 /// </summary>
 public sealed class DaprCheckpointStore(DaprClient dapr, string storeName = DaprComponents.StateStore, int maxValueBytes = ChunkCodec.DefaultMaxChunkBytes) : ICheckpointStore
 {
@@ -37,41 +39,51 @@ public sealed class DaprCheckpointStore(DaprClient dapr, string storeName = Dapr
         throw new InvalidDataException($"state '{key}': its {manifest.Chunks} chunks do not make a whole value");
     }
 
-    public Task<bool> TrySaveAsync(string key, byte[] data, string? etag, CancellationToken cancellationToken = default) =>
-        TryTransactAsync([StoreOperation.Upsert(key, data, etag)], cancellationToken);
-
-    public Task<bool> TryDeleteAsync(string key, string? etag, CancellationToken cancellationToken = default) =>
-        TryTransactAsync([StoreOperation.Delete(key, etag)], cancellationToken);
-
-    public async Task<bool> TryTransactAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default)
+    public async Task<bool> TrySaveAsync(string key, byte[] data, string? etag, CancellationToken cancellationToken = default)
     {
-        var requests = new List<StateTransactionRequest>();
-        foreach (var operation in operations)
+        byte[] value = data;
+        if (data.Length > maxValueBytes || ReadManifest(data) is not null)
         {
-            if (operation.Data is not byte[] data)
-            {
-                requests.Add(new StateTransactionRequest(operation.Key, null, StateOperationType.Delete, operation.ETag));
-                continue;
-            }
-            if (data.Length <= maxValueBytes && ReadManifest(data) is null)
-            {
-                requests.Add(new StateTransactionRequest(operation.Key, data, StateOperationType.Upsert, operation.ETag));
-                continue;
-            }
-            // Chunks first, each its own request (a transaction carrying them all would break the body limit);
-            // unreferenced until the manifest, written in the transaction, points at them.
+            // Chunks first, each its own request, unreferenced until the manifest points at them.
             string version = Guid.NewGuid().ToString("N");
             var chunks = ChunkCodec.Split(data, maxValueBytes);
             for (int i = 0; i < chunks.Count; i++)
             {
-                await dapr.SaveByteStateAsync(storeName, ChunkKey(operation.Key, version, i), chunks[i], cancellationToken: cancellationToken);
+                await dapr.SaveByteStateAsync(storeName, ChunkKey(key, version, i), chunks[i], cancellationToken: cancellationToken);
             }
-            requests.Add(new StateTransactionRequest(operation.Key, WriteManifest(new Manifest(version, chunks.Count, data.Length)), StateOperationType.Upsert, operation.ETag));
+            value = WriteManifest(new Manifest(version, chunks.Count, data.Length));
         }
+        if (etag is null)
+        {
+            await dapr.SaveByteStateAsync(storeName, key, value, cancellationToken: cancellationToken);
+            return true;
+        }
+        return await ConflictIsFalse(() => dapr.TrySaveByteStateAsync(storeName, key, value, etag, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Deletes the key and, when it held a manifest, the chunks it named (after the key, so no reader sees a manifest without its chunks).</summary>
+    public async Task<bool> TryDeleteAsync(string key, string? etag, CancellationToken cancellationToken = default)
+    {
+        var data = await dapr.GetByteStateAsync(storeName, key, cancellationToken: cancellationToken);
+        var manifest = data.IsEmpty ? null : ReadManifest(data.Span);
+        if (etag is null) await dapr.DeleteStateAsync(storeName, key, cancellationToken: cancellationToken);
+        else if (!await ConflictIsFalse(() => dapr.TryDeleteStateAsync(storeName, key, etag, cancellationToken: cancellationToken))) return false;
+        for (int i = 0; i < (manifest?.Chunks ?? 0); i++)
+        {
+            await dapr.DeleteStateAsync(storeName, ChunkKey(key, manifest!.Version, i), cancellationToken: cancellationToken);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The SDK's Try* methods answer false for Aborted; some versions let it through wrapped in a DaprException, and some
+    /// stores answer FailedPrecondition: each is a lost race, false. Anything else propagates.
+    /// </summary>
+    private static async Task<bool> ConflictIsFalse(Func<Task<bool>> write)
+    {
         try
         {
-            await dapr.ExecuteStateTransactionAsync(storeName, requests, cancellationToken: cancellationToken);
-            return true;
+            return await write();
         }
         catch (DaprException ex) when (ex.InnerException is RpcException { StatusCode: StatusCode.Aborted or StatusCode.FailedPrecondition })
         {

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Diagnostics;
 using DaprTrain.Engine.Telemetry;
 using DaprTrain.Engine.Messaging;
 using Microsoft.AspNetCore.Http;
@@ -6,20 +8,30 @@ using Microsoft.Extensions.Logging;
 namespace DaprTrain.Dapr;
 
 /// <summary>
-/// A subscription route's handling of what daprd delivers (CloudEvents already unwrapped by UseCloudEvents):
-/// chunks are put back together, whole messages go to the node, and the answer follows Dapr's contract:
-/// SUCCESS for applied or known duplicates (and for chunks still waiting for the rest), DROP with a logged
-/// reason for poison, RETRY only for transient trouble such as a node that is not ready yet.
+/// A subscription route's handling of what daprd delivers: the CloudEvent is read from the raw body (bounded by a chunk's
+/// envelope; see <see cref="CloudEventData"/>), chunks are put back together, whole messages go to the node, and the
+/// answer follows Dapr's contract: SUCCESS for applied or known duplicates (and for chunks still waiting for the rest),
+/// DROP with a logged reason for poison (whatever is wrong with it: envelope, base64, size, framing, content), RETRY only
+/// for transient trouble such as a node that is not ready yet. No input makes it answer 500, which daprd would retry.
 /// </summary>
 /// <param name="node">The receiving node's id: received bytes are recorded on the project's Meter under it.</param>
-public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes, string node = "")
+/// <param name="round">The node's current round, for expiring incomplete messages whose round has passed (null: never by round).</param>
+public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes, string node = "", Func<long>? round = null)
 {
     private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(node);
     private readonly ChunkAssembler _assembler = new();
+    private readonly int _maxBodyBytes = CloudEventData.MaxBodyBytes(maxChunkBytes);
     private int _redelivered;
+    private long _dropped;
 
     /// <summary>Deliveries of chunks or messages this inbox had already taken (broker redeliveries and duplicates).</summary>
     public int Redelivered => _redelivered;
+
+    /// <summary>Deliveries answered DROP (poison of any kind, and messages the node refused).</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Incomplete messages held, and incomplete messages given up (their round passed, or over the budget).</summary>
+    public (int Pending, long Expired, long Evicted) Reassembly => (_assembler.PendingMessages, _assembler.Expired, _assembler.Evicted);
 
     public static IResult Answer(DeliveryStatus status) => Results.Json(new { status = status switch
     {
@@ -31,35 +43,44 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
     /// <param name="deliver">The node's handler, or null while the node is not ready (the delivery is then retried, untouched).</param>
     public async Task<IResult> HandleAsync(HttpRequest request, string route, Func<byte[], DeliveryResult>? deliver)
     {
-        if (deliver is null) return Answer(DeliveryStatus.Retry);
-        // The body is the decoded CloudEvent data (UseCloudEvents replaced it); Content-Length still describes the envelope.
-        using var buffer = new MemoryStream();
-        var block = new byte[81920];
-        int read;
-        while ((read = await request.Body.ReadAsync(block, request.HttpContext.RequestAborted)) > 0)
+        byte[]? chunk;
+        string? problem;
+        string? traceParent;
+        var body = await ReadBodyAsync(request);
+        if (body is not { } read) return Drop(route, $"delivery over {_maxBodyBytes} bytes (a chunk's envelope at most)");
+        try
         {
-            if (buffer.Length + read > maxChunkBytes)
-            {
-                logger.LogWarning("{Route}: dropped a delivery over the {Max}-byte chunk size", route, maxChunkBytes);
-                return Answer(DeliveryStatus.Drop);
-            }
-            buffer.Write(block, 0, read);
+            chunk = CloudEventData.Read(read.AsSpan(), request.ContentType, maxChunkBytes, out problem, out traceParent);
         }
-        var chunk = _assembler.Add(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
-        switch (chunk.Status)
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(read.Array!);
+        }
+        if (chunk is null) return Drop(route, problem!);
+        // Poison is dropped whether or not the node is ready; a sound chunk waits (untouched) until it is.
+        if (ChunkAssembler.Check(chunk) is { } framing) return Drop(route, framing);
+        if (deliver is null) return Answer(DeliveryStatus.Retry);
+
+        var assembled = _assembler.Add(chunk, round?.Invoke() ?? 0);
+        switch (assembled.Status)
         {
             case ChunkStatus.Rejected:
-                logger.LogWarning("{Route}: dropped a poison delivery: {Reason}", route, chunk.Reason);
-                return Answer(DeliveryStatus.Drop);
+                return Drop(route, assembled.Reason!);
             case ChunkStatus.Duplicate:
                 Interlocked.Increment(ref _redelivered);
                 return Answer(DeliveryStatus.Success);
             case ChunkStatus.Incomplete:
                 return Answer(DeliveryStatus.Success);
         }
-        TrainingMetrics.BytesReceived.Add(chunk.Message!.Length, _tags);
+        // The delivery joins the publisher's trace (the traceparent daprd put in the CloudEvent of this, its last, chunk),
+        // so a round's messages and their deliveries form one trace across the services.
+        ActivityContext.TryParse(traceParent, null, isRemote: true, out var publisher);
+        using var span = TrainingMetrics.Tracing.StartActivity("deliver " + route, ActivityKind.Consumer, publisher);
+        span?.SetTag("daprtrain.node", node);
+        span?.SetTag("messaging.message.body.size", assembled.Message!.Length);
+        TrainingMetrics.BytesReceived.Add(assembled.Message!.Length, _tags);
         TrainingMetrics.MessagesReceived.Add(1, _tags);
-        var delivered = deliver(chunk.Message!);
+        var delivered = deliver(assembled.Message!);
         if (delivered.Late)
         {
             // A gradient that arrives after its round closed (a peer's echo, a redelivery) is routine, not news.
@@ -67,11 +88,57 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
         }
         else if (delivered.Status == DeliveryStatus.Drop)
         {
+            Interlocked.Increment(ref _dropped);
             logger.LogWarning("{Route}: dropped a message: {Reason}", route, delivered.Reason);
             // A refusal may hold only for now (a sender no view names yet, when the node already holds apart as many
             // such senders as it may); the same bytes resent later must reach the node again, not count as a duplicate.
-            _assembler.Forget(chunk.Message!);
+            _assembler.Forget(assembled.Message!);
         }
         return Answer(delivered.Status);
+    }
+
+    private IResult Drop(string route, string reason)
+    {
+        Interlocked.Increment(ref _dropped);
+        logger.LogWarning("{Route}: dropped a poison delivery: {Reason}", route, reason);
+        return Answer(DeliveryStatus.Drop);
+    }
+
+    /// <summary>
+    /// The raw body in a pooled buffer (the caller returns it), or null when it is longer than any chunk's envelope can
+    /// be (reading stops there). Pooled because deliveries come thousands a second under attack, and per-request buffers
+    /// would grow the heap the worker keeps.
+    /// </summary>
+    private async Task<ArraySegment<byte>?> ReadBodyAsync(HttpRequest request)
+    {
+        if (request.ContentLength > _maxBodyBytes) return null;
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(request.ContentLength ?? 64 * 1024, _maxBodyBytes) + 1);
+        int length = 0;
+        try
+        {
+            int read;
+            while ((read = await request.Body.ReadAsync(buffer.AsMemory(length), request.HttpContext.RequestAborted)) > 0)
+            {
+                length += read;
+                if (length > _maxBodyBytes)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    return null;
+                }
+                if (length == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, _maxBodyBytes + 1));
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+            }
+            return new ArraySegment<byte>(buffer, 0, length);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
     }
 }

@@ -70,8 +70,26 @@ public sealed class TrainingJobOptions : IValidatableObject
     [Range(1, 1_000_000)]
     public int Holdout { get; set; } = 2000;
 
+    /// <summary>
+    /// Largest chunk of a message or a state value. It must fit the sidecar's body limit as it is published, and the
+    /// broker's message limit once daprd has wrapped it in a CloudEvent (base64, a third larger, plus the envelope).
+    /// </summary>
     [Range(16 * 1024, 16 * 1024 * 1024)]
     public int MaxChunkBytes { get; set; } = 512 * 1024;
+
+    /// <summary>The sidecar's request body limit: daprd's --max-body-size (dapr.io/http-max-request-size), 4 MiB by default.</summary>
+    [Range(64 * 1024, int.MaxValue)]
+    public int SidecarMaxBodyBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// The broker's largest message: Kafka's message.max.bytes (about 1 MB by default; the components' maxMessageBytes is
+    /// 1 MiB). Redis Streams have no such limit below 512 MB: raise this with the Redis profile for larger chunks.
+    /// </summary>
+    [Range(64 * 1024, int.MaxValue)]
+    public int BrokerMaxMessageBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>What daprd's gRPC request around a published chunk adds (pub/sub and topic names, content type, metadata).</summary>
+    private const int PublishRequestOverheadBytes = 16 * 1024;
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
@@ -82,6 +100,17 @@ public sealed class TrainingJobOptions : IValidatableObject
         else if (Workers < topology.MinWorkers())
         {
             yield return new ValidationResult($"Job:Topology {topology.Name()} needs at least {topology.MinWorkers()} workers; Workers = {Workers}.", [nameof(Workers)]);
+        }
+        if ((long)MaxChunkBytes + PublishRequestOverheadBytes > SidecarMaxBodyBytes)
+        {
+            yield return new ValidationResult($"Job:MaxChunkBytes {MaxChunkBytes} does not fit the sidecar's body limit (Job:SidecarMaxBodyBytes {SidecarMaxBodyBytes}, "
+                + $"less {PublishRequestOverheadBytes} bytes for the request around it); raise daprd's --max-body-size or lower the chunk size.", [nameof(MaxChunkBytes)]);
+        }
+        long envelope = CloudEventData.MaxBodyBytes(MaxChunkBytes);
+        if (envelope > BrokerMaxMessageBytes)
+        {
+            yield return new ValidationResult($"Job:MaxChunkBytes {MaxChunkBytes} becomes a CloudEvent of up to {envelope} bytes (base64 plus the envelope), over the broker's "
+                + $"message limit (Job:BrokerMaxMessageBytes {BrokerMaxMessageBytes}); at most {MaxChunkFor(BrokerMaxMessageBytes)} fits.", [nameof(MaxChunkBytes)]);
         }
         if (!string.IsNullOrEmpty(DataDir) && !Directory.Exists(DataDir))
         {
@@ -97,6 +126,9 @@ public sealed class TrainingJobOptions : IValidatableObject
             yield return new ValidationResult($"Job:Dataset fashion-mnist: {problem}", [nameof(Dataset)]);
         }
     }
+
+    /// <summary>The largest chunk whose CloudEvent fits <paramref name="messageBytes"/>.</summary>
+    public static int MaxChunkFor(int messageBytes) => (int)Math.Max(0, ((long)messageBytes - CloudEventData.EnvelopeOverheadBytes) / 4 * 3);
 }
 
 public static class TrainingJobOptionsExtensions

@@ -67,6 +67,9 @@ public sealed class ServerLoop(
 
     private async Task RunRoundAsync(TrainingJobOptions job, JobCheckpoints checkpoints, CancellationToken stoppingToken)
     {
+        // One span per round; the weights it publishes continue it in the workers (see the worker's round span).
+        using var span = DaprTrain.Engine.Telemetry.TrainingMetrics.Tracing.StartActivity("round");
+        span?.SetTag("daprtrain.node", ParameterServerNode.NodeId);
         var view = await coordinator.GetViewAsync();
         if (view.Members.Count == 0)
         {

@@ -32,10 +32,4 @@ public sealed class CountingStore(ICheckpointStore inner) : ICheckpointStore
         return inner.TryDeleteAsync(key, etag, cancellationToken);
     }
 
-    public Task<bool> TryTransactAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default)
-    {
-        Operations++;
-        BytesWritten += operations.Sum(o => (long)(o.Data?.Length ?? 0));
-        return inner.TryTransactAsync(operations, cancellationToken);
-    }
 }

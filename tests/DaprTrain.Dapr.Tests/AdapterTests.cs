@@ -69,20 +69,74 @@ public sealed class AdapterTests : IAsyncLifetime
         (await store.TrySaveAsync("job/a", [4], first.ETag)).Should().BeTrue();
         (await store.TrySaveAsync("job/a", [5], first.ETag)).Should().BeFalse("Aborted on an ETag mismatch becomes false");
         (await store.GetAsync("job/a"))!.Data.Should().Equal(4);
-        _runtime.Calls.Should().Contain("ExecuteStateTransaction").And.Contain("GetState");
+        _runtime.Calls.Should().Contain("SaveState").And.Contain("GetState").And.NotContain("ExecuteStateTransaction",
+            "daprd reports a transaction's ETag conflict as Internal, so the store never relies on one");
+    }
+
+    [Theory]
+    [InlineData(StateStoreProfile.Redis)]
+    [InlineData(StateStoreProfile.PostgreSql)]
+    public async Task The_double_answers_a_transaction_with_a_stale_etag_as_daprd_does(StateStoreProfile profile)
+    {
+        // daprd: Internal for any failed transaction (not Aborted); Redis's MULTI/EXEC keeps the operations that held,
+        // PostgreSQL rolls back. An ETag on a missing key: Redis's script accepts it, PostgreSQL does not.
+        await using var components = new SharedComponents(stateProfile: profile);
+        components.State.Apply([("checkpoints||k1", [1], null)]);
+        var stale = () => components.State.Apply([("checkpoints||k2", [9], null), ("checkpoints||k1", [3], "999")]);
+        stale.Should().Throw<EtagMismatchException>();
+        components.State.Get("checkpoints||k2").HasValue.Should().Be(profile == StateStoreProfile.Redis, "Redis does not roll back");
+        var missing = () => components.State.Apply([("checkpoints||absent", [1], "5")]);
+        if (profile == StateStoreProfile.Redis) missing.Should().NotThrow();
+        else missing.Should().Throw<EtagMismatchException>();
+
+        await _client.SaveByteStateAsync("checkpoints", "k1", new byte[] { 1 });
+        var (_, etag) = await _client.GetByteStateAndETagAsync("checkpoints", "k1");
+        await _client.SaveByteStateAsync("checkpoints", "k1", new byte[] { 2 });
+        var transaction = () => _client.ExecuteStateTransactionAsync("checkpoints", [new global::Dapr.Client.StateTransactionRequest("k1", [3], global::Dapr.Client.StateOperationType.Upsert, etag)]);
+        (await transaction.Should().ThrowAsync<global::Dapr.DaprException>()).Which.InnerException.Should()
+            .BeOfType<Grpc.Core.RpcException>().Which.StatusCode.Should().Be(Grpc.Core.StatusCode.Internal);
     }
 
     [Fact]
-    public async Task A_transaction_with_a_stale_etag_changes_nothing()
+    public async Task Two_writers_racing_for_the_checkpoint_pointer_leave_a_whole_checkpoint_and_the_loser_is_told()
     {
+        // A restarted node and the one that replaced it checkpoint the same round: the loser reads the pointer, the winner
+        // moves it, then the loser writes. Before: one transaction (blob + pointer), which daprd answers Internal (an
+        // exception, not "lost") and Redis does not roll back, so the loser's blob overwrote the winner's under the same
+        // key and the pointer's hash no longer matched: LoadLatestAsync threw CheckpointFormatException.
         var store = new DaprCheckpointStore(_client);
-        await store.TrySaveAsync("k1", [1], null);
-        var k1 = (await store.GetAsync("k1"))!;
-        await store.TrySaveAsync("k1", [2], k1.ETag);
-        bool ok = await store.TryTransactAsync([StoreOperation.Upsert("k2", [9]), StoreOperation.Upsert("k1", [3], k1.ETag)]);
-        ok.Should().BeFalse();
-        (await store.GetAsync("k2")).Should().BeNull();
-        (await store.GetAsync("k1"))!.Data.Should().Equal(2);
+        var winner = new JobCheckpoints(store, "job");
+        (await winner.TrySaveAsync(Checkpoint(10, "worker-1", 1f))).Should().BeTrue();
+        var interleaved = new JobCheckpoints(new RunsOnceAfterReadingLatest(store, "job/checkpoint/latest",
+            () => winner.TrySaveAsync(Checkpoint(20, "worker-2", 2f))), "job");
+
+        (await interleaved.TrySaveAsync(Checkpoint(20, "worker-1", 3f))).Should().BeFalse("the pointer moved after the loser read it");
+
+        var latest = await winner.LoadLatestAsync();
+        latest!.Value.Checkpoint.Writer.Should().Be("worker-2");
+        latest.Value.Checkpoint.State.Weights.Should().Equal(2f, 2f, 2f);
+        _components.State.Keys.Where(k => k.Contains("checkpoint/20/worker-1", StringComparison.Ordinal)).Should().BeEmpty("the loser deletes its blob");
+    }
+
+    private static JobCheckpoint Checkpoint(long round, string writer, float fill) => new(round, 0, writer,
+        new DaprTrain.Training.TrainingCheckpoint("mlp", new DaprTrain.Training.Parameters.OptimizerSettings(DaprTrain.Training.Parameters.OptimizerKind.Sgd, 0.1),
+            round, round, 1, 0, 0, [fill, fill, fill], []));
+
+    /// <summary>Runs <paramref name="interleave"/> once, right after the first read of <paramref name="key"/>: a writer that slips in.</summary>
+    private sealed class RunsOnceAfterReadingLatest(ICheckpointStore inner, string key, Func<Task<bool>> interleave) : ICheckpointStore
+    {
+        private Func<Task<bool>>? _pending = interleave;
+
+        public async Task<StoredValue?> GetAsync(string k, CancellationToken cancellationToken = default)
+        {
+            var value = await inner.GetAsync(k, cancellationToken);
+            if (k == key && Interlocked.Exchange(ref _pending, null) is { } run) (await run()).Should().BeTrue();
+            return value;
+        }
+
+        public Task<bool> TrySaveAsync(string k, byte[] data, string? etag, CancellationToken cancellationToken = default) => inner.TrySaveAsync(k, data, etag, cancellationToken);
+
+        public Task<bool> TryDeleteAsync(string k, string? etag, CancellationToken cancellationToken = default) => inner.TryDeleteAsync(k, etag, cancellationToken);
     }
 
     [Fact]
@@ -96,6 +150,7 @@ public sealed class AdapterTests : IAsyncLifetime
         _components.State.Count.Should().BeGreaterThan(18, "the value was split into chunk keys under 512 KiB each");
         (await store.TryDeleteAsync("job/checkpoint/10", null)).Should().BeTrue();
         (await store.GetAsync("job/checkpoint/10")).Should().BeNull();
+        _components.State.Count.Should().Be(0, "deleting a chunked value deletes its chunks too, or every checkpoint would leave them behind");
     }
 
     [Fact]

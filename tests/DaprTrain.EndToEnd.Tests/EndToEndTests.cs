@@ -13,7 +13,7 @@ public abstract class EndToEndScenarios
     private async Task<Cluster> ClusterAsync(Dictionary<string, string> job, double duplicateProbability = 0) => new(job, await SidecarsAsync(duplicateProbability));
 
     // A job id of its own per cluster: a shared Redis keeps the state of earlier runs.
-    protected static Dictionary<string, string> Job(string topology, int workers, int rounds, int deadlineMs = 1500, int leaseMs = 2000) => new()
+    internal static Dictionary<string, string> Job(string topology, int workers, int rounds, int deadlineMs = 1500, int leaseMs = 2000) => new()
     {
         ["Job__JobId"] = "e2e-" + Guid.NewGuid().ToString("N")[..8],
         ["Job__Topology"] = topology,

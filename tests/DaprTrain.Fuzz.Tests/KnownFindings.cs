@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -15,17 +14,8 @@ public static partial class KnownFindings
 {
     public static Func<byte[], bool>? For(string target) => target switch
     {
-        "chunk" => ChunkClaimsMoreThanItHolds,
         _ => null,
     };
-
-    /// <summary>
-    /// corpus/chunk/finding-*: ChunkAssembler.Add allocates the message's declared total length (up to its 256 MiB
-    /// budget) and a bool per declared chunk (up to int.MaxValue: OutOfMemoryException) for a 60-byte chunk.
-    /// </summary>
-    public static bool ChunkClaimsMoreThanItHolds(byte[] input) => FuzzTargets.Frames(input).Any(chunk =>
-        chunk.Length >= 60 && chunk.AsSpan(0, 4).SequenceEqual("DTCH"u8) && chunk[4] == 1
-        && ((uint)BinaryPrimitives.ReadInt32LittleEndian(chunk.AsSpan(28)) > 4096 || (uint)BinaryPrimitives.ReadInt32LittleEndian(chunk.AsSpan(32)) > 64 * 1024));
 
     /// <summary>
     /// corpus/faults/finding-*: worker-N beyond int.MaxValue parses and then makes Validate throw OverflowException;

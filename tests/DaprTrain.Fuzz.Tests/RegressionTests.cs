@@ -61,16 +61,6 @@ public sealed class RegressionTests : IDisposable
         shorter.Should().Throw<IdxFormatException>().Which.Problem.Should().Contain("truncated");
     }
 
-    /// <summary>The finding-* inputs of parsers owned elsewhere still reproduce (delete a case here when its parser is fixed).</summary>
-    [Theory]
-    [InlineData("chunk", "finding-count-claim")]
-    [InlineData("chunk", "finding-total-length-claim")]
-    public void Findings_in_parsers_owned_elsewhere_are_recognised_by_the_known_findings(string target, string file)
-    {
-        byte[] input = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "corpus", target, file));
-        KnownFindings.For(target)!(input).Should().BeTrue($"{file} is skipped by the {target} property runs");
-    }
-
     /// <summary>Findings whose parsers were fixed (issue 14's CLI and model-server work): each input now ends as the parser documents, within the allocation bound.</summary>
     [Theory]
     [InlineData("faults", "finding-validate-overflow")]
@@ -78,6 +68,9 @@ public sealed class RegressionTests : IDisposable
     [InlineData("faults", "finding-infinite-duration")]
     [InlineData("platforms", "finding-null-profile")]
     [InlineData("prediction", "finding-empty-images-amplification")]
+    [InlineData("chunk", "finding-count-claim")]
+    [InlineData("chunk", "finding-total-length-claim")]
+    [InlineData("chunk", "finding-churn")]
     public void Fixed_findings_are_refused_as_the_parser_documents(string target, string file)
     {
         byte[] input = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "corpus", target, file));

@@ -89,7 +89,16 @@ public sealed class DaprRuntimeService(string appId, SharedComponents components
             };
             operations.Add((StoreKey(request.StoreName, operation.Request.Key), value, operation.Request.Etag?.Value));
         }
-        Apply(operations);
+        try
+        {
+            Components.State.Apply(operations);
+        }
+        catch (EtagMismatchException ex)
+        {
+            // daprd answers a failed transaction with Internal whatever the cause, an ETag mismatch included; only
+            // SaveState and DeleteState map a mismatch to Aborted (dapr/dapr pkg/api/grpc/grpc.go, v1.16-v1.18).
+            throw new RpcException(new Status(StatusCode.Internal, $"error while executing state transaction: {ex.Message}"));
+        }
         return Task.FromResult(new Google.Protobuf.WellKnownTypes.Empty());
     }
 

@@ -8,9 +8,10 @@ namespace DaprTrain.SidecarDouble;
 /// </summary>
 public sealed class SharedComponents : IAsyncDisposable
 {
-    public SharedComponents(SidecarFaults? faults = null, int seed = 1, IReadOnlyList<ComponentInfo>? components = null)
+    public SharedComponents(SidecarFaults? faults = null, int seed = 1, IReadOnlyList<ComponentInfo>? components = null, StateStoreProfile stateProfile = StateStoreProfile.Redis)
     {
         Faults = faults ?? new SidecarFaults();
+        State = new StateStore(stateProfile);
         Broker = new Broker(this, seed);
         Registered = components ?? DefaultComponents;
     }
@@ -27,7 +28,7 @@ public sealed class SharedComponents : IAsyncDisposable
 
     public SidecarFaults Faults { get; }
 
-    public StateStore State { get; } = new();
+    public StateStore State { get; }
 
     public Broker Broker { get; }
 

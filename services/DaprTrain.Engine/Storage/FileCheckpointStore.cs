@@ -6,7 +6,7 @@ namespace DaprTrain.Engine.Storage;
 /// The embedded store: one file per key in a folder, so an embedded run survives a process restart.
 /// A file holds an 8-byte version (the ETag) then the value. Every write goes to a temporary file that is
 /// renamed over the old one, so a crash mid-write leaves the previous value, never a torn one. Operations
-/// are serialised in-process; a transaction checks every ETag before it writes anything.
+/// are serialised in-process.
 /// </summary>
 public sealed class FileCheckpointStore : ICheckpointStore
 {
@@ -33,12 +33,12 @@ public sealed class FileCheckpointStore : ICheckpointStore
     }
 
     public Task<bool> TrySaveAsync(string key, byte[] data, string? etag, CancellationToken cancellationToken = default) =>
-        TryTransactAsync([StoreOperation.Upsert(key, data, etag)], cancellationToken);
+        ApplyAsync([StoreOperation.Upsert(key, data, etag)], cancellationToken);
 
     public Task<bool> TryDeleteAsync(string key, string? etag, CancellationToken cancellationToken = default) =>
-        TryTransactAsync([StoreOperation.Delete(key, etag)], cancellationToken);
+        ApplyAsync([StoreOperation.Delete(key, etag)], cancellationToken);
 
-    public async Task<bool> TryTransactAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default)
+    private async Task<bool> ApplyAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default)
     {
         await _gate.WaitAsync(cancellationToken);
         try

@@ -15,12 +15,12 @@ public sealed class InMemoryCheckpointStore : ICheckpointStore
     }
 
     public Task<bool> TrySaveAsync(string key, byte[] data, string? etag, CancellationToken cancellationToken = default) =>
-        TryTransactAsync([StoreOperation.Upsert(key, data, etag)], cancellationToken);
+        ApplyAsync([StoreOperation.Upsert(key, data, etag)], cancellationToken);
 
     public Task<bool> TryDeleteAsync(string key, string? etag, CancellationToken cancellationToken = default) =>
-        TryTransactAsync([StoreOperation.Delete(key, etag)], cancellationToken);
+        ApplyAsync([StoreOperation.Delete(key, etag)], cancellationToken);
 
-    public Task<bool> TryTransactAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default)
+    private Task<bool> ApplyAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default)
     {
         lock (_gate)
         {

@@ -11,11 +11,14 @@ public sealed record JobCheckpoint(long Round, int Generation, string Writer, Tr
 public sealed record CheckpointPointer(long Round, int Generation, string Key, string Writer, string Hash, string? PreviousKey = null);
 
 /// <summary>
-/// Checkpoints of one job in a store: the blob under "{job}/checkpoint/{round}" and a pointer
-/// "{job}/checkpoint/latest", written in one transaction guarded by the pointer's ETag, so two writers
-/// (a restarted node and the one that replaced it) cannot both move it, and a reader never sees a pointer
-/// to a blob that is not there. The previous blob is deleted in the same transaction; the one before
-/// stays as a fallback.
+/// Checkpoints of one job in a store: each blob under a key of its own, "{job}/checkpoint/{round}/{writer}-{nonce}", that
+/// no other writer uses, and then the pointer "{job}/checkpoint/latest" (round, key, the blob's hash) swapped by one
+/// single-key save guarded by its ETag. Two writers (a restarted node and the one that replaced it) cannot both move
+/// the pointer, and whichever wins, the pointer names a blob that is whole and matches its hash: a losing writer never
+/// touched the winner's blob. No transaction, because Dapr's cannot be relied on for this (on Redis it does not roll
+/// back, and a conflict is reported as Internal like any other failure). The loser deletes its blob; after a swap, the
+/// blob two pointers back goes, and the previous one stays as a fallback. A crash between the two writes leaves an
+/// unreferenced blob, never a pointer to a missing or partial one.
 /// </summary>
 public sealed class JobCheckpoints(ICheckpointStore store, string jobId)
 {
@@ -23,27 +26,33 @@ public sealed class JobCheckpoints(ICheckpointStore store, string jobId)
 
     public string LatestKey => $"{jobId}/checkpoint/latest";
 
-    public string BlobKey(long round) => $"{jobId}/checkpoint/{round}";
+    /// <summary>A key for one writer's blob of <paramref name="round"/>: unique, so no other write can land on it.</summary>
+    public string BlobKey(long round, string writer) => $"{jobId}/checkpoint/{round}/{writer}-{Guid.NewGuid():N}";
 
     public async Task<bool> TrySaveAsync(JobCheckpoint checkpoint, CancellationToken cancellationToken = default)
     {
         byte[] blob = Encode(checkpoint);
         var latest = await store.GetAsync(LatestKey, cancellationToken);
         var previous = latest is null ? null : ParsePointer(latest.Data);
-        var pointer = new CheckpointPointer(checkpoint.Round, checkpoint.Generation, BlobKey(checkpoint.Round), checkpoint.Writer,
+        var pointer = new CheckpointPointer(checkpoint.Round, checkpoint.Generation, BlobKey(checkpoint.Round, checkpoint.Writer), checkpoint.Writer,
             XxHash3.HashToUInt64(blob).ToString("x16", System.Globalization.CultureInfo.InvariantCulture), previous?.Key);
 
-        var operations = new List<StoreOperation>
+        if (!await store.TrySaveAsync(pointer.Key, blob, etag: null, cancellationToken))
         {
-            StoreOperation.Upsert(pointer.Key, blob),
-            StoreOperation.Upsert(LatestKey, JsonSerializer.SerializeToUtf8Bytes(pointer), latest?.ETag),
-        };
+            throw new InvalidOperationException($"the store refused a write without an ETag to the new key {pointer.Key}");
+        }
+        if (!await store.TrySaveAsync(LatestKey, JsonSerializer.SerializeToUtf8Bytes(pointer), latest?.ETag, cancellationToken))
+        {
+            // Lost the race for the pointer: the blob is referenced by nothing.
+            await store.TryDeleteAsync(pointer.Key, etag: null, cancellationToken);
+            return false;
+        }
         // The blob the pointer held until now stays as a fallback; the one before it goes.
         if (previous?.PreviousKey is string stale && stale != pointer.Key && stale != previous.Key)
         {
-            operations.Add(StoreOperation.Delete(stale));
+            await store.TryDeleteAsync(stale, etag: null, cancellationToken);
         }
-        return await store.TryTransactAsync(operations, cancellationToken);
+        return true;
     }
 
     public async Task<(JobCheckpoint Checkpoint, long Bytes)?> LoadLatestAsync(CancellationToken cancellationToken = default)
