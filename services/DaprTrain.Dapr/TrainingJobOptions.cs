@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Aggregation;
+using DaprTrain.Training.Data;
 using Microsoft.Extensions.Configuration;
 
 namespace DaprTrain.Dapr;
@@ -30,7 +31,7 @@ public sealed class TrainingJobOptions : IValidatableObject
     [Range(1, 64)]
     public int Workers { get; set; } = 3;
 
-    [Required, RegularExpression("^(mlp|cnn)$")]
+    [Required, RegularExpression("^(mlp|cnn|resnet|mlp-512|mlp-2048)$")]
     public string Model { get; set; } = "mlp";
 
     [Required, RegularExpression("^(adam|sgd)$")]
@@ -57,7 +58,14 @@ public sealed class TrainingJobOptions : IValidatableObject
     [Range(50, 600_000)]
     public int HeartbeatMs { get; set; } = 1000;
 
-    /// <summary>A folder with MNIST IDX files; empty means synthetic data.</summary>
+    /// <summary>
+    /// mnist (from DataDir; an empty DataDir means synthetic data, as before datasets had names), fashion-mnist (from DataDir,
+    /// else DAPRTRAIN_FASHION_MNIST, /usr/share/datasets/fashion-mnist or the user cache; never downloaded by a service) or synthetic.
+    /// </summary>
+    [Required, RegularExpression("^(mnist|fashion-mnist|synthetic)$")]
+    public string Dataset { get; set; } = "mnist";
+
+    /// <summary>A folder with the dataset's IDX files (MNIST and Fashion-MNIST use the same names).</summary>
     public string? DataDir { get; set; }
 
     /// <summary>
@@ -146,6 +154,15 @@ public sealed class TrainingJobOptions : IValidatableObject
         {
             yield return new ValidationResult($"DataDir '{DataDir}' does not exist.", [nameof(DataDir)]);
         }
+        else if (!string.IsNullOrEmpty(DataDir) && Dataset == "synthetic")
+        {
+            yield return new ValidationResult($"Job:Dataset synthetic reads no files, but Job:DataDir is '{DataDir}'; leave one of them out.", [nameof(DataDir)]);
+        }
+        else if (Dataset == "fashion-mnist" && string.IsNullOrEmpty(DataDir) && TrainingJobOptionsExtensions.LocateFashionMnist(Environment.GetEnvironmentVariable) is { Problem: string problem })
+        {
+            // Checked at start, so a worker without the data stops with the reason instead of failing its first round.
+            yield return new ValidationResult($"Job:Dataset fashion-mnist: {problem}", [nameof(Dataset)]);
+        }
     }
 
     /// <summary>The largest chunk whose CloudEvent fits <paramref name="messageBytes"/>.</summary>
@@ -160,8 +177,36 @@ public static class TrainingJobOptionsExtensions
         return new(job.Model, new DaprTrain.Training.Parameters.OptimizerSettings(kind, job.LearningRate, Momentum: kind == DaprTrain.Training.Parameters.OptimizerKind.Sgd ? 0.9 : 0), job.BatchSize, job.Seed);
     }
 
-    /// <summary>The same data and shards on every node: MNIST from DataDir, or seeded synthetic data.</summary>
-    public static DaprTrain.Training.Data.TrainingData LoadData(this TrainingJobOptions job) => string.IsNullOrEmpty(job.DataDir)
-        ? DaprTrain.Training.Data.TrainingData.Synthetic(10_000, job.Seed, job.Holdout)
-        : DaprTrain.Training.Data.TrainingData.FromMnistFolder(job.DataDir, job.Seed, job.Holdout);
+    /// <summary>
+    /// The same data and shards on every node: the dataset from DataDir, Fashion-MNIST from where this machine has it, or
+    /// seeded synthetic data (Dataset synthetic, or mnist without a DataDir).
+    /// </summary>
+    public static TrainingData LoadData(this TrainingJobOptions job)
+    {
+        if (job.Dataset == "synthetic" || (job.Dataset == "mnist" && string.IsNullOrEmpty(job.DataDir)))
+        {
+            return TrainingData.Synthetic(10_000, job.Seed, job.Holdout);
+        }
+        var dataset = IdxDataset.Find(job.Dataset) ?? throw new InvalidOperationException($"Job:Dataset '{job.Dataset}' is not a dataset.");
+        string directory = !string.IsNullOrEmpty(job.DataDir)
+            ? job.DataDir
+            : LocateFashionMnist(Environment.GetEnvironmentVariable) is { Directory: string found } ? found
+            : throw new DataNotFoundException($"Job:Dataset {job.Dataset}: {LocateFashionMnist(Environment.GetEnvironmentVariable).Problem}");
+        return TrainingData.FromMnistFolder(directory, job.Seed, job.Holdout, dataset: dataset);
+    }
+
+    /// <summary>Fashion-MNIST on this machine (its variable, its package's folder, the cache; no download), or why not.</summary>
+    internal static (string? Directory, string? Problem) LocateFashionMnist(Func<string, string?> environment)
+    {
+        var dataset = IdxDataset.FashionMnist;
+        var locator = new MnistLocator(environment, dataset.DefaultCacheDirectory(), downloader: null, dataset);
+        try
+        {
+            return (locator.LocateAsync(null).GetAwaiter().GetResult().Directory, null);
+        }
+        catch (DataNotFoundException ex)
+        {
+            return (null, ex.Message);
+        }
+    }
 }
