@@ -16,19 +16,21 @@ internal sealed class CommonOptions
 
     public Option<string> Dataset { get; } = new Option<string>("--dataset")
     {
-        Description = "mnist (from --data-dir, DAPRTRAIN_DATA_DIR, the cache, or a download) or synthetic. " +
-                      "When MNIST cannot be found and --dataset was not given, falls back to synthetic data and says so.",
+        Description = "mnist (from --data-dir, DAPRTRAIN_DATA_DIR, the cache, or a download), fashion-mnist (from --data-dir, " +
+                      "DAPRTRAIN_FASHION_MNIST, /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist), the cache, " +
+                      "or a download) or synthetic. When MNIST cannot be found and neither --dataset nor --data-dir was given, uses " +
+                      "Fashion-MNIST if it is on this machine, else synthetic data, and says so.",
         DefaultValueFactory = _ => "mnist",
-    }.AcceptOnlyFromAmong("mnist", "synthetic");
+    }.AcceptOnlyFromAmong("mnist", "fashion-mnist", "synthetic");
 
     public Option<string?> DataDirectory { get; } = new("--data-dir")
     {
-        Description = "Folder with the MNIST IDX files (.gz or raw).",
+        Description = "Folder with the dataset's IDX files (.gz or raw; MNIST and Fashion-MNIST use the same file names).",
     };
 
     public Option<bool> Offline { get; } = new("--offline")
     {
-        Description = "Never download; fail if MNIST is not found locally.",
+        Description = "Never download; fail if the dataset is not found locally.",
     };
 
     public Option<int> Epochs { get; } = Positive("--epochs", "Passes over the training data.", 5);
@@ -53,7 +55,7 @@ internal sealed class CommonOptions
         DefaultValueFactory = _ => 1UL,
     };
 
-    public Option<int> Holdout { get; } = Positive("--holdout", "Held-out samples when only MNIST's test split is present.", 2000);
+    public Option<int> Holdout { get; } = Positive("--holdout", "Held-out samples when only the dataset's test split is present (the train split, when present, is tested on the test split).", 2000);
 
     public Option<int?> TrainSamples { get; } = new("--train-samples")
     {
@@ -85,6 +87,10 @@ internal sealed class CommonOptions
     }
 
     public bool DatasetWasGiven(ParseResult result) => result.GetResult(Dataset) is { Implicit: false };
+
+    public DataRequest DataRequest(ParseResult result) => new(
+        result.GetValue(Dataset)!, DatasetWasGiven(result), result.GetValue(DataDirectory), result.GetValue(Offline),
+        result.GetValue(Seed), result.GetValue(Holdout), result.GetValue(TrainSamples));
 
     private static Option<int> Positive(string name, string description, int defaultValue)
     {

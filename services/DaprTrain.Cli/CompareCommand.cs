@@ -1,4 +1,5 @@
 using DaprTrain.Coordination;
+using DaprTrain.Engine.Aggregation;
 using System.CommandLine;
 using System.Diagnostics;
 using DaprTrain.Cli.Reports;
@@ -37,6 +38,43 @@ internal static class CompareCommand
             DefaultValueFactory = _ => [2, 8],
             AllowMultipleArgumentsPerToken = true,
         };
+        var scenarioSet = new Option<string>("--scenario")
+        {
+            Description = "faults: every topology under the fault scenarios (and the grid). byzantine: instead, every --aggregators rule against every --attacks attack " +
+                          "with f = 1 Byzantine worker of 4 and f = 2 of 7, beside the clean run, on --byzantine-topology; a table and a plot per attack.",
+            DefaultValueFactory = _ => "faults",
+        }.AcceptOnlyFromAmong("faults", "byzantine");
+        var aggregators = new Option<string[]>("--aggregators")
+        {
+            Description = "--scenario byzantine: the aggregators to compare (" + string.Join(", ", AggregationRule.Names) + "); f is the configuration's, or the most the rule allows.",
+            DefaultValueFactory = _ => [.. AggregationRule.Names],
+            AllowMultipleArgumentsPerToken = true,
+        }.AcceptOnlyFromAmong([.. AggregationRule.Names]);
+        var attacks = new Option<string[]>("--attacks")
+        {
+            Description = "--scenario byzantine: the attacks every Byzantine worker runs, one at a time (" + GradientAttack.Grammar + ", without @round).",
+            DefaultValueFactory = _ => [.. ByzantineComparison.DefaultAttacks],
+            AllowMultipleArgumentsPerToken = true,
+        };
+        attacks.Validators.Add(r =>
+        {
+            foreach (string attack in r.GetValueOrDefault<string[]>() ?? [])
+            {
+                try
+                {
+                    if (GradientAttack.Parse(attack).FromRound != 1) r.AddError($"--attacks: '{attack}': attacks here run from round 1 (no @round)");
+                }
+                catch (ArgumentException ex)
+                {
+                    r.AddError($"--attacks: {ex.Message}");
+                }
+            }
+        });
+        var byzantineTopology = new Option<string>("--byzantine-topology")
+        {
+            Description = "--scenario byzantine: the topology (ps: the server aggregates; p2p: every replica; p2p-scatter: per slice, coordinate-wise rules only).",
+            DefaultValueFactory = _ => Topology.PeerToPeer.Name(),
+        }.AcceptOnlyFromAmong([.. Topologies.Names]);
         var targetTime = new Option<double?>("--target-time") { Description = "Planner: seconds (virtual) within which --target-accuracy must be reached." };
         var budget = new Option<double?>("--budget") { Description = "Planner: the most a run may cost, USD (modelled)." };
         gridFunctions.Validators.Add(r =>
@@ -64,6 +102,10 @@ internal static class CompareCommand
         command.Options.Add(outFolder);
         command.Options.Add(gridFunctions);
         command.Options.Add(targetTime);
+        command.Options.Add(scenarioSet);
+        command.Options.Add(aggregators);
+        command.Options.Add(attacks);
+        command.Options.Add(byzantineTopology);
         command.Options.Add(budget);
         common.Epochs.DefaultValueFactory = _ => 3;
 
@@ -76,6 +118,13 @@ internal static class CompareCommand
             OutputPaths.CheckFolder(folder, "--out");
             TorchRuntime.EnsureInitialised(result.GetValue(common.Threads));
             using var data = await DataLoading.LoadAsync(result, common, output, cancellationToken);
+            if (result.GetValue(scenarioSet) == "byzantine")
+            {
+                string line = "daprtrain " + string.Join(' ', result.Tokens.Select(t => t.Value));
+                var byzantineTemplate = distributed.BuildJobOptions(result, common, data, Topology.PeerToPeer, FaultPlan.None, "byzantine") with { Aggregator = null };
+                return await ByzantineComparison.RunAsync(byzantineTemplate, Topologies.Parse(result.GetValue(byzantineTopology)!),
+                    [.. (result.GetValue(aggregators) ?? []).Distinct()], [.. (result.GetValue(attacks) ?? []).Distinct()], data, prices, folder, line, output, cancellationToken);
+            }
             var chosen = (result.GetValue(topologies) ?? []).Distinct().Select(Topologies.Parse).ToList();
             var template = distributed.BuildJobOptions(result, common, data, Topology.PeerToPeer, FaultPlan.None, "compare");
             var plans = (result.GetValue(scenarios) ?? []).Distinct().Select(name => Scenarios.Create(name, template.Rounds)).Concat(custom).ToList();

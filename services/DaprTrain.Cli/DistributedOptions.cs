@@ -1,4 +1,5 @@
 using DaprTrain.Coordination;
+using DaprTrain.Engine.Aggregation;
 using System.CommandLine;
 using DaprTrain.Simulation.Accounting;
 using DaprTrain.Simulation.Faults;
@@ -15,7 +16,8 @@ internal sealed class DistributedOptions
 
     public Option<string[]> Faults { get; } = new("--fault")
     {
-        Description = "A fault to inject (repeatable): kill:worker-N@round=R, kill:ps@round=R, restart:worker-N@round=R, slow:worker-N=200ms, drop=P, duplicate=P, delay=P:50ms, reorder.",
+        Description = "A fault to inject (repeatable): kill:worker-N@round=R, kill:ps@round=R, restart:worker-N@round=R, slow:worker-N=200ms, drop=P, duplicate=P, delay=P:50ms, reorder, " +
+                      "byzantine:worker-N=signflip[:S]|gaussian[:sigma]|noise[:sigma]|labelflip|alie[:z]|zero[@round=R].",
         AllowMultipleArgumentsPerToken = false,
     };
 
@@ -59,8 +61,36 @@ internal sealed class DistributedOptions
 
     public Option<int?> FunctionMemory { get; } = new("--function-memory") { Description = "--compute serverless: a function's memory in MB (default: the profile's); CPU is proportional to it." };
 
+    public Option<string> Aggregator { get; } = new("--aggregator", "-a")
+    {
+        Description = "How gradients are aggregated: " + AggregationRule.Grammar + ". Robust rules count each gradient once (no sample weighting); " +
+                      "f (Byzantine workers tolerated) defaults to floor((n-1)/3), lowered to what the rule allows (krum: n > 2f+2, bulyan: n >= 4f+3, " +
+                      "trimmed-mean: 2f < n); multi-krum's m to n-f. krum, multi-krum and bulyan need whole gradients: not with p2p-scatter. " +
+                      "A round with fewer gradients than the rule needs takes their median.",
+        DefaultValueFactory = _ => "mean",
+    };
+
     public DistributedOptions()
     {
+        Aggregator.Validators.Add(r =>
+        {
+            if (!AggregationRule.TryParse(r.GetValueOrDefault<string>(), out var rule, out string? problem))
+            {
+                r.AddError($"--aggregator: {problem}");
+                return;
+            }
+            // The rule's condition on n and f is checked here, against --workers, before any data is loaded.
+            int workers = r.GetValue(Workers);
+            if (workers < 1 || workers > Simulation.JobOptions.MaxWorkers) return;
+            try
+            {
+                rule.ForWorkers(workers);
+            }
+            catch (ArgumentException ex)
+            {
+                r.AddError($"--aggregator: {ex.Message}");
+            }
+        });
         Functions.Validators.Add(r =>
         {
             int value = r.GetValueOrDefault<int>();
@@ -106,7 +136,7 @@ internal sealed class DistributedOptions
         });
     }
 
-    public IEnumerable<Option> All => [Workers, Faults, ScenarioFile, Rounds, RoundDeadline, Lease, ServerRestart, CheckpointEvery, EvaluateEvery, Latency, Bandwidth, ShardingMode, TargetAccuracy, Prices, Compute, Functions, Platform, Platforms, FunctionMemory];
+    public IEnumerable<Option> All => [Workers, Aggregator, Faults, ScenarioFile, Rounds, RoundDeadline, Lease, ServerRestart, CheckpointEvery, EvaluateEvery, Latency, Bandwidth, ShardingMode, TargetAccuracy, Prices, Compute, Functions, Platform, Platforms, FunctionMemory];
 
     /// <summary>The faults from --fault items and --scenario (both may be given; they add up).</summary>
     public FaultPlan FaultPlan(ParseResult result)
@@ -118,7 +148,8 @@ internal sealed class DistributedOptions
         if (items.Length == 0) return fromFile;
         var fromItems = Simulation.Faults.FaultPlan.Parse(items);
         return new FaultPlan(fromFile.Name + " + " + fromItems.Name, [.. fromFile.NodeFaults, .. fromItems.NodeFaults],
-            fromItems.Bus.Any ? fromItems.Bus : fromFile.Bus, fromItems.Functions.Any ? fromItems.Functions : fromFile.Functions);
+            fromItems.Bus.Any ? fromItems.Bus : fromFile.Bus, fromItems.Functions.Any ? fromItems.Functions : fromFile.Functions,
+            [.. fromFile.Attacks, .. fromItems.Attacks]);
     }
 
     public PriceTable LoadPrices(ParseResult result) => result.GetValue(Prices) is string path ? PriceTable.Load(path) : PriceTable.Default();
@@ -134,7 +165,8 @@ internal sealed class DistributedOptions
             new NetworkModel(result.GetValue(Latency), result.GetValue(Bandwidth)), sharding,
             result.GetValue(RoundDeadline), result.GetValue(Lease), result.GetValue(ServerRestart), result.GetValue(CheckpointEvery),
             result.GetValue(EvaluateEvery) ?? (int)Math.Max(1, rounds / 20), result.GetValue(TargetAccuracy),
-            Compute: ComputeModes.Parse(result.GetValue(Compute)!), Serverless: new ServerlessOptions(result.GetValue(Functions), LoadPlatform(result)));
+            Compute: ComputeModes.Parse(result.GetValue(Compute)!), Serverless: new ServerlessOptions(result.GetValue(Functions), LoadPlatform(result)),
+            Aggregator: AggregationRule.Parse(result.GetValue(Aggregator)));
     }
 
     /// <summary>The platform profile a serverless run (and the "all functions" cost of any run) uses, with --function-memory applied.</summary>

@@ -21,7 +21,7 @@ public static class CoordinatorHosting
             })
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        builder.Services.AddDaprTrainHost();
+        builder.Services.AddDaprTrainHost(builder.Configuration);
         builder.Services.AddActors(options =>
         {
             options.Actors.RegisterActor<JobCoordinatorActor>();

@@ -6,7 +6,8 @@ namespace DaprTrain.Dapr.Hosting;
 
 /// <summary>
 /// Dapr's app API token: when APP_API_TOKEN is set, daprd sends it in the dapr-api-token header on every call to
-/// the app; anything else that reaches the app without it gets 401. The health endpoint stays open for probes.
+/// the app; anything else that reaches the app without it gets 401. The health and metrics endpoints stay open for
+/// probes and scrapers.
 /// </summary>
 public sealed class ApiTokenMiddleware(RequestDelegate next, string? token)
 {
@@ -17,7 +18,10 @@ public sealed class ApiTokenMiddleware(RequestDelegate next, string? token)
 
     public Task InvokeAsync(HttpContext context)
     {
-        if (_expected is null || context.Request.Path.StartsWithSegments(DaprHosting.HealthPath)) return next(context);
+        if (_expected is null || context.Request.Path.StartsWithSegments(DaprHosting.HealthPath) || context.Request.Path.StartsWithSegments(Telemetry.MetricsPath))
+        {
+            return next(context);
+        }
         string? presented = context.Request.Headers[Header];
         if (presented is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), _expected)) return next(context);
         context.Response.StatusCode = StatusCodes.Status401Unauthorized;

@@ -13,9 +13,10 @@ public static class DaprHosting
 {
     public const string HealthPath = "/health";
 
-    public static IServiceCollection AddDaprTrainHost(this IServiceCollection services)
+    public static IServiceCollection AddDaprTrainHost(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddDaprClient();
+        services.AddDaprTrainTelemetry(configuration);
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<SidecarStatus>();
         services.AddHostedService(sp => sp.GetRequiredService<SidecarStatus>());
@@ -33,6 +34,7 @@ public static class DaprHosting
     {
         app.UseDaprApiToken(app.Configuration[ApiTokenMiddleware.EnvironmentVariable]);
         app.MapSubscribeHandler();
+        app.MapDaprTrainMetrics();
         if (idle is null) app.MapDaprTrainHealth(service);
         else app.MapGet(HealthPath, () => Results.Json(new { service, status = "idle: " + idle }));
         return app;

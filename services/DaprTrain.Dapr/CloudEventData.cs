@@ -24,9 +24,14 @@ public static class CloudEventData
     public static int MaxBodyBytes(int maxChunkBytes) => Base64.GetMaxEncodedToUtf8Length(maxChunkBytes) + EnvelopeOverheadBytes;
 
     /// <summary>The payload of <paramref name="body"/>, at most <paramref name="maxDataBytes"/> long, or null and why not.</summary>
-    public static byte[]? Read(ReadOnlySpan<byte> body, string? contentType, int maxDataBytes, out string? problem)
+    public static byte[]? Read(ReadOnlySpan<byte> body, string? contentType, int maxDataBytes, out string? problem) =>
+        Read(body, contentType, maxDataBytes, out problem, out _);
+
+    /// <param name="traceParent">The W3C traceparent daprd put in the CloudEvent (the publisher's trace), when there is one.</param>
+    public static byte[]? Read(ReadOnlySpan<byte> body, string? contentType, int maxDataBytes, out string? problem, out string? traceParent)
     {
         problem = null;
+        traceParent = null;
         string mediaType = (contentType ?? "").Split(';', 2)[0].Trim();
         if (mediaType.Equals(RawContentType, StringComparison.OrdinalIgnoreCase))
         {
@@ -41,7 +46,7 @@ public static class CloudEventData
         }
         try
         {
-            return ReadEnvelope(body, maxDataBytes, out problem);
+            return ReadEnvelope(body, maxDataBytes, out problem, out traceParent);
         }
         catch (JsonException ex)
         {
@@ -50,8 +55,9 @@ public static class CloudEventData
         }
     }
 
-    private static byte[]? ReadEnvelope(ReadOnlySpan<byte> body, int maxDataBytes, out string? problem)
+    private static byte[]? ReadEnvelope(ReadOnlySpan<byte> body, int maxDataBytes, out string? problem, out string? traceParent)
     {
+        traceParent = null;
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 16 });
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
@@ -64,8 +70,13 @@ public static class CloudEventData
         {
             bool isBase64 = reader.ValueTextEquals("data_base64"u8);
             bool isData = !isBase64 && reader.ValueTextEquals("data"u8);
+            bool isTrace = reader.ValueTextEquals("traceparent"u8);
             reader.Read();
-            if (isBase64)
+            if (isTrace && reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length <= 128)
+            {
+                traceParent = reader.GetString();
+            }
+            else if (isBase64)
             {
                 if (reader.TokenType != JsonTokenType.String) { problem = "data_base64 is not a string"; return null; }
                 if (data is not null) { problem = "data_base64 appears twice"; return null; }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using DaprTrain.Engine.Telemetry;
 using DaprTrain.Engine.Messaging;
 using Microsoft.AspNetCore.Http;
@@ -44,11 +45,12 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
     {
         byte[]? chunk;
         string? problem;
+        string? traceParent;
         var body = await ReadBodyAsync(request);
         if (body is not { } read) return Drop(route, $"delivery over {_maxBodyBytes} bytes (a chunk's envelope at most)");
         try
         {
-            chunk = CloudEventData.Read(read.AsSpan(), request.ContentType, maxChunkBytes, out problem);
+            chunk = CloudEventData.Read(read.AsSpan(), request.ContentType, maxChunkBytes, out problem, out traceParent);
         }
         finally
         {
@@ -70,6 +72,12 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
             case ChunkStatus.Incomplete:
                 return Answer(DeliveryStatus.Success);
         }
+        // The delivery joins the publisher's trace (the traceparent daprd put in the CloudEvent of this, its last, chunk),
+        // so a round's messages and their deliveries form one trace across the services.
+        ActivityContext.TryParse(traceParent, null, isRemote: true, out var publisher);
+        using var span = TrainingMetrics.Tracing.StartActivity("deliver " + route, ActivityKind.Consumer, publisher);
+        span?.SetTag("daprtrain.node", node);
+        span?.SetTag("messaging.message.body.size", assembled.Message!.Length);
         TrainingMetrics.BytesReceived.Add(assembled.Message!.Length, _tags);
         TrainingMetrics.MessagesReceived.Add(1, _tags);
         var delivered = deliver(assembled.Message!);
@@ -97,13 +105,41 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
     }
 
     /// <summary>
+    /// Reads the rest of an oversized body into a small buffer and forgets it, so the sender gets the DROP answer: an
+    /// unread body makes Kestrel reset the connection, which daprd takes for a failed delivery (and retries). Kestrel's
+    /// own request size limit (30 MB by default) bounds what is read; nothing of it is kept.
+    /// </summary>
+    private static async Task DiscardAsync(HttpRequest request)
+    {
+        var block = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            while (await request.Body.ReadAsync(block, request.HttpContext.RequestAborted) > 0)
+            {
+            }
+        }
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException)
+        {
+            // Over Kestrel's limit: the connection is closed by Kestrel, nothing more to read.
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(block);
+        }
+    }
+
+    /// <summary>
     /// The raw body in a pooled buffer (the caller returns it), or null when it is longer than any chunk's envelope can
     /// be (reading stops there). Pooled because deliveries come thousands a second under attack, and per-request buffers
     /// would grow the heap the worker keeps.
     /// </summary>
     private async Task<ArraySegment<byte>?> ReadBodyAsync(HttpRequest request)
     {
-        if (request.ContentLength > _maxBodyBytes) return null;
+        if (request.ContentLength > _maxBodyBytes)
+        {
+            await DiscardAsync(request);
+            return null;
+        }
         var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(request.ContentLength ?? 64 * 1024, _maxBodyBytes) + 1);
         int length = 0;
         try
@@ -115,6 +151,7 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
                 if (length > _maxBodyBytes)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
+                    await DiscardAsync(request);
                     return null;
                 }
                 if (length == buffer.Length)

@@ -1,5 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using DaprTrain.Coordination;
+using DaprTrain.Engine.Aggregation;
+using DaprTrain.Training.Data;
 using Microsoft.Extensions.Configuration;
 
 namespace DaprTrain.Dapr;
@@ -29,7 +31,7 @@ public sealed class TrainingJobOptions : IValidatableObject
     [Range(1, 64)]
     public int Workers { get; set; } = 3;
 
-    [Required, RegularExpression("^(mlp|cnn)$")]
+    [Required, RegularExpression("^(mlp|cnn|resnet|mlp-512|mlp-2048)$")]
     public string Model { get; set; } = "mlp";
 
     [Required, RegularExpression("^(adam|sgd)$")]
@@ -56,17 +58,79 @@ public sealed class TrainingJobOptions : IValidatableObject
     [Range(50, 600_000)]
     public int HeartbeatMs { get; set; } = 1000;
 
-    /// <summary>A folder with MNIST IDX files; empty means synthetic data.</summary>
+    /// <summary>
+    /// mnist (from DataDir; an empty DataDir means synthetic data, as before datasets had names), fashion-mnist (from DataDir,
+    /// else DAPRTRAIN_FASHION_MNIST, /usr/share/datasets/fashion-mnist or the user cache; never downloaded by a service) or synthetic.
+    /// </summary>
+    [Required, RegularExpression("^(mnist|fashion-mnist|synthetic)$")]
+    public string Dataset { get; set; } = "mnist";
+
+    /// <summary>A folder with the dataset's IDX files (MNIST and Fashion-MNIST use the same names).</summary>
     public string? DataDir { get; set; }
+
+    /// <summary>
+    /// Job:Aggregator: how the server (ps) or every replica (p2p, p2p-scatter) aggregates a round, as in the CLI's
+    /// --aggregator (mean, median, trimmed-mean[:f], krum[:f], multi-krum[:f[,m]], bulyan[:f]). Validated at start against
+    /// Workers and the topology; every service of a job must name the same rule, or replicas diverge.
+    /// </summary>
+    public string Aggregator { get; set; } = "mean";
+
+    /// <summary>The aggregation rule, resolved for <see cref="Workers"/> (f and m filled in); valid once the options are validated.</summary>
+    public AggregationRule ResolvedAggregator() => DaprTrain.Engine.Aggregation.AggregationRule.Parse(Aggregator).ForWorkers(Workers);
+
+    /// <summary>Job:Aggregator parses, its condition holds for Workers, and a whole-vector rule is not asked of p2p-scatter.</summary>
+    private IEnumerable<ValidationResult> ValidateAggregator()
+    {
+        if (!DaprTrain.Engine.Aggregation.AggregationRule.TryParse(Aggregator, out var rule, out string? problem))
+        {
+            yield return new ValidationResult($"Job:Aggregator: {problem}", [nameof(Aggregator)]);
+        }
+        else
+        {
+            string? condition = null;
+            try
+            {
+                rule = rule.ForWorkers(Workers);
+            }
+            catch (ArgumentException ex)
+            {
+                condition = ex.Message;
+            }
+            if (condition is not null) yield return new ValidationResult($"Job:Aggregator: {condition}", [nameof(Aggregator)]);
+            else if (rule.NeedsWholeVectors && Topologies.TryParse(TopologyName, out var chosen) && chosen == Coordination.Topology.PeerToPeerScatter)
+            {
+                yield return new ValidationResult($"Job:Aggregator {rule} compares whole gradients, and p2p-scatter gives each worker one slice of them: use p2p or ps, or median or trimmed-mean.", [nameof(Aggregator)]);
+            }
+        }
+    }
 
     [Range(1, 1_000_000)]
     public int Holdout { get; set; } = 2000;
 
+    /// <summary>
+    /// Largest chunk of a message or a state value. It must fit the sidecar's body limit as it is published, and the
+    /// broker's message limit once daprd has wrapped it in a CloudEvent (base64, a third larger, plus the envelope).
+    /// </summary>
     [Range(16 * 1024, 16 * 1024 * 1024)]
     public int MaxChunkBytes { get; set; } = 512 * 1024;
 
+    /// <summary>The sidecar's request body limit: daprd's --max-body-size (dapr.io/http-max-request-size), 4 MiB by default.</summary>
+    [Range(64 * 1024, int.MaxValue)]
+    public int SidecarMaxBodyBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// The broker's largest message: Kafka's message.max.bytes (about 1 MB by default; the components' maxMessageBytes is
+    /// 1 MiB). Redis Streams have no such limit below 512 MB: raise this with the Redis profile for larger chunks.
+    /// </summary>
+    [Range(64 * 1024, int.MaxValue)]
+    public int BrokerMaxMessageBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>What daprd's gRPC request around a published chunk adds (pub/sub and topic names, content type, metadata).</summary>
+    private const int PublishRequestOverheadBytes = 16 * 1024;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        foreach (var problem in ValidateAggregator()) yield return problem;
         if (!Topologies.TryParse(TopologyName, out var topology))
         {
             yield return new ValidationResult($"Job:Topology '{TopologyName}' is not a topology; known: {string.Join(", ", Topologies.Names)}.", [nameof(Topology)]);
@@ -75,11 +139,34 @@ public sealed class TrainingJobOptions : IValidatableObject
         {
             yield return new ValidationResult($"Job:Topology {topology.Name()} needs at least {topology.MinWorkers()} workers; Workers = {Workers}.", [nameof(Workers)]);
         }
+        if ((long)MaxChunkBytes + PublishRequestOverheadBytes > SidecarMaxBodyBytes)
+        {
+            yield return new ValidationResult($"Job:MaxChunkBytes {MaxChunkBytes} does not fit the sidecar's body limit (Job:SidecarMaxBodyBytes {SidecarMaxBodyBytes}, "
+                + $"less {PublishRequestOverheadBytes} bytes for the request around it); raise daprd's --max-body-size or lower the chunk size.", [nameof(MaxChunkBytes)]);
+        }
+        long envelope = CloudEventData.MaxBodyBytes(MaxChunkBytes);
+        if (envelope > BrokerMaxMessageBytes)
+        {
+            yield return new ValidationResult($"Job:MaxChunkBytes {MaxChunkBytes} becomes a CloudEvent of up to {envelope} bytes (base64 plus the envelope), over the broker's "
+                + $"message limit (Job:BrokerMaxMessageBytes {BrokerMaxMessageBytes}); at most {MaxChunkFor(BrokerMaxMessageBytes)} fits.", [nameof(MaxChunkBytes)]);
+        }
         if (!string.IsNullOrEmpty(DataDir) && !Directory.Exists(DataDir))
         {
             yield return new ValidationResult($"DataDir '{DataDir}' does not exist.", [nameof(DataDir)]);
         }
+        else if (!string.IsNullOrEmpty(DataDir) && Dataset == "synthetic")
+        {
+            yield return new ValidationResult($"Job:Dataset synthetic reads no files, but Job:DataDir is '{DataDir}'; leave one of them out.", [nameof(DataDir)]);
+        }
+        else if (Dataset == "fashion-mnist" && string.IsNullOrEmpty(DataDir) && TrainingJobOptionsExtensions.LocateFashionMnist(Environment.GetEnvironmentVariable) is { Problem: string problem })
+        {
+            // Checked at start, so a worker without the data stops with the reason instead of failing its first round.
+            yield return new ValidationResult($"Job:Dataset fashion-mnist: {problem}", [nameof(Dataset)]);
+        }
     }
+
+    /// <summary>The largest chunk whose CloudEvent fits <paramref name="messageBytes"/>.</summary>
+    public static int MaxChunkFor(int messageBytes) => (int)Math.Max(0, ((long)messageBytes - CloudEventData.EnvelopeOverheadBytes) / 4 * 3);
 }
 
 public static class TrainingJobOptionsExtensions
@@ -90,8 +177,36 @@ public static class TrainingJobOptionsExtensions
         return new(job.Model, new DaprTrain.Training.Parameters.OptimizerSettings(kind, job.LearningRate, Momentum: kind == DaprTrain.Training.Parameters.OptimizerKind.Sgd ? 0.9 : 0), job.BatchSize, job.Seed);
     }
 
-    /// <summary>The same data and shards on every node: MNIST from DataDir, or seeded synthetic data.</summary>
-    public static DaprTrain.Training.Data.TrainingData LoadData(this TrainingJobOptions job) => string.IsNullOrEmpty(job.DataDir)
-        ? DaprTrain.Training.Data.TrainingData.Synthetic(10_000, job.Seed, job.Holdout)
-        : DaprTrain.Training.Data.TrainingData.FromMnistFolder(job.DataDir, job.Seed, job.Holdout);
+    /// <summary>
+    /// The same data and shards on every node: the dataset from DataDir, Fashion-MNIST from where this machine has it, or
+    /// seeded synthetic data (Dataset synthetic, or mnist without a DataDir).
+    /// </summary>
+    public static TrainingData LoadData(this TrainingJobOptions job)
+    {
+        if (job.Dataset == "synthetic" || (job.Dataset == "mnist" && string.IsNullOrEmpty(job.DataDir)))
+        {
+            return TrainingData.Synthetic(10_000, job.Seed, job.Holdout);
+        }
+        var dataset = IdxDataset.Find(job.Dataset) ?? throw new InvalidOperationException($"Job:Dataset '{job.Dataset}' is not a dataset.");
+        string directory = !string.IsNullOrEmpty(job.DataDir)
+            ? job.DataDir
+            : LocateFashionMnist(Environment.GetEnvironmentVariable) is { Directory: string found } ? found
+            : throw new DataNotFoundException($"Job:Dataset {job.Dataset}: {LocateFashionMnist(Environment.GetEnvironmentVariable).Problem}");
+        return TrainingData.FromMnistFolder(directory, job.Seed, job.Holdout, dataset: dataset);
+    }
+
+    /// <summary>Fashion-MNIST on this machine (its variable, its package's folder, the cache; no download), or why not.</summary>
+    internal static (string? Directory, string? Problem) LocateFashionMnist(Func<string, string?> environment)
+    {
+        var dataset = IdxDataset.FashionMnist;
+        var locator = new MnistLocator(environment, dataset.DefaultCacheDirectory(), downloader: null, dataset);
+        try
+        {
+            return (locator.LocateAsync(null).GetAwaiter().GetResult().Directory, null);
+        }
+        catch (DataNotFoundException ex)
+        {
+            return (null, ex.Message);
+        }
+    }
 }

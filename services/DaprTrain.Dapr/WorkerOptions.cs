@@ -14,6 +14,17 @@ public sealed class WorkerOptions
     /// <summary>This worker's id, worker-1 .. worker-N (its data shard is N-1 while all workers are present).</summary>
     [Required, RegularExpression("^worker-[1-9][0-9]*$")]
     public string WorkerId { get; set; } = "worker-1";
+
+    /// <summary>
+    /// Job:Attack, for experiments only: this worker turns Byzantine and bends every gradient it sends (signflip[:S],
+    /// gaussian[:sigma], noise[:sigma], labelflip or zero, optionally @round=R). Empty: an honest worker. ALIE is refused:
+    /// it needs the honest gradients of the round, which only the embedded mode's colluding attackers are handed.
+    /// </summary>
+    public string? Attack { get; set; }
+
+    /// <summary>The parsed attack (valid once the options are validated); null for an honest worker.</summary>
+    public DaprTrain.Engine.Aggregation.GradientAttack? ParsedAttack() =>
+        string.IsNullOrWhiteSpace(Attack) ? null : DaprTrain.Engine.Aggregation.GradientAttack.Parse(Attack);
 }
 
 /// <summary>A worker id names one of the job's workers.</summary>
@@ -27,6 +38,17 @@ public sealed class WorkerOptionsValidation(IOptions<TrainingJobOptions> job) : 
             return ValidateOptionsResult.Skip; // the data annotations name the problem
         }
         int workers = job.Value.Workers;
-        return number > workers ? ValidateOptionsResult.Fail($"WorkerId {options.WorkerId} is beyond Workers = {workers}.") : ValidateOptionsResult.Success;
+        if (number > workers) return ValidateOptionsResult.Fail($"WorkerId {options.WorkerId} is beyond Workers = {workers}.");
+        if (string.IsNullOrWhiteSpace(options.Attack)) return ValidateOptionsResult.Success;
+        try
+        {
+            return options.ParsedAttack()!.NeedsHonestGradients
+                ? ValidateOptionsResult.Fail($"Job:Attack '{options.Attack}': alie needs the honest gradients of every round, which a worker service is not handed; run ALIE in the embedded mode (daprtrain --fault byzantine:worker-N=alie).")
+                : ValidateOptionsResult.Success;
+        }
+        catch (ArgumentException ex)
+        {
+            return ValidateOptionsResult.Fail($"Job:Attack: {ex.Message}.");
+        }
     }
 }

@@ -7,7 +7,7 @@ namespace DaprTrain.Onnx;
 public sealed record NamedParameter(string Name, long[] Shape, float[] Values);
 
 /// <summary>
-/// Writes a trained DaprTrain model (an mlp of any width, or the cnn) as an ONNX graph (opset 13) that takes raw MNIST pixels
+/// Writes a trained DaprTrain model (an mlp of any width, the cnn or the resnet) as an ONNX graph (opset 13) that takes raw MNIST pixels
 /// ("pixels", float [N,1,28,28], 0..255) and returns class logits ("logits", [N,10]). The normalisation the
 /// trainer applies to its inputs is the first two nodes, so a caller feeds pixels as they are.
 /// TorchSharp cannot export ONNX itself; the graph is built from the architecture, which this class checks
@@ -41,7 +41,8 @@ public static class OnnxExport
         {
             case "mlp" or "mlp-512" or "mlp-2048": Mlp(graph, byName); break;
             case "cnn": Cnn(graph, byName); break;
-            default: throw new ArgumentException($"unknown model '{model}' (mlp, mlp-512, mlp-2048 or cnn).", nameof(model));
+            case "resnet": ResNet(graph, byName); break;
+            default: throw new ArgumentException($"unknown model '{model}' (mlp, mlp-512, mlp-2048, cnn or resnet).", nameof(model));
         }
 
         var unused = byName.Keys.Except(graph.Initializer.Select(i => i.Name)).ToList();
@@ -62,16 +63,49 @@ public static class OnnxExport
 
     private static void Cnn(GraphProto graph, Dictionary<string, NamedParameter> parameters)
     {
-        Conv(graph, parameters, "conv1", "normalised", "c1", channels: 1);
+        Conv(graph, parameters, "conv1", "normalised", "c1", channels: 1, kernel: 5);
         graph.Node.Add(Node("Relu", ["c1"], "r1"));
         graph.Node.Add(Node("MaxPool", ["r1"], "p1", Ints("kernel_shape", 2, 2), Ints("strides", 2, 2)));
-        Conv(graph, parameters, "conv2", "p1", "c2", channels: 16);
+        Conv(graph, parameters, "conv2", "p1", "c2", channels: 16, kernel: 5);
         graph.Node.Add(Node("Relu", ["c2"], "r2"));
         graph.Node.Add(Node("MaxPool", ["r2"], "p2", Ints("kernel_shape", 2, 2), Ints("strides", 2, 2)));
         graph.Node.Add(Node("Flatten", ["p2"], "flat", Int("axis", 1)));
         Linear(graph, parameters, "fc1", "flat", "h", inputs: 32 * 7 * 7);
         graph.Node.Add(Node("Relu", ["h"], "rh"));
         Linear(graph, parameters, "fc2", "rh", OutputName, inputs: 128);
+    }
+
+    /// <summary>The graph of Training's ResNet: stem, pool, residual block, pool, widening convolution, residual block, two linear layers.</summary>
+    private static void ResNet(GraphProto graph, Dictionary<string, NamedParameter> parameters)
+    {
+        Conv(graph, parameters, "stem", "normalised", "s", channels: 1, kernel: 3);
+        graph.Node.Add(Node("Relu", ["s"], "rs"));
+        graph.Node.Add(Node("MaxPool", ["rs"], "p1", Ints("kernel_shape", 2, 2), Ints("strides", 2, 2)));
+        int stemChannels = (int)Require(parameters, "stem.weight", 4).Shape[0];
+        ResidualBlock(graph, parameters, "block1", "p1", "b1", stemChannels);
+        graph.Node.Add(Node("MaxPool", ["b1"], "p2", Ints("kernel_shape", 2, 2), Ints("strides", 2, 2)));
+        Conv(graph, parameters, "widen", "p2", "w", channels: stemChannels, kernel: 3);
+        graph.Node.Add(Node("Relu", ["w"], "rw"));
+        int wideChannels = (int)Require(parameters, "widen.weight", 4).Shape[0];
+        ResidualBlock(graph, parameters, "block2", "rw", "b2", wideChannels);
+        graph.Node.Add(Node("Flatten", ["b2"], "flat", Int("axis", 1)));
+        Linear(graph, parameters, "fc1", "flat", "h", inputs: wideChannels * 7 * 7);
+        graph.Node.Add(Node("Relu", ["h"], "rh"));
+        Linear(graph, parameters, "fc2", "rh", OutputName, inputs: (int)Require(parameters, "fc1.weight", 2).Shape[0]);
+    }
+
+    /// <summary>relu(x + conv2(relu(conv1(x)))), both convolutions 3x3 with padding 1 and as many channels out as in.</summary>
+    private static void ResidualBlock(GraphProto graph, Dictionary<string, NamedParameter> parameters, string block, string input, string output, int channels)
+    {
+        Conv(graph, parameters, $"{block}.conv1", input, $"{block}.c1", channels, kernel: 3);
+        graph.Node.Add(Node("Relu", [$"{block}.c1"], $"{block}.r1"));
+        Conv(graph, parameters, $"{block}.conv2", $"{block}.r1", $"{block}.c2", channels, kernel: 3);
+        if (Require(parameters, $"{block}.conv2.weight", 4).Shape[0] != channels)
+        {
+            throw new ArgumentException($"{block}.conv2 has {Require(parameters, $"{block}.conv2.weight", 4).Shape[0]} output channels; the shortcut needs {channels}.");
+        }
+        graph.Node.Add(Node("Add", [$"{block}.c2", input], $"{block}.sum"));
+        graph.Node.Add(Node("Relu", [$"{block}.sum"], output));
     }
 
     /// <summary>y = x W^T + b, as torch's Linear (weight [out, in]).</summary>
@@ -85,15 +119,19 @@ public static class OnnxExport
         graph.Node.Add(Node("Gemm", [input, weight.Name, bias.Name], output, Int("transB", 1)));
     }
 
-    /// <summary>5x5 convolution with padding 2, as the Cnn model's layers.</summary>
-    private static void Conv(GraphProto graph, Dictionary<string, NamedParameter> parameters, string layer, string input, string output, int channels)
+    /// <summary>A square convolution with stride 1 and "same" padding (kernel / 2 each side), as every convolution of the models.</summary>
+    private static void Conv(GraphProto graph, Dictionary<string, NamedParameter> parameters, string layer, string input, string output, int channels, int kernel)
     {
         var weight = Require(parameters, $"{layer}.weight", 4);
         var bias = Require(parameters, $"{layer}.bias", 1);
-        if (weight.Shape[1] != channels || weight.Shape[2] != 5 || weight.Shape[3] != 5) throw new ArgumentException($"{layer} has shape [{string.Join(",", weight.Shape)}]; expected [*, {channels}, 5, 5].");
+        if (weight.Shape[1] != channels || weight.Shape[2] != kernel || weight.Shape[3] != kernel || bias.Shape[0] != weight.Shape[0])
+        {
+            throw new ArgumentException($"{layer} has shape [{string.Join(",", weight.Shape)}]; expected [*, {channels}, {kernel}, {kernel}] with a matching bias.");
+        }
         graph.Initializer.Add(Initializer(weight));
         graph.Initializer.Add(Initializer(bias));
-        graph.Node.Add(Node("Conv", [input, weight.Name, bias.Name], output, Ints("kernel_shape", 5, 5), Ints("pads", 2, 2, 2, 2), Ints("strides", 1, 1)));
+        int pad = kernel / 2;
+        graph.Node.Add(Node("Conv", [input, weight.Name, bias.Name], output, Ints("kernel_shape", kernel, kernel), Ints("pads", pad, pad, pad, pad), Ints("strides", 1, 1)));
     }
 
     private static NamedParameter Require(Dictionary<string, NamedParameter> parameters, string name, int rank) =>

@@ -12,7 +12,7 @@ public static class ServerHosting
 
     public static WebApplicationBuilder AddParameterServer(this WebApplicationBuilder builder)
     {
-        builder.Services.AddDaprTrainHost();
+        builder.Services.AddDaprTrainHost(builder.Configuration);
         builder.Services.AddDaprTrainPorts();
         builder.Services.AddSingleton<ServerRuntime>();
         if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop")) builder.Services.AddHostedService<ServerLoop>();

@@ -35,7 +35,7 @@ public sealed class ServerLoop(
         // One run file starts every app; without a parameter server in the job's topology, this one stays idle.
         if (!job.Topology.HasParameterServer()) return;
         while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), time, stoppingToken);
-        var node = new ParameterServerNode(job.JobId, job.Trainer(), logger);
+        var node = new ParameterServerNode(job.JobId, job.Trainer(), logger) { Aggregator = job.ResolvedAggregator() };
         var checkpoints = new JobCheckpoints(store, job.JobId);
         if (await checkpoints.LoadLatestAsync(stoppingToken) is { } latest)
         {
@@ -67,6 +67,9 @@ public sealed class ServerLoop(
 
     private async Task RunRoundAsync(TrainingJobOptions job, JobCheckpoints checkpoints, CancellationToken stoppingToken)
     {
+        // One span per round; the weights it publishes continue it in the workers (see the worker's round span).
+        using var span = DaprTrain.Engine.Telemetry.TrainingMetrics.Tracing.StartActivity("round");
+        span?.SetTag("daprtrain.node", ParameterServerNode.NodeId);
         var view = await coordinator.GetViewAsync();
         if (view.Members.Count == 0)
         {

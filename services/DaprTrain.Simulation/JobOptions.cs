@@ -1,4 +1,5 @@
 using DaprTrain.Coordination;
+using DaprTrain.Engine.Aggregation;
 using DaprTrain.Simulation.Compute;
 using DaprTrain.Simulation.Faults;
 using DaprTrain.Training;
@@ -24,8 +25,12 @@ public sealed record JobOptions(
     double TargetAccuracy = 0.9,
     bool ResumeFromStore = false,
     ComputeMode Compute = ComputeMode.Vm,
-    ServerlessOptions? Serverless = null)
+    ServerlessOptions? Serverless = null,
+    AggregationRule? Aggregator = null)
 {
+    /// <summary>The aggregation rule with its f (and m) filled in for this job's workers; throws naming the rule's condition when it cannot hold.</summary>
+    public AggregationRule ResolvedAggregator => (Aggregator ?? AggregationRule.Mean).ForWorkers(Workers);
+
     public const int MaxWorkers = 64;
 
     public void Validate()
@@ -47,6 +52,13 @@ public sealed record JobOptions(
         Network.Validate();
         if (Compute == ComputeMode.Serverless && Serverless is null) throw new ArgumentException("--compute serverless needs its functions and platform profile.");
         if (Compute == ComputeMode.Serverless) Serverless!.Validate(Trainer.BatchSize);
+        var rule = ResolvedAggregator;
+        if (rule.NeedsWholeVectors && Topology == Topology.PeerToPeerScatter)
+        {
+            // Krum's distances need every coordinate of two gradients; a p2p-scatter owner holds one slice of each. Exchanging
+            // every owner's partial distances would be a third phase of the round (see the README, Aggregators).
+            throw new ArgumentException($"aggregator {rule} compares whole gradients, and p2p-scatter gives each worker one slice of them: use p2p or ps with it, or a coordinate-wise rule (median, trimmed-mean) with p2p-scatter.");
+        }
         Faults.Validate(Workers, Topology.HasParameterServer(), Rounds, Compute == ComputeMode.Serverless);
     }
 

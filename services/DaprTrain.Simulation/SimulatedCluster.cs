@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using DaprTrain.Coordination;
+using DaprTrain.Engine.Aggregation;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.Engine.Topologies;
@@ -31,6 +32,7 @@ internal sealed class SimulatedCluster : IDisposable
     {
         Options = options;
         Plan = RoundPlans.For(options.Topology);
+        Aggregator = options.ResolvedAggregator;
         _data = data;
         _loggers = loggers;
         Log = loggers.CreateLogger<EmbeddedJob>();
@@ -45,6 +47,9 @@ internal sealed class SimulatedCluster : IDisposable
     public JobOptions Options { get; }
 
     public RoundPlan Plan { get; }
+
+    /// <summary>The job's aggregation rule, resolved for its workers.</summary>
+    public AggregationRule Aggregator { get; }
 
     public ILogger Log { get; }
 
@@ -98,7 +103,11 @@ internal sealed class SimulatedCluster : IDisposable
 
     public async Task StartWorkerAsync(string id)
     {
-        var worker = new WorkerNode(id, Options.JobId, Options.Trainer, _data, _loggers.CreateLogger<WorkerNode>(), _buffers);
+        var worker = new WorkerNode(id, Options.JobId, Options.Trainer, _data, _loggers.CreateLogger<WorkerNode>(), _buffers)
+        {
+            Aggregator = Aggregator,
+            Attack = Options.Faults.AttackOf(id),
+        };
         _workers[id] = worker;
         Accounting.Up(id, Clock.NowMs);
         foreach (var subscription in Plan.Subscriptions(id)) Bus.Subscribe(subscription.Topic, id, payload => subscription.Deliver(worker, payload));
@@ -117,7 +126,7 @@ internal sealed class SimulatedCluster : IDisposable
 
     public void StartServer()
     {
-        Server = new ParameterServerNode(Options.JobId, Options.Trainer, _loggers.CreateLogger<ParameterServerNode>());
+        Server = new ParameterServerNode(Options.JobId, Options.Trainer, _loggers.CreateLogger<ParameterServerNode>()) { Aggregator = Aggregator };
         Accounting.Up(ParameterServerNode.NodeId, Clock.NowMs);
         Bus.Subscribe(TopicNames.Gradients, ParameterServerNode.NodeId, Server.HandleGradient);
     }
@@ -145,6 +154,27 @@ internal sealed class SimulatedCluster : IDisposable
         await Coordinator.HeartbeatAsync(worker.Id);
         Clock.SetForStep(start);
         return ready;
+    }
+
+    /// <summary>
+    /// ALIE's colluding attackers of the round, once every participant has computed: each replaces its gradient with one
+    /// made from the honest participants' gradients (an omniscient attacker: it sees what the honest workers send this
+    /// round, as colluders that eavesdrop on the topic could). n is the round's participants, f its colluders.
+    /// </summary>
+    public void Collude(IReadOnlyList<WorkerNode> colluders, IReadOnlyList<WorkerNode> participants)
+    {
+        var honest = participants.Where(w => !colluders.Contains(w)).Select(w => w.OwnGradient).ToList();
+        foreach (var attacker in colluders)
+        {
+            if (honest.Count == 0)
+            {
+                Log.LogInformation("{Worker}: no honest gradient in round {Round} to collude against; it sends its own", attacker.Id, attacker.OpenRound);
+                continue;
+            }
+            var watch = Stopwatch.StartNew();
+            attacker.Collude(honest, participants.Count, colluders.Count);
+            Accounting.Busy(attacker.Id, watch.Elapsed.TotalMilliseconds);
+        }
     }
 
     /// <summary>

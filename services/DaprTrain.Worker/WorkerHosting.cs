@@ -16,7 +16,7 @@ public static class WorkerHosting
 
     public static WebApplicationBuilder AddWorker(this WebApplicationBuilder builder)
     {
-        builder.Services.AddDaprTrainHost();
+        builder.Services.AddDaprTrainHost(builder.Configuration);
         builder.Services.AddDaprTrainPorts();
         builder.Services.AddDaprTrainWorkerIdentity();
         builder.Services.AddSingleton<WorkerRuntime>();

@@ -42,7 +42,9 @@ public sealed class WorkerLoop(
 
         var data = job.LoadData();
         var shards = DaprTrain.Training.Data.Sharding.Split(data.TrainIndices, data.Train.Labels, job.Workers, job.Seed, DaprTrain.Training.Data.ShardingMode.Iid);
-        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger));
+        var attack = identity.Value.ParsedAttack();
+        if (attack is not null) logger.LogWarning("{Worker} is Byzantine for this experiment: it sends {Attack} gradients (Job:Attack)", _id, attack);
+        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack });
         var checkpoints = new JobCheckpoints(store, job.JobId);
 
         var view = await coordinator.JoinAsync(_id);
@@ -61,10 +63,13 @@ public sealed class WorkerLoop(
             while (view.Members.Count < job.Workers)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(100), time, stoppingToken);
-                // The lease can run out before the others arrive (a slow first call after joining, a busy coordinator
-                // actor whose calls take turns): a heartbeat then answers false, and only joining again puts this worker
-                // back in the view the others wait for. Waiting on would stall the whole job's start.
-                if (!await coordinator.HeartbeatAsync(_id)) view = await coordinator.JoinAsync(_id);
+                // The lease can run out before the job starts (a slow start, a loaded machine: joining, then reading the
+                // store took longer than a lease): a heartbeat then says "not a member", and only a new join counts it.
+                if (!await coordinator.HeartbeatAsync(_id))
+                {
+                    logger.LogWarning("{Worker}: its lease ran out while it waited for the others; joining again", _id);
+                    await coordinator.JoinAsync(_id);
+                }
                 view = await coordinator.GetViewAsync();
             }
         }
@@ -97,6 +102,11 @@ public sealed class WorkerLoop(
     /// <summary>One round through the plan: compute, contribute, gather; between peers also decide, settle, share and apply.</summary>
     private async Task RunRoundAsync(TrainingJobOptions job, long[][] shards, JobCheckpoints checkpoints, CancellationToken stoppingToken)
     {
+        // One span per round: the publishes of this round (gRPC calls to daprd) are its children, and daprd carries
+        // the trace into the CloudEvents its peers receive.
+        using var span = DaprTrain.Engine.Telemetry.TrainingMetrics.Tracing.StartActivity("round");
+        span?.SetTag("daprtrain.node", _id);
+        span?.SetTag("daprtrain.round", runtime.Ready ? runtime.Use(n => n.OpenRound) : 0);
         if (_expelled)
         {
             _expelled = false;
@@ -196,7 +206,12 @@ public sealed class WorkerLoop(
         logger.LogInformation("{Worker} asks for the job's current state (newer than round {Round})", _id, seenRound);
         while (!stoppingToken.IsCancellationRequested)
         {
-            await coordinator.HeartbeatAsync(_id);
+            if (!await coordinator.HeartbeatAsync(_id))
+            {
+                // As in the wait for the others: a lease that ran out while the state was read is renewed by a join.
+                await coordinator.JoinAsync(_id);
+                await coordinator.SetSyncRequestAsync(_id, pending: true);
+            }
             var latest = (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint;
             if (latest is not null && (latest.Round > seenRound || latest.Round >= job.Rounds))
             {

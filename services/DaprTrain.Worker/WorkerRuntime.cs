@@ -5,12 +5,13 @@ using DaprTrain.Engine.Nodes;
 namespace DaprTrain.Worker;
 
 /// <summary>The worker node, and an inbox (chunk reassembly, Dapr answers) for each topic its round plan subscribes to.</summary>
-public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Extensions.Options.IOptions<WorkerOptions> identity) : NodeRuntime<WorkerNode>
+public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Extensions.Options.IOptions<WorkerOptions> identity,
+    Microsoft.Extensions.Options.IOptions<TrainingJobOptions> job) : NodeRuntime<WorkerNode>
 {
     private readonly ConcurrentDictionary<string, MessageInbox> _inboxes = new(StringComparer.Ordinal);
 
     /// <summary>The inbox of one topic: each topic reassembles its own chunks.</summary>
-    public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger, node: identity.Value.WorkerId, round: CurrentRound));
+    public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger, job.Value.MaxChunkBytes, identity.Value.WorkerId, CurrentRound));
 
     /// <summary>The round the worker is in (0 before it starts): incomplete messages of rounds long past are let go.</summary>
     private long CurrentRound() => Ready ? Use(n => n.AppliedRound) : 0;

@@ -24,7 +24,7 @@ public sealed class TrainCommandTests : IDisposable
     [InlineData("--epochs", "0", "--epochs must be a positive whole number (got 0)")]
     [InlineData("--batch-size", "0", "--batch-size must be a positive whole number")]
     [InlineData("--lr", "-0.5", "--lr must be a positive number")]
-    [InlineData("--model", "resnet", "'resnet'")]
+    [InlineData("--model", "vgg", "'vgg'")]
     [InlineData("--optimizer", "rmsprop", "'rmsprop'")]
     [InlineData("--topology", "ring", "'ring'")]
     [InlineData("--workers", "0", "--workers must be between 1 and 64 (got 0)")]

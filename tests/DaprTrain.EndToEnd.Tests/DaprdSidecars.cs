@@ -19,6 +19,7 @@ public sealed class DaprdSidecars : ISidecarProvider
 
     private readonly List<ServiceProcess> _controlPlane = [];
     private readonly List<Started> _sidecars = [];
+    private readonly List<Started> _retired = [];
     private readonly string _folder = Path.Combine(Path.GetTempPath(), "daprtrain-daprd-" + Guid.NewGuid().ToString("N")[..8]);
     private readonly string _placement;
     private readonly string? _scheduler;
@@ -48,6 +49,8 @@ public sealed class DaprdSidecars : ISidecarProvider
             var missing = new List<string>();
             if (Find("daprd") is null) missing.Add("daprd");
             if (Environment.GetEnvironmentVariable(PlacementVariable) is not { Length: > 0 } && Find("placement") is null) missing.Add($"placement (or {PlacementVariable}=host:port)");
+            // From Dapr 1.15 reminders live in the scheduler: without one, registering the coordinator's reminder fails.
+            if (Environment.GetEnvironmentVariable(SchedulerVariable) is not { Length: > 0 } && Find("scheduler") is null) missing.Add($"scheduler (reminders need it from Dapr 1.15; or {SchedulerVariable}=host:port)");
             if (Environment.GetEnvironmentVariable(RedisVariable) is not { Length: > 0 } && Find("redis-server") is null) missing.Add($"redis-server (or {RedisVariable}=host:port)");
             return missing.Count == 0
                 ? null
@@ -71,21 +74,51 @@ public sealed class DaprdSidecars : ISidecarProvider
 
     private static string Port() => Sidecar.FreePort().ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// The placement service's command line. Its raft port and id default to 127.0.0.1:8201 and dapr-placement-0 for
+    /// every placement, so two clusters at once (the poison scenario runs a clean one beside it) would collide there:
+    /// each gets its own (dapr/dapr cmd/placement/options: --id, --initial-cluster).
+    /// </summary>
+    internal static string[] PlacementArguments(Func<string> port, string id, out string address)
+    {
+        string grpc = port();
+        address = "127.0.0.1:" + grpc;
+        return ["--id", id, "--initial-cluster", $"{id}=127.0.0.1:{port()}", "--listen-address", "127.0.0.1",
+            "--port", grpc, "--healthz-port", port(), "--metrics-port", port()];
+    }
+
+    /// <summary>
+    /// The scheduler's command line. Its embedded etcd defaults to client port 2379 and peer port 2380 (id
+    /// dapr-scheduler-server-0) for every scheduler, and on a loopback-only host it must be told to listen on and
+    /// broadcast 127.0.0.1 (dapr/dapr cmd/scheduler/options: --id, --etcd-initial-cluster, --etcd-client-port,
+    /// --listen-address, --override-broadcast-host-port).
+    /// </summary>
+    internal static string[] SchedulerArguments(Func<string> port, string id, string dataDirectory, out string address)
+    {
+        string grpc = port();
+        address = "127.0.0.1:" + grpc;
+        return ["--id", id, "--etcd-initial-cluster", $"{id}=http://127.0.0.1:{port()}", "--etcd-client-port", port(),
+            "--etcd-client-listen-address", "127.0.0.1", "--listen-address", "127.0.0.1", "--override-broadcast-host-port", address,
+            "--port", grpc, "--healthz-port", port(), "--metrics-port", port(), "--etcd-data-dir", dataDirectory];
+    }
+
+    private string Id(string service) => $"{service}-{Path.GetFileName(_folder)}";
+
     private string StartPlacement()
     {
-        string port = Port();
-        _controlPlane.Add(new ServiceProcess("placement", Find("placement")!, ["--port", port, "--healthz-port", Port(), "--metrics-port", Port()], NoEnvironment, _folder));
-        return "127.0.0.1:" + port;
+        var arguments = PlacementArguments(Port, Id("placement"), out string address);
+        _controlPlane.Add(new ServiceProcess("placement", Find("placement")!, arguments, NoEnvironment, _folder));
+        return address;
     }
 
     private string? StartScheduler()
     {
         if (Find("scheduler") is not { } scheduler) return null;
-        string port = Port();
         string data = Path.Combine(_folder, "scheduler");
         Directory.CreateDirectory(data);
-        _controlPlane.Add(new ServiceProcess("scheduler", scheduler, ["--port", port, "--healthz-port", Port(), "--metrics-port", Port(), "--etcd-data-dir", data], NoEnvironment, _folder));
-        return "127.0.0.1:" + port;
+        var arguments = SchedulerArguments(Port, Id("scheduler"), data, out string address);
+        _controlPlane.Add(new ServiceProcess("scheduler", scheduler, arguments, NoEnvironment, _folder));
+        return address;
     }
 
     private string StartRedis()
@@ -95,18 +128,26 @@ public sealed class DaprdSidecars : ISidecarProvider
         return "127.0.0.1:" + port;
     }
 
-    public Task<ISidecar> StartAsync(string appId, Uri appUrl)
+    public async Task<ISidecar> StartAsync(string appId, Uri appUrl)
     {
+        // An app started again (a worker process that rejoins) gets a new daprd: the old one of the same app id must be
+        // gone first, or two daprd with one app id share its consumer group and placement entry.
+        foreach (var old in _sidecars.Where(s => s.AppId == appId).ToList())
+        {
+            await old.DisposeAsync();
+            _sidecars.Remove(old);
+            _retired.Add(old);
+        }
         var sidecar = new Started(this, appId, appUrl);
         _sidecars.Add(sidecar);
         sidecar.Start();
-        return Task.FromResult<ISidecar>(sidecar);
+        return sidecar;
     }
 
     public void SaveLogs(string folder)
     {
         foreach (var process in _controlPlane) File.WriteAllLines(Path.Combine(folder, process.Name + ".log"), process.Output);
-        foreach (var sidecar in _sidecars) sidecar.SaveLog(folder);
+        foreach (var sidecar in _retired.Concat(_sidecars)) sidecar.SaveLog(folder);
     }
 
     public async ValueTask DisposeAsync()
@@ -125,6 +166,8 @@ public sealed class DaprdSidecars : ISidecarProvider
     /// <summary>One daprd, with the ports it keeps across a restart.</summary>
     private sealed class Started(DaprdSidecars owner, string appId, Uri appUrl) : ISidecar
     {
+        public string AppId => appId;
+
         private readonly string _httpPort = Port();
         private readonly string _grpcPort = Port();
         private readonly string _internalGrpcPort = Port();

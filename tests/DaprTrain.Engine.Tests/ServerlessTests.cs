@@ -57,7 +57,6 @@ public class ServerlessTests
 
         crashing.Functions!.Crashes.Should().BePositive();
         crashing.FinalWeights.Should().Equal(clean.FinalWeights, "a retried invocation computes the same share on the same weights, and its gradient counts once");
-        crashing.TotalMs.Should().BeGreaterThan(clean.TotalMs);
         crashing.Billing.FunctionsUsd.Should().BeGreaterThan(clean.Billing.FunctionsUsd, "a crashed attempt is billed up to its crash");
         crashing.Functions.Invocations.Should().Be(clean.Functions!.Invocations + crashing.Functions.Retries - clean.Functions.Retries);
     }
@@ -87,7 +86,8 @@ public class ServerlessTests
         cold.Functions!.ColdStarts.Should().Be(cold.Functions.Invocations);
         cold.Functions.WarmStarts.Should().Be(0);
         cold.FinalWeights.Should().Equal(warm.FinalWeights);
-        cold.TotalMs.Should().BeGreaterThan(warm.TotalMs + 19 * Lambda.ColdStartMs * 0.99, "every round pays a cold start");
+        // Not compared: the two runs' total (virtual) times. They hold the modelled cold starts but also each run's
+        // measured compute, which a loaded machine stretches by more than 19 cold starts (it failed so at load 30).
     }
 
     [Fact]
@@ -100,7 +100,7 @@ public class ServerlessTests
         limited.Functions!.Throttled.Should().BePositive();
         limited.Functions.PeakInstances.Should().BeLessThanOrEqualTo(4);
         limited.FinalWeights.Should().Equal(free.FinalWeights);
-        limited.TotalMs.Should().BeGreaterThan(free.TotalMs);
+        // The two runs' total times are not compared: each holds its own measured compute (see the cold-start test).
     }
 
     [Theory]

@@ -26,8 +26,9 @@ public class DaprFilesTests
     [MemberData(nameof(Profiles))]
     public void Each_profile_declares_the_component_names_the_code_uses(string profile)
     {
-        var components = Directory.GetFiles(Path.Combine(Root, "components", profile), "*.yaml").Select(Repository.LoadYaml).ToList();
-        components.Should().OnlyContain(c => Scalar(c, "apiVersion") == "dapr.io/v1alpha1" && Scalar(c, "kind") == "Component");
+        var resources = Directory.GetFiles(Path.Combine(Root, "components", profile), "*.yaml").Select(Repository.LoadYaml).ToList();
+        resources.Should().OnlyContain(c => Scalar(c, "apiVersion") == "dapr.io/v1alpha1" && (Scalar(c, "kind") == "Component" || Scalar(c, "kind") == "Resiliency"));
+        var components = resources.Where(c => Scalar(c, "kind") == "Component").ToList();
         components.Select(c => Scalar(c, "metadata", "name")).Should().BeEquivalentTo(DaprComponents.PubSub, DaprComponents.StateStore);
 
         var pubsub = components.Single(c => Scalar(c, "metadata", "name") == DaprComponents.PubSub);
@@ -36,7 +37,13 @@ public class DaprFilesTests
         Metadata(state)["keyPrefix"].Should().Be("name", "apps share checkpoint keys, which the default app-id prefix would separate");
         string pubsubType = Scalar(pubsub, "spec", "type");
         var pubsubMetadata = Metadata(pubsub);
-        if (pubsubType == "pubsub.redis") pubsubMetadata.Should().ContainKey("redisHost");
+        if (pubsubType == "pubsub.redis")
+        {
+            pubsubMetadata.Should().ContainKey("redisHost");
+            // Issue 13 item 9: without a bound each topic's stream kept every message (650 MB after 300 rounds of 3 workers).
+            int.Parse(pubsubMetadata.Should().ContainKey("maxLenApprox").WhoseValue, System.Globalization.CultureInfo.InvariantCulture)
+                .Should().BeInRange(8 * 4, 4096, "a few rounds of 8 workers' messages, not an unbounded backlog");
+        }
         else
         {
             pubsubType.Should().Be("pubsub.kafka");
@@ -67,5 +74,36 @@ public class DaprFilesTests
         ports.Should().OnlyHaveUniqueItems();
         apps.Where(a => Scalar(a, "appID").StartsWith("worker-", StringComparison.Ordinal))
             .Should().OnlyContain(a => Scalar(a, "env", "JOB__WORKERID") == Scalar(a, "appID"), "a worker's id is its app id");
+
+        // Issue 13 item 8: five `dotnet run` builds of overlapping projects at once collide; the apps start from the
+        // solution's build output, and a health check path only counts with the check enabled.
+        foreach (var app in apps)
+        {
+            string project = Path.GetFileName(Scalar(app, "appDirPath"));
+            var command = ((YamlSequenceNode)app.Children[new YamlScalarNode("command")]).Cast<YamlScalarNode>().Select(c => c.Value).ToList();
+            command.Should().StartWith(["dotnet", $"bin/Release/net10.0/{project}.dll"], $"{Scalar(app, "appID")} starts its built program");
+            if (app.Children.ContainsKey(new YamlScalarNode("appHealthCheckPath"))) Scalar(app, "enableAppHealthCheck").Should().Be("true");
+        }
+        File.ReadAllText(Path.Combine(Root, "dapr.yaml")).Should().Contain("dotnet build DaprTrain.sln -c Release", "the run file says to build first");
+    }
+
+    [Theory]
+    [MemberData(nameof(Profiles))]
+    public void Each_profile_ships_a_resiliency_policy_so_no_failed_delivery_is_simply_lost(string profile)
+    {
+        // Issue 13 item 1: from components-contrib v1.17 pubsub.redis acknowledges a failed delivery unless an inbound
+        // retry policy exists; state and actor calls get outbound policies too.
+        var resiliency = Directory.GetFiles(Path.Combine(Root, "components", profile), "*.yaml").Select(Repository.LoadYaml)
+            .Should().ContainSingle(r => Scalar(r, "kind") == "Resiliency").Which;
+        var spec = (YamlMappingNode)resiliency.Children[new YamlScalarNode("spec")];
+        var retries = (YamlMappingNode)((YamlMappingNode)spec.Children[new YamlScalarNode("policies")]).Children[new YamlScalarNode("retries")];
+        string Policy(params string[] path) => Scalar(spec, ["targets", .. path]);
+
+        var inbound = (YamlMappingNode)retries.Children[new YamlScalarNode(Policy("components", DaprComponents.PubSub, "inbound", "retry"))];
+        int.Parse(Scalar(inbound, "maxRetries"), System.Globalization.CultureInfo.InvariantCulture).Should().BePositive();
+        retries.Children.Should().ContainKey(new YamlScalarNode(Policy("components", DaprComponents.StateStore, "outbound", "retry")));
+        retries.Children.Should().ContainKey(new YamlScalarNode(Policy("actors", DaprActorTypes.JobCoordinator, "retry")));
+        File.ReadAllText(Path.Combine(Root, "k8s", "daprtrain", "templates", "resiliency.yaml")).Should()
+            .Contain("kind: Resiliency").And.Contain("inbound:").And.Contain(DaprActorTypes.JobCoordinator, "the chart deploys the same policy");
     }
 }

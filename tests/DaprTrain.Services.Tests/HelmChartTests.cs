@@ -104,6 +104,31 @@ public partial class HelmChartTests
         DaprTrain.Coordination.Topologies.TryParse(((YamlScalarNode)values["topology"]).Value, out _).Should().BeTrue();
     }
 
+    [Fact]
+    public void A_data_claim_without_a_data_dir_is_mounted_at_a_path_the_services_are_told()
+    {
+        // Issue 13 item 10: data.persistentVolumeClaim without job.dataDir rendered `mountPath: ""` for every pod.
+        foreach (var (name, text) in Templates().Where(t => t.Text.Contains("mountPath", StringComparison.Ordinal)))
+        {
+            text.Should().NotContain(".Values.job.dataDir | quote }}\n", $"{name} mounts the data where the services look for it");
+            Regex.Matches(text, @"mountPath: (.*)").Select(m => m.Groups[1].Value).Should()
+                .OnlyContain(path => path == "/models" || path.Contains("include \"daprtrain.dataDir\"", StringComparison.Ordinal), name);
+        }
+        string helpers = File.ReadAllText(Path.Combine(Chart, "templates", "_helpers.tpl"));
+        Regex.Match(helpers, @"define ""daprtrain.dataDir"".*?else if \.Values\.data\.persistentVolumeClaim -}}\s*(\S+)", RegexOptions.Singleline)
+            .Groups[1].Value.Should().Be("/data", "a claim alone is mounted at /data");
+        helpers.Should().Contain("{{- with (include \"daprtrain.dataDir\" .) }}\n- name: JOB__DATADIR", "the services are told the same path");
+    }
+
+    [Fact]
+    public void The_state_store_can_be_postgresql_with_either_broker()
+    {
+        // Redis advises against itself as an actor state store in production.
+        string components = File.ReadAllText(Path.Combine(Chart, "templates", "components.yaml"));
+        components.Should().Contain("$state := .Values.components.stateStore").And.Contain("has $state (list \"redis\" \"postgresql\")");
+        components.Should().Contain("{{- if eq $state \"redis\" }}\n  type: state.redis").And.Contain("type: state.postgresql");
+    }
+
     [GeneratedRegex(@"\.Values\.([A-Za-z0-9_.]+)")]
     private static partial Regex ValuesReference();
 

@@ -173,6 +173,43 @@ public sealed class InProcessClusterTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task A_worker_whose_lease_runs_out_before_the_job_starts_joins_again_instead_of_waiting_for_ever()
+    {
+        // Seen in the end-to-end suite on a loaded machine: worker-1 joined, then reading the store took longer than its
+        // 2 s lease; its heartbeats answered "not a member" and it waited for the others for ever, and they for it.
+        var time = new AdjustableTime();
+        var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 2, TimeSpan.FromSeconds(2), time, workersWriteCheckpoints: true));
+        WebApplicationFactory<WorkerRuntime> Start(int i) => Host<WorkerRuntime>($"worker-{i}", "p2p", 2, b => b.UseSetting("Job:WorkerId", $"worker-{i}"), coordinator, rounds: 6);
+        var first = Start(1);
+        _broker.Subscribe("gradients", "worker-1", first.CreateClient(), WorkerHosting.GradientsRoute);
+        first.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        await WaitUntil(() => coordinator.GetViewAsync().Result.Members.Contains("worker-1"), TimeSpan.FromMinutes(1));
+
+        time.Advance(TimeSpan.FromSeconds(10)); // worker-1's lease runs out while it waits
+        (await coordinator.GetViewAsync()).Members.Should().NotContain("worker-1");
+        await WaitUntil(() => coordinator.GetViewAsync().Result.Members.Contains("worker-1"), TimeSpan.FromSeconds(30),
+            () => "worker-1 never joined again after its lease ran out");
+
+        var second = Start(2);
+        _broker.Subscribe("gradients", "worker-2", second.CreateClient(), WorkerHosting.GradientsRoute);
+        second.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        var runtimes = new[] { first, second }.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
+        await WaitUntil(() => runtimes.All(r => r.Ready && r.Use(n => n.AppliedRound) >= 6), TimeSpan.FromMinutes(1));
+        runtimes.Select(r => r.Use(n => n.WeightHash)).Distinct().Should().ContainSingle();
+    }
+
+    private sealed class AdjustableTime : TimeProvider
+    {
+        private DateTimeOffset _now = DateTimeOffset.UtcNow;
+
+        public void Advance(TimeSpan by) => _now += by;
+
+        public override DateTimeOffset GetUtcNow() => _now + (DateTimeOffset.UtcNow - _started);
+
+        private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
+    }
+
+    [Fact]
     public async Task A_worker_that_comes_back_after_the_job_finished_takes_the_final_state_instead_of_waiting_forever()
     {
         // 20 rounds and a checkpoint every 7: the last checkpoint of the schedule is round 14, so only the writer's

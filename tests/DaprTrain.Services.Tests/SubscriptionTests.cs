@@ -225,6 +225,94 @@ public sealed class SubscriptionTests : IDisposable
         (await StatusOf(await client.PostAsync(WorkerHosting.GradientsRoute, BinaryEvent(CorruptChunk())))).Should().Be("DROP");
     }
 
+    [Theory]
+    [InlineData("16777216", null, "does not fit the sidecar's body limit (Job:SidecarMaxBodyBytes 4194304")]
+    [InlineData("1048576", null, "over the broker's message limit (Job:BrokerMaxMessageBytes 1048576); at most 774144 fits")]
+    [InlineData("786432", null, "over the broker's message limit")]
+    [InlineData("3145728", "4194304", "over the broker's message limit (Job:BrokerMaxMessageBytes 4194304)")]
+    public void A_chunk_size_the_sidecar_or_the_broker_cannot_carry_stops_the_worker_at_start(string chunk, string? broker, string reason)
+    {
+        // Issue 13 item 11: up to 16 MiB was accepted, above daprd's 4 MiB body limit and, after base64, Kafka's 1 MB.
+        using var bad = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b =>
+        {
+            b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:MaxChunkBytes", chunk);
+            if (broker is not null) b.UseSetting("Job:BrokerMaxMessageBytes", broker);
+        });
+        var act = () => bad.CreateClient();
+        act.Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage($"*{reason}*");
+    }
+
+    [Fact]
+    public async Task A_larger_chunk_size_that_fits_is_taken_by_the_inbox_too()
+    {
+        // 700 KiB chunks fit a 4 MiB sidecar and a 1 MiB broker message; the inbox used its own 512 KiB default and
+        // dropped every one of them. A 407k-parameter model (mlp-512, 1.6 MB of gradient) makes chunks of the full size.
+        const int chunkBytes = 700 * 1024;
+        using var factory = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b
+            .UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Topology", "p2p").UseSetting("Job:WorkerId", "worker-1")
+            .UseSetting("Job:Workers", "2").UseSetting("Job:MaxChunkBytes", chunkBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var client = factory.CreateClient();
+        var node = new WorkerNode("worker-1", "daprtrain", Trainer with { Model = "mlp-512" }, Data, NullLogger.Instance);
+        node.ApplyView(View, [Data.TrainIndices[..150], Data.TrainIndices[150..]]);
+        var runtime = factory.Services.GetRequiredService<WorkerRuntime>();
+        runtime.Start(node);
+
+        var chunks = ChunkCodec.Split(Gradient(count: runtime.Use(n => n.ParameterCount)), chunkBytes);
+        chunks.Should().HaveCountGreaterThan(1).And.Contain(c => c.Length > ChunkCodec.DefaultMaxChunkBytes);
+        string status = "";
+        foreach (var chunk in chunks) status = await StatusOf(await client.PostAsync(WorkerHosting.GradientsRoute, BinaryEvent(chunk)));
+        status.Should().Be("SUCCESS");
+        runtime.Use(n => n.HeldSenders(1)).Should().Equal("worker-2");
+    }
+
+    [Fact]
+    public async Task A_delivered_message_continues_the_trace_daprd_put_in_its_cloud_event()
+    {
+        // Issue 13 item 12: the delivery's span is a child of the publisher's span (the envelope's traceparent), so a
+        // round's messages form one trace across the services in Zipkin or any OTLP backend.
+        var spans = new System.Collections.Concurrent.ConcurrentQueue<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == DaprTrain.Engine.Telemetry.TrainingMetrics.MeterName,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+
+        // A trace of this test's own: other tests in this process deliver too.
+        var trace = System.Diagnostics.ActivityTraceId.CreateRandom();
+        var parent = System.Diagnostics.ActivitySpanId.CreateRandom();
+        var content = Envelope(new Dictionary<string, object>
+        {
+            ["datacontenttype"] = "application/octet-stream",
+            ["data_base64"] = Convert.ToBase64String(ChunkCodec.Split(Gradient()).Single()),
+            ["traceparent"] = $"00-{trace.ToHexString()}-{parent.ToHexString()}-01",
+        });
+        (await StatusOf(await Client().PostAsync(WorkerHosting.GradientsRoute, content))).Should().Be("SUCCESS");
+        var delivery = spans.Should().ContainSingle(a => a.TraceId == trace).Which;
+        delivery.OperationName.Should().Be("deliver gradients");
+        delivery.GetTagItem("daprtrain.node").Should().Be("worker-1");
+        delivery.ParentSpanId.Should().Be(parent, "the span of the CloudEvent's traceparent is its parent");
+    }
+
+    [Fact]
+    public async Task Metrics_of_the_daprtrain_meter_are_scrapeable_at_metrics_without_the_app_token()
+    {
+        // Issue 13 item 12: Prometheus scrapes /metrics; scrapers carry no Dapr token, like health probes.
+        var client = Client();
+        (await Deliver(client, Gradient())).Should().Be("SUCCESS");
+        string text = "";
+        for (int attempt = 0; attempt < 50 && !text.Contains("daprtrain_bytes_received", StringComparison.Ordinal); attempt++)
+        {
+            // The Prometheus exporter collects on request and caches a scrape for a moment (ScrapeResponseCacheDurationMilliseconds).
+            using var response = await _worker.CreateClient().GetAsync("/metrics");
+            response.StatusCode.Should().Be(HttpStatusCode.OK);
+            text = await response.Content.ReadAsStringAsync();
+            if (!text.Contains("daprtrain_bytes_received", StringComparison.Ordinal)) await Task.Delay(100);
+        }
+        text.Should().MatchRegex(@"daprtrain_bytes_received_bytes_total\{[^}]*daprtrain_node=""worker-1""[^}]*\} [1-9]");
+    }
+
     [Fact]
     public async Task A_delivery_before_the_node_is_ready_is_retried()
     {

@@ -40,4 +40,24 @@ public static class TestData
 
     /// <summary>The shared split, 8,000 train / 2,000 held out by seed 7; read-only, shared by all tests.</summary>
     public static TrainingData Mnist8k2k => SharedSplit.Value;
+
+    public const string FashionMnistVariable = "DAPRTRAIN_TEST_FASHION_MNIST";
+
+    /// <summary>
+    /// The full Fashion-MNIST (both splits): DAPRTRAIN_TEST_FASHION_MNIST (.ci/run sets it when it could install the package),
+    /// else the folder of Debian's dataset-fashion-mnist; null where neither has it (never downloaded: 30 MB is not a
+    /// test's to fetch). <see cref="FashionMnistMissingReason"/> says why, for the tests that skip.
+    /// </summary>
+    public static string? FashionMnistDirectory => FashionLocated.Value.Directory;
+
+    public static string? FashionMnistMissingReason => FashionLocated.Value.Missing;
+
+    private static readonly Lazy<(string? Directory, string? Missing)> FashionLocated = new(() =>
+    {
+        string? configured = Environment.GetEnvironmentVariable(FashionMnistVariable);
+        string folder = !string.IsNullOrEmpty(configured) ? configured : IdxDataset.FashionMnist.SystemDirectory!;
+        return Mnist.HasTrainSplit(folder) && Mnist.HasTestSplit(folder)
+            ? (folder, null)
+            : (null, $"Fashion-MNIST not found in {folder}: install it (apt-get install {IdxDataset.FashionMnist.Package}) or set {FashionMnistVariable} to a folder with its four IDX files.");
+    });
 }

@@ -89,6 +89,56 @@ public sealed class DataLocatorTests : IDisposable
         MnistDownloader.Verify(shared, Mnist.TestLabels).Should().NotBeNull();
     }
 
+    /// <summary>A folder with the (MNIST) test split under the IDX names that Fashion-MNIST shares: what the locator looks for.</summary>
+    private string FolderWithTestSplit(string name)
+    {
+        string folder = Directory.CreateDirectory(Path.Combine(_dir, name)).FullName;
+        foreach (var file in new[] { "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz" })
+        {
+            File.Copy(Path.Combine(TestData.MnistDirectory, file), Path.Combine(folder, file));
+        }
+        return folder;
+    }
+
+    [Fact]
+    public async Task Fashion_mnist_is_found_by_its_variable_then_its_package_folder_then_the_cache()
+    {
+        string fromVariable = FolderWithTestSplit("variable");
+        string system = FolderWithTestSplit("system");
+        string cache = FolderWithTestSplit("cache");
+        var fashion = IdxDataset.FashionMnist with { SystemDirectory = system };
+        string? variable = fromVariable;
+        var locator = new MnistLocator(name => name == "DAPRTRAIN_FASHION_MNIST" ? variable : null, cache, downloader: null, fashion);
+
+        (await locator.LocateAsync(null)).Should().Be((fromVariable, "DAPRTRAIN_FASHION_MNIST"));
+        variable = null;
+        (await locator.LocateAsync(null)).Should().Be((system, "package dataset-fashion-mnist"));
+        Directory.Delete(system, recursive: true);
+        (await locator.LocateAsync(null)).Should().Be((cache, "cache"));
+        // MNIST's variable is not Fashion-MNIST's: a folder of the one is never taken for the other.
+        var mnistVariableOnly = new MnistLocator(name => name == MnistLocator.DataDirectoryEnvironmentVariable ? fromVariable : null,
+            Path.Combine(_dir, "empty-cache"), downloader: null, fashion);
+        var act = () => mnistVariableOnly.LocateAsync(null);
+        (await act.Should().ThrowAsync<DataNotFoundException>())
+            .WithMessage("no Fashion-MNIST data found: pass --data-dir DIR or set DAPRTRAIN_FASHION_MNIST*apt-get install dataset-fashion-mnist*");
+    }
+
+    [Fact]
+    public async Task Fashion_mnist_downloads_its_own_files_from_its_own_mirrors_and_checks_the_published_md5s()
+    {
+        // Debian's copies are the published files with the gzip name field taken out: a different MD5, so rejected.
+        var fashion = IdxDataset.FashionMnist with { SystemDirectory = null };
+        var handler = new StaticHandler(_ => File.ReadAllBytes(Path.Combine(TestData.MnistDirectory, "t10k-labels-idx1-ubyte.gz")));
+        var downloader = new MnistDownloader(new HttpClient(handler), fashion.Mirrors);
+        var locator = new MnistLocator(_ => null, Path.Combine(_dir, "cache"), downloader, fashion);
+
+        var act = () => locator.LocateAsync(null);
+        (await act.Should().ThrowAsync<DataNotFoundException>()).WithMessage("no Fashion-MNIST data found and the download failed*size*published file has 26421880*");
+        handler.Requests.Select(r => r.ToString()).Should().Equal(fashion.Mirrors.Select(m => new Uri(m, "train-images-idx3-ubyte.gz").ToString()));
+        Directory.Exists(Path.Combine(_dir, "cache")).Should().BeTrue();
+        Directory.GetFiles(Path.Combine(_dir, "cache")).Should().BeEmpty();
+    }
+
     [Fact]
     public void Synthetic_data_is_deterministic_and_learnable()
     {

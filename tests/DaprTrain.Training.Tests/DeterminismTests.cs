@@ -9,6 +9,7 @@ public class DeterminismTests
     [Theory]
     [InlineData("mlp", 120)]
     [InlineData("cnn", 20)]
+    [InlineData("resnet", 4)]
     public void Same_seed_gives_bit_identical_weights_other_seed_does_not(string model, int steps)
     {
         var data = TestData.Mnist8k2k;

@@ -50,9 +50,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .Values.job.holdout | quote }}
 - name: JOB__MAXCHUNKBYTES
   value: {{ .Values.job.maxChunkBytes | quote }}
-{{- if .Values.job.dataDir }}
+- name: JOB__DATASET
+  value: {{ .Values.job.dataset | default "mnist" | quote }}
+{{- with (include "daprtrain.dataDir" .) }}
 - name: JOB__DATADIR
-  value: {{ .Values.job.dataDir | quote }}
+  value: {{ . | quote }}
 {{- end }}
 {{- if .Values.appTokenSecret }}
 - name: APP_API_TOKEN
@@ -76,6 +78,11 @@ dapr.io/log-level: {{ $root.Values.dapr.logLevel | quote }}
 dapr.io/max-body-size: {{ $root.Values.dapr.maxBodySize | quote }}
 dapr.io/sidecar-cpu-request: {{ $root.Values.dapr.sidecarCpuRequest | quote }}
 dapr.io/sidecar-memory-request: {{ $root.Values.dapr.sidecarMemoryRequest | quote }}
+{{- if $root.Values.telemetry.prometheusScrape }}
+prometheus.io/scrape: "true"
+prometheus.io/port: "8080"
+prometheus.io/path: /metrics
+{{- end }}
 {{- if $root.Values.appTokenSecret }}
 dapr.io/app-token-secret: {{ $root.Values.appTokenSecret | quote }}
 {{- end }}
@@ -93,4 +100,30 @@ livenessProbe:
   httpGet: { path: /health, port: http }
   initialDelaySeconds: 20
   periodSeconds: 10
+{{- end -}}
+
+{{/*
+Where the data is inside the containers: job.dataDir, or /data when only data.persistentVolumeClaim is set (a claim
+mounted at "" would not render a valid pod). Empty: synthetic data.
+*/}}
+{{- define "daprtrain.dataDir" -}}
+{{- if .Values.job.dataDir -}}
+{{- .Values.job.dataDir -}}
+{{- else if .Values.data.persistentVolumeClaim -}}
+/data
+{{- end -}}
+{{- end -}}
+
+{{/*
+OpenTelemetry of a service (call with (list $ "app-id")): its name in traces and metrics, and the OTLP endpoint when
+telemetry.otlpEndpoint is set. /metrics is always there for Prometheus (see the annotations).
+*/}}
+{{- define "daprtrain.telemetryEnv" -}}
+{{- $root := index . 0 -}}
+- name: OTEL_SERVICE_NAME
+  value: {{ index . 1 | quote }}
+{{- with $root.Values.telemetry.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
 {{- end -}}

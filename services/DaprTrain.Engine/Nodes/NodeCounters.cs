@@ -14,6 +14,11 @@ public sealed class NodeCounters
 
     public IReadOnlyDictionary<string, int> Rejected => _rejected;
 
+    /// <summary>Rounds a robust aggregator had fewer contributions than its f needs and took their median instead.</summary>
+    public int AggregationFallbacks { get; private set; }
+
+    public void CountFallback() => AggregationFallbacks++;
+
     public void CountApplied() => Applied++;
 
     public void CountDuplicate() => Duplicates++;

@@ -1,3 +1,4 @@
+using DaprTrain.Engine.Aggregation;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training;
@@ -17,13 +18,18 @@ public sealed class ParameterServerNode : IDisposable
     private readonly Trainer _trainer;
     private readonly MessageGate _gate;
     private readonly HeldContributions _held = new();
+    private readonly ILogger _logger;
 
     public ParameterServerNode(string jobId, TrainerOptions options, ILogger logger)
     {
         JobId = jobId;
         _trainer = new Trainer(options);
         _gate = new MessageGate(NodeId, jobId, logger, Counters);
+        _logger = logger;
     }
+
+    /// <summary>How the server aggregates a round (resolved for the job's workers; the mean by default).</summary>
+    public AggregationRule Aggregator { get; init; } = AggregationRule.Mean;
 
     public string JobId { get; }
 
@@ -68,7 +74,19 @@ public sealed class ParameterServerNode : IDisposable
         var contributions = _held.Of(round);
         if (contributions.Count > 0)
         {
-            GradientAggregator.WeightedAverage(contributions, _trainer.Parameters.GradientSpan);
+            if (Aggregator.IsMean)
+            {
+                GradientAggregator.WeightedAverage(contributions, _trainer.Parameters.GradientSpan);
+            }
+            else
+            {
+                var outcome = RobustAggregator.Aggregate(Aggregator, contributions, _trainer.Parameters.GradientSpan);
+                if (outcome.FellBack)
+                {
+                    Counters.CountFallback();
+                    _logger.LogInformation("ps round {Round}: {Reason}", round, outcome.FallbackReason);
+                }
+            }
             _trainer.ApplyGradient();
         }
         AppliedRound = round;

@@ -49,7 +49,10 @@ public sealed partial class WorkerNode
         int samples = contributions.Sum(c => c.SampleCount);
         // Reduced straight into the message that carries it to the peers.
         var (message, reduced) = WireCodec.Begin(new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, ReadOnlyMemory<float>.Empty), count, _buffers);
-        GradientAggregator.WeightedAverage(contributions, reduced.Span);
+        // Coordinate-wise rules reduce a slice exactly as they would the whole vector; rules that need whole vectors
+        // (Krum, Bulyan) are refused for p2p-scatter when the job is validated.
+        if (Aggregator.NeedsWholeVectors) throw new InvalidOperationException($"{Aggregator} needs whole gradients; p2p-scatter gives {Id} one slice of them");
+        Aggregate(contributions, reduced.Span, null, decision.Round);
         WireCodec.Seal(message);
         _reduced[(decision.Round, mine)] = reduced;
         return message;

@@ -45,7 +45,9 @@ public sealed partial class WorkerNode
             contributions[k] = new Contribution($"share-{k:D5}", shares[k].Samples, shares[k].Gradient);
         }
         var values = BeginOwnGradient(count);
+        // The shares of one worker are combined by their mean: they are this worker's own computation, not peers to distrust.
         GradientAggregator.WeightedAverage(contributions, values.Span);
         _gradientBufferHoldsOwn = false;
+        CorruptOwnGradient(values.Span);
     }
 }

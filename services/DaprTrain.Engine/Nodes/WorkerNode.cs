@@ -1,4 +1,5 @@
 using DaprTrain.Coordination;
+using DaprTrain.Engine.Aggregation;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training;
@@ -28,6 +29,7 @@ public sealed partial class WorkerNode : IDisposable
     private long[] _batch;
     private IReadOnlyList<string> _members = [];
     private IReadOnlyList<int> _shards = [];
+    private LabeledDataset? _flippedLabels;
 
     /// <param name="buffers">Where outgoing messages get their bytes; the owner of the pool decides when a message is dead.</param>
     public WorkerNode(string id, string jobId, TrainerOptions options, TrainingData data, ILogger logger, MessageBufferPool? buffers = null)
@@ -57,10 +59,16 @@ public sealed partial class WorkerNode : IDisposable
 
     public NodeCounters Counters { get; } = new();
 
+    /// <summary>How this replica aggregates a round (resolved for the job's workers; the mean by default).</summary>
+    public AggregationRule Aggregator { get; init; } = AggregationRule.Mean;
+
+    /// <summary>An experiment's Byzantine behaviour: what this worker does to the gradient it sends (none by default).</summary>
+    public GradientAttack? Attack { get; init; }
+
     public Trainer Trainer => _trainer;
 
-    /// <summary>The job's training set (this worker reads its shards of it).</summary>
-    public LabeledDataset TrainData => _data.Train;
+    /// <summary>The job's training set (this worker reads its shards of it); a label-flipping attacker's own copy with every label y as 9 - y.</summary>
+    public LabeledDataset TrainData => Attack is { FlipsLabels: true } attack && attack.ActiveIn(OpenRound) ? FlippedLabels() : _data.Train;
 
     public int ParameterCount => _parameterCount;
 
@@ -91,12 +99,56 @@ public sealed partial class WorkerNode : IDisposable
     public (float Loss, int Samples) ComputeGradient()
     {
         int count = NextBatch();
-        float loss = _trainer.ComputeGradient(_data.Train, _batch.AsSpan(0, count));
+        float loss = _trainer.ComputeGradient(TrainData, _batch.AsSpan(0, count));
         // Exported straight into the message that will carry it: no staging copy. Sealed (checksummed) when sent.
         var values = BeginOwnGradient(count);
         _trainer.Parameters.ExportGradients(values.Span);
         _gradientBufferHoldsOwn = true;
+        CorruptOwnGradient(values.Span);
         return (loss, count);
+    }
+
+    /// <summary>
+    /// A Byzantine worker bends its computed gradient before it is sent (label flipping already acted on the batch; ALIE
+    /// waits for the honest gradients, <see cref="Collude"/>). Its own replica aggregates what it sent, like every other
+    /// replica, so the replicas stay identical.
+    /// </summary>
+    private void CorruptOwnGradient(Span<float> values)
+    {
+        if (Attack is not { } attack || !attack.ActiveIn(OpenRound) || attack.FlipsLabels || attack.NeedsHonestGradients) return;
+        attack.Apply(values, _trainer.Options.Seed, Id, OpenRound);
+        // The gradient buffer holds the honest gradient, no longer what this worker contributes.
+        _gradientBufferHoldsOwn = false;
+    }
+
+    /// <summary>True when this worker is to send an ALIE gradient in the round, made from the honest gradients (<see cref="Collude"/>).</summary>
+    public bool Colludes(long round) => Attack is { NeedsHonestGradients: true } attack && attack.ActiveIn(round);
+
+    /// <summary>
+    /// ALIE: replaces this worker's computed gradient for the open round with mean - z x std of <paramref name="honest"/>,
+    /// before it is sent. Only the embedded mode can hand the honest gradients of the round over (an omniscient attacker).
+    /// </summary>
+    public void Collude(IReadOnlyList<ReadOnlyMemory<float>> honest, int workers, int colluding)
+    {
+        if (Attack is not { NeedsHonestGradients: true } attack) throw new InvalidOperationException($"{Id} runs no colluding attack");
+        if (_ownMessage.Sealed) throw new InvalidOperationException($"{Id} has already sent its gradient for round {OpenRound}");
+        var own = OwnContribution();
+        attack.ApplyAlie(System.Runtime.InteropServices.MemoryMarshal.AsMemory(own.Values).Span, honest, workers, colluding);
+        _gradientBufferHoldsOwn = false;
+    }
+
+    /// <summary>This worker's gradient for the open round as it will be sent.</summary>
+    public ReadOnlyMemory<float> OwnGradient => OwnContribution().Values;
+
+    private LabeledDataset FlippedLabels()
+    {
+        if (_flippedLabels is null)
+        {
+            var train = _data.Train;
+            var flipped = train.Labels.Select(y => train.ClassCount - 1 - y).ToArray();
+            _flippedLabels = new LabeledDataset(train.Name + " (labels flipped)", train.Features, flipped, train.SampleShape, train.ClassCount);
+        }
+        return _flippedLabels;
     }
 
     private int NextBatch()
@@ -155,7 +207,7 @@ public sealed partial class WorkerNode : IDisposable
                 ? c : throw new InvalidOperationException($"{Id} lacks {s}'s gradient for round {decision.Round}, which the decision includes")).ToList();
             // Until a step or a restore touches it, the gradient buffer holds this worker's own gradient (its message
             // carries a copy), so the aggregate can overwrite it in place instead of reading that copy too.
-            GradientAggregator.WeightedAverage(contributions, _trainer.Parameters.GradientSpan, destinationHolds: _gradientBufferHoldsOwn ? Id : null);
+            Aggregate(contributions, _trainer.Parameters.GradientSpan, destinationHolds: _gradientBufferHoldsOwn ? Id : null, decision.Round);
             Step();
         }
         Complete(decision.Round);
@@ -241,6 +293,22 @@ public sealed partial class WorkerNode : IDisposable
         return _gate.Answer(m, outcome);
     }
 
+    /// <summary>The mean as before (the same call, the same bits), or the job's robust rule; a fallback to the median is logged and counted.</summary>
+    private void Aggregate(IReadOnlyList<Contribution> contributions, Span<float> destination, string? destinationHolds, long round)
+    {
+        if (Aggregator.IsMean)
+        {
+            GradientAggregator.WeightedAverage(contributions, destination, destinationHolds);
+            return;
+        }
+        var outcome = RobustAggregator.Aggregate(Aggregator, contributions, destination);
+        if (outcome.FellBack)
+        {
+            Counters.CountFallback();
+            _logger.LogInformation("{Node} round {Round}: {Reason}", Id, round, outcome.FallbackReason);
+        }
+    }
+
     private DeliveryResult Rejected(string category, string reason)
     {
         Counters.CountRejected(category);
@@ -272,5 +340,9 @@ public sealed partial class WorkerNode : IDisposable
         foreach (var key in _reduced.Keys.Where(k => k.Round <= round).ToList()) _reduced.Remove(key);
     }
 
-    public void Dispose() => _trainer.Dispose();
+    public void Dispose()
+    {
+        _trainer.Dispose();
+        _flippedLabels?.Dispose();
+    }
 }

@@ -33,5 +33,8 @@ public static class TrainingMetrics
     /// <summary>Gradient-function invocations (serverless compute), tagged with their outcome.</summary>
     public static readonly Counter<long> Invocations = Meter.CreateCounter<long>("daprtrain.function.invocations", "{invocation}", "Gradient-function invocations");
 
+    /// <summary>The project's activity source (same name as the meter): a span per round and per delivered message in the services.</summary>
+    public static readonly ActivitySource Tracing = new(MeterName, "1.0");
+
     public static TagList Node(string node) => new() { { "daprtrain.node", node } };
 }

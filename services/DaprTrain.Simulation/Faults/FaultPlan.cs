@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using DaprTrain.Engine.Aggregation;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Simulation.Messaging;
 
@@ -22,6 +23,12 @@ public sealed record NodeFault(NodeFaultKind Kind, string Node, long Round, doub
     };
 }
 
+/// <summary>A Byzantine worker of the experiment: it runs <see cref="Attack"/> on every gradient it sends from the attack's round on.</summary>
+public sealed record ByzantineFault(string Node, GradientAttack Attack)
+{
+    public override string ToString() => $"byzantine:{Node}={Attack}";
+}
+
 /// <summary>A fault item or plan that is wrong; <see cref="InFile"/> when it came from a scenario file (bad input, not a bad option).</summary>
 public sealed class FaultSpecException(string message, bool inFile = false) : Exception(message)
 {
@@ -37,8 +44,14 @@ public sealed record FunctionFaults(double CrashProbability = 0, double TimeoutP
     public bool Any => CrashProbability > 0 || TimeoutProbability > 0 || ColdStartMs is not null;
 }
 
-public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> NodeFaults, BusFaults Bus, FunctionFaults Functions)
+public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> NodeFaults, BusFaults Bus, FunctionFaults Functions, IReadOnlyList<ByzantineFault>? Byzantine = null)
 {
+    /// <summary>The Byzantine workers of the plan (none unless it has byzantine: items).</summary>
+    public IReadOnlyList<ByzantineFault> Attacks => Byzantine ?? [];
+
+    /// <summary>The attack worker <paramref name="node"/> runs, if it is Byzantine.</summary>
+    public GradientAttack? AttackOf(string node) => Attacks.FirstOrDefault(a => a.Node == node)?.Attack;
+
     public const string Grammar =
         "fault grammar (repeat --fault, or one item per line in a scenario file):\n" +
         "  kill:worker-N@round=R       stop worker N when round R starts\n" +
@@ -52,6 +65,9 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
         "  fail:function@p=P           (--compute serverless) a gradient-function invocation crashes with probability P; it is retried\n" +
         "  timeout:function@p=P        an invocation hangs until the platform's timeout with probability P; it is retried\n" +
         "  coldstart=D[ms|s]           a function instance's cold start takes D (instead of the platform profile's)\n" +
+        "  byzantine:worker-N=ATTACK[@round=R]  worker N sends a bent gradient (from round R): signflip[:S] (-S x its gradient, S 10),\n" +
+        "                              gaussian[:sigma] (noise instead, sigma 100), noise[:sigma] (noise added, sigma 1), labelflip\n" +
+        "                              (trains on labels 9 - y), alie[:z] (mean - z x std of the honest gradients; z from n and f), zero\n" +
         "durations: at most 1h (3600s); fractions: 0 to 1\n" +
         "examples: --fault kill:worker-2@round=30 --fault slow:worker-1=200ms --fault drop=0.05";
 
@@ -63,27 +79,30 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
 
     public static FaultPlan None { get; } = new("none", [], BusFaults.None, FunctionFaults.None);
 
-    public bool IsEmpty => NodeFaults.Count == 0 && !Bus.Any && !Functions.Any;
+    public bool IsEmpty => NodeFaults.Count == 0 && !Bus.Any && !Functions.Any && Attacks.Count == 0;
 
     public static FaultPlan Parse(IEnumerable<string> items, string? name = null)
     {
         var nodeFaults = new List<NodeFault>();
         var bus = BusFaults.None;
         var functions = FunctionFaults.None;
+        var attacks = new List<ByzantineFault>();
         var list = items.ToList();
         foreach (string raw in list)
         {
             string item = raw.Trim();
             try
             {
-                bus = ParseItem(item, nodeFaults, bus, ref functions);
+                var byzantine = ByzantinePattern().Match(item);
+                if (byzantine.Success) attacks.Add(ParseByzantine(byzantine));
+                else bus = ParseItem(item, nodeFaults, bus, ref functions);
             }
             catch (FaultSpecException ex)
             {
                 throw new FaultSpecException($"invalid fault '{BoundedFile.Printable(item)}': {ex.Message}\n{Grammar}");
             }
         }
-        return new FaultPlan(name ?? (list.Count == 0 ? "none" : string.Join(" ", list.Select(i => i.Trim()))), nodeFaults, bus, functions);
+        return new FaultPlan(name ?? (list.Count == 0 ? "none" : string.Join(" ", list.Select(i => i.Trim()))), nodeFaults, bus, functions, attacks);
     }
 
     /// <summary>A scenario file: one fault item a line, '#' comments, and an optional 'name: ...' line.</summary>
@@ -150,6 +169,13 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
                 throw new FaultSpecException($"{fault}: a restart needs an earlier kill of {fault.Node}");
             }
         }
+        foreach (var attack in Attacks)
+        {
+            if (!int.TryParse(attack.Node.AsSpan(7), NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n > workers) throw new FaultSpecException($"{attack}: the job has {workers} workers (worker-1 to worker-{workers})");
+            if (attack.Attack.FromRound > rounds) throw new FaultSpecException($"{attack}: the run has only {rounds} rounds");
+            if (Attacks.Count(a => a.Node == attack.Node) > 1) throw new FaultSpecException($"{attack}: {attack.Node} has more than one attack; give it one");
+        }
+        if (Attacks.Count >= workers) throw new FaultSpecException($"{Attacks.Count} Byzantine workers of {workers}: at least one worker must be honest");
         ValidateLifecycles();
         if (NodeFaults.Where(f => f.Kind == NodeFaultKind.Kill && f.Node != "ps").Select(f => f.Node).Distinct().Count() >= workers)
         {
@@ -282,6 +308,27 @@ public sealed partial record FaultPlan(string Name, IReadOnlyList<NodeFault> Nod
 
     [GeneratedRegex(@"^(?<kind>kill|restart|slow):(?<node>worker-[1-9][0-9]*|ps)(=(?<delay>[^@]+))?(@round=(?<round>[^@]+))?$")]
     private static partial Regex NodeFaultPattern();
+
+    private static ByzantineFault ParseByzantine(Match match)
+    {
+        string node = match.Groups["node"].Value;
+        if (!WorkerPattern().IsMatch(node)) throw new FaultSpecException($"byzantine applies to workers (worker-1, worker-2, ...), not '{BoundedFile.Printable(node)}'");
+        if (!match.Groups["attack"].Success) throw new FaultSpecException($"byzantine needs an attack, as in byzantine:{node}=signflip; attacks: {GradientAttack.Grammar}");
+        try
+        {
+            return new ByzantineFault(node, GradientAttack.Parse(match.Groups["attack"].Value));
+        }
+        catch (ArgumentException ex)
+        {
+            throw new FaultSpecException(ex.Message);
+        }
+    }
+
+    [GeneratedRegex(@"^byzantine:(?<node>[^=]*)(=(?<attack>.*))?$")]
+    private static partial Regex ByzantinePattern();
+
+    [GeneratedRegex(@"^worker-[1-9][0-9]*$")]
+    private static partial Regex WorkerPattern();
 
     [GeneratedRegex(@"^(?<kind>fail|timeout):function@p=(?<p>.+)$")]
     private static partial Regex FunctionFaultPattern();

@@ -17,11 +17,22 @@ internal static class PeerRound
         var members = cluster.View.Members;
         double deadlineMs = cluster.Options.RoundDeadlineMs;
         double computeMs = 0;
+        var colluders = new List<(WorkerNode Worker, double Ready)>();
         foreach (var worker in participants)
         {
             double ready = await cluster.ComputeAsync(worker, start);
             computeMs = Math.Max(computeMs, ready - start);
-            using (cluster.Accounting.TimeExchange()) cluster.Publish(worker.Id, plan.Contribute(worker), ready);
+            // A colluding (ALIE) attacker sends once it has seen the honest gradients of the round, at its own ready time.
+            if (worker.Colludes(round)) colluders.Add((worker, ready));
+            else using (cluster.Accounting.TimeExchange()) cluster.Publish(worker.Id, plan.Contribute(worker), ready);
+        }
+        if (colluders.Count > 0)
+        {
+            cluster.Collude([.. colluders.Select(c => c.Worker)], participants);
+            foreach (var (worker, ready) in colluders)
+            {
+                using (cluster.Accounting.TimeExchange()) cluster.Publish(worker.Id, plan.Contribute(worker), ready);
+            }
         }
         double computed = cluster.ComputePhaseEndMs(start);
         cluster.DeliverUntil(computed + deadlineMs, () => participants.All(w => plan.Gathered(w, round, members)));

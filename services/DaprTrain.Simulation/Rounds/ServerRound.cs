@@ -15,18 +15,19 @@ internal static class ServerRound
         var members = cluster.View.Members;
         server.SetMembers(members);
         double computeMs = 0;
+        var colluders = new List<(WorkerNode Worker, double Ready)>();
         foreach (var worker in participants)
         {
             double ready = await cluster.ComputeAsync(worker, start);
             computeMs = Math.Max(computeMs, ready - start);
-            using (cluster.Accounting.TimeExchange())
-            {
-                // Every gradient crosses the server's one link: it is the bottleneck of the phase.
-                foreach (var message in cluster.Plan.Contribute(worker))
-                {
-                    cluster.Publish(worker.Id, message.Topic, message.Payload, ready, (long)members.Count * message.Payload.Length);
-                }
-            }
+            // A colluding (ALIE) attacker sends once it has seen the honest gradients of the round, at its own ready time.
+            if (worker.Colludes(round)) colluders.Add((worker, ready));
+            else Contribute(cluster, worker, ready, members.Count);
+        }
+        if (colluders.Count > 0)
+        {
+            cluster.Collude([.. colluders.Select(c => c.Worker)], participants);
+            foreach (var (worker, ready) in colluders) Contribute(cluster, worker, ready, members.Count);
         }
 
         double computed = cluster.ComputePhaseEndMs(start);
@@ -49,5 +50,17 @@ internal static class ServerRound
         cluster.Accounting.Busy(ParameterServerNode.NodeId, cluster.Options.Network.TransferMs(cluster.Accounting.RoundBytes(ParameterServerNode.NodeId)));
         cluster.Accounting.Node(ParameterServerNode.NodeId).Rounds++;
         return (computeMs, included);
+    }
+
+    private static void Contribute(SimulatedCluster cluster, WorkerNode worker, double ready, int members)
+    {
+        using (cluster.Accounting.TimeExchange())
+        {
+            // Every gradient crosses the server's one link: it is the bottleneck of the phase.
+            foreach (var message in cluster.Plan.Contribute(worker))
+            {
+                cluster.Publish(worker.Id, message.Topic, message.Payload, ready, (long)members * message.Payload.Length);
+            }
+        }
     }
 }

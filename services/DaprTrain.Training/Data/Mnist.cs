@@ -58,14 +58,19 @@ public static class Mnist
         return (images.Data, labels.Data);
     }
 
-    /// <summary>A split as the trainer takes it: features normalised with <see cref="Mean"/> and <see cref="StandardDeviation"/>.</summary>
-    public static LabeledDataset LoadSplit(string directory, bool train)
+    /// <summary>
+    /// A split as the trainer takes it: features normalised with <see cref="Mean"/> and <see cref="StandardDeviation"/>,
+    /// MNIST's, whichever IDX dataset the folder holds (Fashion-MNIST included): every model then takes raw pixels the same
+    /// way, and an ONNX export (which carries these constants) needs no record of which dataset it was trained on.
+    /// Fashion-MNIST's own statistics (0.2860, 0.3530) would only shift and scale the inputs slightly.
+    /// </summary>
+    public static LabeledDataset LoadSplit(string directory, bool train, string name = "mnist")
     {
         var (pixels, labels) = ReadSplit(directory, train);
         var features = new float[pixels.Length];
         for (int i = 0; i < features.Length; i++) features[i] = (pixels[i] / 255f - Mean) / StandardDeviation;
         var labelValues = new long[labels.Length];
         for (int i = 0; i < labelValues.Length; i++) labelValues[i] = labels[i];
-        return new LabeledDataset(train ? "mnist-train" : "mnist-test", features, labelValues, [1, 28, 28], 10);
+        return new LabeledDataset(train ? $"{name}-train" : $"{name}-test", features, labelValues, [1, 28, 28], 10);
     }
 }

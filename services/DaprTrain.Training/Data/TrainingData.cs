@@ -16,18 +16,21 @@ public sealed class TrainingData(LabeledDataset train, long[] trainIndices, Labe
     /// <summary>
     /// From an MNIST folder: the train split (if present) against the test split; otherwise the test split
     /// alone, cut by seed into train and held-out parts (the shared 10,000-image folder is such a case).
+    /// <paramref name="dataset"/> (MNIST by default; Fashion-MNIST has the same files) names the data in messages.
     /// </summary>
-    public static TrainingData FromMnistFolder(string directory, ulong seed, int holdoutCount = 2000, int? trainLimit = null, bool useTrainSplitIfPresent = true)
+    public static TrainingData FromMnistFolder(string directory, ulong seed, int holdoutCount = 2000, int? trainLimit = null, bool useTrainSplitIfPresent = true,
+        IdxDataset? dataset = null)
     {
+        dataset ??= IdxDataset.Mnist;
         if (useTrainSplitIfPresent && Mnist.HasTrainSplit(directory))
         {
-            var train = Mnist.LoadSplit(directory, train: true);
-            var test = Mnist.LoadSplit(directory, train: false);
+            var train = Mnist.LoadSplit(directory, train: true, dataset.Name);
+            var test = Mnist.LoadSplit(directory, train: false, dataset.Name);
             var trainIndices = Limit(Enumerable.Range(0, train.Count).Select(i => (long)i).ToArray(), trainLimit, seed);
-            return new TrainingData(train, trainIndices, test, AllIndices(test), $"MNIST from {directory}: {trainIndices.Length} train, {test.Count} test");
+            return new TrainingData(train, trainIndices, test, AllIndices(test), $"{dataset.Title} from {directory}: {trainIndices.Length} train, {test.Count} test");
         }
-        var only = Mnist.LoadSplit(directory, train: false);
-        return SplitSingle(only, seed, holdoutCount, trainLimit, $"MNIST test split from {directory}");
+        var only = Mnist.LoadSplit(directory, train: false, dataset.Name);
+        return SplitSingle(only, seed, holdoutCount, trainLimit, $"{dataset.Title} test split from {directory}");
     }
 
     public static TrainingData Synthetic(int count, ulong seed, int holdoutCount, int? trainLimit = null) =>
