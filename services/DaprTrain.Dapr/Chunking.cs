@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 
@@ -123,7 +124,7 @@ public sealed class ChunkAssembler(long maxPendingBytes = ChunkAssembler.Default
         }
     }
 
-    /// <summary>Bytes held for incomplete messages (data plus a small overhead per chunk).</summary>
+    /// <summary>Bytes held for incomplete messages (each chunk's pooled buffer plus a small overhead per chunk).</summary>
     public long PendingBytes
     {
         get
@@ -186,9 +187,15 @@ public sealed class ChunkAssembler(long maxPendingBytes = ChunkAssembler.Default
                 return new ChunkResult(ChunkStatus.Rejected, Reason: $"chunk {header.Index} takes its message past its declared {header.TotalLength} bytes");
             }
 
-            pending.Parts.Add(header.Index, new Part(header.Offset, chunk.Slice(ChunkCodec.HeaderBytes, header.DataLength).ToArray()));
+            // Pooled: a gradient of several MB arrives as chunks of up to 512 KiB, and a fresh array for each (all on the
+            // large-object heap) cost four times the reassembly itself. Returned when the message completes or is let go.
+            var data = ArrayPool<byte>.Shared.Rent(header.DataLength);
+            chunk.Slice(ChunkCodec.HeaderBytes, header.DataLength).CopyTo(data);
+            pending.Parts.Add(header.Index, new Part(header.Offset, data, header.DataLength));
             pending.ReceivedBytes += header.DataLength;
-            _pendingBytes += header.DataLength + ChunkOverheadBytes;
+            // Charged at the pooled array's size (the pool rounds up to a power of two), so the budget bounds what is held.
+            pending.HeldBytes += data.Length + ChunkOverheadBytes;
+            _pendingBytes += data.Length + ChunkOverheadBytes;
             if (pending.Parts.Count < header.Count)
             {
                 Evict(header.Id);
@@ -197,6 +204,7 @@ public sealed class ChunkAssembler(long maxPendingBytes = ChunkAssembler.Default
 
             Remove(header.Id, pending);
             var message = Assemble(pending, out problem);
+            Release(pending);
             if (message is null) return new ChunkResult(ChunkStatus.Rejected, Reason: problem);
             Remember(header.Id);
             return new ChunkResult(ChunkStatus.Complete, message);
@@ -243,8 +251,8 @@ public sealed class ChunkAssembler(long maxPendingBytes = ChunkAssembler.Default
                 problem = $"chunk {index} starts at byte {part.Offset}, expected {offset}";
                 return null;
             }
-            part.Data.CopyTo(message, offset);
-            offset += part.Data.Length;
+            part.Data.AsSpan(0, part.Length).CopyTo(message.AsSpan(offset));
+            offset += part.Length;
         }
         if (XxHash3.HashToUInt64(message) != header.Whole)
         {
@@ -257,7 +265,7 @@ public sealed class ChunkAssembler(long maxPendingBytes = ChunkAssembler.Default
     private void Remove(Guid id, Pending pending)
     {
         _pending.Remove(id);
-        _pendingBytes -= pending.ReceivedBytes + (long)pending.Parts.Count * ChunkOverheadBytes;
+        _pendingBytes -= pending.HeldBytes;
     }
 
     /// <summary>Drops incomplete messages whose round has passed. Arrival order is round order, so the scan stops at the first that is still current.</summary>
@@ -273,6 +281,7 @@ public sealed class ChunkAssembler(long maxPendingBytes = ChunkAssembler.Default
             if (round - pending.Round < ExpiryRounds) break;
             _arrivals.Dequeue();
             Remove(oldest.Id, pending);
+            Release(pending);
             _expired++;
         }
     }
@@ -290,6 +299,7 @@ public sealed class ChunkAssembler(long maxPendingBytes = ChunkAssembler.Default
                 continue;
             }
             Remove(oldest.Id, pending);
+            Release(pending);
             _evicted++;
         }
         // Stale entries (messages completed since) are dropped as the queue is read; keep them from piling up meanwhile.
@@ -308,7 +318,14 @@ public sealed class ChunkAssembler(long maxPendingBytes = ChunkAssembler.Default
         while (_completedOrder.Count > RememberedMessages) _completed.Remove(_completedOrder.Dequeue());
     }
 
-    private readonly record struct Part(int Offset, byte[] Data);
+    private readonly record struct Part(int Offset, byte[] Data, int Length);
+
+    /// <summary>Gives a message's pooled chunk buffers back (it completed, or was let go).</summary>
+    private static void Release(Pending pending)
+    {
+        foreach (var part in pending.Parts.Values) ArrayPool<byte>.Shared.Return(part.Data);
+        pending.Parts.Clear();
+    }
 
     private sealed class Pending(ChunkCodec.Header header, long sequence, long round)
     {
@@ -317,5 +334,8 @@ public sealed class ChunkAssembler(long maxPendingBytes = ChunkAssembler.Default
         public long Round { get; } = round;
         public Dictionary<int, Part> Parts { get; } = [];
         public long ReceivedBytes { get; set; }
+
+        /// <summary>What the message's chunks cost the budget: each pooled array's length plus the per-chunk overhead.</summary>
+        public long HeldBytes { get; set; }
     }
 }
