@@ -57,9 +57,12 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
             ArrayPool<byte>.Shared.Return(read.Array!);
         }
         if (chunk is null) return Drop(route, problem!);
-        // Poison is dropped whether or not the node is ready; a sound chunk waits (untouched) until it is.
-        if (ChunkAssembler.Check(chunk) is { } framing) return Drop(route, framing);
-        if (deliver is null) return Answer(DeliveryStatus.Retry);
+        if (deliver is null)
+        {
+            // Poison is dropped even before the node is ready; a sound chunk waits (untouched) until it is. Checked only
+            // here: once the node is ready, Add checks the framing itself, and a chunk is not hashed twice.
+            return ChunkAssembler.Check(chunk) is { } framing ? Drop(route, framing) : Answer(DeliveryStatus.Retry);
+        }
 
         var assembled = _assembler.Add(chunk, round?.Invoke() ?? 0);
         switch (assembled.Status)
