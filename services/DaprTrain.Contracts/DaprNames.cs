@@ -22,6 +22,12 @@ public static class DaprTopics
 
     /// <summary>p2p-scatter: the reduced slices every owner sends to <paramref name="peer"/> (one topic per worker).</summary>
     public static string Reduced(string peer) => $"reduced.{peer}";
+
+    /// <summary>
+    /// Where daprd sends what a subscriber answered DROP (and, with a Resiliency policy, what still failed after it): every
+    /// subscription of the workers and the server declares it, and the coordinator counts and shows what lands there.
+    /// </summary>
+    public const string DeadLetters = "dead-letters";
 }
 
 /// <summary>App ids, as in dapr.yaml and the Helm chart.</summary>
