@@ -38,6 +38,16 @@ public static class DaprApps
     public const string ParameterServer = "parameter-server";
 
     public static string Worker(int number) => $"worker-{number}";
+
+    /// <summary>The gradient-function app: stateless, any number of instances under this one id, invoked by workers in serverless mode.</summary>
+    public const string GradientFunction = "gradient-function";
+}
+
+/// <summary>Methods invoked through Dapr service invocation (POST /v1.0/invoke/{app}/method/{method}).</summary>
+public static class DaprMethods
+{
+    /// <summary>On the gradient-function app: a share of a worker's batch in, its gradient out.</summary>
+    public const string Gradient = "gradient";
 }
 
 public static class DaprActorTypes

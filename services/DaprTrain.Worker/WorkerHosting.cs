@@ -20,6 +20,7 @@ public static class WorkerHosting
         builder.Services.AddDaprTrainHost(builder.Configuration);
         builder.Services.AddDaprTrainPorts();
         builder.Services.AddDaprTrainWorkerIdentity();
+        builder.Services.AddDaprTrainFunctionFanOut();
         builder.Services.AddSingleton<WorkerRuntime>();
         if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop")) builder.Services.AddHostedService<WorkerLoop>();
         return builder;
