@@ -43,12 +43,14 @@ public sealed class FunctionFanOut(IOptions<FunctionOptions> options, ILogger<Fu
     private long _retries;
     private long _refused;
     private long _fallbacks;
+    private long _answeredTicks;
 
     /// <summary>Shares waiting for a function now (in flight or between attempts).</summary>
     public long Pending => Interlocked.Read(ref _pending);
 
     public FunctionCounters Counters => new(Interlocked.Read(ref _attempts), Interlocked.Read(ref _served), Interlocked.Read(ref _retries),
-        Interlocked.Read(ref _refused), Interlocked.Read(ref _fallbacks), Pending);
+        Interlocked.Read(ref _refused), Interlocked.Read(ref _fallbacks), Pending,
+        Math.Round(System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _answeredTicks)).TotalMilliseconds, 1));
 
     /// <summary>
     /// The gradients of <paramref name="invocations"/>, in their order: from the function app, or from
@@ -79,9 +81,11 @@ public sealed class FunctionFanOut(IOptions<FunctionOptions> options, ILogger<Fu
                     await Task.Delay(settings.BackoffBefore(attempt), time, cancellationToken);
                 }
                 Interlocked.Increment(ref _attempts);
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 var (gradient, problem, refused) = await AttemptAsync(invocation, body, settings, cancellationToken);
                 if (gradient is not null)
                 {
+                    Interlocked.Add(ref _answeredTicks, System.Diagnostics.Stopwatch.GetTimestamp() - started);
                     Interlocked.Increment(ref _served);
                     TrainingMetrics.Invocations.Add(1, new KeyValuePair<string, object?>("daprtrain.outcome", "success"));
                     return (invocation.Samples.Length, gradient.Value);
@@ -172,5 +176,8 @@ public sealed class FunctionFanOut(IOptions<FunctionOptions> options, ILogger<Fu
     }
 }
 
-/// <summary>What a worker's fan-out did so far: attempts, shares the functions computed, retries, refusals, shares computed locally, and shares waiting now.</summary>
-public sealed record FunctionCounters(long Attempts, long Served, long Retries, long Refused, long Fallbacks, long Pending);
+/// <summary>
+/// What a worker's fan-out did so far: attempts, shares the functions computed, retries, refusals, shares computed
+/// locally, shares waiting now, and the wall time of the answered attempts (request sent to gradient decoded, summed).
+/// </summary>
+public sealed record FunctionCounters(long Attempts, long Served, long Retries, long Refused, long Fallbacks, long Pending, double AnsweredMs);

@@ -42,6 +42,7 @@ public sealed class FunctionRuntime : IDisposable
     private long _fromCache;
     private long _refused;
     private int _inFlight;
+    private long _computeTicks;
 
     public FunctionRuntime(IOptions<TrainingJobOptions> job, IOptions<GradientFunctionOptions> options, ILogger<FunctionRuntime> logger)
     {
@@ -72,6 +73,8 @@ public sealed class FunctionRuntime : IDisposable
         fromCache = Interlocked.Read(ref _fromCache),
         refused = Interlocked.Read(ref _refused),
         inFlight = Volatile.Read(ref _inFlight),
+        // Forward and backward passes and the gradient's export only (not the wait for the turn, nor ExtraLatencyMs).
+        computeMs = Math.Round(System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _computeTicks)).TotalMilliseconds, 1),
     };
 
     /// <summary>POST /gradient: an invocation in (<see cref="FunctionInvocationCodec"/>), the share's gradient out (<see cref="WireCodec"/>), or 400/413 with the reason.</summary>
@@ -104,7 +107,9 @@ public sealed class FunctionRuntime : IDisposable
             try
             {
                 if (_options.ExtraLatencyMs > 0) await Task.Delay(_options.ExtraLatencyMs, cancellationToken);
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 float[] gradient = function.Invoke(invocation.Weights.Span, data.Train, invocation.Samples);
+                Interlocked.Add(ref _computeTicks, System.Diagnostics.Stopwatch.GetTimestamp() - started);
                 byte[] answer = WireCodec.Encode(new WireMessage(MessageKind.Gradient, invocation.JobId, invocation.Generation, invocation.Round, invocation.Worker,
                     invocation.Samples.Length, invocation.Share, 0, gradient));
                 Remember(invocation.IdempotencyKey, answer);
