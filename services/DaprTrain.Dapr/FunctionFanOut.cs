@@ -23,16 +23,33 @@ namespace DaprTrain.Dapr;
 /// through the Dapr scheduler, and the worker needs none of what that buys (durable replay of a long-running
 /// orchestration): a round that fails is recomputed, not resumed. Retries, timeouts and the local fallback are here.
 /// </remarks>
-public sealed class FunctionFanOut(IOptions<FunctionOptions> options, ILogger<FunctionFanOut> logger, TimeProvider time) : IDisposable
+public sealed class FunctionFanOut : IDisposable
 {
-    // The SDK's invocation client: requests to http://{app id}/{method} go to the sidecar's /v1.0/invoke/{app id}/method/{method}
-    // (DAPR_HTTP_ENDPOINT or DAPR_HTTP_PORT), with DAPR_API_TOKEN. Each attempt has its own timeout, so the client has none.
-    private readonly Lazy<HttpClient> _http = new(() =>
+    private readonly IOptions<FunctionOptions> options;
+    private readonly ILogger<FunctionFanOut> logger;
+    private readonly TimeProvider time;
+    private readonly Lazy<HttpClient> _http;
+
+    public FunctionFanOut(IOptions<FunctionOptions> options, ILogger<FunctionFanOut> logger, TimeProvider time)
+        : this(options, logger, time, daprEndpoint: null)
     {
-        var client = DaprClient.CreateInvokeHttpClient(options.Value.AppId, daprApiToken: Environment.GetEnvironmentVariable("DAPR_API_TOKEN"));
-        client.Timeout = Timeout.InfiniteTimeSpan;
-        return client;
-    });
+    }
+
+    /// <param name="daprEndpoint">The sidecar's HTTP endpoint; null for DAPR_HTTP_ENDPOINT or DAPR_HTTP_PORT, as the SDK finds it.</param>
+    internal FunctionFanOut(IOptions<FunctionOptions> options, ILogger<FunctionFanOut> logger, TimeProvider time, string? daprEndpoint)
+    {
+        this.options = options;
+        this.logger = logger;
+        this.time = time;
+        // The SDK's invocation client: requests to http://{app id}/{method} go to the sidecar's /v1.0/invoke/{app id}/method/{method},
+        // with DAPR_API_TOKEN. Each attempt has its own timeout, so the client has none.
+        _http = new(() =>
+        {
+            var client = DaprClient.CreateInvokeHttpClient(options.Value.AppId, daprEndpoint, Environment.GetEnvironmentVariable("DAPR_API_TOKEN"));
+            client.Timeout = Timeout.InfiniteTimeSpan;
+            return client;
+        });
+    }
 
     private static readonly UpDownCounter<long> PendingGauge = TrainingMetrics.Meter.CreateUpDownCounter<long>("daprtrain.function.pending", "{invocation}",
         "Gradient-function shares a worker waits for (in flight or backing off before a retry): what a KEDA trigger scales the function app on");
