@@ -2,7 +2,17 @@ using Dapr.Actors;
 
 namespace DaprTrain.Contracts;
 
-public sealed record MembershipDto(long Version, string[] Members, Dictionary<int, string> ShardOwners, string? CheckpointWriter, string[] Expired, string[]? SyncRequests = null);
+public sealed record MembershipDto(long Version, string[] Members, Dictionary<int, string> ShardOwners, string? CheckpointWriter, string[] Expired, string[]? SyncRequests = null,
+    Dictionary<string, string>? Keys = null, int Generation = 0);
+
+/// <summary>A join: the member's public key (base64 SubjectPublicKeyInfo, P-256) and an HMAC under the job's secret over job, member and key.</summary>
+public sealed record JoinRequestDto(string Member, string PublicKey, string Proof);
+
+/// <summary>A leave, signed by the member's registered key over the view version it leaves from.</summary>
+public sealed record LeaveRequestDto(string Member, long Version, string Signature);
+
+/// <summary>The parameter server's key for a generation, with an HMAC under the job's secret over job, generation and key.</summary>
+public sealed record ServerKeyDto(int Generation, string PublicKey, string Proof);
 
 public sealed record SyncRequestDto(string Member, bool Pending);
 
@@ -19,11 +29,16 @@ public sealed record RoundDecisionDto(int Generation, long Round, string[] Inclu
 /// </summary>
 public interface IJobCoordinatorActor : IActor
 {
-    Task<MembershipDto> JoinAsync(string member);
+    /// <summary>Only the job's worker ids, with a proof of the job's secret; the key joins the views.</summary>
+    Task<MembershipDto> JoinAsync(JoinRequestDto request);
 
     Task<bool> HeartbeatAsync(string member);
 
-    Task<MembershipDto> LeaveAsync(string member);
+    /// <summary>A member leaves only for itself: signed with its registered key.</summary>
+    Task<MembershipDto> LeaveAsync(LeaveRequestDto request);
+
+    /// <summary>The parameter server's key and generation (at start and after each restore), with a proof of the job's secret.</summary>
+    Task<MembershipDto> RegisterServerAsync(ServerKeyDto request);
 
     Task<MembershipDto> GetViewAsync();
 

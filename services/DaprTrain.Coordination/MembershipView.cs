@@ -7,8 +7,18 @@ public sealed record MembershipView(
     IReadOnlyDictionary<int, string> ShardOwners,
     string? CheckpointWriter,
     IReadOnlyList<string> Expired,
-    IReadOnlyList<string>? SyncRequests = null)
+    IReadOnlyList<string>? SyncRequests = null,
+    IReadOnlyDictionary<string, string>? Keys = null,
+    int Generation = 0)
 {
+    /// <summary>
+    /// The public keys (base64 SubjectPublicKeyInfo) registered by the members and, under "ps", by the parameter server of
+    /// <see cref="Generation"/>: a node accepts a message only when it is signed by the key this view names for its sender.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> PublicKeys => Keys ?? EmptyKeys;
+
+    private static readonly IReadOnlyDictionary<string, string> EmptyKeys = new Dictionary<string, string>();
+
     /// <summary>Members that joined a running job and wait for a peer to write the current state for them.</summary>
     public IReadOnlyList<string> PendingSyncs => SyncRequests ?? [];
 

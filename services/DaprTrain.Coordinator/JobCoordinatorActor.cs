@@ -43,17 +43,47 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     protected override async Task OnActivateAsync()
     {
         var saved = await StateManager.TryGetStateAsync<CoordinatorSnapshot>(StateKey);
+        var admission = _options.Admission();
         _coordinator = saved.HasValue
-            ? JobCoordinator.Restore(saved.Value, _time)
-            : new JobCoordinator(Id.GetId(), _options.Shards, TimeSpan.FromMilliseconds(_options.LeaseMs), _time, _options.WorkersWriteCheckpoints);
+            ? JobCoordinator.Restore(saved.Value, _time, admission)
+            : new JobCoordinator(Id.GetId(), _options.Shards, TimeSpan.FromMilliseconds(_options.LeaseMs), _time, _options.WorkersWriteCheckpoints) { Admission = admission };
         var period = TimeSpan.FromMilliseconds(Math.Max(_options.LeaseMs / 2, 50));
         await RegisterReminderAsync(LeaseReminder, null, period, period);
     }
 
-    public async Task<MembershipDto> JoinAsync(string member)
+    public async Task<MembershipDto> JoinAsync(JoinRequestDto request)
     {
+        ArgumentNullException.ThrowIfNull(request);
+        string member = request.Member;
         if (string.IsNullOrWhiteSpace(member) || member.Length > 128) throw new ArgumentException("member id must be 1 to 128 characters");
-        var view = State.Join(member);
+        MembershipView view;
+        try
+        {
+            view = State.Join(member, request.PublicKey, request.Proof);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            // Any app that can reach the actor can call it: a refused join is news for whoever runs the job.
+            Logger.LogWarning("job {Job}: refused a join: {Reason}", Id.GetId(), ex.Message);
+            throw;
+        }
+        await SaveAsync();
+        return ToDto(view);
+    }
+
+    public async Task<MembershipDto> RegisterServerAsync(ServerKeyDto request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        MembershipView view;
+        try
+        {
+            view = State.RegisterServer(request.Generation, request.PublicKey, request.Proof);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            Logger.LogWarning("job {Job}: refused a parameter server key: {Reason}", Id.GetId(), ex.Message);
+            throw;
+        }
         await SaveAsync();
         return ToDto(view);
     }
@@ -65,9 +95,19 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         return known;
     }
 
-    public async Task<MembershipDto> LeaveAsync(string member)
+    public async Task<MembershipDto> LeaveAsync(LeaveRequestDto request)
     {
-        var view = State.Leave(member);
+        ArgumentNullException.ThrowIfNull(request);
+        MembershipView view;
+        try
+        {
+            view = State.Leave(request.Member, request.Version, request.Signature);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            Logger.LogWarning("job {Job}: refused a leave: {Reason}", Id.GetId(), ex.Message);
+            throw;
+        }
         await SaveAsync();
         return ToDto(view);
     }
@@ -127,5 +167,6 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     }
 
     private static MembershipDto ToDto(MembershipView view) =>
-        new(view.Version, [.. view.Members], new Dictionary<int, string>(view.ShardOwners), view.CheckpointWriter, [.. view.Expired], [.. view.PendingSyncs]);
+        new(view.Version, [.. view.Members], new Dictionary<int, string>(view.ShardOwners), view.CheckpointWriter, [.. view.Expired], [.. view.PendingSyncs],
+            new Dictionary<string, string>(view.PublicKeys), view.Generation);
 }

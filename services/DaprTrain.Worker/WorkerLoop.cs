@@ -28,7 +28,8 @@ public sealed class WorkerLoop(
     ICheckpointStore store,
     IMessagePublisher publisher,
     TimeProvider time,
-    ILogger<WorkerLoop> logger) : BackgroundService
+    ILogger<WorkerLoop> logger,
+    DaprTrain.Coordination.Security.MemberIdentity identityKey) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
     private readonly string _id = identity.Value.WorkerId;
@@ -44,10 +45,11 @@ public sealed class WorkerLoop(
         var shards = DaprTrain.Training.Data.Sharding.Split(data.TrainIndices, data.Train.Labels, job.Workers, job.Seed, DaprTrain.Training.Data.ShardingMode.Iid);
         var attack = identity.Value.ParsedAttack();
         if (attack is not null) logger.LogWarning("{Worker} is Byzantine for this experiment: it sends {Attack} gradients (Job:Attack)", _id, attack);
-        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack });
+        // Signed messages only, in both directions: its own with its key, its peers' with the keys its view registers.
+        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack, Key = identityKey.Key });
         var checkpoints = new JobCheckpoints(store, job.JobId);
 
-        var view = await coordinator.JoinAsync(_id);
+        var view = await coordinator.JoinAsync(_id, identityKey);
         var latest = await checkpoints.LoadLatestAsync(stoppingToken);
         if (latest is { } found && found.Checkpoint.Round > 0 && job.Topology.WorkersWriteCheckpoints())
         {
@@ -68,7 +70,7 @@ public sealed class WorkerLoop(
                 if (!await coordinator.HeartbeatAsync(_id))
                 {
                     logger.LogWarning("{Worker}: its lease ran out while it waited for the others; joining again", _id);
-                    await coordinator.JoinAsync(_id);
+                    await coordinator.JoinAsync(_id, identityKey);
                 }
                 view = await coordinator.GetViewAsync();
             }
@@ -113,7 +115,7 @@ public sealed class WorkerLoop(
             // The lease ran out (this worker or its sidecar was away too long): the others went on without it, so
             // it joins again and takes their state before it contributes anything.
             logger.LogWarning("{Worker} was removed from the job (lease expired); joining again", _id);
-            await coordinator.JoinAsync(_id);
+            await coordinator.JoinAsync(_id, identityKey);
             // Only peers take a state from the checkpoints. Under a parameter server the server's next weights bring
             // this worker up to date, and waiting for a checkpoint newer than the server's latest would wait for ever
             // when every worker was expelled: the server writes none until their gradients come.
@@ -150,7 +152,8 @@ public sealed class WorkerLoop(
         {
             // The server decides; without its weights within two deadlines (a server restarting, a lost message) the
             // gradient is sent again.
-            await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors)), deadline * 2, Poll, stoppingToken);
+            // Weights of a generation the view does not name yet end the wait: the next round asks the coordinator first.
+            await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors) || n.NeedsView), deadline * 2, Poll, stoppingToken);
             return;
         }
 
@@ -209,7 +212,7 @@ public sealed class WorkerLoop(
             if (!await coordinator.HeartbeatAsync(_id))
             {
                 // As in the wait for the others: a lease that ran out while the state was read is renewed by a join.
-                await coordinator.JoinAsync(_id);
+                await coordinator.JoinAsync(_id, identityKey);
                 await coordinator.SetSyncRequestAsync(_id, pending: true);
             }
             var latest = (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint;

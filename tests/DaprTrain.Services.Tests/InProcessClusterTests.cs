@@ -3,6 +3,7 @@ using System.Text.Json;
 using DaprTrain.Dapr;
 using DaprTrain.Dapr.Hosting;
 using DaprTrain.Coordination;
+using DaprTrain.Coordination.Security;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
 using DaprTrain.ParameterServer;
@@ -293,16 +294,18 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         {
             foreach (string member in members)
             {
-                inner.LeaveAsync(member).GetAwaiter().GetResult();
+                inner.LeaveAsync(member, null).GetAwaiter().GetResult();
                 _expired[member] = true;
             }
         }
 
-        public Task<MembershipView> JoinAsync(string joining) => inner.JoinAsync(joining);
+        public Task<MembershipView> JoinAsync(string joining, MemberIdentity? identity) => inner.JoinAsync(joining, identity);
 
         public Task<bool> HeartbeatAsync(string beating) => _expired.TryRemove(beating, out _) ? Task.FromResult(false) : inner.HeartbeatAsync(beating);
 
-        public Task<MembershipView> LeaveAsync(string leaving) => inner.LeaveAsync(leaving);
+        public Task<MembershipView> LeaveAsync(string leaving, MemberIdentity? identity) => inner.LeaveAsync(leaving, identity);
+
+        public Task<MembershipView> RegisterServerAsync(int generation, MemberIdentity? identity) => inner.RegisterServerAsync(generation, identity);
 
         public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
 
@@ -322,12 +325,12 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         public TaskCompletionSource Expired { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public async Task<MembershipView> JoinAsync(string joining)
+        public async Task<MembershipView> JoinAsync(string joining, MemberIdentity? identity)
         {
-            var view = await inner.JoinAsync(joining);
+            var view = await inner.JoinAsync(joining, identity);
             if (joining == member && !Expired.Task.IsCompleted)
             {
-                await inner.LeaveAsync(joining);
+                await inner.LeaveAsync(joining, null);
                 Expired.TrySetResult();
             }
             return view;
@@ -335,7 +338,9 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         public Task<bool> HeartbeatAsync(string beating) => inner.HeartbeatAsync(beating);
 
-        public Task<MembershipView> LeaveAsync(string leaving) => inner.LeaveAsync(leaving);
+        public Task<MembershipView> LeaveAsync(string leaving, MemberIdentity? identity) => inner.LeaveAsync(leaving, identity);
+
+        public Task<MembershipView> RegisterServerAsync(int generation, MemberIdentity? identity) => inner.RegisterServerAsync(generation, identity);
 
         public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
 

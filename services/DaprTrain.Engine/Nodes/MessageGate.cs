@@ -15,26 +15,54 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
 
     public enum Verdict { Accept, Late, Reject }
 
-    public (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Check(
-        byte[] payload, MessageKind expectedKind, int generation, long openRound, Func<WireMessage, string?> shapeProblem, Func<string, bool>? knownSender = null)
+    /// <summary>
+    /// The keys messages must be signed with (those of the node's membership view), or null where the job does not sign
+    /// (an embedded run with signing off). When set, an unsigned message, or one not signed by the key the view names for
+    /// its sender, is dropped before anything else about it is believed.
+    /// </summary>
+    public MessageKeys? Keys { get; set; }
+
+    /// <summary>Decodes and authenticates: the message, or why it is dropped (already counted and logged).</summary>
+    public (WireMessage? Message, DeliveryResult Result) Open(byte[] payload)
     {
+        int length = MessageSignature.MessageLength(payload);
+        if (length < 0)
+        {
+            if (Keys is not null) return Dropped(Reject("unsigned", "unsigned message (no signature block); this job signs every message"));
+            length = payload.Length;
+        }
         WireMessage message;
         try
         {
-            message = WireCodec.Decode(payload);
+            message = WireCodec.Decode(payload, length);
         }
         catch (MessageRejectedException ex)
         {
-            return Reject("malformed", ex.Reason);
+            return Dropped(Reject("malformed", ex.Reason));
         }
+        if (message.JobId != jobId) return Dropped(Reject("unknown job", $"unknown job '{message.JobId}' (this node runs '{jobId}')"));
+        if (Keys is not null && MessageSignature.Check(payload, length, message, Keys) is { } bad) return Dropped(Reject(bad.Category, bad.Reason));
+        return (message, DeliveryResult.Applied);
+    }
 
-        if (message.JobId != jobId) return Reject("unknown job", $"unknown job '{message.JobId}' (this node runs '{jobId}')");
+    /// <param name="maxSamples">The most samples one message can stand for (a batch; a reduced slice: a batch per member).</param>
+    public (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Check(
+        byte[] payload, MessageKind expectedKind, int generation, long openRound, Func<WireMessage, string?> shapeProblem, Func<string, bool>? knownSender = null,
+        int maxSamples = MaxSamplesPerMessage)
+    {
+        var (opened, dropped) = Open(payload);
+        if (opened is not { } message) return (Verdict.Reject, null, dropped);
+
         if (message.Kind != expectedKind) return Reject("wrong kind", $"{message.Kind} message where {expectedKind} was expected");
         if (message.Generation < generation) return Late(message, $"generation {message.Generation} is older than {generation}");
         if (message.Generation > generation) return Reject("future generation", $"generation {message.Generation} from the future (current {generation})");
         if (message.Round < openRound) return Late(message, $"round {message.Round} already closed (open round {openRound})");
         if (message.Round > openRound + 1) return Reject("future round", $"round {message.Round} from the future (open round {openRound})");
-        if (message.SampleCount is <= 0 or > MaxSamplesPerMessage) return Reject("bad sample count", $"sample count {message.SampleCount} outside 1..{MaxSamplesPerMessage}");
+        // A sample count weights a gradient in the mean: one claimed far above a batch would outvote every honest worker.
+        if (message.SampleCount <= 0 || message.SampleCount > Math.Min(maxSamples, MaxSamplesPerMessage))
+        {
+            return Reject("bad sample count", $"sample count {message.SampleCount} outside 1..{Math.Min(maxSamples, MaxSamplesPerMessage)}");
+        }
         if (shapeProblem(message) is string problem) return Reject("wrong length", "wrong length: " + problem);
         if (knownSender is not null && !knownSender(message.Sender)) return Reject("unknown sender", $"sender '{message.Sender}' is not a member of the job");
         return (Verdict.Accept, message, DeliveryResult.Applied);
@@ -57,7 +85,9 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
         }
     }
 
-    private (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Reject(string category, string reason)
+    private static (WireMessage?, DeliveryResult) Dropped((Verdict, WireMessage?, DeliveryResult Result) rejected) => (null, rejected.Result);
+
+    public (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Reject(string category, string reason)
     {
         counters.CountRejected(category);
         logger.LogWarning("{Node} dropped a message: {Reason}", node, reason);
