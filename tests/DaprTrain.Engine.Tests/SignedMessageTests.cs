@@ -97,16 +97,38 @@ public sealed class SignedMessageTests : IDisposable
         _worker.HandleGradient(Signed(Gradient(), _key2)).Should().Be(DeliveryResult.Applied, "the forgery must not take the sender's place for the round");
     }
 
+    private MembershipView WithoutWorker3Key() =>
+        View() with { Keys = new Dictionary<string, string> { ["worker-1"] = _key1.PublicKey, ["worker-2"] = _key2.PublicKey, ["ps"] = _serverKey.PublicKey } };
+
     [Fact]
-    public void A_sender_the_view_gives_no_key_is_dropped()
+    public void A_message_that_overtakes_the_view_with_its_senders_key_waits_for_it_and_is_verified_then()
     {
-        _worker.ApplyView(View() with { Keys = new Dictionary<string, string> { ["worker-1"] = _key1.PublicKey, ["worker-2"] = _key2.PublicKey } }, _shards);
+        // A peer's first gradient can arrive before this worker's view registers the peer's key (it joined a moment later).
+        _worker.ApplyView(WithoutWorker3Key(), _shards);
 
-        var result = _worker.HandleGradient(Signed(Gradient(sender: "worker-3"), _key3));
+        _worker.HandleGradient(Signed(Gradient(sender: "worker-3"), _key3)).Should().Be(DeliveryResult.Applied);
+        _worker.HandleGradient(Signed(Gradient(sender: "worker-3", round: 2), _mallory)).Should().Be(DeliveryResult.Applied);
+        _worker.HeldSenders(1).Should().NotContain("worker-3", "nothing is held before its signature is checked");
 
-        result.Status.Should().Be(DeliveryStatus.Drop);
-        result.Reason.Should().Contain("worker-3, who has no key in the membership view");
+        _worker.ApplyView(View(), _shards);
+
+        _worker.HeldSenders(1).Should().Contain("worker-3");
+        _worker.HeldSenders(2).Should().NotContain("worker-3", "the forgery is judged against worker-3's key once the view names it");
         _worker.Counters.Rejected.Should().ContainKey("unregistered key");
+    }
+
+    [Fact]
+    public void A_sender_no_view_gives_a_key_is_dropped_once_its_round_has_closed()
+    {
+        _worker.ApplyView(WithoutWorker3Key(), _shards);
+        _worker.HandleGradient(Signed(Gradient(sender: "worker-3"), _key3));
+        _worker.ComputeGradient();
+        _worker.ApplyDecision(new RoundDecision(0, 1, ["worker-1"], ["worker-1"]));
+
+        _worker.ApplyView(WithoutWorker3Key(), _shards);
+
+        _worker.Counters.Rejected.Should().ContainKey("unregistered key");
+        _log.Messages.Should().Contain(m => m.Contains("worker-3, who has no key in the membership view"));
     }
 
     [Fact]

@@ -61,13 +61,14 @@ public sealed class ParameterServerNode : IDisposable
         _held.SetMembers(members);
         if (keys is not null) _keys = MessageKeys.From(keys, _keys);
         _gate.Keys = Key is null ? null : _keys;
+        _gate.ReleaseDeferred(OpenRound);
     }
 
     public DeliveryResult HandleGradient(byte[] payload)
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
             m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
-            maxSamples: _trainer.Options.BatchSize);
+            maxSamples: _trainer.Options.BatchSize, defer: HandleGradient);
         if (verdict != MessageGate.Verdict.Accept) return result;
         var m = message!;
         return _gate.Answer(m, _held.Hold(m.Round, new Contribution(m.Sender, m.SampleCount, m.Values)));

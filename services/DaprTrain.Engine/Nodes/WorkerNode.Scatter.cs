@@ -30,7 +30,7 @@ public sealed partial class WorkerNode
         if (NotInView() is { } notYet) return notYet;
         int mine = MyIndex;
         var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine),
-            maxSamples: _trainer.Options.BatchSize);
+            maxSamples: _trainer.Options.BatchSize, defer: HandleGradientSlice);
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
     }
 

@@ -113,6 +113,8 @@ public sealed partial class WorkerNode : IDisposable
         NeedsView = false;
         _held.SetMembers(view.Members);
         if (newOwners) ForgetSlicesOfOtherOwners();
+        // Messages that overtook the view registering their sender's key are judged now, against the new owners' slices.
+        _gate.ReleaseDeferred(OpenRound);
         var mine = view.ShardsOf(Id);
         if (mine.SequenceEqual(_shards) && _sampler is not null) return;
         _shards = mine;
@@ -213,7 +215,7 @@ public sealed partial class WorkerNode : IDisposable
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
             m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
-            maxSamples: _trainer.Options.BatchSize);
+            maxSamples: _trainer.Options.BatchSize, defer: HandleGradient);
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
     }
 
