@@ -16,6 +16,11 @@ public sealed record ServerKeyDto(int Generation, string PublicKey, string Proof
 
 public sealed record SyncRequestDto(string Member, bool Pending);
 
+/// <summary>A replica's weight hash after a round, as 16 hex digits (JSON numbers lose a u64's low bits).</summary>
+public sealed record WeightHashDto(string Member, long Round, string Hash);
+
+public sealed record WeightCheckDto(long Round, bool Complete, string? Majority, string[] Diverged);
+
 public sealed record RoundReportDto(string Member, int Generation, long Round, string[] Received);
 
 public sealed record RoundKeyDto(int Generation, long Round, int DeadlineMs = 0);
@@ -48,6 +53,9 @@ public interface IJobCoordinatorActor : IActor
 
     /// <summary>The decision once every member reported or the deadline since the first report passed; null before.</summary>
     Task<RoundDecisionDto?> TryCloseRoundAsync(RoundKeyDto round);
+
+    /// <summary>A replica's weight hash after a round; the newest complete comparison it took part in.</summary>
+    Task<WeightCheckDto> CompareWeightsAsync(WeightHashDto report);
 
     /// <summary>A member that joined a running job asks for a state to continue from (pending) or has loaded one.</summary>
     Task SetSyncRequestAsync(SyncRequestDto request);

@@ -23,6 +23,9 @@ public interface ICoordinator
     /// <summary>The decision once every member reported or <paramref name="deadline"/> passed since the first report; null before.</summary>
     Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline);
 
+    /// <summary>A replica's weight hash after a round; the newest complete comparison it took part in (<see cref="JobCoordinator.CompareWeights"/>).</summary>
+    Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash);
+
     /// <summary>Asks the checkpoint writer for a state to continue from (a member that joined a running job), or says it has one.</summary>
     Task SetSyncRequestAsync(string member, bool pending);
 }
@@ -58,6 +61,8 @@ public sealed class InProcessCoordinator(JobCoordinator coordinator) : ICoordina
     public Task<RoundDecision> CloseRoundAsync(int generation, long round) => Turn(() => coordinator.Close(generation, round));
 
     public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => Turn(() => coordinator.TryClose(generation, round, deadline));
+
+    public Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash) => Turn(() => coordinator.CompareWeights(member, round, hash));
 
     public Task SetSyncRequestAsync(string member, bool pending) => Turn(() =>
     {

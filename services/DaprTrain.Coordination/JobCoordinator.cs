@@ -18,7 +18,8 @@ public sealed record CoordinatorSnapshot(
     List<DecisionSnapshot> Decisions,
     List<string>? SyncRequests = null,
     Dictionary<string, string>? Keys = null,
-    int Generation = 0);
+    int Generation = 0,
+    Dictionary<long, Dictionary<string, ulong>>? WeightHashes = null);
 
 /// <summary>
 /// Membership, leases, data-shard assignment, checkpoint-writer election and the per-round agreement of
@@ -35,6 +36,7 @@ public sealed class JobCoordinator
     private readonly Dictionary<(int Generation, long Round), DateTimeOffset> _firstReport = [];
     private readonly HashSet<string> _syncRequests = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _keys = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<long, Dictionary<string, ulong>> _weightHashes = [];
     private readonly TimeProvider _time;
 
     public JobCoordinator(string jobId, int shardCount, TimeSpan leaseDuration, TimeProvider time, bool workersWriteCheckpoints)
@@ -196,6 +198,34 @@ public sealed class JobCoordinator
         return decision;
     }
 
+    /// <summary>
+    /// A replica's weight hash after <paramref name="round"/> (peer topologies, every few rounds). Returns the newest
+    /// complete comparison this member took part in (this round's when it was the last to report, else an earlier one),
+    /// so every replica learns within two comparisons whether it diverged. The last few rounds are kept.
+    /// </summary>
+    public WeightCheck CompareWeights(string member, long round, ulong hash)
+    {
+        if (!_leases.ContainsKey(member)) return WeightCheck.None;
+        if (!_weightHashes.TryGetValue(round, out var hashes)) _weightHashes[round] = hashes = new(StringComparer.Ordinal);
+        hashes[member] = hash;
+        while (_weightHashes.Count > 4) _weightHashes.Remove(_weightHashes.Keys.First());
+        foreach (var (checkedRound, reported) in _weightHashes.Reverse())
+        {
+            if (!reported.ContainsKey(member)) continue;
+            var check = Compare(checkedRound, reported);
+            if (check.Complete) return check;
+        }
+        return new WeightCheck(round, false, null, []);
+    }
+
+    private WeightCheck Compare(long round, Dictionary<string, ulong> reported)
+    {
+        var expected = _leases.Keys.Where(m => !_syncRequests.Contains(m)).ToList();
+        if (!expected.All(reported.ContainsKey)) return new WeightCheck(round, false, null, []);
+        ulong majority = reported.Values.GroupBy(h => h).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
+        return new WeightCheck(round, true, majority, reported.Where(r => r.Value != majority).Select(r => r.Key).OrderBy(m => m, StringComparer.Ordinal).ToList());
+    }
+
     /// <summary>Shards stay with their preferred worker while it is a member; orphans go to the members holding fewest (then lowest id).</summary>
     private void Reassign()
     {
@@ -229,7 +259,8 @@ public sealed class JobCoordinator
         _decisions.Values.Select(d => new DecisionSnapshot(d.Generation, d.Round, [.. d.Included], [.. d.Reporters])).ToList(),
         [.. _syncRequests],
         new Dictionary<string, string>(_keys, StringComparer.Ordinal),
-        Generation);
+        Generation,
+        _weightHashes.ToDictionary(h => h.Key, h => new Dictionary<string, ulong>(h.Value, StringComparer.Ordinal)));
 
     public static JobCoordinator Restore(CoordinatorSnapshot snapshot, TimeProvider time, JobAdmission? admission = null)
     {
@@ -240,6 +271,7 @@ public sealed class JobCoordinator
             Generation = snapshot.Generation,
         };
         foreach (var (member, key) in snapshot.Keys ?? []) coordinator._keys[member] = key;
+        foreach (var (round, hashes) in snapshot.WeightHashes ?? []) coordinator._weightHashes[round] = new Dictionary<string, ulong>(hashes, StringComparer.Ordinal);
         foreach (var (member, expiry) in snapshot.LeaseExpiries) coordinator._leases[member] = DateTimeOffset.FromUnixTimeMilliseconds(expiry);
         foreach (var (shard, owner) in snapshot.ShardOwners) coordinator._shardOwners[shard] = owner;
         foreach (var report in snapshot.Reports)

@@ -26,5 +26,14 @@ public sealed record MembershipView(
         ShardOwners.Where(p => p.Value == member).Select(p => p.Key).OrderBy(s => s).ToList();
 }
 
+/// <summary>
+/// The replicas' weight hashes after a round, compared: complete once every member that does not wait for a state has
+/// reported; <see cref="Diverged"/> are the members whose hash differs from the most common one (ties: the lowest hash).
+/// </summary>
+public sealed record WeightCheck(long Round, bool Complete, ulong? Majority, IReadOnlyList<string> Diverged)
+{
+    public static WeightCheck None { get; } = new(0, false, null, []);
+}
+
 /// <summary>The set of senders every reporting member holds for a round: what all replicas aggregate.</summary>
 public sealed record RoundDecision(int Generation, long Round, IReadOnlyList<string> Included, IReadOnlyList<string> Reporters);

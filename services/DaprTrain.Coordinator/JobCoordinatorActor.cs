@@ -141,6 +141,24 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         return new RoundDecisionDto(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters]);
     }
 
+    public async Task<WeightCheckDto> CompareWeightsAsync(WeightHashDto report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        if (!ulong.TryParse(report.Hash, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out ulong hash))
+        {
+            throw new ArgumentException($"weight hash '{report.Hash}' is not 16 hex digits");
+        }
+        var check = State.CompareWeights(report.Member, report.Round, hash);
+        // Once per comparison, by whoever completes it: the job's replicas no longer agree.
+        if (check.Complete && check.Round == report.Round && check.Diverged.Count > 0)
+        {
+            Logger.LogError("job {Job}: REPLICAS DIVERGED after round {Round}: {Members} differ from the majority's weight hash {Majority:x16}; they resynchronise from the newest checkpoint",
+                Id.GetId(), check.Round, string.Join(", ", check.Diverged), check.Majority);
+        }
+        await SaveAsync();
+        return new WeightCheckDto(check.Round, check.Complete, check.Majority?.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), [.. check.Diverged]);
+    }
+
     public async Task SetSyncRequestAsync(SyncRequestDto request)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -49,6 +49,13 @@ public sealed class ActorCoordinator(IActorProxyFactory proxies, string jobId) :
         return decision is null ? null : ToDecision(decision);
     }
 
+    public async Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash)
+    {
+        var check = await _actor.CompareWeightsAsync(new WeightHashDto(member, round, hash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture)));
+        return new WeightCheck(check.Round, check.Complete,
+            check.Majority is null ? null : ulong.Parse(check.Majority, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture), check.Diverged);
+    }
+
     public Task SetSyncRequestAsync(string member, bool pending) => _actor.SetSyncRequestAsync(new SyncRequestDto(member, pending));
 
     private static MembershipView ToView(MembershipDto dto) =>

@@ -35,6 +35,7 @@ public sealed class WorkerLoop(
     private readonly string _id = identity.Value.WorkerId;
     private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(identity.Value.WorkerId);
     private volatile bool _expelled;
+    private long _divergenceHandled;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -174,6 +175,14 @@ public sealed class WorkerLoop(
             return;
         }
 
+        if (round % job.CheckpointEvery == 0 && await DivergedAsync(round))
+        {
+            // Loudly: the replicas no longer agree (a bit flip, a bug, a Byzantine insider). This one is not the majority's:
+            // it takes the checkpoint writer's state, which the request below makes it write at once.
+            await SynchroniseAsync(checkpoints, round, stoppingToken);
+            return;
+        }
+
         // Every few rounds, at once when a member that joined late waits for a state to continue from, and after the
         // last round: a worker that was away when the others finished takes that final state and finishes too.
         if (view.CheckpointWriter == _id && (round % job.CheckpointEvery == 0 || view.PendingSyncs.Count > 0 || round == job.Rounds))
@@ -184,6 +193,19 @@ public sealed class WorkerLoop(
             foreach (var joiner in view.PendingSyncs) await coordinator.SetSyncRequestAsync(joiner, pending: false);
         }
         if (round % 10 == 0) logger.LogInformation("{Worker} completed round {Round}/{Rounds}", _id, round, job.Rounds);
+    }
+
+    /// <summary>Compares this replica's weight hash through the coordinator; true when a complete comparison found it diverged.</summary>
+    private async Task<bool> DivergedAsync(long round)
+    {
+        ulong hash = runtime.Use(n => n.WeightHash);
+        var check = await coordinator.CompareWeightsAsync(_id, round, hash);
+        // A comparison acted on once: the state taken since then is judged by the next one.
+        if (!check.Complete || check.Round <= _divergenceHandled || !check.Diverged.Contains(_id, StringComparer.Ordinal)) return false;
+        _divergenceHandled = round;
+        logger.LogError("{Worker}: REPLICA DIVERGED: after round {Round} its weight hash differs from the majority's {Majority:x16}; resynchronising from the newest checkpoint",
+            _id, check.Round, check.Majority);
+        return true;
     }
 
     private async Task PublishAsync(IReadOnlyList<Outgoing> messages, CancellationToken cancellationToken)
