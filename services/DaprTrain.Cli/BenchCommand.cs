@@ -12,13 +12,13 @@ internal static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "Torch intra-op threads, 1 to this machine's cores (default: all cores)." };
         CommonOptions.BoundThreads(threads);
         var plots = new Option<string?>("--plots") { Description = "A folder for the benchmarks' plots (serverless-vs-model-size.png); none by default." };
-        string[] sections = ["training", "codec", "aggregation", "chunking", "engine", "engine-resnet", "serverless", "pytorch"];
+        string[] sections = ["training", "codec", "aggregation", "chunking", "engine", "engine-resnet", "serverless", "signing", "pytorch"];
         var only = new Option<string[]>("--only")
         {
             Description = "Run only these sections (repeatable): " + string.Join(", ", sections) + ". Default: all of them.",
             AllowMultipleArgumentsPerToken = true,
         }.AcceptOnlyFromAmong(sections);
-        var command = new Command("bench", "Measure training throughput, gradient exchange (the MLP's and the residual CNN's), aggregation rules, the services' chunking and checkpoint codec cost; prints Markdown for BENCHMARKS.md.");
+        var command = new Command("bench", "Measure training throughput, gradient exchange (the MLP's and the residual CNN's), aggregation rules, the services' chunking and checkpoint codec cost, signing; prints Markdown for BENCHMARKS.md.");
         command.Options.Add(quick);
         command.Options.Add(threads);
         command.Options.Add(plots);
@@ -33,6 +33,7 @@ internal static class BenchCommand
             if (chosen.Contains("chunking")) ChunkingBenchmarks.Run(output, result.GetValue(quick));
             if (chosen.Contains("engine")) await new EngineBenchmarks(output, result.GetValue(quick)).RunAsync();
             if (chosen.Contains("engine-resnet")) await new EngineBenchmarks(output, result.GetValue(quick)).RunResNetAsync();
+            if (chosen.Contains("signing")) await SigningBenchmarks.RunAsync(output, result.GetValue(quick));
             if (chosen.Contains("serverless")) await new ServerlessBenchmarks(output, result.GetValue(quick), result.GetValue(plots)).RunAsync();
             if (chosen.Contains("pytorch")) await new PyTorchBenchmarks(output, result.GetValue(quick)).RunAsync();
             return ExitCodes.Success;

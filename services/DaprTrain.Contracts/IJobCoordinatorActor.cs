@@ -2,9 +2,24 @@ using Dapr.Actors;
 
 namespace DaprTrain.Contracts;
 
-public sealed record MembershipDto(long Version, string[] Members, Dictionary<int, string> ShardOwners, string? CheckpointWriter, string[] Expired, string[]? SyncRequests = null);
+public sealed record MembershipDto(long Version, string[] Members, Dictionary<int, string> ShardOwners, string? CheckpointWriter, string[] Expired, string[]? SyncRequests = null,
+    Dictionary<string, string>? Keys = null, int Generation = 0);
+
+/// <summary>A join: the member's public key (base64 SubjectPublicKeyInfo, P-256) and an HMAC under the job's secret over job, member and key.</summary>
+public sealed record JoinRequestDto(string Member, string PublicKey, string Proof);
+
+/// <summary>A leave, signed by the member's registered key over the view version it leaves from.</summary>
+public sealed record LeaveRequestDto(string Member, long Version, string Signature);
+
+/// <summary>The parameter server's key for a generation, with an HMAC under the job's secret over job, generation and key.</summary>
+public sealed record ServerKeyDto(int Generation, string PublicKey, string Proof);
 
 public sealed record SyncRequestDto(string Member, bool Pending);
+
+/// <summary>A replica's weight hash after a round, as 16 hex digits (JSON numbers lose a u64's low bits).</summary>
+public sealed record WeightHashDto(string Member, long Round, string Hash);
+
+public sealed record WeightCheckDto(long Round, bool Complete, string? Majority, string[] Diverged);
 
 public sealed record RoundReportDto(string Member, int Generation, long Round, string[] Received);
 
@@ -19,11 +34,16 @@ public sealed record RoundDecisionDto(int Generation, long Round, string[] Inclu
 /// </summary>
 public interface IJobCoordinatorActor : IActor
 {
-    Task<MembershipDto> JoinAsync(string member);
+    /// <summary>Only the job's worker ids, with a proof of the job's secret; the key joins the views.</summary>
+    Task<MembershipDto> JoinAsync(JoinRequestDto request);
 
     Task<bool> HeartbeatAsync(string member);
 
-    Task<MembershipDto> LeaveAsync(string member);
+    /// <summary>A member leaves only for itself: signed with its registered key.</summary>
+    Task<MembershipDto> LeaveAsync(LeaveRequestDto request);
+
+    /// <summary>The parameter server's key and generation (at start and after each restore), with a proof of the job's secret.</summary>
+    Task<MembershipDto> RegisterServerAsync(ServerKeyDto request);
 
     Task<MembershipDto> GetViewAsync();
 
@@ -33,6 +53,9 @@ public interface IJobCoordinatorActor : IActor
 
     /// <summary>The decision once every member reported or the deadline since the first report passed; null before.</summary>
     Task<RoundDecisionDto?> TryCloseRoundAsync(RoundKeyDto round);
+
+    /// <summary>A replica's weight hash after a round; the newest complete comparison it took part in.</summary>
+    Task<WeightCheckDto> CompareWeightsAsync(WeightHashDto report);
 
     /// <summary>A member that joined a running job asks for a state to continue from (pending) or has loaded one.</summary>
     Task SetSyncRequestAsync(SyncRequestDto request);

@@ -3,11 +3,16 @@ namespace DaprTrain.Coordination;
 /// <summary>The coordinator port. Embedded: <see cref="InProcessCoordinator"/>; Dapr: an actor proxy.</summary>
 public interface ICoordinator
 {
-    Task<MembershipView> JoinAsync(string member);
+    /// <param name="identity">The key the member registers and, in a job with admission, the secret that proves it may join.</param>
+    Task<MembershipView> JoinAsync(string member, Security.MemberIdentity? identity);
 
     Task<bool> HeartbeatAsync(string member);
 
-    Task<MembershipView> LeaveAsync(string member);
+    /// <param name="identity">Signs the leave: a member leaves only for itself.</param>
+    Task<MembershipView> LeaveAsync(string member, Security.MemberIdentity? identity);
+
+    /// <summary>The parameter server registers its public key for <paramref name="generation"/> (at start and after every restore).</summary>
+    Task<MembershipView> RegisterServerAsync(int generation, Security.MemberIdentity? identity);
 
     Task<MembershipView> GetViewAsync();
 
@@ -17,6 +22,9 @@ public interface ICoordinator
 
     /// <summary>The decision once every member reported or <paramref name="deadline"/> passed since the first report; null before.</summary>
     Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline);
+
+    /// <summary>A replica's weight hash after a round; the newest complete comparison it took part in (<see cref="JobCoordinator.CompareWeights"/>).</summary>
+    Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash);
 
     /// <summary>Asks the checkpoint writer for a state to continue from (a member that joined a running job), or says it has one.</summary>
     Task SetSyncRequestAsync(string member, bool pending);
@@ -31,11 +39,19 @@ public sealed class InProcessCoordinator(JobCoordinator coordinator) : ICoordina
 
     public JobCoordinator State => coordinator;
 
-    public Task<MembershipView> JoinAsync(string member) => Turn(() => coordinator.Join(member));
+    public Task<MembershipView> JoinAsync(string member, Security.MemberIdentity? identity) => Turn(() => identity is not null
+        ? coordinator.Join(member, identity.Key.PublicKey, identity.JoinProof(coordinator.JobId, member))
+        : coordinator.Join(member));
 
     public Task<bool> HeartbeatAsync(string member) => Turn(() => coordinator.Heartbeat(member));
 
-    public Task<MembershipView> LeaveAsync(string member) => Turn(() => coordinator.Leave(member));
+    public Task<MembershipView> LeaveAsync(string member, Security.MemberIdentity? identity) => Turn(() => identity is not null
+        ? coordinator.Leave(member, coordinator.Version, identity.LeaveProof(coordinator.JobId, member, coordinator.Version))
+        : coordinator.Leave(member));
+
+    public Task<MembershipView> RegisterServerAsync(int generation, Security.MemberIdentity? identity) => Turn(() => identity is not null
+        ? coordinator.RegisterServer(generation, identity.Key.PublicKey, identity.ServerProof(coordinator.JobId, generation))
+        : coordinator.RegisterServer(generation, null));
 
     public Task<MembershipView> GetViewAsync() => Turn(coordinator.CurrentView);
 
@@ -45,6 +61,8 @@ public sealed class InProcessCoordinator(JobCoordinator coordinator) : ICoordina
     public Task<RoundDecision> CloseRoundAsync(int generation, long round) => Turn(() => coordinator.Close(generation, round));
 
     public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => Turn(() => coordinator.TryClose(generation, round, deadline));
+
+    public Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash) => Turn(() => coordinator.CompareWeights(member, round, hash));
 
     public Task SetSyncRequestAsync(string member, bool pending) => Turn(() =>
     {

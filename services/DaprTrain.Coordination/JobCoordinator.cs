@@ -1,3 +1,5 @@
+using DaprTrain.Coordination.Security;
+
 namespace DaprTrain.Coordination;
 
 public sealed record ReportSnapshot(string Member, int Generation, long Round, string[] Received);
@@ -14,7 +16,10 @@ public sealed record CoordinatorSnapshot(
     Dictionary<int, string> ShardOwners,
     List<ReportSnapshot> Reports,
     List<DecisionSnapshot> Decisions,
-    List<string>? SyncRequests = null);
+    List<string>? SyncRequests = null,
+    Dictionary<string, string>? Keys = null,
+    int Generation = 0,
+    Dictionary<long, Dictionary<string, ulong>>? WeightHashes = null);
 
 /// <summary>
 /// Membership, leases, data-shard assignment, checkpoint-writer election and the per-round agreement of
@@ -30,6 +35,8 @@ public sealed class JobCoordinator
     private readonly Dictionary<(int Generation, long Round), RoundDecision> _decisions = [];
     private readonly Dictionary<(int Generation, long Round), DateTimeOffset> _firstReport = [];
     private readonly HashSet<string> _syncRequests = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _keys = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<long, Dictionary<string, ulong>> _weightHashes = [];
     private readonly TimeProvider _time;
 
     public JobCoordinator(string jobId, int shardCount, TimeSpan leaseDuration, TimeProvider time, bool workersWriteCheckpoints)
@@ -53,16 +60,49 @@ public sealed class JobCoordinator
 
     public long Version { get; private set; }
 
+    /// <summary>
+    /// Who may join and how they prove it (Dapr mode: always). Null only where every caller is this process's own code
+    /// (the embedded mode and unit tests): then ids and keys are taken as given.
+    /// </summary>
+    public JobAdmission? Admission { get; init; }
+
+    /// <summary>The parameter server's generation, as it registered it; the one every weights message must carry.</summary>
+    public int Generation { get; private set; }
+
+    /// <summary>Under "ps" in the views' keys: the parameter server's key for <see cref="Generation"/>.</summary>
+    public const string ServerKeyName = "ps";
+
     /// <summary>A worker's shard when every worker is present: worker-1 owns shard 0, and so on.</summary>
     public static int PreferredShard(string member) =>
         member.StartsWith("worker-", StringComparison.Ordinal) && int.TryParse(member.AsSpan(7), out int n) && n >= 1 ? n - 1 : -1;
 
-    public MembershipView Join(string member)
+    public MembershipView Join(string member, string? publicKey = null, string? proof = null)
     {
         if (string.IsNullOrWhiteSpace(member)) throw new ArgumentException("member id must not be empty", nameof(member));
+        if (Admission?.CheckJoin(JobId, member, publicKey, proof) is { } refused) throw new UnauthorizedAccessException(refused);
         bool isNew = !_leases.ContainsKey(member);
+        bool leaseAlive = !isNew && _leases[member] >= _time.GetUtcNow();
+        if (publicKey is not null && _keys.TryGetValue(member, out var registered) && registered != publicKey && leaseAlive)
+        {
+            // A live member keeps the key it joined with: someone else who knows the job's secret cannot take over its id
+            // while it runs. A restarted worker (a new key) gets in once its old lease has run out; it keeps asking until then.
+            return View([]);
+        }
         _leases[member] = _time.GetUtcNow() + LeaseDuration;
+        if (publicKey is not null) _keys[member] = publicKey;
         if (isNew) Reassign();
+        return View([]);
+    }
+
+    /// <summary>The parameter server registers its key for a generation; a generation lower than the current one is refused.</summary>
+    public MembershipView RegisterServer(int generation, string? publicKey, string? proof = null)
+    {
+        if (Admission?.CheckServer(JobId, generation, publicKey, proof) is { } refused) throw new UnauthorizedAccessException(refused);
+        if (generation < Generation) throw new ArgumentException($"generation {generation} is older than the registered {Generation}");
+        Generation = generation;
+        // Without a key (an embedded run that does not sign) only the generation is registered.
+        if (publicKey is not null) _keys[ServerKeyName] = publicKey;
+        Version++;
         return View([]);
     }
 
@@ -74,8 +114,15 @@ public sealed class JobCoordinator
         return true;
     }
 
-    public MembershipView Leave(string member)
+    /// <param name="version">The view version the member leaves from (signed with it, so a recorded leave cannot be replayed).</param>
+    /// <param name="signature">Under admission: the member's signature (<see cref="JobAdmission.LeaveProof"/>); a member leaves only for itself.</param>
+    public MembershipView Leave(string member, long version = -1, string? signature = null)
     {
+        if (Admission is not null)
+        {
+            if (version != Version) throw new UnauthorizedAccessException($"leave of {member} signed for view version {version}; the current one is {Version}");
+            if (JobAdmission.CheckLeave(JobId, member, version, _keys.GetValueOrDefault(member), signature) is { } refused) throw new UnauthorizedAccessException(refused);
+        }
         _syncRequests.Remove(member);
         if (_leases.Remove(member)) Reassign();
         return View([]);
@@ -151,6 +198,34 @@ public sealed class JobCoordinator
         return decision;
     }
 
+    /// <summary>
+    /// A replica's weight hash after <paramref name="round"/> (peer topologies, every few rounds). Returns the newest
+    /// complete comparison this member took part in (this round's when it was the last to report, else an earlier one),
+    /// so every replica learns within two comparisons whether it diverged. The last few rounds are kept.
+    /// </summary>
+    public WeightCheck CompareWeights(string member, long round, ulong hash)
+    {
+        if (!_leases.ContainsKey(member)) return WeightCheck.None;
+        if (!_weightHashes.TryGetValue(round, out var hashes)) _weightHashes[round] = hashes = new(StringComparer.Ordinal);
+        hashes[member] = hash;
+        while (_weightHashes.Count > 4) _weightHashes.Remove(_weightHashes.Keys.First());
+        foreach (var (checkedRound, reported) in _weightHashes.Reverse())
+        {
+            if (!reported.ContainsKey(member)) continue;
+            var check = Compare(checkedRound, reported);
+            if (check.Complete) return check;
+        }
+        return new WeightCheck(round, false, null, []);
+    }
+
+    private WeightCheck Compare(long round, Dictionary<string, ulong> reported)
+    {
+        var expected = _leases.Keys.Where(m => !_syncRequests.Contains(m)).ToList();
+        if (!expected.All(reported.ContainsKey)) return new WeightCheck(round, false, null, []);
+        ulong majority = reported.Values.GroupBy(h => h).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
+        return new WeightCheck(round, true, majority, reported.Where(r => r.Value != majority).Select(r => r.Key).OrderBy(m => m, StringComparer.Ordinal).ToList());
+    }
+
     /// <summary>Shards stay with their preferred worker while it is a member; orphans go to the members holding fewest (then lowest id).</summary>
     private void Reassign()
     {
@@ -182,14 +257,21 @@ public sealed class JobCoordinator
         new Dictionary<int, string>(_shardOwners),
         _reports.SelectMany(r => r.Value.Select(m => new ReportSnapshot(m.Key, r.Key.Generation, r.Key.Round, [.. m.Value]))).ToList(),
         _decisions.Values.Select(d => new DecisionSnapshot(d.Generation, d.Round, [.. d.Included], [.. d.Reporters])).ToList(),
-        [.. _syncRequests]);
+        [.. _syncRequests],
+        new Dictionary<string, string>(_keys, StringComparer.Ordinal),
+        Generation,
+        _weightHashes.ToDictionary(h => h.Key, h => new Dictionary<string, ulong>(h.Value, StringComparer.Ordinal)));
 
-    public static JobCoordinator Restore(CoordinatorSnapshot snapshot, TimeProvider time)
+    public static JobCoordinator Restore(CoordinatorSnapshot snapshot, TimeProvider time, JobAdmission? admission = null)
     {
         var coordinator = new JobCoordinator(snapshot.JobId, snapshot.ShardCount, TimeSpan.FromMilliseconds(snapshot.LeaseMs), time, snapshot.WorkersWriteCheckpoints)
         {
             Version = snapshot.Version,
+            Admission = admission,
+            Generation = snapshot.Generation,
         };
+        foreach (var (member, key) in snapshot.Keys ?? []) coordinator._keys[member] = key;
+        foreach (var (round, hashes) in snapshot.WeightHashes ?? []) coordinator._weightHashes[round] = new Dictionary<string, ulong>(hashes, StringComparer.Ordinal);
         foreach (var (member, expiry) in snapshot.LeaseExpiries) coordinator._leases[member] = DateTimeOffset.FromUnixTimeMilliseconds(expiry);
         foreach (var (shard, owner) in snapshot.ShardOwners) coordinator._shardOwners[shard] = owner;
         foreach (var report in snapshot.Reports)
@@ -208,7 +290,9 @@ public sealed class JobCoordinator
         var members = _leases.Keys.OrderBy(m => m, StringComparer.Ordinal).ToList();
         // A member that waits for a state cannot be the one that writes it.
         string? writer = WorkersWriteCheckpoints ? members.FirstOrDefault(m => !_syncRequests.Contains(m)) : "ps";
+        // The keys of the members and of the server; a key whose member has left stays out of the view, so its messages are dropped.
+        var keys = _keys.Where(k => k.Key == ServerKeyName || _leases.ContainsKey(k.Key)).ToDictionary(k => k.Key, k => k.Value, StringComparer.Ordinal);
         return new MembershipView(Version, members, new Dictionary<int, string>(_shardOwners), writer, expired,
-            _syncRequests.OrderBy(m => m, StringComparer.Ordinal).ToList());
+            _syncRequests.OrderBy(m => m, StringComparer.Ordinal).ToList(), keys, Generation);
     }
 }

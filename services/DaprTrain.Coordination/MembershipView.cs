@@ -7,13 +7,32 @@ public sealed record MembershipView(
     IReadOnlyDictionary<int, string> ShardOwners,
     string? CheckpointWriter,
     IReadOnlyList<string> Expired,
-    IReadOnlyList<string>? SyncRequests = null)
+    IReadOnlyList<string>? SyncRequests = null,
+    IReadOnlyDictionary<string, string>? Keys = null,
+    int Generation = 0)
 {
+    /// <summary>
+    /// The public keys (base64 SubjectPublicKeyInfo) registered by the members and, under "ps", by the parameter server of
+    /// <see cref="Generation"/>: a node accepts a message only when it is signed by the key this view names for its sender.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> PublicKeys => Keys ?? EmptyKeys;
+
+    private static readonly IReadOnlyDictionary<string, string> EmptyKeys = new Dictionary<string, string>();
+
     /// <summary>Members that joined a running job and wait for a peer to write the current state for them.</summary>
     public IReadOnlyList<string> PendingSyncs => SyncRequests ?? [];
 
     public IReadOnlyList<int> ShardsOf(string member) =>
         ShardOwners.Where(p => p.Value == member).Select(p => p.Key).OrderBy(s => s).ToList();
+}
+
+/// <summary>
+/// The replicas' weight hashes after a round, compared: complete once every member that does not wait for a state has
+/// reported; <see cref="Diverged"/> are the members whose hash differs from the most common one (ties: the lowest hash).
+/// </summary>
+public sealed record WeightCheck(long Round, bool Complete, ulong? Majority, IReadOnlyList<string> Diverged)
+{
+    public static WeightCheck None { get; } = new(0, false, null, []);
 }
 
 /// <summary>The set of senders every reporting member holds for a round: what all replicas aggregate.</summary>

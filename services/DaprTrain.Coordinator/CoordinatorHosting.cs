@@ -18,6 +18,9 @@ public static class CoordinatorHosting
                     if (!Topologies.TryParse(topology, out var parsed)) options.TopologyError = $"{CoordinatorOptions.TopologyKey} '{topology}' is not a topology; known: {string.Join(", ", Topologies.Names)}.";
                     else options.WorkersWriteCheckpoints = parsed.WorkersWriteCheckpoints();
                 }
+                // The same Job:Secret and Job:Workers the workers read: who may join, and the proof they bring.
+                if (configuration["Job:Secret"] is { Length: > 0 } secret) options.Secret = secret;
+                options.Workers = int.TryParse(configuration["Job:Workers"], System.Globalization.CultureInfo.InvariantCulture, out int workers) ? workers : options.Shards;
             })
             .ValidateDataAnnotations()
             .ValidateOnStart();

@@ -43,17 +43,47 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     protected override async Task OnActivateAsync()
     {
         var saved = await StateManager.TryGetStateAsync<CoordinatorSnapshot>(StateKey);
+        var admission = _options.Admission();
         _coordinator = saved.HasValue
-            ? JobCoordinator.Restore(saved.Value, _time)
-            : new JobCoordinator(Id.GetId(), _options.Shards, TimeSpan.FromMilliseconds(_options.LeaseMs), _time, _options.WorkersWriteCheckpoints);
+            ? JobCoordinator.Restore(saved.Value, _time, admission)
+            : new JobCoordinator(Id.GetId(), _options.Shards, TimeSpan.FromMilliseconds(_options.LeaseMs), _time, _options.WorkersWriteCheckpoints) { Admission = admission };
         var period = TimeSpan.FromMilliseconds(Math.Max(_options.LeaseMs / 2, 50));
         await RegisterReminderAsync(LeaseReminder, null, period, period);
     }
 
-    public async Task<MembershipDto> JoinAsync(string member)
+    public async Task<MembershipDto> JoinAsync(JoinRequestDto request)
     {
+        ArgumentNullException.ThrowIfNull(request);
+        string member = request.Member;
         if (string.IsNullOrWhiteSpace(member) || member.Length > 128) throw new ArgumentException("member id must be 1 to 128 characters");
-        var view = State.Join(member);
+        MembershipView view;
+        try
+        {
+            view = State.Join(member, request.PublicKey, request.Proof);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            // Any app that can reach the actor can call it: a refused join is news for whoever runs the job.
+            Logger.LogWarning("job {Job}: refused a join: {Reason}", Id.GetId(), ex.Message);
+            throw;
+        }
+        await SaveAsync();
+        return ToDto(view);
+    }
+
+    public async Task<MembershipDto> RegisterServerAsync(ServerKeyDto request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        MembershipView view;
+        try
+        {
+            view = State.RegisterServer(request.Generation, request.PublicKey, request.Proof);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            Logger.LogWarning("job {Job}: refused a parameter server key: {Reason}", Id.GetId(), ex.Message);
+            throw;
+        }
         await SaveAsync();
         return ToDto(view);
     }
@@ -65,9 +95,19 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         return known;
     }
 
-    public async Task<MembershipDto> LeaveAsync(string member)
+    public async Task<MembershipDto> LeaveAsync(LeaveRequestDto request)
     {
-        var view = State.Leave(member);
+        ArgumentNullException.ThrowIfNull(request);
+        MembershipView view;
+        try
+        {
+            view = State.Leave(request.Member, request.Version, request.Signature);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            Logger.LogWarning("job {Job}: refused a leave: {Reason}", Id.GetId(), ex.Message);
+            throw;
+        }
         await SaveAsync();
         return ToDto(view);
     }
@@ -101,6 +141,24 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         return new RoundDecisionDto(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters]);
     }
 
+    public async Task<WeightCheckDto> CompareWeightsAsync(WeightHashDto report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        if (!ulong.TryParse(report.Hash, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out ulong hash))
+        {
+            throw new ArgumentException($"weight hash '{report.Hash}' is not 16 hex digits");
+        }
+        var check = State.CompareWeights(report.Member, report.Round, hash);
+        // Once per comparison, by whoever completes it: the job's replicas no longer agree.
+        if (check.Complete && check.Round == report.Round && check.Diverged.Count > 0)
+        {
+            Logger.LogError("job {Job}: REPLICAS DIVERGED after round {Round}: {Members} differ from the majority's weight hash {Majority:x16}; they resynchronise from the newest checkpoint",
+                Id.GetId(), check.Round, string.Join(", ", check.Diverged), check.Majority);
+        }
+        await SaveAsync();
+        return new WeightCheckDto(check.Round, check.Complete, check.Majority?.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), [.. check.Diverged]);
+    }
+
     public async Task SetSyncRequestAsync(SyncRequestDto request)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -127,5 +185,6 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     }
 
     private static MembershipDto ToDto(MembershipView view) =>
-        new(view.Version, [.. view.Members], new Dictionary<int, string>(view.ShardOwners), view.CheckpointWriter, [.. view.Expired], [.. view.PendingSyncs]);
+        new(view.Version, [.. view.Members], new Dictionary<int, string>(view.ShardOwners), view.CheckpointWriter, [.. view.Expired], [.. view.PendingSyncs],
+            new Dictionary<string, string>(view.PublicKeys), view.Generation);
 }

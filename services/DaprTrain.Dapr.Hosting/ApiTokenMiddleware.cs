@@ -14,6 +14,9 @@ public sealed class ApiTokenMiddleware(RequestDelegate next, string? token)
     public const string Header = "dapr-api-token";
     public const string EnvironmentVariable = "APP_API_TOKEN";
 
+    /// <summary>Set to true (the run file and the chart do) to make an app refuse to start without <see cref="EnvironmentVariable"/>.</summary>
+    public const string RequireVariable = "DAPRTRAIN_REQUIRE_APP_TOKEN";
+
     private readonly byte[]? _expected = string.IsNullOrEmpty(token) ? null : Encoding.UTF8.GetBytes(token);
 
     public Task InvokeAsync(HttpContext context)

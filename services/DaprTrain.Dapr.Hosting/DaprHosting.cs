@@ -32,7 +32,15 @@ public static class DaprHosting
     /// </summary>
     public static WebApplication MapDaprTrainApp(this WebApplication app, string service, string? idle = null)
     {
-        app.UseDaprApiToken(app.Configuration[ApiTokenMiddleware.EnvironmentVariable]);
+        string? token = app.Configuration[ApiTokenMiddleware.EnvironmentVariable];
+        // The run file and the chart ask for the token: without it any local process (or pod) could post forged deliveries
+        // to the routes and call the coordinator actor's methods. Tests that drive the apps directly leave it off.
+        if (string.IsNullOrEmpty(token) && string.Equals(app.Configuration[ApiTokenMiddleware.RequireVariable], "true", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidOperationException($"{ApiTokenMiddleware.EnvironmentVariable} is not set, and {ApiTokenMiddleware.RequireVariable} asks for it: "
+                + "start the apps with ./run-local.sh (it makes one and gives it to daprd and the apps), or export APP_API_TOKEN before `dapr run -f dapr.yaml`.");
+        }
+        app.UseDaprApiToken(token);
         app.MapSubscribeHandler();
         app.MapDaprTrainMetrics();
         if (idle is null) app.MapDaprTrainHealth(service);

@@ -27,6 +27,8 @@ public static class DaprPorts
             UseJsonSerialization = true,
             DaprApiToken = Environment.GetEnvironmentVariable("DAPR_API_TOKEN"),
         }));
+        // This process's key pair, made at start and never stored: what it signs its messages, joins and leaves with.
+        services.AddSingleton(sp => new DaprTrain.Coordination.Security.MemberIdentity(DaprTrain.Coordination.Security.NodeKey.Create(), Job(sp).Secret));
         services.AddSingleton<ICoordinator>(sp => new ActorCoordinator(sp.GetRequiredService<IActorProxyFactory>(), Job(sp).JobId));
         services.AddSingleton<ICheckpointStore>(sp => new DaprCheckpointStore(sp.GetRequiredService<DaprClient>(), DaprComponents.StateStore, Job(sp).MaxChunkBytes));
         services.AddSingleton<IMessagePublisher>(sp => new DaprMessagePublisher(sp.GetRequiredService<DaprClient>(), DaprComponents.PubSub, Job(sp).MaxChunkBytes));

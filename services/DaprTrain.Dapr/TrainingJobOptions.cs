@@ -108,6 +108,13 @@ public sealed class TrainingJobOptions : IValidatableObject
     public int Holdout { get; set; } = 2000;
 
     /// <summary>
+    /// Job:Secret (JOB__SECRET), the same for every service of the job: a worker's join and the server's key registration
+    /// prove it to the coordinator, which requires it. From the chart's generated Kubernetes Secret, or the run file.
+    /// </summary>
+    [MinLength(DaprTrain.Coordination.Security.JobAdmission.MinSecretLength)]
+    public string? Secret { get; set; }
+
+    /// <summary>
     /// Largest chunk of a message or a state value. It must fit the sidecar's body limit as it is published, and the
     /// broker's message limit once daprd has wrapped it in a CloudEvent (base64, a third larger, plus the envelope).
     /// </summary>

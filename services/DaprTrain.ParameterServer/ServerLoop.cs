@@ -23,7 +23,8 @@ public sealed class ServerLoop(
     ICheckpointStore store,
     IMessagePublisher publisher,
     TimeProvider time,
-    ILogger<ServerLoop> logger) : BackgroundService
+    ILogger<ServerLoop> logger,
+    DaprTrain.Coordination.Security.MemberIdentity identity) : BackgroundService
 {
     private static readonly System.Diagnostics.TagList Tags = TrainingMetrics.Node(ParameterServerNode.NodeId);
 
@@ -35,7 +36,7 @@ public sealed class ServerLoop(
         // One run file starts every app; without a parameter server in the job's topology, this one stays idle.
         if (!job.Topology.HasParameterServer()) return;
         while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), time, stoppingToken);
-        var node = new ParameterServerNode(job.JobId, job.Trainer(), logger) { Aggregator = job.ResolvedAggregator() };
+        var node = new ParameterServerNode(job.JobId, job.Trainer(), logger) { Aggregator = job.ResolvedAggregator(), Key = identity.Key };
         var checkpoints = new JobCheckpoints(store, job.JobId);
         if (await checkpoints.LoadLatestAsync(stoppingToken) is { } latest)
         {
@@ -46,8 +47,11 @@ public sealed class ServerLoop(
         {
             await checkpoints.TrySaveAsync(node.CaptureState(), stoppingToken);
         }
-        // The members first: gradients answering the weights below must find their senders known.
-        node.SetMembers((await coordinator.GetViewAsync()).Members);
+        // The generation and this process's key go to the coordinator before any weights: workers take weights only of the
+        // generation their view names, signed by the key it names for the server.
+        var registered = await coordinator.RegisterServerAsync(node.Generation, identity);
+        // The members first: gradients answering the weights below must find their senders known (and their keys).
+        node.SetMembers(registered.Members, registered.PublicKeys);
         runtime.Start(node);
         await publisher.PublishAsync(DaprTopics.Weights, runtime.Use(n => n.WeightsMessage()), stoppingToken);
 
@@ -76,8 +80,20 @@ public sealed class ServerLoop(
             await Task.Delay(TimeSpan.FromMilliseconds(100), time, stoppingToken);
             return;
         }
-        long round = runtime.Use(n => { n.SetMembers(view.Members); return n.OpenRound; });
-        while (runtime.Use(n => n.HeldSenders(round).Count) == 0) await Task.Delay(Poll, time, stoppingToken);
+        long round = runtime.Use(n => { n.SetMembers(view.Members, view.PublicKeys); return n.OpenRound; });
+        // Until a gradient comes, the weights go out again every deadline: a worker that dropped them (its view did not name
+        // this generation yet) or never got them (redelivery is not guaranteed) must not wait for ever.
+        var resend = time.GetTimestamp();
+        while (runtime.Use(n => n.HeldSenders(round).Count) == 0)
+        {
+            await Task.Delay(Poll, time, stoppingToken);
+            if (time.GetElapsedTime(resend) >= TimeSpan.FromMilliseconds(job.RoundDeadlineMs))
+            {
+                await publisher.PublishAsync(DaprTopics.Weights, runtime.Use(n => n.WeightsMessage()), stoppingToken);
+                // The round starts over with a fresh view: the members (and their keys) may have changed meanwhile.
+                return;
+            }
+        }
         await time.UntilAsync(() => runtime.Use(n => view.Members.All(m => n.Holds(round, m))), TimeSpan.FromMilliseconds(job.RoundDeadlineMs), Poll, stoppingToken);
 
         byte[] weights = runtime.Use(n => n.CloseRound());

@@ -58,7 +58,11 @@ public sealed class EmbeddedJob : IDisposable
     private async Task StartAsync(CancellationToken cancellationToken)
     {
         for (int i = 1; i <= _options.Workers; i++) await _cluster.StartWorkerAsync($"worker-{i}");
-        if (!_cluster.Plan.DecidedByPeers) _cluster.StartServer();
+        if (!_cluster.Plan.DecidedByPeers)
+        {
+            _cluster.StartServer();
+            await _cluster.RegisterServerAsync();
+        }
         await _cluster.RefreshViewAsync();
 
         var resumed = _options.ResumeFromStore ? await _checkpoints.LoadLatestAsync(cancellationToken) : null;
@@ -69,6 +73,7 @@ public sealed class EmbeddedJob : IDisposable
             if (_cluster.Server is { } server)
             {
                 server.RestoreState(found.Checkpoint, _recovery.MaxGeneration);
+                await _cluster.RegisterServerAsync();
                 _cluster.BroadcastWeights();
                 _cluster.DeliverUntil(_cluster.Clock.NowMs + _options.RoundDeadlineMs, () => _cluster.LiveWorkers.All(w => w.AppliedRound == server.AppliedRound));
             }

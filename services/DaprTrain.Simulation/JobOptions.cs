@@ -26,7 +26,8 @@ public sealed record JobOptions(
     bool ResumeFromStore = false,
     ComputeMode Compute = ComputeMode.Vm,
     ServerlessOptions? Serverless = null,
-    AggregationRule? Aggregator = null)
+    AggregationRule? Aggregator = null,
+    bool SignMessages = true)
 {
     /// <summary>The aggregation rule with its f (and m) filled in for this job's workers; throws naming the rule's condition when it cannot hold.</summary>
     public AggregationRule ResolvedAggregator => (Aggregator ?? AggregationRule.Mean).ForWorkers(Workers);

@@ -95,7 +95,8 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
             latest.Checkpoint.Round, MaxGeneration, record.RoundsLost);
 
         foreach (var worker in cluster.LiveWorkers) await cluster.Coordinator.HeartbeatAsync(worker.Id);
-        await cluster.RefreshViewAsync();
+        // The restored server's generation reaches the workers through the coordinator's view, never through its weights alone.
+        await cluster.RegisterServerAsync();
         await ServerSendsWeightsAsync(() => cluster.LiveWorkers.All(InStepWithServer));
     }
 

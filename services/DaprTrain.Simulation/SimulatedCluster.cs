@@ -25,6 +25,9 @@ internal sealed class SimulatedCluster : IDisposable
     private readonly MessageBufferPool _buffers = new();
     private readonly HashSet<byte[]> _roundMessages = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<string, WorkerNode?> _workers = new(StringComparer.Ordinal);
+    // One key per node id for the whole run: a simulated restart is the same node, and keeps the run's results what they
+    // were before messages were signed (a new key would wait out the old lease, as a restarted service does).
+    private readonly Dictionary<string, DaprTrain.Coordination.Security.MemberIdentity> _identities = new(StringComparer.Ordinal);
     private readonly long[][] _shards;
     private (double StartMs, double Ms) _computePhase = (double.NaN, 0);
 
@@ -98,7 +101,25 @@ internal sealed class SimulatedCluster : IDisposable
     {
         View = await Coordinator.GetViewAsync();
         foreach (var worker in LiveWorkers) worker.ApplyView(View, _shards);
-        Server?.SetMembers(View.Members);
+        Server?.SetMembers(View.Members, View.PublicKeys);
+    }
+
+    /// <summary>The node's key, which it registers with the coordinator (null when the run does not sign).</summary>
+    private DaprTrain.Coordination.Security.MemberIdentity? IdentityOf(string id)
+    {
+        if (!Options.SignMessages) return null;
+        if (!_identities.TryGetValue(id, out var identity))
+        {
+            _identities[id] = identity = new DaprTrain.Coordination.Security.MemberIdentity(DaprTrain.Coordination.Security.NodeKey.Create(), null);
+        }
+        return identity;
+    }
+
+    /// <summary>The server registers its generation (and key) with the coordinator, and every node takes the new view.</summary>
+    public async Task RegisterServerAsync()
+    {
+        await Coordinator.RegisterServerAsync(Server!.Generation, IdentityOf(ParameterServerNode.NodeId));
+        await RefreshViewAsync();
     }
 
     public async Task StartWorkerAsync(string id)
@@ -107,11 +128,12 @@ internal sealed class SimulatedCluster : IDisposable
         {
             Aggregator = Aggregator,
             Attack = Options.Faults.AttackOf(id),
+            Key = IdentityOf(id)?.Key,
         };
         _workers[id] = worker;
         Accounting.Up(id, Clock.NowMs);
         foreach (var subscription in Plan.Subscriptions(id)) Bus.Subscribe(subscription.Topic, id, payload => subscription.Deliver(worker, payload));
-        await Coordinator.JoinAsync(id);
+        await Coordinator.JoinAsync(id, IdentityOf(id));
     }
 
     public void StopWorker(string id)
@@ -126,7 +148,7 @@ internal sealed class SimulatedCluster : IDisposable
 
     public void StartServer()
     {
-        Server = new ParameterServerNode(Options.JobId, Options.Trainer, _loggers.CreateLogger<ParameterServerNode>()) { Aggregator = Aggregator };
+        Server = new ParameterServerNode(Options.JobId, Options.Trainer, _loggers.CreateLogger<ParameterServerNode>()) { Aggregator = Aggregator, Key = IdentityOf(ParameterServerNode.NodeId)?.Key };
         Accounting.Up(ParameterServerNode.NodeId, Clock.NowMs);
         Bus.Subscribe(TopicNames.Gradients, ParameterServerNode.NodeId, Server.HandleGradient);
     }
@@ -281,5 +303,6 @@ internal sealed class SimulatedCluster : IDisposable
         foreach (var worker in LiveWorkers) worker.Dispose();
         Server?.Dispose();
         Compute.Dispose();
+        foreach (var identity in _identities.Values) identity.Key.Dispose();
     }
 }

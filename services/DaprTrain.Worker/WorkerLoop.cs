@@ -30,12 +30,14 @@ public sealed class WorkerLoop(
     IOptions<FunctionOptions> functionOptions,
     FunctionFanOut functions,
     TimeProvider time,
-    ILogger<WorkerLoop> logger) : BackgroundService
+    ILogger<WorkerLoop> logger,
+    DaprTrain.Coordination.Security.MemberIdentity identityKey) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
     private readonly string _id = identity.Value.WorkerId;
     private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(identity.Value.WorkerId);
     private volatile bool _expelled;
+    private long _divergenceHandled;
 
     /// <summary>In serverless mode, where a share the function app could not compute is computed (its own trainer: the node's is the replica).</summary>
     private GradientFunction? _localFunction;
@@ -49,11 +51,12 @@ public sealed class WorkerLoop(
         var shards = DaprTrain.Training.Data.Sharding.Split(data.TrainIndices, data.Train.Labels, job.Workers, job.Seed, DaprTrain.Training.Data.ShardingMode.Iid);
         var attack = identity.Value.ParsedAttack();
         if (attack is not null) logger.LogWarning("{Worker} is Byzantine for this experiment: it sends {Attack} gradients (Job:Attack)", _id, attack);
-        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack });
+        // Signed messages only, in both directions: its own with its key, its peers' with the keys its view registers.
+        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack, Key = identityKey.Key });
         if (functionOptions.Value.Enabled) StartServerless(job);
         var checkpoints = new JobCheckpoints(store, job.JobId);
 
-        var view = await coordinator.JoinAsync(_id);
+        var view = await coordinator.JoinAsync(_id, identityKey);
         var latest = await checkpoints.LoadLatestAsync(stoppingToken);
         if (latest is { } found && found.Checkpoint.Round > 0 && job.Topology.WorkersWriteCheckpoints())
         {
@@ -74,7 +77,7 @@ public sealed class WorkerLoop(
                 if (!await coordinator.HeartbeatAsync(_id))
                 {
                     logger.LogWarning("{Worker}: its lease ran out while it waited for the others; joining again", _id);
-                    await coordinator.JoinAsync(_id);
+                    await coordinator.JoinAsync(_id, identityKey);
                 }
                 view = await coordinator.GetViewAsync();
             }
@@ -119,7 +122,7 @@ public sealed class WorkerLoop(
             // The lease ran out (this worker or its sidecar was away too long): the others went on without it, so
             // it joins again and takes their state before it contributes anything.
             logger.LogWarning("{Worker} was removed from the job (lease expired); joining again", _id);
-            await coordinator.JoinAsync(_id);
+            await coordinator.JoinAsync(_id, identityKey);
             // Only peers take a state from the checkpoints. Under a parameter server the server's next weights bring
             // this worker up to date, and waiting for a checkpoint newer than the server's latest would wait for ever
             // when every worker was expelled: the server writes none until their gradients come.
@@ -157,7 +160,8 @@ public sealed class WorkerLoop(
         {
             // The server decides; without its weights within two deadlines (a server restarting, a lost message) the
             // gradient is sent again.
-            await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors)), deadline * 2, Poll, stoppingToken);
+            // Weights of a generation the view does not name yet end the wait: the next round asks the coordinator first.
+            await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors) || n.NeedsView), deadline * 2, Poll, stoppingToken);
             return;
         }
 
@@ -175,6 +179,14 @@ public sealed class WorkerLoop(
         {
             logger.LogWarning("{Worker} lacks parts of round {Round} the decision includes; taking a peer's state", _id, round);
             await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
+            return;
+        }
+
+        if (round % job.CheckpointEvery == 0 && await DivergedAsync(round))
+        {
+            // Loudly: the replicas no longer agree (a bit flip, a bug, a Byzantine insider). This one is not the majority's:
+            // it takes the checkpoint writer's state, which the request below makes it write at once.
+            await SynchroniseAsync(checkpoints, round, stoppingToken);
             return;
         }
 
@@ -237,6 +249,19 @@ public sealed class WorkerLoop(
         base.Dispose();
     }
 
+    /// <summary>Compares this replica's weight hash through the coordinator; true when a complete comparison found it diverged.</summary>
+    private async Task<bool> DivergedAsync(long round)
+    {
+        ulong hash = runtime.Use(n => n.WeightHash);
+        var check = await coordinator.CompareWeightsAsync(_id, round, hash);
+        // A comparison acted on once: the state taken since then is judged by the next one.
+        if (!check.Complete || check.Round <= _divergenceHandled || !check.Diverged.Contains(_id, StringComparer.Ordinal)) return false;
+        _divergenceHandled = round;
+        logger.LogError("{Worker}: REPLICA DIVERGED: after round {Round} its weight hash differs from the majority's {Majority:x16}; resynchronising from the newest checkpoint",
+            _id, check.Round, check.Majority);
+        return true;
+    }
+
     private async Task PublishAsync(IReadOnlyList<Outgoing> messages, CancellationToken cancellationToken)
     {
         foreach (var message in messages)
@@ -263,7 +288,7 @@ public sealed class WorkerLoop(
             if (!await coordinator.HeartbeatAsync(_id))
             {
                 // As in the wait for the others: a lease that ran out while the state was read is renewed by a join.
-                await coordinator.JoinAsync(_id);
+                await coordinator.JoinAsync(_id, identityKey);
                 await coordinator.SetSyncRequestAsync(_id, pending: true);
             }
             var latest = (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint;

@@ -9,7 +9,9 @@ namespace DaprTrain.Coordinator.Tests;
 public sealed class CoordinatorHostTests : IDisposable
 {
     private readonly WebApplicationFactory<Program> _factory = new WebApplicationFactory<Program>()
-        .WithWebHostBuilder(b => b.UseSetting("APP_API_TOKEN", "s3cret"));
+        .WithWebHostBuilder(b => b.UseSetting("APP_API_TOKEN", "s3cret").UseSetting("Job:Secret", JobSecret));
+
+    private const string JobSecret = "a-job-secret-for-tests";
 
     public void Dispose() => _factory.Dispose();
 
@@ -53,7 +55,7 @@ public sealed class CoordinatorHostTests : IDisposable
     [InlineData("p2p-scatter", true)]
     public void The_jobs_topology_decides_who_writes_checkpoints(string topology, bool workersWrite)
     {
-        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Job:Topology", topology));
+        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Job:Topology", topology).UseSetting("Job:Secret", JobSecret));
         factory.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value.WorkersWriteCheckpoints.Should().Be(workersWrite);
     }
 
@@ -128,5 +130,25 @@ public sealed class CoordinatorHostTests : IDisposable
         groups.Should().HaveCount(DaprTrain.Dapr.Hosting.DeadLetterLedger.MaxGroups + 1, "each distinct publisher and topic up to the bound, then one group for the rest");
         groups.Sum(g => g.GetProperty("count").GetInt64()).Should().Be(1000);
         groups[0].GetProperty("topic").GetString().Should().Be("(other)");
+    }
+
+    [Fact]
+    public void The_coordinator_does_not_start_without_the_jobs_secret()
+    {
+        using var open = new WebApplicationFactory<Program>();
+        var start = () => open.CreateClient();
+        start.Should().Throw<OptionsValidationException>().WithMessage("*Job:Secret (JOB__SECRET) must be set*");
+    }
+
+    [Fact]
+    public void The_coordinator_admits_the_workers_job_workers_names()
+    {
+        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Job:Secret", JobSecret).UseSetting("Job:Workers", "5"));
+        var options = factory.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value;
+        options.Workers.Should().Be(5);
+        var admission = options.Admission()!;
+        admission.Admits("worker-5").Should().BeTrue();
+        admission.Admits("worker-6").Should().BeFalse();
+        admission.Admits("mallory").Should().BeFalse();
     }
 }

@@ -1,6 +1,7 @@
 using Dapr.Actors;
 using Dapr.Actors.Runtime;
 using DaprTrain.Contracts;
+using DaprTrain.Coordination.Security;
 using Microsoft.Extensions.Time.Testing;
 
 namespace DaprTrain.Coordinator.Tests;
@@ -11,7 +12,23 @@ public class JobCoordinatorActorTests
     private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
     private readonly FakeTimeProvider _clock = new(Start);
     private readonly CapturingTimerManager _timers = new();
-    private static readonly CoordinatorOptions Options = new() { Shards = 3, LeaseMs = 1000, WorkersWriteCheckpoints = true };
+    private const string Secret = "a-test-secret-of-job-1";
+    private static readonly CoordinatorOptions Options = new() { Shards = 3, LeaseMs = 1000, WorkersWriteCheckpoints = true, Secret = Secret, Workers = 3 };
+    private readonly Dictionary<string, MemberIdentity> _identities = [];
+
+    private MemberIdentity Identity(string member, string secret = Secret)
+    {
+        if (!_identities.TryGetValue(member, out var identity)) _identities[member] = identity = new MemberIdentity(NodeKey.Create(), secret);
+        return identity;
+    }
+
+    private JoinRequestDto JoinOf(string member) => new(member, Identity(member).Key.PublicKey, Identity(member).JoinProof("job-1", member));
+
+    private async Task<LeaveRequestDto> LeaveOf(JobCoordinatorActor actor, string member, MemberIdentity? signer = null)
+    {
+        long version = (await actor.GetViewAsync()).Version;
+        return new LeaveRequestDto(member, version, (signer ?? Identity(member)).LeaveProof("job-1", member, version));
+    }
 
     private async Task<JobCoordinatorActor> ActivateAsync()
     {
@@ -31,9 +48,9 @@ public class JobCoordinatorActorTests
     public async Task Join_assigns_shards_and_the_checkpoint_writer_and_registers_the_lease_reminder()
     {
         var actor = await ActivateAsync();
-        await actor.JoinAsync("worker-2");
-        await actor.JoinAsync("worker-1");
-        var view = await actor.JoinAsync("worker-3");
+        await actor.JoinAsync(JoinOf("worker-2"));
+        await actor.JoinAsync(JoinOf("worker-1"));
+        var view = await actor.JoinAsync(JoinOf("worker-3"));
 
         view.Members.Should().Equal("worker-1", "worker-2", "worker-3");
         view.ShardOwners.Should().Equal(new Dictionary<int, string> { [0] = "worker-1", [1] = "worker-2", [2] = "worker-3" });
@@ -45,7 +62,7 @@ public class JobCoordinatorActorTests
     public async Task The_reminder_expires_a_lease_that_heartbeats_did_not_renew_and_reassigns_its_shard()
     {
         var actor = await ActivateAsync();
-        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(w);
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
         _clock.SetUtcNow(Start.AddMilliseconds(800));
         (await actor.HeartbeatAsync("worker-2")).Should().BeTrue();
         (await actor.HeartbeatAsync("worker-3")).Should().BeTrue();
@@ -64,7 +81,7 @@ public class JobCoordinatorActorTests
     public async Task The_round_barrier_releases_with_every_member_and_without_a_missing_one()
     {
         var actor = await ActivateAsync();
-        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(w);
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
         foreach (var w in new[] { "worker-1", "worker-2", "worker-3" })
         {
             await actor.ReportAsync(new RoundReportDto(w, 0, 1, ["worker-1", "worker-2", "worker-3"]));
@@ -83,10 +100,10 @@ public class JobCoordinatorActorTests
     public async Task State_survives_deactivation_and_reactivation()
     {
         var first = await ActivateAsync();
-        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await first.JoinAsync(w);
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await first.JoinAsync(JoinOf(w));
         await first.ReportAsync(new RoundReportDto("worker-1", 0, 5, ["worker-1", "worker-3"]));
         var decided = await first.CloseRoundAsync(new RoundKeyDto(0, 5));
-        await first.LeaveAsync("worker-2");
+        await first.LeaveAsync(await LeaveOf(first, "worker-2"));
 
         var second = await ActivateAsync();
         var view = await second.GetViewAsync();
@@ -100,17 +117,111 @@ public class JobCoordinatorActorTests
     public async Task A_returning_worker_gets_its_shard_back()
     {
         var actor = await ActivateAsync();
-        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(w);
-        await actor.LeaveAsync("worker-3");
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        await actor.LeaveAsync(await LeaveOf(actor, "worker-3"));
         (await actor.GetViewAsync()).ShardOwners[2].Should().Be("worker-1");
-        (await actor.JoinAsync("worker-3")).ShardOwners[2].Should().Be("worker-3");
+        (await actor.JoinAsync(JoinOf("worker-3"))).ShardOwners[2].Should().Be("worker-3");
     }
 
     [Fact]
     public async Task An_empty_member_id_is_rejected()
     {
         var actor = await ActivateAsync();
-        var act = () => actor.JoinAsync(" ");
+        var act = () => actor.JoinAsync(new JoinRequestDto(" ", "", ""));
         await act.Should().ThrowAsync<ArgumentException>().WithMessage("*member id*");
+    }
+
+    // Issue 11's holes: any app could call JoinAsync("mallory") (mallory became the checkpoint writer and every round waited
+    // for it) and LeaveAsync("worker-2") (a real worker evicted, its shard given away).
+
+    [Fact]
+    public async Task Only_the_jobs_worker_ids_may_join()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+
+        var mallory = () => actor.JoinAsync(JoinOf("mallory"));
+
+        await mallory.Should().ThrowAsync<UnauthorizedAccessException>().WithMessage("*'mallory' is not one of the job's workers*");
+        var view = await actor.GetViewAsync();
+        view.Members.Should().Equal("worker-1", "worker-2", "worker-3");
+        view.CheckpointWriter.Should().Be("worker-1");
+    }
+
+    [Fact]
+    public async Task A_join_without_the_jobs_secret_is_refused()
+    {
+        var actor = await ActivateAsync();
+        var outsider = new MemberIdentity(NodeKey.Create(), "not-the-secret-of-job-1");
+
+        var join = () => actor.JoinAsync(new JoinRequestDto("worker-1", outsider.Key.PublicKey, outsider.JoinProof("job-1", "worker-1")));
+
+        await join.Should().ThrowAsync<UnauthorizedAccessException>().WithMessage("*without a valid proof of the job's secret*");
+        (await actor.GetViewAsync()).Members.Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task A_member_leaves_only_for_itself()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+
+        var evict = async () => await actor.LeaveAsync(await LeaveOf(actor, "worker-2", signer: Identity("worker-1")));
+        var unsigned = () => actor.LeaveAsync(new LeaveRequestDto("worker-2", 3, ""));
+
+        await evict.Should().ThrowAsync<UnauthorizedAccessException>().WithMessage("*not signed by worker-2's registered key*");
+        await unsigned.Should().ThrowAsync<UnauthorizedAccessException>();
+        var view = await actor.GetViewAsync();
+        view.Members.Should().Equal("worker-1", "worker-2", "worker-3");
+        view.ShardOwners[1].Should().Be("worker-2");
+        (await actor.LeaveAsync(await LeaveOf(actor, "worker-2"))).Members.Should().Equal("worker-1", "worker-3");
+    }
+
+    [Fact]
+    public async Task A_recorded_leave_cannot_be_replayed_after_the_member_joined_again()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        var recorded = await LeaveOf(actor, "worker-2");
+        await actor.LeaveAsync(recorded);
+        await actor.JoinAsync(JoinOf("worker-2"));
+
+        var replay = () => actor.LeaveAsync(recorded);
+
+        await replay.Should().ThrowAsync<UnauthorizedAccessException>().WithMessage("*signed for view version*");
+        (await actor.GetViewAsync()).Members.Should().Contain("worker-2");
+    }
+
+    [Fact]
+    public async Task A_live_members_id_keeps_its_key_and_views_carry_the_registered_keys()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        // An insider who knows the secret tries to take over worker-2's id with a key of its own.
+        var impostor = new MemberIdentity(NodeKey.Create(), Secret);
+
+        var view = await actor.JoinAsync(new JoinRequestDto("worker-2", impostor.Key.PublicKey, impostor.JoinProof("job-1", "worker-2")));
+
+        view.Keys.Should().NotBeNull();
+        view.Keys!["worker-2"].Should().Be(Identity("worker-2").Key.PublicKey, "a member keeps the key it joined with while its lease lives");
+        view.Keys.Keys.Should().BeEquivalentTo(["worker-1", "worker-2", "worker-3"]);
+    }
+
+    [Fact]
+    public async Task The_parameter_server_registers_its_key_and_generation_with_the_secret_and_never_goes_back()
+    {
+        var actor = await ActivateAsync();
+        var server = new MemberIdentity(NodeKey.Create(), Secret);
+        var forged = new MemberIdentity(NodeKey.Create(), "not-the-secret-of-job-1");
+
+        var view = await actor.RegisterServerAsync(new ServerKeyDto(2, server.Key.PublicKey, server.ServerProof("job-1", 2)));
+        var forge = () => actor.RegisterServerAsync(new ServerKeyDto(int.MaxValue, forged.Key.PublicKey, forged.ServerProof("job-1", int.MaxValue)));
+        var back = () => actor.RegisterServerAsync(new ServerKeyDto(1, server.Key.PublicKey, server.ServerProof("job-1", 1)));
+
+        view.Generation.Should().Be(2);
+        view.Keys!["ps"].Should().Be(server.Key.PublicKey);
+        await forge.Should().ThrowAsync<UnauthorizedAccessException>();
+        await back.Should().ThrowAsync<ArgumentException>().WithMessage("*older than the registered 2*");
+        (await actor.GetViewAsync()).Generation.Should().Be(2);
     }
 }

@@ -164,6 +164,9 @@ public sealed class Cluster : IAsyncDisposable
 
     public string Logs => string.Join("\n", _processes.Select(p => p.Tail(40)));
 
+    /// <summary>Every line every process has written so far.</summary>
+    public string AllOutput => string.Join("\n", _processes.SelectMany(p => p.Output));
+
     public async ValueTask DisposeAsync()
     {
         foreach (var process in _processes) process.Dispose();

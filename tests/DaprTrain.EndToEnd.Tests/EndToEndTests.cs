@@ -26,6 +26,8 @@ public abstract class EndToEndScenarios
         ["Job__HeartbeatMs"] = "400",
         ["Job__Holdout"] = "2000",
         ["Job__DataDir"] = Cluster.MnistDirectory,
+        // Joins prove it to the coordinator, which refuses to start without one.
+        ["Job__Secret"] = "e2e-secret-" + Guid.NewGuid().ToString("N"),
         ["Coordinator__Shards"] = workers.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Coordinator__LeaseMs"] = leaseMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };

@@ -75,6 +75,90 @@ public sealed class HostileInputTests
         statusOne.GetProperty("weightHash").GetString().Should().Be(statusTwo.GetProperty("weightHash").GetString(), cluster.Logs);
     }
 
+    /// <summary>
+    /// Issue 11, against a running worker: forged gradients posted straight to its route, claiming to come from worker-2
+    /// for the open round and the two after it with SampleCount 1,000,000 (before signatures the first such message for a
+    /// sender and round won, the real ones became duplicates, and accuracy fell from 88.8% to 11.1%). Unsigned, or signed
+    /// by a key nobody registered: each is dropped with its reason, and the job finishes with identical replicas.
+    /// </summary>
+    [Fact]
+    public async Task Forged_gradients_posted_to_a_workers_route_are_dropped_and_the_job_finishes_as_if_they_never_came()
+    {
+        var job = EndToEndScenarios.Job("p2p", 2, 30, deadlineMs: 20_000, leaseMs: 30_000);
+        await using var cluster = new Cluster(job, new DoubleSidecars());
+        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        await cluster.StartAsync("worker-1", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-1" });
+        await cluster.StartAsync("worker-2", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-2" });
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-1") >= 3, TimeSpan.FromMinutes(2), "round 3");
+
+        var route = new Uri(cluster.Apps["worker-1"], "messages/gradients");
+        long applied = await cluster.AppliedRoundAsync("worker-1");
+        var answers = new List<string>();
+        for (long round = applied + 1; round <= applied + 3; round++)
+        {
+            var forged = ForgedGradient(job["Job__JobId"], "worker-2", round, samples: 1_000_000, value: 50f);
+            foreach (var message in new[] { forged, WithForeignSignature(forged) })
+            {
+                using var response = await cluster.Http.PostAsync(route, Event(WholeMessageChunk(message)));
+                answers.Add($"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            }
+        }
+
+        answers.Should().HaveCount(6).And.OnlyContain(a => a == "200 {\"status\":\"DROP\"}", "a forged message is poison: dropped, not retried");
+        var accuracies = await cluster.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(3));
+        accuracies.Should().AllSatisfy(a => a.Should().BeGreaterThan(0.86), "the real gradients of worker-2 were not taken for duplicates");
+        var statusOne = await cluster.StatusAsync("worker-1");
+        var statusTwo = await cluster.StatusAsync("worker-2");
+        statusOne.GetProperty("weightHash").GetString().Should().Be(statusTwo.GetProperty("weightHash").GetString(), cluster.Logs);
+        cluster.AllOutput.Should().Contain("unsigned message").And.Contain("which the view does not register", "each is dropped with its reason");
+    }
+
+    /// <summary>The MLP's parameter count: a forged gradient must have the right shape to get as far as the signature check.</summary>
+    private const int MlpParameters = 101_770;
+
+    /// <summary>A DaprTrain gradient message (services/DaprTrain.Engine/Messaging/WireCodec.cs) with a valid checksum and no signature.</summary>
+    private static byte[] ForgedGradient(string jobId, string sender, long round, int samples, float value)
+    {
+        byte[] job = Encoding.UTF8.GetBytes(jobId), from = Encoding.UTF8.GetBytes(sender);
+        int header = 36 + 2 + job.Length + 2 + from.Length;
+        var message = new byte[header + 4 * MlpParameters + 8];
+        var span = message.AsSpan();
+        "DTGM"u8.CopyTo(span);
+        span[4] = 1;
+        span[5] = 1; // gradient
+        BinaryPrimitives.WriteInt32LittleEndian(span[8..], 0);
+        BinaryPrimitives.WriteInt64LittleEndian(span[12..], round);
+        BinaryPrimitives.WriteInt32LittleEndian(span[20..], samples);
+        BinaryPrimitives.WriteInt32LittleEndian(span[32..], MlpParameters);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[36..], (ushort)job.Length);
+        job.CopyTo(span[38..]);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[(38 + job.Length)..], (ushort)from.Length);
+        from.CopyTo(span[(40 + job.Length)..]);
+        for (int i = 0; i < MlpParameters; i++) BinaryPrimitives.WriteSingleLittleEndian(span[(header + 4 * i)..], value);
+        BinaryPrimitives.WriteUInt64LittleEndian(span[^8..], XxHash3.HashToUInt64(span[..^8]));
+        return message;
+    }
+
+    /// <summary>The same message with a signature block (services/DaprTrain.Engine/Messaging/MessageSignature.cs) of a key no member registered.</summary>
+    private static byte[] WithForeignSignature(byte[] message)
+    {
+        var signed = new byte[message.Length + 8 + 64 + 4];
+        message.CopyTo(signed, 0);
+        Random.Shared.NextBytes(signed.AsSpan(message.Length, 8 + 64));
+        "DTSG"u8.CopyTo(signed.AsSpan(signed.Length - 4));
+        return signed;
+    }
+
+    /// <summary>A whole message as the single chunk ChunkCodec.Split makes of it (it fits the default 512 KiB).</summary>
+    private static byte[] WholeMessageChunk(byte[] message)
+    {
+        var chunk = Forged(0, 1, message.Length, 0, message);
+        XxHash128.Hash(message).CopyTo(chunk.AsSpan(8));
+        BinaryPrimitives.WriteUInt64LittleEndian(chunk.AsSpan(36), XxHash3.HashToUInt64(message));
+        BinaryPrimitives.WriteUInt64LittleEndian(chunk.AsSpan(chunk.Length - 8), XxHash3.HashToUInt64(chunk.AsSpan(0, chunk.Length - 8)));
+        return chunk;
+    }
+
     /// <summary>VmRSS of a process, from /proc.</summary>
     private static long ResidentBytes(int pid)
     {

@@ -85,4 +85,21 @@ public class CoordinatorTests
         _clock.AdvanceTo(_clock.NowMs + 10);
         c.TryClose(0, 5, TimeSpan.FromMilliseconds(5))!.Included.Should().Equal("worker-2");
     }
+
+    [Fact]
+    public void Weight_hashes_compared_through_the_coordinator_name_the_replicas_that_diverged()
+    {
+        var c = new JobCoordinator("job", 3, TimeSpan.FromSeconds(10), TimeProvider.System, workersWriteCheckpoints: true);
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) c.Join(w);
+
+        c.CompareWeights("worker-1", 10, 0xAA).Complete.Should().BeFalse("worker-2 and worker-3 have not reported yet");
+        c.CompareWeights("worker-2", 10, 0xAA).Complete.Should().BeFalse();
+        var last = c.CompareWeights("worker-3", 10, 0xBB);
+
+        last.Should().BeEquivalentTo(new WeightCheck(10, true, 0xAA, ["worker-3"]));
+        // The others learn it with their next report, from the newest complete comparison they took part in.
+        c.CompareWeights("worker-1", 20, 0xCC).Diverged.Should().Equal("worker-3");
+        c.CompareWeights("worker-2", 20, 0xCC).Round.Should().Be(10);
+        c.CompareWeights("worker-3", 20, 0xCC).Should().BeEquivalentTo(new WeightCheck(20, true, 0xCC, []));
+    }
 }

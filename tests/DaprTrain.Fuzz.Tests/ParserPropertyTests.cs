@@ -22,6 +22,7 @@ public sealed class ParserPropertyTests
 
     [Theory]
     [InlineData("wire")]
+    [InlineData("signed-wire")]
     [InlineData("chunk")]
     [InlineData("checkpoint")]
     [InlineData("job-checkpoint")]
@@ -54,6 +55,19 @@ public sealed class ParserPropertyTests
         // Both outcomes occur: the edits reach past the first checks (some inputs still parse) and break things (some do not).
         tally.Accepted.Should().BePositive("some edited inputs still parse, so the edits reach the fields behind the magic number and checksum");
         tally.Rejected.Should().BePositive();
+    }
+
+    /// <summary>
+    /// Signed messages edited anywhere (the checksum re-sealed after the edit, as an attacker on the broker would): the
+    /// signature over header and checksum no longer verifies, so nothing edited gets in, and nothing escapes as a crash.
+    /// </summary>
+    [Fact]
+    public void Edited_signed_messages_are_refused_with_the_documented_exception()
+    {
+        var target = FuzzTargets.Get("signed-wire");
+        var tally = Property.Run(target, Inputs.Mutants(target), MutantIterations, seed: 11_3, KnownFindings.For("signed-wire"));
+        tally.Rejected.Should().BePositive();
+        (tally.Accepted + tally.Rejected + tally.KnownFindings).Should().Be(MutantIterations);
     }
 
     [Fact]

@@ -25,6 +25,20 @@ public static class Seeds
     public static IReadOnlyList<(string, byte[])> Wire() =>
         WireMessages().Select((m, i) => ($"wire-{i}", WireCodec.Encode(m))).ToList();
 
+    /// <summary>The key the signed seeds are signed with; <see cref="SignedKeys"/> registers it for each seed's sender.</summary>
+    public static DaprTrain.Coordination.Security.NodeKey SigningKey { get; } = DaprTrain.Coordination.Security.NodeKey.Create();
+
+    public static MessageKeys SignedKeys { get; } = MessageKeys.From(
+        WireMessages().Select(m => m.Sender).Distinct().ToDictionary(s => s, _ => SigningKey.PublicKey));
+
+    /// <summary>The wire seeds with their signature block (services/DaprTrain.Engine/Messaging/MessageSignature.cs).</summary>
+    public static IReadOnlyList<(string, byte[])> SignedWire() => WireMessages().Select((m, i) =>
+    {
+        var bytes = WireCodec.Encode(m, m.Values.Span, trailerBytes: MessageSignature.TrailerBytes);
+        MessageSignature.Sign(bytes, SigningKey);
+        return ($"signed-wire-{i}", bytes);
+    }).ToList();
+
     /// <summary>Chunk sequences: messages split at a small chunk size, in order, reordered, and with a duplicate.</summary>
     public static IReadOnlyList<(string, byte[])> Chunks()
     {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using DaprTrain.Dapr;
 using DaprTrain.Dapr.Hosting;
 using DaprTrain.Coordination;
+using DaprTrain.Coordination.Security;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
 using DaprTrain.ParameterServer;
@@ -240,6 +241,30 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         returned.FinalAccuracy.Should().Be(first.FinalAccuracy);
     }
 
+    /// <summary>
+    /// Issue 11: a replica whose weights silently change (a bit flip, a bug, an insider) is found by the weight hashes the
+    /// workers compare through the coordinator every few rounds, logged, and resynchronised from the newest checkpoint.
+    /// </summary>
+    [Fact]
+    public async Task A_replica_that_diverges_is_detected_through_the_coordinator_and_resynchronised()
+    {
+        const int rounds = 30;
+        var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 3, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true));
+        var workers = Enumerable.Range(1, 3).Select(i => Host<WorkerRuntime>($"worker-{i}", "p2p", 3,
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:CheckpointEvery", "4"), coordinator, rounds)).ToList();
+        for (int i = 0; i < 3; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
+        await WaitUntil(() => runtimes.All(r => r.Ready && r.Use(n => n.AppliedRound) >= 5), TimeSpan.FromMinutes(1));
+
+        // worker-3's replica changes under it: every later round it applies the same decisions to different weights.
+        runtimes[2].Use(n => { n.Trainer.Parameters.WeightSpan[0] += 0.5f; return 0; });
+
+        await WaitUntil(() => runtimes.All(r => r.FinalAccuracy is not null), TimeSpan.FromMinutes(2),
+            () => string.Join(", ", runtimes.Select(r => r.Use(n => n.AppliedRound))));
+        runtimes.Select(r => r.Use(n => n.WeightHash)).Distinct().Should().ContainSingle("the diverged replica took the majority's state");
+    }
+
     [Fact]
     public async Task A_worker_whose_lease_ran_out_while_the_job_waited_for_its_workers_joins_again_and_the_job_starts()
     {
@@ -293,16 +318,18 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         {
             foreach (string member in members)
             {
-                inner.LeaveAsync(member).GetAwaiter().GetResult();
+                inner.LeaveAsync(member, null).GetAwaiter().GetResult();
                 _expired[member] = true;
             }
         }
 
-        public Task<MembershipView> JoinAsync(string joining) => inner.JoinAsync(joining);
+        public Task<MembershipView> JoinAsync(string joining, MemberIdentity? identity) => inner.JoinAsync(joining, identity);
 
         public Task<bool> HeartbeatAsync(string beating) => _expired.TryRemove(beating, out _) ? Task.FromResult(false) : inner.HeartbeatAsync(beating);
 
-        public Task<MembershipView> LeaveAsync(string leaving) => inner.LeaveAsync(leaving);
+        public Task<MembershipView> LeaveAsync(string leaving, MemberIdentity? identity) => inner.LeaveAsync(leaving, identity);
+
+        public Task<MembershipView> RegisterServerAsync(int generation, MemberIdentity? identity) => inner.RegisterServerAsync(generation, identity);
 
         public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
 
@@ -313,6 +340,8 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => inner.TryCloseRoundAsync(generation, round, deadline);
 
         public Task SetSyncRequestAsync(string syncing, bool pending) => inner.SetSyncRequestAsync(syncing, pending);
+
+        public Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash) => inner.CompareWeightsAsync(member, round, hash);
     }
 
     /// <summary>A coordinator whose lease for <paramref name="member"/> runs out right after its first join.</summary>
@@ -322,12 +351,12 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         public TaskCompletionSource Expired { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public async Task<MembershipView> JoinAsync(string joining)
+        public async Task<MembershipView> JoinAsync(string joining, MemberIdentity? identity)
         {
-            var view = await inner.JoinAsync(joining);
+            var view = await inner.JoinAsync(joining, identity);
             if (joining == member && !Expired.Task.IsCompleted)
             {
-                await inner.LeaveAsync(joining);
+                await inner.LeaveAsync(joining, null);
                 Expired.TrySetResult();
             }
             return view;
@@ -335,7 +364,9 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         public Task<bool> HeartbeatAsync(string beating) => inner.HeartbeatAsync(beating);
 
-        public Task<MembershipView> LeaveAsync(string leaving) => inner.LeaveAsync(leaving);
+        public Task<MembershipView> LeaveAsync(string leaving, MemberIdentity? identity) => inner.LeaveAsync(leaving, identity);
+
+        public Task<MembershipView> RegisterServerAsync(int generation, MemberIdentity? identity) => inner.RegisterServerAsync(generation, identity);
 
         public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
 
@@ -346,6 +377,8 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => inner.TryCloseRoundAsync(generation, round, deadline);
 
         public Task SetSyncRequestAsync(string syncing, bool pending) => inner.SetSyncRequestAsync(syncing, pending);
+
+        public Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash) => inner.CompareWeightsAsync(member, round, hash);
     }
 
     /// <summary>

@@ -56,13 +56,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - name: JOB__DATADIR
   value: {{ . | quote }}
 {{- end }}
-{{- if .Values.appTokenSecret }}
+- name: DAPRTRAIN_REQUIRE_APP_TOKEN
+  value: "true"
 - name: APP_API_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.appTokenSecret }}
+      name: {{ include "daprtrain.securitySecret" . }}
       key: token
-{{- end }}
+- name: JOB__SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "daprtrain.securitySecret" . }}
+      key: job-secret
 {{- end -}}
 
 {{/* Sidecar annotations; call with (list $ "app-id"). */}}
@@ -83,9 +88,12 @@ prometheus.io/scrape: "true"
 prometheus.io/port: "8080"
 prometheus.io/path: /metrics
 {{- end }}
-{{- if $root.Values.appTokenSecret }}
-dapr.io/app-token-secret: {{ $root.Values.appTokenSecret | quote }}
-{{- end }}
+dapr.io/app-token-secret: {{ include "daprtrain.securitySecret" $root | quote }}
+{{- end -}}
+
+{{/* The Secret with the app API token (key token) and the job's secret (key job-secret): the user's, or the generated one. */}}
+{{- define "daprtrain.securitySecret" -}}
+{{- .Values.appTokenSecret | default (printf "%s-daprtrain-security" .Release.Name) -}}
 {{- end -}}
 
 {{/* Probes on the app's own health endpoint. */}}

@@ -100,7 +100,9 @@ internal sealed class EngineBenchmarks(TextWriter output, bool quick)
     {
         var options = new JobOptions($"bench-{topology.Name()}-{workers}", topology, workers,
             new TrainerOptions(model, new OptimizerSettings(OptimizerKind.Adam, 1e-3), batch, 1),
-            rounds, FaultPlan.None, new NetworkModel(), RoundDeadlineMs: roundDeadlineMs, EvaluateEvery: rounds);
+            rounds, FaultPlan.None, new NetworkModel(), RoundDeadlineMs: roundDeadlineMs, EvaluateEvery: rounds,
+            // The data path against memcpy, as before messages were signed; what signing adds is the signing section's.
+            SignMessages: false);
         using var job = new EmbeddedJob(options, data, new InMemoryCheckpointStore(), PriceTable.Default(), NullLoggerFactory.Instance);
         return await job.RunAsync();
     }

@@ -25,11 +25,12 @@ public static class WireCodec
     public static byte[] Encode(WireMessage message) => Encode(message, message.Values.Span);
 
     /// <summary>Encodes with <paramref name="values"/> as the payload (a slice of a larger buffer needs no copy first).</summary>
-    public static byte[] Encode(WireMessage message, ReadOnlySpan<float> values, MessageBufferPool? buffers = null)
+    /// <param name="trailerBytes">Room left after the checksum for a block of another layer (a signature, <see cref="MessageSignature"/>).</param>
+    public static byte[] Encode(WireMessage message, ReadOnlySpan<float> values, MessageBufferPool? buffers = null, int trailerBytes = 0)
     {
-        var (bytes, payload) = Begin(message, values.Length, buffers);
+        var (bytes, payload) = Begin(message, values.Length, buffers, trailerBytes);
         values.CopyTo(payload.Span);
-        Seal(bytes);
+        Seal(bytes, trailerBytes);
         return bytes;
     }
 
@@ -39,7 +40,8 @@ public static class WireCodec
     /// <see cref="Seal"/>. A gradient exported straight into its message needs no staging buffer.
     /// </summary>
     /// <param name="buffers">Where the bytes come from; a fresh array when null.</param>
-    public static (byte[] Bytes, Memory<float> Payload) Begin(WireMessage header, int valueCount, MessageBufferPool? buffers = null)
+    /// <param name="trailerBytes">Room left after the checksum for a block of another layer (a signature); <see cref="Seal"/> needs the same.</param>
+    public static (byte[] Bytes, Memory<float> Payload) Begin(WireMessage header, int valueCount, MessageBufferPool? buffers = null, int trailerBytes = 0)
     {
         byte[] job = Encoding.UTF8.GetBytes(header.JobId);
         byte[] sender = Encoding.UTF8.GetBytes(header.Sender);
@@ -48,7 +50,8 @@ public static class WireCodec
             throw new ArgumentException("job id and sender must be 1 to 256 bytes of UTF-8.");
         }
         ArgumentOutOfRangeException.ThrowIfNegative(valueCount);
-        int length = FixedHeader + 2 + job.Length + 2 + sender.Length + 4 * valueCount + 8;
+        ArgumentOutOfRangeException.ThrowIfNegative(trailerBytes);
+        int length = FixedHeader + 2 + job.Length + 2 + sender.Length + 4 * valueCount + 8 + trailerBytes;
         var bytes = buffers?.Rent(length) ?? GC.AllocateUninitializedArray<byte>(length);
         var span = bytes.AsSpan();
         Magic.CopyTo(span);
@@ -73,9 +76,9 @@ public static class WireCodec
     }
 
     /// <summary>Writes the checksum of a message <see cref="Begin"/> started, once its values are in place.</summary>
-    public static void Seal(byte[] bytes)
+    public static void Seal(byte[] bytes, int trailerBytes = 0)
     {
-        var span = bytes.AsSpan();
+        var span = bytes.AsSpan(0, bytes.Length - trailerBytes);
         BinaryPrimitives.WriteUInt64LittleEndian(span[^8..], XxHash3.HashToUInt64(span[..^8]));
     }
 
@@ -86,9 +89,12 @@ public static class WireCodec
     /// Decodes and checks structure, checksum and values; throws <see cref="MessageRejectedException"/> naming the
     /// problem. The values stay in <paramref name="message"/> (no copy), which must not change afterwards.
     /// </summary>
-    public static WireMessage Decode(byte[] message)
+    public static WireMessage Decode(byte[] message) => Decode(message, message.Length);
+
+    /// <summary>Decodes the message in the first <paramref name="length"/> bytes (a signed message's trailer follows it).</summary>
+    public static WireMessage Decode(byte[] message, int length)
     {
-        ReadOnlySpan<byte> bytes = message;
+        ReadOnlySpan<byte> bytes = message.AsSpan(0, length);
         if (bytes.Length < FixedHeader + 2 + 2 + 8) throw new MessageRejectedException($"truncated message ({bytes.Length} bytes)");
         if (!bytes[..4].SequenceEqual(Magic)) throw new MessageRejectedException("not a DaprTrain message (bad magic number)");
         if (bytes[4] != FormatVersion) throw new MessageRejectedException($"unsupported message format version {bytes[4]} (this build reads {FormatVersion})");
@@ -116,6 +122,13 @@ public static class WireCodec
         int bad = IndexOfNonFinite(values);
         if (bad >= 0) throw new MessageRejectedException($"non-finite value {values[bad]} at index {bad}");
         return new WireMessage(kind, job, generation, round, sender, samples, slice, offset, new FloatView(message, position, count).Memory);
+    }
+
+    /// <summary>Where the values begin (the header's length), read from a well-formed message's identifier lengths.</summary>
+    internal static int HeaderLength(ReadOnlySpan<byte> bytes)
+    {
+        int job = BinaryPrimitives.ReadUInt16LittleEndian(bytes[FixedHeader..]);
+        return FixedHeader + 2 + job + 2 + BinaryPrimitives.ReadUInt16LittleEndian(bytes[(FixedHeader + 2 + job)..]);
     }
 
     private static string ReadIdentifier(ReadOnlySpan<byte> bytes, ref int position, string what)

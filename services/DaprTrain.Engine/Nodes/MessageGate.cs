@@ -13,28 +13,99 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
 {
     public const int MaxSamplesPerMessage = 1_000_000;
 
-    public enum Verdict { Accept, Late, Reject }
+    public enum Verdict { Accept, Late, Reject, Deferred }
 
-    public (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Check(
-        byte[] payload, MessageKind expectedKind, int generation, long openRound, Func<WireMessage, string?> shapeProblem, Func<string, bool>? knownSender = null)
+    /// <summary>Messages kept until a view names their sender's key: two rounds of eight strangers, as <see cref="HeldContributions"/> allows.</summary>
+    public const int MaxDeferred = 2 * HeldContributions.MaxStrangersPerRound;
+
+    private readonly List<(byte[] Payload, string Sender, long Round, Func<byte[], DeliveryResult> Handle)> _deferred = [];
+
+    public int Deferred => _deferred.Count;
+
+    /// <summary>
+    /// The keys messages must be signed with (those of the node's membership view), or null where the job does not sign
+    /// (an embedded run with signing off). When set, an unsigned message, or one not signed by the key the view names for
+    /// its sender, is dropped before anything else about it is believed.
+    /// </summary>
+    public MessageKeys? Keys { get; set; }
+
+    /// <summary>
+    /// Decodes and authenticates: the message, or why it is dropped (already counted and logged). A signed message from a
+    /// sender the view gives no key yet is kept for <paramref name="defer"/> when given (a peer's first gradient can overtake
+    /// the view that registers its key, as it can overtake the view that names it) and judged once a view names the key.
+    /// </summary>
+    public (WireMessage? Message, DeliveryResult Result) Open(byte[] payload, Func<byte[], DeliveryResult>? defer = null)
     {
+        int length = MessageSignature.MessageLength(payload);
+        if (length < 0)
+        {
+            if (Keys is not null) return Dropped(Reject("unsigned", "unsigned message (no signature block); this job signs every message"));
+            length = payload.Length;
+        }
         WireMessage message;
         try
         {
-            message = WireCodec.Decode(payload);
+            message = WireCodec.Decode(payload, length);
         }
         catch (MessageRejectedException ex)
         {
-            return Reject("malformed", ex.Reason);
+            return Dropped(Reject("malformed", ex.Reason));
         }
+        if (message.JobId != jobId) return Dropped(Reject("unknown job", $"unknown job '{message.JobId}' (this node runs '{jobId}')"));
+        if (Keys is not null && defer is not null && !Keys.TryGet(message.Sender, out _) && length != payload.Length)
+        {
+            if (_deferred.Count >= MaxDeferred)
+            {
+                var oldest = _deferred[0];
+                _deferred.RemoveAt(0);
+                Reject("unregistered key", $"{oldest.Sender}'s message for round {oldest.Round} waited for a view with its key while {MaxDeferred} others did");
+            }
+            _deferred.Add((payload, message.Sender, message.Round, defer));
+            logger.LogDebug("{Node} keeps {Sender}'s round {Round} message until a view registers its key", node, message.Sender, message.Round);
+            return (null, DeliveryResult.Applied);
+        }
+        if (Keys is not null && MessageSignature.Check(payload, length, message, Keys) is { } bad) return Dropped(Reject(bad.Category, bad.Reason));
+        return (message, DeliveryResult.Applied);
+    }
 
-        if (message.JobId != jobId) return Reject("unknown job", $"unknown job '{message.JobId}' (this node runs '{jobId}')");
+    /// <summary>
+    /// After the keys changed: deferred messages whose sender now has a key are handled again (and so verified); those of
+    /// rounds before <paramref name="openRound"/> whose sender still has none are dropped as unregistered.
+    /// </summary>
+    public void ReleaseDeferred(long openRound)
+    {
+        if (_deferred.Count == 0 || Keys is null) return;
+        var ready = _deferred.Where(d => Keys.TryGet(d.Sender, out _)).ToList();
+        foreach (var stale in _deferred.Where(d => !Keys.TryGet(d.Sender, out _) && d.Round < openRound).ToList())
+        {
+            Reject("unregistered key", $"{stale.Sender}, who has no key in the membership view, sent a message for round {stale.Round}, which has closed");
+            _deferred.Remove(stale);
+        }
+        foreach (var entry in ready)
+        {
+            _deferred.Remove(entry);
+            entry.Handle(entry.Payload);
+        }
+    }
+
+    /// <param name="maxSamples">The most samples one message can stand for (a batch; a reduced slice: a batch per member).</param>
+    public (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Check(
+        byte[] payload, MessageKind expectedKind, int generation, long openRound, Func<WireMessage, string?> shapeProblem, Func<string, bool>? knownSender = null,
+        int maxSamples = MaxSamplesPerMessage, Func<byte[], DeliveryResult>? defer = null)
+    {
+        var (opened, dropped) = Open(payload, defer);
+        if (opened is not { } message) return (defer is not null && dropped == DeliveryResult.Applied ? Verdict.Deferred : Verdict.Reject, null, dropped);
+
         if (message.Kind != expectedKind) return Reject("wrong kind", $"{message.Kind} message where {expectedKind} was expected");
         if (message.Generation < generation) return Late(message, $"generation {message.Generation} is older than {generation}");
         if (message.Generation > generation) return Reject("future generation", $"generation {message.Generation} from the future (current {generation})");
         if (message.Round < openRound) return Late(message, $"round {message.Round} already closed (open round {openRound})");
         if (message.Round > openRound + 1) return Reject("future round", $"round {message.Round} from the future (open round {openRound})");
-        if (message.SampleCount is <= 0 or > MaxSamplesPerMessage) return Reject("bad sample count", $"sample count {message.SampleCount} outside 1..{MaxSamplesPerMessage}");
+        // A sample count weights a gradient in the mean: one claimed far above a batch would outvote every honest worker.
+        if (message.SampleCount <= 0 || message.SampleCount > Math.Min(maxSamples, MaxSamplesPerMessage))
+        {
+            return Reject("bad sample count", $"sample count {message.SampleCount} outside 1..{Math.Min(maxSamples, MaxSamplesPerMessage)}");
+        }
         if (shapeProblem(message) is string problem) return Reject("wrong length", "wrong length: " + problem);
         if (knownSender is not null && !knownSender(message.Sender)) return Reject("unknown sender", $"sender '{message.Sender}' is not a member of the job");
         return (Verdict.Accept, message, DeliveryResult.Applied);
@@ -57,7 +128,9 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
         }
     }
 
-    private (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Reject(string category, string reason)
+    private static (WireMessage?, DeliveryResult) Dropped((Verdict, WireMessage?, DeliveryResult Result) rejected) => (null, rejected.Result);
+
+    public (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Reject(string category, string reason)
     {
         counters.CountRejected(category);
         logger.LogWarning("{Node} dropped a message: {Reason}", node, reason);

@@ -47,12 +47,28 @@ public sealed class ParameterServerNode : IDisposable
 
     public ulong WeightHash => ReplicaState.WeightHash(_trainer);
 
-    public void SetMembers(IReadOnlyList<string> members) => _held.SetMembers(members);
+    /// <summary>
+    /// The server's signing key. When set, its weights are signed and it takes only gradients signed by the keys its
+    /// membership view registers (<see cref="SetMembers"/>).
+    /// </summary>
+    public DaprTrain.Coordination.Security.NodeKey? Key { get; init; }
+
+    private MessageKeys _keys = MessageKeys.None;
+
+    /// <param name="keys">The view's registered keys; null keeps the ones the server has.</param>
+    public void SetMembers(IReadOnlyList<string> members, IReadOnlyDictionary<string, string>? keys = null)
+    {
+        _held.SetMembers(members);
+        if (keys is not null) _keys = MessageKeys.From(keys, _keys);
+        _gate.Keys = Key is null ? null : _keys;
+        _gate.ReleaseDeferred(OpenRound);
+    }
 
     public DeliveryResult HandleGradient(byte[] payload)
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
-            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}");
+            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
+            maxSamples: _trainer.Options.BatchSize, defer: HandleGradient);
         if (verdict != MessageGate.Verdict.Accept) return result;
         var m = message!;
         return _gate.Answer(m, _held.Hold(m.Round, new Contribution(m.Sender, m.SampleCount, m.Values)));
@@ -94,9 +110,13 @@ public sealed class ParameterServerNode : IDisposable
         return WeightsMessage(contributions.Sum(c => c.SampleCount));
     }
 
-    public byte[] WeightsMessage(int samples = 1) =>
-        WireCodec.Encode(new WireMessage(MessageKind.Weights, JobId, Generation, AppliedRound, NodeId, Math.Max(samples, 1), 0, 0, ReadOnlyMemory<float>.Empty),
-            _trainer.Parameters.WeightSpan);
+    public byte[] WeightsMessage(int samples = 1)
+    {
+        var message = WireCodec.Encode(new WireMessage(MessageKind.Weights, JobId, Generation, AppliedRound, NodeId, Math.Max(samples, 1), 0, 0, ReadOnlyMemory<float>.Empty),
+            _trainer.Parameters.WeightSpan, trailerBytes: Key is null ? 0 : MessageSignature.TrailerBytes);
+        if (Key is not null) MessageSignature.Sign(message, Key);
+        return message;
+    }
 
     public JobCheckpoint CaptureState() => new(AppliedRound, Generation, NodeId, _trainer.CaptureCheckpoint(AppliedRound, null));
 

@@ -20,7 +20,7 @@ public sealed partial class WorkerNode
             if (_members[k] == Id) continue;
             var (offset, count) = ReplicaState.Slice(ParameterCount, k, _members.Count);
             var header = new WireMessage(MessageKind.GradientSlice, JobId, Generation, OpenRound, Id, own.SampleCount, k, offset, ReadOnlyMemory<float>.Empty);
-            messages.Add((_members[k], WireCodec.Encode(header, own.Values.Span.Slice(offset, count), _buffers)));
+            messages.Add((_members[k], Signed(WireCodec.Encode(header, own.Values.Span.Slice(offset, count), _buffers, Trailer))));
         }
         return messages;
     }
@@ -29,7 +29,8 @@ public sealed partial class WorkerNode
     {
         if (NotInView() is { } notYet) return notYet;
         int mine = MyIndex;
-        var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine));
+        var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine),
+            maxSamples: _trainer.Options.BatchSize, defer: HandleGradientSlice);
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
     }
 
@@ -48,12 +49,13 @@ public sealed partial class WorkerNode
         }).ToList();
         int samples = contributions.Sum(c => c.SampleCount);
         // Reduced straight into the message that carries it to the peers.
-        var (message, reduced) = WireCodec.Begin(new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, ReadOnlyMemory<float>.Empty), count, _buffers);
+        var (message, reduced) = WireCodec.Begin(new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, ReadOnlyMemory<float>.Empty), count, _buffers, Trailer);
         // Coordinate-wise rules reduce a slice exactly as they would the whole vector; rules that need whole vectors
         // (Krum, Bulyan) are refused for p2p-scatter when the job is validated.
         if (Aggregator.NeedsWholeVectors) throw new InvalidOperationException($"{Aggregator} needs whole gradients; p2p-scatter gives {Id} one slice of them");
         Aggregate(contributions, reduced.Span, null, decision.Round);
-        WireCodec.Seal(message);
+        WireCodec.Seal(message, Trailer);
+        Signed(message);
         _reduced[(decision.Round, mine)] = reduced;
         return message;
     }
@@ -63,7 +65,7 @@ public sealed partial class WorkerNode
         if (NotInView() is { } notYet) return notYet;
         var (verdict, message, result) = _gate.Check(payload, MessageKind.ReducedSlice, Generation, OpenRound,
             m => m.SliceIndex < _members.Count && _members[m.SliceIndex] == m.Sender ? SliceProblem(m, m.SliceIndex) : $"{m.Sender} does not own slice {m.SliceIndex}",
-            IsMember);
+            IsMember, maxSamples: _trainer.Options.BatchSize * Math.Max(_members.Count, 1));
         if (verdict != MessageGate.Verdict.Accept) return result;
         var m = message!;
         if (!_reduced.TryAdd((m.Round, m.SliceIndex), m.Values))

@@ -30,6 +30,8 @@ public sealed partial class WorkerNode : IDisposable
     private IReadOnlyList<string> _members = [];
     private IReadOnlyList<int> _shards = [];
     private LabeledDataset? _flippedLabels;
+    private MessageKeys _keys = MessageKeys.None;
+    private int _viewGeneration;
 
     /// <param name="buffers">Where outgoing messages get their bytes; the owner of the pool decides when a message is dead.</param>
     public WorkerNode(string id, string jobId, TrainerOptions options, TrainingData data, ILogger logger, MessageBufferPool? buffers = null)
@@ -62,6 +64,27 @@ public sealed partial class WorkerNode : IDisposable
     /// <summary>How this replica aggregates a round (resolved for the job's workers; the mean by default).</summary>
     public AggregationRule Aggregator { get; init; } = AggregationRule.Mean;
 
+    /// <summary>
+    /// This worker's signing key. When set, every message it sends is signed, and it takes only messages signed by the key
+    /// its membership view registers for their sender (Dapr mode always; the embedded mode unless signing is off).
+    /// </summary>
+    public DaprTrain.Coordination.Security.NodeKey? Key { get; init; }
+
+    /// <summary>
+    /// Set when weights of a generation newer than the view's arrived: the parameter server was restored, or someone forges.
+    /// Only a view from the coordinator that names the generation (and the server's key for it) lets such weights in.
+    /// </summary>
+    public bool NeedsView { get; private set; }
+
+    private int Trailer => Key is null ? 0 : MessageSignature.TrailerBytes;
+
+    /// <summary>Signs a message sealed with <see cref="Trailer"/> bytes of room (nothing to do when the job does not sign).</summary>
+    private byte[] Signed(byte[] message)
+    {
+        if (Key is not null) MessageSignature.Sign(message, Key);
+        return message;
+    }
+
     /// <summary>An experiment's Byzantine behaviour: what this worker does to the gradient it sends (none by default).</summary>
     public GradientAttack? Attack { get; init; }
 
@@ -84,8 +107,14 @@ public sealed partial class WorkerNode : IDisposable
     {
         bool newOwners = !_members.SequenceEqual(view.Members, StringComparer.Ordinal);
         _members = view.Members;
+        _keys = MessageKeys.From(view.PublicKeys, _keys);
+        _gate.Keys = Key is null ? null : _keys;
+        _viewGeneration = view.Generation;
+        NeedsView = false;
         _held.SetMembers(view.Members);
         if (newOwners) ForgetSlicesOfOtherOwners();
+        // Messages that overtook the view registering their sender's key are judged now, against the new owners' slices.
+        _gate.ReleaseDeferred(OpenRound);
         var mine = view.ShardsOf(Id);
         if (mine.SequenceEqual(_shards) && _sampler is not null) return;
         _shards = mine;
@@ -159,7 +188,7 @@ public sealed partial class WorkerNode : IDisposable
 
     private Memory<float> BeginOwnGradient(int samples)
     {
-        var (message, values) = WireCodec.Begin(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, samples, 0, 0, ReadOnlyMemory<float>.Empty), _parameterCount, _buffers);
+        var (message, values) = WireCodec.Begin(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, samples, 0, 0, ReadOnlyMemory<float>.Empty), _parameterCount, _buffers, Trailer);
         _ownMessage = (message, Sealed: false);
         _held.PutOwn(OpenRound, new Contribution(Id, samples, values));
         return values;
@@ -174,7 +203,8 @@ public sealed partial class WorkerNode : IDisposable
         OwnContribution();
         if (!_ownMessage.Sealed)
         {
-            WireCodec.Seal(_ownMessage.Bytes);
+            WireCodec.Seal(_ownMessage.Bytes, Trailer);
+            Signed(_ownMessage.Bytes);
             _ownMessage.Sealed = true;
         }
         return _ownMessage.Bytes;
@@ -184,7 +214,8 @@ public sealed partial class WorkerNode : IDisposable
     public DeliveryResult HandleGradient(byte[] payload)
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
-            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}");
+            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
+            maxSamples: _trainer.Options.BatchSize, defer: HandleGradient);
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
     }
 
@@ -216,18 +247,20 @@ public sealed partial class WorkerNode : IDisposable
     /// <summary>PS topology: the server's weights after a round (a newer generation means the server was restored).</summary>
     public DeliveryResult HandleWeights(byte[] payload)
     {
-        WireMessage m;
-        try
-        {
-            m = WireCodec.Decode(payload);
-        }
-        catch (MessageRejectedException ex)
-        {
-            return Rejected("malformed", ex.Reason);
-        }
-        if (m.JobId != JobId) return Rejected("unknown job", $"unknown job '{m.JobId}'");
-        if (m.Kind != MessageKind.Weights || m.Sender != "ps") return Rejected("wrong kind", $"{m.Kind} from {m.Sender} where weights from ps were expected");
+        // Decoded and authenticated first: under signing, only the key the view registers for "ps" can sign weights.
+        var (opened, dropped) = _gate.Open(payload);
+        if (opened is not { } m) return dropped;
+        if (m.Kind != MessageKind.Weights || m.Sender != ParameterServerNode.NodeId) return Rejected("wrong kind", $"{m.Kind} from {m.Sender} where weights from ps were expected");
         if (m.Values.Length != ParameterCount) return Rejected("wrong length", $"wrong length: weights of {m.Values.Length} values; the model has {ParameterCount}");
+        if (m.Generation > _viewGeneration)
+        {
+            // Never jump to a generation on a message's word: one forged message of generation int.MaxValue once made every
+            // real weights message "stale" for good. The coordinator names the server's generation; ask it, and take such
+            // weights only when a view names that generation (the server sends its weights again until gradients come).
+            NeedsView = true;
+            _logger.LogWarning("{Node}: weights of generation {Generation}, newer than the view's {ViewGeneration}; asking the coordinator", Id, m.Generation, _viewGeneration);
+            return DeliveryResult.Transient($"weights of generation {m.Generation}, newer than the membership view's generation {_viewGeneration}");
+        }
         bool newer = m.Generation > Generation || (m.Generation == Generation && m.Round > AppliedRound);
         if (!newer)
         {

@@ -1,0 +1,103 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace DaprTrain.Coordination.Security;
+
+/// <summary>
+/// Who may join a job and how they prove it: only the job's worker ids (worker-1 .. worker-N), each join carrying an
+/// HMAC-SHA256 under the job's secret over the job, the member and the public key it registers (so a captured proof
+/// registers no other key). The parameter server proves its key the same way for a generation. A member leaves only
+/// for itself: a leave is signed with the key the member registered, over the view version it leaves from (so a
+/// recorded leave cannot be replayed once the membership has changed). The secret comes from a Kubernetes Secret the
+/// chart generates, or the run file; never from a view or a message.
+/// </summary>
+public sealed class JobAdmission
+{
+    public const int MinSecretLength = 16;
+
+    private readonly byte[] _secret;
+    private readonly HashSet<string> _members;
+
+    public JobAdmission(string secret, IEnumerable<string> members)
+    {
+        if (string.IsNullOrEmpty(secret) || secret.Length < MinSecretLength) throw new ArgumentException($"a job secret needs at least {MinSecretLength} characters");
+        _secret = Encoding.UTF8.GetBytes(secret);
+        _members = new HashSet<string>(members, StringComparer.Ordinal);
+    }
+
+    /// <summary>The admission of a job whose workers are worker-1 .. worker-<paramref name="workers"/>.</summary>
+    public static JobAdmission ForWorkers(string secret, int workers) => new(secret, Enumerable.Range(1, workers).Select(n => $"worker-{n}"));
+
+    public bool Admits(string member) => _members.Contains(member);
+
+    public static string JoinProof(string secret, string job, string member, string publicKey) => Mac(secret, $"daprtrain-join\n{job}\n{member}\n{publicKey}");
+
+    public static string ServerProof(string secret, string job, int generation, string publicKey) => Mac(secret, $"daprtrain-server\n{job}\n{generation}\n{publicKey}");
+
+    public static string LeaveProof(NodeKey key, string job, string member, long version) => Convert.ToBase64String(key.Sign(LeaveStatement(job, member, version)));
+
+    /// <summary>Null when the join may proceed; otherwise why it may not.</summary>
+    public string? CheckJoin(string job, string member, string? publicKey, string? proof)
+    {
+        if (!Admits(member)) return $"'{Shorten(member)}' is not one of the job's workers";
+        if (PublicKeys.TryImport(publicKey, out string? keyProblem) is not { } key) return $"join of {member} registers no valid public key ({keyProblem})";
+        key.Dispose();
+        return Matches(proof, $"daprtrain-join\n{job}\n{member}\n{publicKey}") ? null : $"join of {member} without a valid proof of the job's secret";
+    }
+
+    public string? CheckServer(string job, int generation, string? publicKey, string? proof)
+    {
+        if (PublicKeys.TryImport(publicKey, out string? keyProblem) is not { } key) return $"the parameter server registers no valid public key ({keyProblem})";
+        key.Dispose();
+        return Matches(proof, $"daprtrain-server\n{job}\n{generation}\n{publicKey}") ? null : "parameter server registration without a valid proof of the job's secret";
+    }
+
+    /// <summary>A leave signed by the member's registered key over the version it leaves from.</summary>
+    public static string? CheckLeave(string job, string member, long version, string? registeredKey, string? signature)
+    {
+        if (registeredKey is null) return $"{member} has no registered key to sign its leave with";
+        using var key = PublicKeys.TryImport(registeredKey, out _);
+        byte[] decoded;
+        try
+        {
+            decoded = Convert.FromBase64String(signature ?? "");
+        }
+        catch (FormatException)
+        {
+            return $"leave of {member}: the signature is not base64";
+        }
+        return key is not null && PublicKeys.Verify(key, LeaveStatement(job, member, version), decoded)
+            ? null
+            : $"leave of {member} is not signed by {member}'s registered key over view version {version}";
+    }
+
+    private static byte[] LeaveStatement(string job, string member, long version) => Encoding.UTF8.GetBytes($"daprtrain-leave\n{job}\n{member}\n{version}");
+
+    private bool Matches(string? proof, string statement)
+    {
+        byte[] presented;
+        try
+        {
+            presented = Convert.FromBase64String(proof ?? "");
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+        return CryptographicOperations.FixedTimeEquals(presented, HMACSHA256.HashData(_secret, Encoding.UTF8.GetBytes(statement)));
+    }
+
+    private static string Mac(string secret, string statement) => Convert.ToBase64String(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.UTF8.GetBytes(statement)));
+
+    private static string Shorten(string member) => member.Length <= 64 ? member : member[..64] + "...";
+}
+
+/// <summary>What a node proves itself with: its key pair and (in a job with admission) the job's secret.</summary>
+public sealed record MemberIdentity(NodeKey Key, string? Secret)
+{
+    public string JoinProof(string job, string member) => Secret is null ? "" : JobAdmission.JoinProof(Secret, job, member, Key.PublicKey);
+
+    public string ServerProof(string job, int generation) => Secret is null ? "" : JobAdmission.ServerProof(Secret, job, generation, Key.PublicKey);
+
+    public string LeaveProof(string job, string member, long version) => JobAdmission.LeaveProof(Key, job, member, version);
+}
