@@ -107,6 +107,7 @@ internal sealed class SimulatedCluster : IDisposable
         {
             Aggregator = Aggregator,
             Attack = Options.Faults.AttackOf(id),
+            Compression = Options.Codec,
         };
         _workers[id] = worker;
         Accounting.Up(id, Clock.NowMs);

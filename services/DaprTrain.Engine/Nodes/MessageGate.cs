@@ -16,12 +16,14 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
     public enum Verdict { Accept, Late, Reject }
 
     public (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Check(
-        byte[] payload, MessageKind expectedKind, int generation, long openRound, Func<WireMessage, string?> shapeProblem, Func<string, bool>? knownSender = null)
+        byte[] payload, MessageKind expectedKind, int generation, long openRound, Func<WireMessage, string?> shapeProblem, Func<string, bool>? knownSender = null,
+        int maxValues = Compression.PayloadCodecs.DefaultMaxValues)
     {
         WireMessage message;
         try
         {
-            message = WireCodec.Decode(payload);
+            // A compressed message decodes into at most the node's model size, whatever count it claims.
+            message = WireCodec.Decode(payload, maxValues);
         }
         catch (MessageRejectedException ex)
         {

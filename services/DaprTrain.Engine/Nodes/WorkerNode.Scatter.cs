@@ -13,6 +13,7 @@ public sealed partial class WorkerNode
     /// <summary>p2p-scatter: the slices of this worker's gradient that the other members own, addressed to them.</summary>
     public IReadOnlyList<(string Owner, byte[] Payload)> GradientSliceMessages()
     {
+        if (!Compression.IsNone) return CompressedSliceMessages();
         var own = OwnContribution();
         var messages = new List<(string, byte[])>();
         for (int k = 0; k < _members.Count; k++)
@@ -29,7 +30,7 @@ public sealed partial class WorkerNode
     {
         if (NotInView() is { } notYet) return notYet;
         int mine = MyIndex;
-        var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine));
+        var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine), maxValues: ParameterCount);
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
     }
 
@@ -47,6 +48,7 @@ public sealed partial class WorkerNode
             return s == Id ? c with { Values = c.Values.Slice(offset, count) } : c;
         }).ToList();
         int samples = contributions.Sum(c => c.SampleCount);
+        if (!Compression.IsNone) return ReduceOwnSliceCompressed(decision, contributions, samples, mine, offset, count);
         // Reduced straight into the message that carries it to the peers.
         var (message, reduced) = WireCodec.Begin(new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, ReadOnlyMemory<float>.Empty), count, _buffers);
         // Coordinate-wise rules reduce a slice exactly as they would the whole vector; rules that need whole vectors
@@ -63,7 +65,7 @@ public sealed partial class WorkerNode
         if (NotInView() is { } notYet) return notYet;
         var (verdict, message, result) = _gate.Check(payload, MessageKind.ReducedSlice, Generation, OpenRound,
             m => m.SliceIndex < _members.Count && _members[m.SliceIndex] == m.Sender ? SliceProblem(m, m.SliceIndex) : $"{m.Sender} does not own slice {m.SliceIndex}",
-            IsMember);
+            IsMember, maxValues: ParameterCount);
         if (verdict != MessageGate.Verdict.Accept) return result;
         var m = message!;
         if (!_reduced.TryAdd((m.Round, m.SliceIndex), m.Values))

@@ -1,5 +1,6 @@
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Aggregation;
+using DaprTrain.Engine.Compression;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training;
@@ -85,7 +86,11 @@ public sealed partial class WorkerNode : IDisposable
         bool newOwners = !_members.SequenceEqual(view.Members, StringComparer.Ordinal);
         _members = view.Members;
         _held.SetMembers(view.Members);
-        if (newOwners) ForgetSlicesOfOtherOwners();
+        if (newOwners)
+        {
+            ForgetSlicesOfOtherOwners();
+            SlicesMoved();
+        }
         var mine = view.ShardsOf(Id);
         if (mine.SequenceEqual(_shards) && _sampler is not null) return;
         _shards = mine;
@@ -103,7 +108,8 @@ public sealed partial class WorkerNode : IDisposable
         // Exported straight into the message that will carry it: no staging copy. Sealed (checksummed) when sent.
         var values = BeginOwnGradient(count);
         _trainer.Parameters.ExportGradients(values.Span);
-        _gradientBufferHoldsOwn = true;
+        // Compressed, the contribution becomes what the codec decodes to, no longer the gradient buffer's values.
+        _gradientBufferHoldsOwn = Compression.IsNone;
         CorruptOwnGradient(values.Span);
         return (loss, count);
     }
@@ -159,6 +165,7 @@ public sealed partial class WorkerNode : IDisposable
 
     private Memory<float> BeginOwnGradient(int samples)
     {
+        if (!Compression.IsNone) return BeginOwnCompressed(samples);
         var (message, values) = WireCodec.Begin(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, samples, 0, 0, ReadOnlyMemory<float>.Empty), _parameterCount, _buffers);
         _ownMessage = (message, Sealed: false);
         _held.PutOwn(OpenRound, new Contribution(Id, samples, values));
@@ -174,7 +181,8 @@ public sealed partial class WorkerNode : IDisposable
         OwnContribution();
         if (!_ownMessage.Sealed)
         {
-            WireCodec.Seal(_ownMessage.Bytes);
+            if (Compression.IsNone) WireCodec.Seal(_ownMessage.Bytes);
+            else _ownMessage.Bytes = CompressOwnGradient();
             _ownMessage.Sealed = true;
         }
         return _ownMessage.Bytes;
@@ -184,7 +192,8 @@ public sealed partial class WorkerNode : IDisposable
     public DeliveryResult HandleGradient(byte[] payload)
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
-            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}");
+            m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
+            maxValues: ParameterCount);
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
     }
 
@@ -219,7 +228,7 @@ public sealed partial class WorkerNode : IDisposable
         WireMessage m;
         try
         {
-            m = WireCodec.Decode(payload);
+            m = WireCodec.Decode(payload, maxValues: ParameterCount);
         }
         catch (MessageRejectedException ex)
         {
@@ -237,6 +246,8 @@ public sealed partial class WorkerNode : IDisposable
         }
         _trainer.Parameters.ImportWeights(m.Values.Span);
         _gradientBufferHoldsOwn = false;
+        // A restored server (a new generation) rolled the job back: the residual of gradients against the weights it lost goes too.
+        if (m.Generation != Generation) ResetCompression();
         Generation = m.Generation;
         AppliedRound = m.Round;
         _held.Clear();
@@ -251,6 +262,7 @@ public sealed partial class WorkerNode : IDisposable
     {
         _trainer.RestoreCheckpoint(checkpoint.State, null);
         _gradientBufferHoldsOwn = false;
+        ResetCompression();
         AppliedRound = checkpoint.Round;
         Generation = checkpoint.Generation;
         _held.Clear();
