@@ -44,7 +44,7 @@ public sealed class WorkerLoop(
         var shards = DaprTrain.Training.Data.Sharding.Split(data.TrainIndices, data.Train.Labels, job.Workers, job.Seed, DaprTrain.Training.Data.ShardingMode.Iid);
         var attack = identity.Value.ParsedAttack();
         if (attack is not null) logger.LogWarning("{Worker} is Byzantine for this experiment: it sends {Attack} gradients (Job:Attack)", _id, attack);
-        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack });
+        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack, Compression = job.Compression() });
         var checkpoints = new JobCheckpoints(store, job.JobId);
 
         var view = await coordinator.JoinAsync(_id);
