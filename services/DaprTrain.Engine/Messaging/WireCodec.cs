@@ -117,8 +117,8 @@ public static class WireCodec
 
         var kind = (MessageKind)bytes[5];
         if (!Enum.IsDefined(kind)) throw new MessageRejectedException($"unknown message kind {bytes[5]}");
+        // An encoding other than float32 is checked (known or not) where its payload is decoded, below.
         byte encoding = bytes[6];
-        if (encoding != Float32Encoding && !Compression.PayloadCodecs.IsKnown(encoding)) throw new MessageRejectedException($"unknown payload encoding {encoding}");
         int generation = BinaryPrimitives.ReadInt32LittleEndian(bytes[8..]);
         long round = BinaryPrimitives.ReadInt64LittleEndian(bytes[12..]);
         int samples = BinaryPrimitives.ReadInt32LittleEndian(bytes[20..]);
