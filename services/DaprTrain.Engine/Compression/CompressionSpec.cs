@@ -22,8 +22,9 @@ public enum CompressionKind
 
 /// <summary>
 /// A gradient codec as the user names it (<c>--compress</c>, <c>Job:Compress</c>): none, fp16, int8, topk:RATIO
-/// (0 &lt; RATIO &lt;= 1, e.g. topk:0.01) or qsgd:LEVELS (1 to 127). Every lossy codec runs with error feedback
-/// (<see cref="ErrorFeedback"/>): what it drops in one round is added to the next round's gradient.
+/// (0 &lt; RATIO &lt;= 1, e.g. topk:0.01) or qsgd:LEVELS (1 to 127). fp16, int8 and top-k run with error feedback
+/// (<see cref="GradientCompressor"/>): what they drop in one round is added to the next round's gradient. QSGD is
+/// unbiased and runs without (<see cref="GradientCompressor.FeedsBackError"/>).
 /// </summary>
 public sealed record CompressionSpec(CompressionKind Kind, double Ratio = 0, int Levels = 0)
 {

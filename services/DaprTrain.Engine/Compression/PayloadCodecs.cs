@@ -34,7 +34,8 @@ public static class PayloadCodecs
     {
         if (!IsKnown(encoding)) throw new MessageRejectedException($"unknown payload encoding {encoding}");
         if (count > maxValues) throw new MessageRejectedException($"{Name(encoding)} message declares {count} values; at most {maxValues} are accepted");
-        var values = new float[count];
+        // Every codec writes every value (top-k clears first): no need to zero the array twice.
+        var values = GC.AllocateUninitializedArray<float>(count);
         switch (encoding)
         {
             case Fp16Codec.Encoding: Fp16Codec.Decode(payload, values); break;

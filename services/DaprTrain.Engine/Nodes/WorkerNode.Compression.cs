@@ -23,7 +23,7 @@ public sealed partial class WorkerNode
     private GradientCompressor? _reducedCompressor;
     private float[]? _ownValues;
     private (long Round, int Generation, IReadOnlyList<string> Members, IReadOnlyList<(string Owner, byte[] Payload)> Messages)? _compressedSlices;
-    private (long Round, int Generation, byte[] Message)? _compressedReduced;
+    private (RoundDecision Decision, int Generation, byte[] Message)? _compressedReduced;
 
     /// <summary>The job's gradient codec (none by default). Every worker of a job names the same; receivers decode any.</summary>
     public CompressionSpec Compression { get; init; } = CompressionSpec.None;
@@ -82,14 +82,19 @@ public sealed partial class WorkerNode
     /// <summary>p2p-scatter under compression: the owner's reduced slice, compressed once per round; this replica applies the decoded slice too.</summary>
     private byte[] ReduceOwnSliceCompressed(RoundDecision decision, List<Contribution> contributions, int samples, int mine, int offset, int count)
     {
-        if (_compressedReduced is { } cached && cached.Round == decision.Round && cached.Generation == Generation) return cached.Message;
+        // The same decision again (a resent share) gets the same bytes; the residual must not take the same slice twice.
+        if (_compressedReduced is { } cached && cached.Generation == Generation && cached.Decision.Round == decision.Round
+            && cached.Decision.Included.SequenceEqual(decision.Included, StringComparer.Ordinal))
+        {
+            return cached.Message;
+        }
         if (Aggregator.NeedsWholeVectors) throw new InvalidOperationException($"{Aggregator} needs whole gradients; p2p-scatter gives {Id} one slice of them");
         var reduced = new float[count];
         Aggregate(contributions, reduced, null, decision.Round);
         var header = new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, ReadOnlyMemory<float>.Empty);
         byte[] message = ReducedCompressor.Encode(header, reduced, offset, _buffers);
         _reduced[(decision.Round, mine)] = reduced;
-        _compressedReduced = (decision.Round, Generation, message);
+        _compressedReduced = (decision, Generation, message);
         return message;
     }
 
