@@ -99,6 +99,17 @@ public sealed partial class WorkerNode
         return true;
     }
 
+    /// <summary>
+    /// Closes the open round without applying anything: every replica missed part of it (p2p-scatter), so none can apply
+    /// it and all skip it alike, keeping the same weights. Its messages are forgotten, and late ones are stale from now on.
+    /// </summary>
+    public void SkipRound(long round)
+    {
+        RequireOpen(round);
+        _gradientBufferHoldsOwn = false;
+        Complete(round);
+    }
+
     private int MyIndex
     {
         get
