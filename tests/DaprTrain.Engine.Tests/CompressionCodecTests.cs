@@ -250,6 +250,20 @@ public class CompressionCodecTests
         for (int i = 0; i < 5000; i++) (sentSum[i] + residual[i]).Should().BeApproximately(trueSum[i], 1e-5);
     }
 
+    [Theory]
+    [InlineData("fp16")]
+    [InlineData("topk:0.01")]
+    public void A_diverged_gradient_travels_as_float32_and_receivers_refuse_it_as_before(string codec)
+    {
+        var compressor = new GradientCompressor(CompressionSpec.Parse(codec), 1, 1000);
+        var values = Gradient(1000, 11);
+        values[123] = float.NaN;
+        byte[] message = compressor.Encode(Header(), values, 0);
+        message[6].Should().Be(WireCodec.Float32Encoding);
+        var act = () => WireCodec.Decode(message);
+        act.Should().Throw<MessageRejectedException>().Which.Reason.Should().Be("non-finite value NaN at index 123");
+    }
+
     [Fact]
     public void Qsgd_keeps_no_residual_its_rounding_is_unbiased_already()
     {

@@ -51,6 +51,14 @@ public sealed class GradientCompressor(CompressionSpec spec, ulong seed, int par
         var residual = _residual.AsSpan(offset, values.Length);
         // p = g + e, kept in the residual's place until the decoded values are known.
         TensorPrimitives.Add(values, residual, residual);
+        if (values.Length > 0 && !float.IsFinite(TensorPrimitives.MaxMagnitude(residual)))
+        {
+            // A diverged gradient (NaN or infinity) has no compressed form: it travels as float32, as it would uncompressed,
+            // so receivers refuse it as non-finite and the run stops with "training diverged" instead of a codec error.
+            residual.CopyTo(values);
+            residual.Clear();
+            return WireCodec.Encode(header, values, buffers);
+        }
         long payloadBytes = PayloadBytes(residual);
         var (message, at) = WireCodec.BeginEncoded(header, EncodingByte, values.Length, payloadBytes, buffers);
         var payload = message.AsSpan(at, (int)payloadBytes);
