@@ -12,7 +12,7 @@ internal static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "Torch intra-op threads, 1 to this machine's cores (default: all cores)." };
         CommonOptions.BoundThreads(threads);
         var plots = new Option<string?>("--plots") { Description = "A folder for the benchmarks' plots (serverless-vs-model-size.png); none by default." };
-        string[] sections = ["training", "codec", "compression", "aggregation", "chunking", "engine", "engine-resnet", "serverless"];
+        string[] sections = ["training", "codec", "compression", "aggregation", "chunking", "engine", "engine-resnet", "serverless", "pytorch"];
         var only = new Option<string[]>("--only")
         {
             Description = "Run only these sections (repeatable): " + string.Join(", ", sections) + ". Default: all of them.",
@@ -35,6 +35,7 @@ internal static class BenchCommand
             if (chosen.Contains("engine")) await new EngineBenchmarks(output, result.GetValue(quick)).RunAsync();
             if (chosen.Contains("engine-resnet")) await new EngineBenchmarks(output, result.GetValue(quick)).RunResNetAsync();
             if (chosen.Contains("serverless")) await new ServerlessBenchmarks(output, result.GetValue(quick), result.GetValue(plots)).RunAsync();
+            if (chosen.Contains("pytorch")) await new PyTorchBenchmarks(output, result.GetValue(quick)).RunAsync();
             return ExitCodes.Success;
         });
         return command;

@@ -22,6 +22,12 @@ public static class DaprTopics
 
     /// <summary>p2p-scatter: the reduced slices every owner sends to <paramref name="peer"/> (one topic per worker).</summary>
     public static string Reduced(string peer) => $"reduced.{peer}";
+
+    /// <summary>
+    /// Where daprd sends what a subscriber answered DROP (and, with a Resiliency policy, what still failed after it): every
+    /// subscription of the workers and the server declares it, and the coordinator counts and shows what lands there.
+    /// </summary>
+    public const string DeadLetters = "dead-letters";
 }
 
 /// <summary>App ids, as in dapr.yaml and the Helm chart.</summary>
@@ -32,6 +38,16 @@ public static class DaprApps
     public const string ParameterServer = "parameter-server";
 
     public static string Worker(int number) => $"worker-{number}";
+
+    /// <summary>The gradient-function app: stateless, any number of instances under this one id, invoked by workers in serverless mode.</summary>
+    public const string GradientFunction = "gradient-function";
+}
+
+/// <summary>Methods invoked through Dapr service invocation (POST /v1.0/invoke/{app}/method/{method}).</summary>
+public static class DaprMethods
+{
+    /// <summary>On the gradient-function app: a share of a worker's batch in, its gradient out.</summary>
+    public const string Gradient = "gradient";
 }
 
 public static class DaprActorTypes

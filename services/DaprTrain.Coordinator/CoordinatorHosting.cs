@@ -22,6 +22,7 @@ public static class CoordinatorHosting
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddDaprTrainHost(builder.Configuration);
+        builder.Services.AddSingleton<DeadLetterLedger>();
         builder.Services.AddActors(options =>
         {
             options.Actors.RegisterActor<JobCoordinatorActor>();
@@ -34,6 +35,7 @@ public static class CoordinatorHosting
     {
         app.MapDaprTrainApp(DaprApps.Coordinator);
         app.MapActorsHandlers();
+        app.MapDeadLetters(DaprComponents.PubSub, DaprTopics.DeadLetters);
         return app;
     }
 }

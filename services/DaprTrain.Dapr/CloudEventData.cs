@@ -28,10 +28,15 @@ public static class CloudEventData
         Read(body, contentType, maxDataBytes, out problem, out _);
 
     /// <param name="traceParent">The W3C traceparent daprd put in the CloudEvent (the publisher's trace), when there is one.</param>
-    public static byte[]? Read(ReadOnlySpan<byte> body, string? contentType, int maxDataBytes, out string? problem, out string? traceParent)
+    public static byte[]? Read(ReadOnlySpan<byte> body, string? contentType, int maxDataBytes, out string? problem, out string? traceParent) =>
+        Read(body, contentType, maxDataBytes, out problem, out traceParent, out _);
+
+    /// <param name="eventId">The CloudEvent's id (at most 128 characters), which a dead letter of this event keeps: logged with a drop's reason.</param>
+    public static byte[]? Read(ReadOnlySpan<byte> body, string? contentType, int maxDataBytes, out string? problem, out string? traceParent, out string? eventId)
     {
         problem = null;
         traceParent = null;
+        eventId = null;
         string mediaType = (contentType ?? "").Split(';', 2)[0].Trim();
         if (mediaType.Equals(RawContentType, StringComparison.OrdinalIgnoreCase))
         {
@@ -46,7 +51,7 @@ public static class CloudEventData
         }
         try
         {
-            return ReadEnvelope(body, maxDataBytes, out problem, out traceParent);
+            return ReadEnvelope(body, maxDataBytes, out problem, out traceParent, out eventId);
         }
         catch (JsonException ex)
         {
@@ -55,9 +60,10 @@ public static class CloudEventData
         }
     }
 
-    private static byte[]? ReadEnvelope(ReadOnlySpan<byte> body, int maxDataBytes, out string? problem, out string? traceParent)
+    private static byte[]? ReadEnvelope(ReadOnlySpan<byte> body, int maxDataBytes, out string? problem, out string? traceParent, out string? eventId)
     {
         traceParent = null;
+        eventId = null;
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 16 });
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
@@ -71,10 +77,15 @@ public static class CloudEventData
             bool isBase64 = reader.ValueTextEquals("data_base64"u8);
             bool isData = !isBase64 && reader.ValueTextEquals("data"u8);
             bool isTrace = reader.ValueTextEquals("traceparent"u8);
+            bool isId = reader.ValueTextEquals("id"u8);
             reader.Read();
             if (isTrace && reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length <= 128)
             {
                 traceParent = reader.GetString();
+            }
+            else if (isId && reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length <= 128)
+            {
+                eventId = Printable(reader.GetString()!);
             }
             else if (isBase64)
             {

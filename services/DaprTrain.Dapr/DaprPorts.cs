@@ -44,5 +44,16 @@ public static class DaprPorts
         return services;
     }
 
+    /// <summary>Serverless compute (section Functions): the fan-out to the gradient-function app, used when Functions:Enabled.</summary>
+    public static IServiceCollection AddDaprTrainFunctionFanOut(this IServiceCollection services)
+    {
+        services.AddOptions<FunctionOptions>()
+            .BindConfiguration(FunctionOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddSingleton<FunctionFanOut>();
+        return services;
+    }
+
     private static TrainingJobOptions Job(IServiceProvider services) => services.GetRequiredService<IOptions<TrainingJobOptions>>().Value;
 }

@@ -10,7 +10,8 @@ namespace DaprTrain.Dapr;
 /// <summary>
 /// A subscription route's handling of what daprd delivers: the CloudEvent is read from the raw body (bounded by a chunk's
 /// envelope; see <see cref="CloudEventData"/>), chunks are put back together, whole messages go to the node, and the
-/// answer follows Dapr's contract: SUCCESS for applied or known duplicates (and for chunks still waiting for the rest),
+/// answer follows Dapr's contract: SUCCESS for applied or known duplicates, for late messages (their round is over) and
+/// for chunks still waiting for the rest,
 /// DROP with a logged reason for poison (whatever is wrong with it: envelope, base64, size, framing, content), RETRY only
 /// for transient trouble such as a node that is not ready yet. No input makes it answer 500, which daprd would retry.
 /// </summary>
@@ -46,29 +47,30 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
         byte[]? chunk;
         string? problem;
         string? traceParent;
+        string? eventId = null;
         var body = await ReadBodyAsync(request);
-        if (body is not { } read) return Drop(route, $"delivery over {_maxBodyBytes} bytes (a chunk's envelope at most)");
+        if (body is not { } read) return Drop(route, null, $"delivery over {_maxBodyBytes} bytes (a chunk's envelope at most)");
         try
         {
-            chunk = CloudEventData.Read(read.AsSpan(), request.ContentType, maxChunkBytes, out problem, out traceParent);
+            chunk = CloudEventData.Read(read.AsSpan(), request.ContentType, maxChunkBytes, out problem, out traceParent, out eventId);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(read.Array!);
         }
-        if (chunk is null) return Drop(route, problem!);
+        if (chunk is null) return Drop(route, eventId, problem!);
         if (deliver is null)
         {
             // Poison is dropped even before the node is ready; a sound chunk waits (untouched) until it is. Checked only
             // here: once the node is ready, Add checks the framing itself, and a chunk is not hashed twice.
-            return ChunkAssembler.Check(chunk) is { } framing ? Drop(route, framing) : Answer(DeliveryStatus.Retry);
+            return ChunkAssembler.Check(chunk) is { } framing ? Drop(route, eventId, framing) : Answer(DeliveryStatus.Retry);
         }
 
         var assembled = _assembler.Add(chunk, round?.Invoke() ?? 0);
         switch (assembled.Status)
         {
             case ChunkStatus.Rejected:
-                return Drop(route, assembled.Reason!);
+                return Drop(route, eventId, assembled.Reason!);
             case ChunkStatus.Duplicate:
                 Interlocked.Increment(ref _redelivered);
                 return Answer(DeliveryStatus.Success);
@@ -86,13 +88,15 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
         var delivered = deliver(assembled.Message!);
         if (delivered.Late)
         {
-            // A gradient that arrives after its round closed (a peer's echo, a redelivery) is routine, not news.
+            // A gradient that arrives after its round closed (a peer's echo, a redelivery) is routine, not news: it is
+            // acknowledged, not dropped, so that the dead-letter topic holds only what was refused.
             logger.LogDebug("{Route}: discarded a late message: {Reason}", route, delivered.Reason);
+            return Answer(DeliveryStatus.Success);
         }
         else if (delivered.Status == DeliveryStatus.Drop)
         {
             Interlocked.Increment(ref _dropped);
-            logger.LogWarning("{Route}: dropped a message: {Reason}", route, delivered.Reason);
+            logger.LogWarning("{Route}: dropped a message {EventId}: {Reason}", route, eventId ?? "(no id)", delivered.Reason);
             // A refusal may hold only for now (a sender no view names yet, when the node already holds apart as many
             // such senders as it may); the same bytes resent later must reach the node again, not count as a duplicate.
             _assembler.Forget(assembled.Message!);
@@ -100,10 +104,11 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
         return Answer(delivered.Status);
     }
 
-    private IResult Drop(string route, string reason)
+    /// <param name="eventId">The CloudEvent's id, which its dead letter keeps (GET /dead-letters on the coordinator).</param>
+    private IResult Drop(string route, string? eventId, string reason)
     {
         Interlocked.Increment(ref _dropped);
-        logger.LogWarning("{Route}: dropped a poison delivery: {Reason}", route, reason);
+        logger.LogWarning("{Route}: dropped a poison delivery {EventId}: {Reason}", route, eventId ?? "(no id)", reason);
         return Answer(DeliveryStatus.Drop);
     }
 

@@ -1,3 +1,4 @@
+using Dapr;
 using DaprTrain.Contracts;
 using DaprTrain.Coordination;
 using DaprTrain.Dapr;
@@ -34,7 +35,7 @@ public static class ServerHosting
             ? Results.Json(runtime.Use(n => new { server = DaprApps.ParameterServer, appliedRound = n.AppliedRound, generation = n.Generation, weightHash = n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture) }))
             : Results.Json(new { server = DaprApps.ParameterServer, appliedRound = -1L }));
         app.MapPost(GradientsRoute, (HttpRequest request, ServerRuntime runtime) => runtime.Gradients.HandleAsync(request, DaprTopics.Gradients, runtime.Deliver((node, payload) => node.HandleGradient(payload))))
-            .WithTopic(DaprComponents.PubSub, DaprTopics.Gradients);
+            .WithTopic(new TopicOptions { PubsubName = DaprComponents.PubSub, Name = DaprTopics.Gradients, DeadLetterTopic = DaprTopics.DeadLetters });
         return app;
     }
 }

@@ -1,3 +1,4 @@
+using Dapr;
 using DaprTrain.Contracts;
 using DaprTrain.Dapr;
 using DaprTrain.Dapr.Hosting;
@@ -19,6 +20,7 @@ public static class WorkerHosting
         builder.Services.AddDaprTrainHost(builder.Configuration);
         builder.Services.AddDaprTrainPorts();
         builder.Services.AddDaprTrainWorkerIdentity();
+        builder.Services.AddDaprTrainFunctionFanOut();
         builder.Services.AddSingleton<WorkerRuntime>();
         if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop")) builder.Services.AddHostedService<WorkerLoop>();
         return builder;
@@ -41,7 +43,7 @@ public static class WorkerHosting
             string topic = subscription.Topic;
             app.MapPost(Route(topic), (HttpRequest request, WorkerRuntime runtime) =>
                     runtime.Inbox(topic).HandleAsync(request, topic, runtime.Deliver(subscription.Deliver)))
-                .WithTopic(DaprComponents.PubSub, topic);
+                .WithTopic(new TopicOptions { PubsubName = DaprComponents.PubSub, Name = topic, DeadLetterTopic = DaprTopics.DeadLetters });
         }
         return app;
     }

@@ -27,6 +27,8 @@ public sealed class WorkerLoop(
     ICoordinator coordinator,
     ICheckpointStore store,
     IMessagePublisher publisher,
+    IOptions<FunctionOptions> functionOptions,
+    FunctionFanOut functions,
     TimeProvider time,
     ILogger<WorkerLoop> logger) : BackgroundService
 {
@@ -34,6 +36,9 @@ public sealed class WorkerLoop(
     private readonly string _id = identity.Value.WorkerId;
     private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(identity.Value.WorkerId);
     private volatile bool _expelled;
+
+    /// <summary>In serverless mode, where a share the function app could not compute is computed (its own trainer: the node's is the replica).</summary>
+    private GradientFunction? _localFunction;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -45,6 +50,7 @@ public sealed class WorkerLoop(
         var attack = identity.Value.ParsedAttack();
         if (attack is not null) logger.LogWarning("{Worker} is Byzantine for this experiment: it sends {Attack} gradients (Job:Attack)", _id, attack);
         runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack, Compression = job.Compression() });
+        if (functionOptions.Value.Enabled) StartServerless(job);
         var checkpoints = new JobCheckpoints(store, job.JobId);
 
         var view = await coordinator.JoinAsync(_id);
@@ -132,6 +138,7 @@ public sealed class WorkerLoop(
         }
         long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
         // A retried round sends what it already computed: peers may hold the first copy, and every copy must be equal.
+        if (functionOptions.Value.Enabled && !runtime.Use(node => node.HasOwnGradient(node.OpenRound))) await ComputeByFunctionsAsync(job, stoppingToken);
         var contribution = runtime.Use(node =>
         {
             if (!node.HasOwnGradient(node.OpenRound))
@@ -181,6 +188,53 @@ public sealed class WorkerLoop(
             foreach (var joiner in view.PendingSyncs) await coordinator.SetSyncRequestAsync(joiner, pending: false);
         }
         if (round % 10 == 0) logger.LogInformation("{Worker} completed round {Round}/{Rounds}", _id, round, job.Rounds);
+    }
+
+    /// <summary>
+    /// Serverless: the batch's shares go to the function app, one invocation each, with the round's weights; their
+    /// gradients are combined in share order into this worker's gradient (the same as computing the batch whole, up to
+    /// float summation order). The node is not held while the functions work: deliveries go on meanwhile.
+    /// </summary>
+    private async Task ComputeByFunctionsAsync(TrainingJobOptions job, CancellationToken stoppingToken)
+    {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var invocations = runtime.Use(node =>
+        {
+            var shares = node.DrawBatchShares(functionOptions.Value.Shares);
+            // One copy of the weights for every share of the round: the node's own change when the round is applied.
+            ReadOnlyMemory<float> weights = node.Trainer.Parameters.WeightSpan.ToArray();
+            return shares.Select((samples, share) => new FunctionInvocation(job.JobId, _id, node.Generation, node.OpenRound, share, samples, weights)).ToList();
+        });
+        var gradients = await functions.ComputeAsync(invocations, ComputeLocally, stoppingToken);
+        runtime.Use(node => { node.CombineShareGradients(gradients); return 0; });
+        TrainingMetrics.BusyTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tags);
+    }
+
+    private float[] ComputeLocally(FunctionInvocation invocation)
+    {
+        var function = _localFunction!;
+        lock (function) return runtime.Use(node => function.Invoke(invocation.Weights.Span, node.TrainData, invocation.Samples));
+    }
+
+    private void StartServerless(TrainingJobOptions job)
+    {
+        var settings = functionOptions.Value;
+        _localFunction = new GradientFunction(job.Trainer());
+        // The invocation carries the weights inline: it has to fit daprd's body limit (--max-body-size, 4 MiB by default).
+        long request = FunctionInvocationCodec.MaxLength(job.BatchSize, _localFunction.ParameterCount);
+        if (request > job.SidecarMaxBodyBytes)
+        {
+            throw new InvalidOperationException($"Functions:Enabled: an invocation carries the weights, {request} bytes for the {job.Model} model, over the sidecar's "
+                + $"body limit (Job:SidecarMaxBodyBytes {job.SidecarMaxBodyBytes}); raise daprd's --max-body-size (dapr.io/max-body-size) and that option together, or train a smaller model.");
+        }
+        logger.LogInformation("{Worker} computes each batch through {Shares} invocations of app {App} (timeout {Timeout} ms, {Attempts} attempts, then locally)",
+            _id, settings.Shares, settings.AppId, settings.TimeoutMs, settings.Attempts);
+    }
+
+    public override void Dispose()
+    {
+        _localFunction?.Dispose();
+        base.Dispose();
     }
 
     private async Task PublishAsync(IReadOnlyList<Outgoing> messages, CancellationToken cancellationToken)

@@ -6,7 +6,7 @@ namespace DaprTrain.Worker;
 
 /// <summary>The worker node, and an inbox (chunk reassembly, Dapr answers) for each topic its round plan subscribes to.</summary>
 public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Extensions.Options.IOptions<WorkerOptions> identity,
-    Microsoft.Extensions.Options.IOptions<TrainingJobOptions> job) : NodeRuntime<WorkerNode>
+    Microsoft.Extensions.Options.IOptions<TrainingJobOptions> job, FunctionFanOut functions) : NodeRuntime<WorkerNode>
 {
     private readonly ConcurrentDictionary<string, MessageInbox> _inboxes = new(StringComparer.Ordinal);
 
@@ -26,9 +26,9 @@ public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Exten
 
     public WorkerStatus Status() => Use(n => new WorkerStatus(n.Id, n.AppliedRound, n.Generation,
         n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), n.Shards.ToArray(), n.Counters.Applied,
-        n.Counters.Duplicates, n.Counters.Late, _inboxes.Values.Sum(i => i.Redelivered), _finalAccuracy));
+        n.Counters.Duplicates, n.Counters.Late, _inboxes.Values.Sum(i => i.Redelivered), _finalAccuracy, functions.Counters));
 }
 
-/// <summary>What GET /status answers: progress, the replica's weight hash, message counters, and the final accuracy when done.</summary>
+/// <summary>What GET /status answers: progress, the replica's weight hash, message counters, the gradient-function fan-out's counters, and the final accuracy when done.</summary>
 public sealed record WorkerStatus(string Worker, long AppliedRound, int Generation, string WeightHash, IReadOnlyList<int> Shards,
-    long Applied, long Duplicates, long Late, long Redelivered, double? FinalAccuracy);
+    long Applied, long Duplicates, long Late, long Redelivered, double? FinalAccuracy, FunctionCounters Functions);

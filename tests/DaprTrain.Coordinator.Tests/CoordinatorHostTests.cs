@@ -73,4 +73,60 @@ public sealed class CoordinatorHostTests : IDisposable
         deps.Should().Contain("DaprTrain.Coordination", "it hosts the membership domain");
         deps.Should().NotContain("TorchSharp").And.NotContain("DaprTrain.Engine").And.NotContain("DaprTrain.Training");
     }
+
+    /// <summary>
+    /// Issue 13 item 6: what daprd sends to the dead-letter topic reaches the coordinator's subscription, which answers
+    /// SUCCESS whatever it is (a refused dead letter would come back or be lost) and shows it on GET /dead-letters.
+    /// </summary>
+    [Fact]
+    public async Task Dead_letters_are_taken_counted_per_topic_and_publisher_and_shown_newest_first()
+    {
+        var client = _factory.CreateClient();
+        client.DefaultRequestHeaders.Add("dapr-api-token", "s3cret");
+        var subscriptions = await client.GetStringAsync("/dapr/subscribe");
+        subscriptions.Should().Contain("\"topic\":\"dead-letters\"").And.Contain("\"route\":\"dead-letters\"");
+
+        async Task<string> Post(string body)
+        {
+            using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/cloudevents+json");
+            var response = await client.PostAsync("/dead-letters", content);
+            response.StatusCode.Should().Be(HttpStatusCode.OK);
+            return await response.Content.ReadAsStringAsync();
+        }
+        string Event(string id, string source) => $$"""{"id":"{{id}}","source":"{{source}}","topic":"gradients","pubsubname":"gradients","datacontenttype":"application/octet-stream","data_base64":"AAEC"}""";
+        (await Post(Event("first", "worker-2"))).Should().Contain("SUCCESS");
+        await Post(Event("second", "worker-2"));
+        await Post(Event("third", "mallory"));
+        await Post(Event("second", "worker-2"));
+        (await Post("not json at all")).Should().Contain("SUCCESS", "a dead letter that is not even a CloudEvent is still counted, never refused");
+        await Post("{\"id\":\"" + new string('x', 100_000) + "\"}");
+
+        using var doc = System.Text.Json.JsonDocument.Parse(await client.GetStringAsync("/dead-letters"));
+        var root = doc.RootElement;
+        root.GetProperty("total").GetInt64().Should().Be(5, "the second delivery of 'second' (another subscriber's, or a redelivery) is the same dead letter");
+        root.GetProperty("deliveries").GetInt64().Should().Be(6);
+        var groups = root.GetProperty("byTopicAndSource").EnumerateArray().Select(g => (g.GetProperty("topic").GetString(), g.GetProperty("source").GetString(), g.GetProperty("count").GetInt64())).ToList();
+        groups.Should().Equal(("(unknown)", "(unknown)", 2L), ("gradients", "worker-2", 2L), ("gradients", "mallory", 1L));
+        var recent = root.GetProperty("recent").EnumerateArray().ToList();
+        recent.Select(r => r.GetProperty("id").GetString()).Should().Equal("", "", "third", "second", "first");
+        recent[1].GetProperty("problem").GetString().Should().StartWith("not a CloudEvent");
+        recent[0].GetProperty("bytes").GetInt32().Should().BeGreaterThan(100_000, "an id longer than any a sidecar writes is not kept, only counted");
+    }
+
+    [Fact]
+    public void The_dead_letter_ledger_keeps_a_bounded_number_of_letters_and_groups()
+    {
+        var ledger = new DaprTrain.Dapr.Hosting.DeadLetterLedger(Microsoft.Extensions.Logging.Abstractions.NullLogger<DaprTrain.Dapr.Hosting.DeadLetterLedger>.Instance, TimeProvider.System);
+        for (int i = 0; i < 1000; i++)
+        {
+            ledger.Record(System.Text.Encoding.UTF8.GetBytes($$"""{"id":"m{{i}}","source":"app-{{i}}","topic":"t-{{i}}"}"""), "application/cloudevents+json");
+        }
+        ledger.Total.Should().Be(1000);
+        using var doc = System.Text.Json.JsonDocument.Parse(System.Text.Json.JsonSerializer.Serialize(ledger.Snapshot()));
+        doc.RootElement.GetProperty("recent").GetArrayLength().Should().Be(DaprTrain.Dapr.Hosting.DeadLetterLedger.Capacity);
+        var groups = doc.RootElement.GetProperty("byTopicAndSource").EnumerateArray().ToList();
+        groups.Should().HaveCount(DaprTrain.Dapr.Hosting.DeadLetterLedger.MaxGroups + 1, "each distinct publisher and topic up to the bound, then one group for the rest");
+        groups.Sum(g => g.GetProperty("count").GetInt64()).Should().Be(1000);
+        groups[0].GetProperty("topic").GetString().Should().Be("(other)");
+    }
 }

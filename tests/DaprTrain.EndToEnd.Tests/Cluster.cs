@@ -67,13 +67,15 @@ public sealed class Cluster : IAsyncDisposable
     }
 
     /// <summary>Starts the app's sidecar, then the app pointed at it, then lets the sidecar read the app's subscriptions and actors.</summary>
-    public async Task<ServiceProcess> StartAsync(string appId, string project, Dictionary<string, string>? extra = null, int? appPort = null)
+    /// <param name="name">What the test calls this process (its key in <see cref="Apps"/> and <see cref="Sidecars"/>): the app id, unless several instances run under one id.</param>
+    public async Task<ServiceProcess> StartAsync(string appId, string project, Dictionary<string, string>? extra = null, int? appPort = null, string? name = null)
     {
+        name ??= appId;
         int port = appPort ?? Sidecar.FreePort();
         var url = new Uri($"http://127.0.0.1:{port}/");
         var sidecar = await SidecarProvider.StartAsync(appId, url);
         _sidecars.Add(sidecar);
-        Sidecars[appId] = sidecar;
+        Sidecars[name] = sidecar;
         var environment = new Dictionary<string, string>(_job)
         {
             ["ASPNETCORE_URLS"] = url.ToString().TrimEnd('/'),
@@ -82,9 +84,9 @@ public sealed class Cluster : IAsyncDisposable
         };
         foreach (var (key, value) in sidecar.AppEnvironment) environment[key] = value;
         foreach (var (key, value) in extra ?? []) environment[key] = value;
-        var process = new ServiceProcess(appId, Dll(project), environment);
+        var process = new ServiceProcess(name, Dll(project), environment);
         _processes.Add(process);
-        Apps[appId] = url;
+        Apps[name] = url;
         try
         {
             await sidecar.AttachAppAsync(TimeSpan.FromSeconds(60));

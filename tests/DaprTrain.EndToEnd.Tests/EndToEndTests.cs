@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace DaprTrain.EndToEnd.Tests;
 
 /// <summary>
@@ -148,13 +150,21 @@ public abstract class EndToEndScenarios
         await using var cluster = await ClusterAsync(new Dictionary<string, string>(job) { ["Job__JobId"] = job["Job__JobId"] + "-again" }, duplicate ? 0.5 : 0);
         await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
         var one = await cluster.StartAsync("worker-1", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-1" });
-        await cluster.StartAsync("worker-2", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-2" });
+        var two = await cluster.StartAsync("worker-2", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-2" });
         await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("worker-1") >= 3, TimeSpan.FromMinutes(2), "round 3");
 
         // Straight to worker-1's route, as a sidecar would deliver it: a binary CloudEvent that is no DaprTrain chunk.
         string poison = DaprTrain.SidecarDouble.Broker.Envelope("intruder", "gradients", "gradients", "not a gradient at all"u8.ToArray(), "application/octet-stream");
         using var response = await cluster.Http.PostAsync(new Uri(cluster.Apps["worker-1"], "messages/gradients"), new StringContent(poison, System.Text.Encoding.UTF8, "application/cloudevents+json"));
         (await response.Content.ReadAsStringAsync()).Should().Contain("DROP");
+        // And through the broker, as anyone who can publish would: each subscriber drops it, daprd sends it to the
+        // dead-letter topic the subscriptions declare, and the coordinator counts it there (issue 13 item 6).
+        using (var intruder = new global::Dapr.Client.DaprClientBuilder()
+            .UseGrpcEndpoint($"http://127.0.0.1:{cluster.Sidecars["worker-2"].AppEnvironment["DAPR_GRPC_PORT"]}").Build())
+        {
+            await intruder.PublishByteEventAsync("gradients", "gradients", "not a gradient either"u8.ToArray(), "application/octet-stream");
+        }
+        await cluster.WaitUntilAsync(async () => await DeadLetterDeliveriesAsync(cluster) >= 2, TimeSpan.FromSeconds(30), "the poison's dead letters at the coordinator");
 
         var accuracies = await cluster.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(2));
         Console.WriteLine($"p2p with duplicates and poison: held-out accuracy {string.Join(", ", accuracies)}");
@@ -168,8 +178,28 @@ public abstract class EndToEndScenarios
                 .Should().BePositive("the sidecars delivered about half of the messages twice, and the second copies were recognised");
         }
         statusOne.GetProperty("weightHash").GetString().Should().Be(statusTwo.GetProperty("weightHash").GetString(), cluster.Logs);
+        using (var letters = JsonDocument.Parse(await cluster.Http.GetStringAsync(new Uri(cluster.Apps["coordinator"], "dead-letters"))))
+        {
+            // One event, dropped by both subscribers (more deliveries when the double delivered twice), counted once by
+            // its id: late gradients are acknowledged, not dropped, so nothing else lands there, and the poison posted
+            // straight to the route never met a sidecar.
+            letters.RootElement.GetProperty("total").GetInt64().Should().Be(1, cluster.Logs);
+            letters.RootElement.GetProperty("deliveries").GetInt64().Should().BeGreaterThanOrEqualTo(2, "both subscribers dropped it");
+            var letter = letters.RootElement.GetProperty("recent")[0];
+            letter.GetProperty("topic").GetString().Should().Be("gradients");
+            letter.GetProperty("source").GetString().Should().Be("worker-2", "the publisher's sidecar names its app as the event's source");
+            string id = letter.GetProperty("id").GetString()!;
+            one.Output.Concat(two.Output).Should().Contain(l => l.Contains("dropped a poison delivery " + id, StringComparison.Ordinal),
+                "the subscriber that dropped it logged why under the dead letter's id");
+        }
         statusOne.GetProperty("weightHash").GetString().Should().Be(cleanHash,
             $"the same seeded job without duplicates ends with exactly these weights (logs: {clean.SaveLogs()} and {cluster.SaveLogs()})");
+    }
+
+    private static async Task<long> DeadLetterDeliveriesAsync(Cluster cluster)
+    {
+        using var letters = JsonDocument.Parse(await cluster.Http.GetStringAsync(new Uri(cluster.Apps["coordinator"], "dead-letters")));
+        return letters.RootElement.GetProperty("deliveries").GetInt64();
     }
 
     protected async Task SidecarDownAsync()

@@ -52,7 +52,7 @@ public class DaprFilesTests
         }
         Scalar(state, "spec", "type").Should().BeOneOf("state.redis", "state.postgresql");
         var scopes = ((YamlSequenceNode)pubsub.Children[new YamlScalarNode("scopes")]).Cast<YamlScalarNode>().Select(s => s.Value).ToList();
-        scopes.Should().Contain([DaprApps.ParameterServer, DaprApps.Worker(1)]).And.NotContain(DaprApps.Coordinator, "the coordinator publishes nothing");
+        scopes.Should().Contain([DaprApps.ParameterServer, DaprApps.Worker(1)]).And.Contain(DaprApps.Coordinator, "the coordinator reads the dead-letter topic");
     }
 
     [Fact]

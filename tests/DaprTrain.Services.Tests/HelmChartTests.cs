@@ -129,6 +129,35 @@ public partial class HelmChartTests
         components.Should().Contain("{{- if eq $state \"redis\" }}\n  type: state.redis").And.Contain("type: state.postgresql");
     }
 
+    /// <summary>
+    /// Issue 10: with serverless.enabled the chart deploys the gradient-function app under its one app id, at zero
+    /// replicas, with a KEDA ScaledObject on the workers' pending invocations; the workers are told to fan out. Checked
+    /// on the template's text and the values (helm is not here to render it).
+    /// </summary>
+    [Fact]
+    public void Serverless_deploys_the_function_app_at_zero_replicas_with_a_keda_scaled_object_on_pending_invocations()
+    {
+        string text = File.ReadAllText(Path.Combine(Chart, "templates", "gradient-function.yaml"));
+        var values = (YamlMappingNode)Repository.LoadYaml(Path.Combine(Chart, "values.yaml"))["serverless"];
+        var keda = (YamlMappingNode)values["keda"];
+        ((YamlScalarNode)values["enabled"]).Value.Should().Be("false", "serverless is opt-in");
+        ((YamlScalarNode)keda["enabled"]).Value.Should().Be("true", "serverless means scaling to zero unless told otherwise");
+        ((YamlScalarNode)keda["minReplicas"]).Value.Should().Be("0");
+
+        text.Should().StartWith("{{- if .Values.serverless.enabled }}");
+        text.Should().Contain($"(list $ \"{DaprApps.GradientFunction}\")", "every instance runs under the app id the workers invoke");
+        text.Should().Contain("replicas: {{ if .Values.serverless.keda.enabled }}{{ .Values.serverless.keda.minReplicas }}{{ else }}",
+            "KEDA owns the count, starting from minReplicas (0)");
+        text.Should().Contain("kind: ScaledObject").And.Contain("apiVersion: keda.sh/v1alpha1").And.Contain("minReplicaCount: {{ .Values.serverless.keda.minReplicas }}");
+        text.Should().Contain("type: prometheus").And.Contain("daprtrain_function_pending").And.Contain("activationThreshold: \"0\"");
+        text.Should().Contain("scaleTargetRef:\n    name: {{ .Release.Name }}-gradient-function");
+
+        string workers = File.ReadAllText(Path.Combine(Chart, "templates", "workers.yaml"));
+        var functionVariables = Regex.Matches(workers, @"name: FUNCTIONS__([A-Z]+)").Select(m => m.Groups[1].Value).ToList();
+        functionVariables.Should().Contain("ENABLED").And.BeSubsetOf(typeof(FunctionOptions).GetProperties().Select(p => p.Name.ToUpperInvariant()),
+            "a misspelt variable would be ignored silently");
+    }
+
     [GeneratedRegex(@"\.Values\.([A-Za-z0-9_.]+)")]
     private static partial Regex ValuesReference();
 

@@ -109,26 +109,35 @@ public sealed class SubscriptionTests : IDisposable
         _worker.Services.GetRequiredService<WorkerRuntime>().Use(n => n.Counters.Applied).Should().Be(1);
     }
 
-    public static TheoryData<string> PoisonKinds() => ["bad-checksum", "unknown-job", "stale-round", "future-round", "wrong-length", "nan", "not-a-chunk"];
+    public static TheoryData<string> PoisonKinds() => ["bad-checksum", "unknown-job", "future-round", "wrong-length", "nan", "not-a-chunk"];
+
+    /// <summary>
+    /// A gradient for a round the worker has closed (a peer's echo, a redelivery) is no poison: it is acknowledged and
+    /// not applied. Answered DROP, every late gradient would go to the dead-letter topic beside the real poison.
+    /// </summary>
+    [Fact]
+    public async Task A_late_gradient_is_acknowledged_and_not_applied()
+    {
+        var client = Client();
+        _worker.Services.GetRequiredService<WorkerRuntime>().Use(n =>
+        {
+            n.ComputeGradient();
+            n.ApplyDecision(new RoundDecision(0, 1, ["worker-1"], ["worker-1"]));
+            return 0;
+        });
+        var status = await StatusOf(await client.PostAsync(WorkerHosting.GradientsRoute, BinaryEvent(ChunkCodec.Split(Gradient(round: 1))[0])));
+        status.Should().Be("SUCCESS");
+        _worker.Services.GetRequiredService<WorkerRuntime>().Use(n => (n.Counters.Late, n.HeldSenders(n.OpenRound).Count)).Should().Be((1, 0), "it was counted late and held for no round");
+    }
 
     [Theory]
     [MemberData(nameof(PoisonKinds))]
     public async Task Poison_messages_are_dropped_not_retried(string kind)
     {
         var client = Client();
-        if (kind == "stale-round")
-        {
-            _worker.Services.GetRequiredService<WorkerRuntime>().Use(n =>
-            {
-                n.ComputeGradient();
-                n.ApplyDecision(new RoundDecision(0, 1, ["worker-1"], ["worker-1"]));
-                return 0;
-            });
-        }
         byte[] body = kind switch
         {
             "unknown-job" => ChunkCodec.Split(Gradient(job: "other"))[0],
-            "stale-round" => ChunkCodec.Split(Gradient(round: 1))[0],
             "future-round" => ChunkCodec.Split(Gradient(round: 50))[0],
             "wrong-length" => ChunkCodec.Split(Gradient(length: 10))[0],
             "nan" => ChunkCodec.Split(Gradient(fill: float.NaN))[0],
@@ -342,6 +351,7 @@ public sealed class SubscriptionTests : IDisposable
         subscription["pubsubname"].Should().Be(DaprTrain.Contracts.DaprComponents.PubSub);
         subscription["topic"].Should().Be(DaprTrain.Contracts.DaprTopics.Gradients);
         subscription["route"].Should().Be("messages/gradients");
+        subscription["deadlettertopic"].Should().Be(DaprTrain.Contracts.DaprTopics.DeadLetters, "what the worker drops must land where the coordinator counts it");
     }
 
     [Fact]

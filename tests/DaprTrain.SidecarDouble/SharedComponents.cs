@@ -48,6 +48,9 @@ public sealed class SharedComponents : IAsyncDisposable
     /// </summary>
     public ActorTurns ActorTurns { get; } = new();
 
+    /// <summary>The instances of each app id that service invocation reaches, and what it did.</summary>
+    public ServiceInvocation Invocation { get; } = new();
+
     /// <summary>App ids whose sidecar is down.</summary>
     public ConcurrentDictionary<string, bool> DownApps { get; } = new(StringComparer.Ordinal);
 
@@ -105,4 +108,51 @@ public sealed class ActorTurns
             if (Interlocked.Exchange(ref _released, 1) == 0) turn.Release();
         }
     }
+}
+
+/// <summary>
+/// Name resolution for service invocation: the instances of each app id (any number run under one id, each with its
+/// sidecar), chosen in turn; and a count of the calls each instance was sent, by status.
+/// </summary>
+public sealed class ServiceInvocation
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, List<Uri>> _instances = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _next = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string AppId, Uri Instance, int Status), int> _calls = new();
+
+    public void Register(string appId, Uri app)
+    {
+        lock (_gate)
+        {
+            var list = _instances.TryGetValue(appId, out var known) ? known : _instances[appId] = [];
+            if (!list.Contains(app)) list.Add(app);
+        }
+    }
+
+    public void Unregister(string appId, Uri app)
+    {
+        lock (_gate)
+        {
+            if (_instances.TryGetValue(appId, out var list)) list.Remove(app);
+        }
+    }
+
+    /// <summary>The instance the next call to <paramref name="appId"/> goes to, or null when none runs.</summary>
+    public Uri? Next(string appId)
+    {
+        lock (_gate)
+        {
+            if (!_instances.TryGetValue(appId, out var list) || list.Count == 0) return null;
+            int next = _next.GetValueOrDefault(appId);
+            _next[appId] = next + 1;
+            return list[next % list.Count];
+        }
+    }
+
+    public void Record(string appId, Uri instance, int status) => _calls.AddOrUpdate((appId, instance, status), 1, (_, n) => n + 1);
+
+    /// <summary>Calls sent to each instance of <paramref name="appId"/>, by the status it (or, for 500, the sidecar) answered.</summary>
+    public IReadOnlyDictionary<(Uri Instance, int Status), int> Calls(string appId) =>
+        _calls.Where(c => c.Key.AppId == appId).ToDictionary(c => (c.Key.Instance, c.Key.Status), c => c.Value);
 }

@@ -157,6 +157,8 @@ public sealed class Sidecar : IAsyncDisposable
             }
         }
         _appChannelReady = true;
+        // Name resolution finds the app from now on (mDNS announces an app once its sidecar runs; in Kubernetes, once the pod is ready).
+        Components.Invocation.Register(AppId, AppUrl);
     }
 
     private void MapHttpApi(WebApplication app)
@@ -203,6 +205,7 @@ public sealed class Sidecar : IAsyncDisposable
             Components.Reminders.Unregister(type, id, name);
             return Results.NoContent();
         });
+        app.Map("/v1.0/invoke/{appId}/method/{**method}", InvokeServiceAsync);
         app.MapFallback((HttpContext context) =>
         {
             Components.ActorCalls.Enqueue($"unmatched {context.Request.Method} {context.Request.Path}");
@@ -258,6 +261,72 @@ public sealed class Sidecar : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Service invocation, as daprd's HTTP API does it (dapr/dapr pkg/api/http/directmessaging.go): the request goes to
+    /// one instance of the app id (round robin over the instances whose sidecars found their apps, as name resolution
+    /// spreads calls), with its method, body, content type and headers; the app's status and body come back as they are,
+    /// a non-2xx included. No instance, or one that does not answer (its process died): 500 ERR_DIRECT_INVOKE. A body over
+    /// the sidecar's limit (--max-body-size, 4 MiB): 413. No timeout and no retry of its own: those come from a Resiliency
+    /// policy, which the double does not model for invocation; callers time out and retry themselves.
+    /// </summary>
+    private async Task InvokeServiceAsync(HttpContext context, string appId, string method)
+    {
+        if (context.Request.ContentLength > DaprRuntimeService.MaxBodyBytes)
+        {
+            // Read and forget the body first (up to 64 MiB), so that the caller reads the answer rather than a reset connection.
+            if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = 64L << 20;
+            try
+            {
+                await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
+            }
+            catch (Microsoft.AspNetCore.Http.BadHttpRequestException)
+            {
+            }
+            context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+            await context.Response.WriteAsync($"{{\"errorCode\":\"ERR_BODY_TOO_LARGE\",\"message\":\"request body of {context.Request.ContentLength} bytes exceeds the {DaprRuntimeService.MaxBodyBytes}-byte limit\"}}");
+            return;
+        }
+        var target = Components.Invocation.Next(appId);
+        if (target is null)
+        {
+            await DirectInvokeErrorAsync(context, appId, $"couldn't find service: {appId}");
+            return;
+        }
+        try
+        {
+            using var body = new MemoryStream();
+            await context.Request.Body.CopyToAsync(body, context.RequestAborted);
+            using var forward = new HttpRequestMessage(new HttpMethod(context.Request.Method), new Uri(target, method + context.Request.QueryString))
+            {
+                Content = new ByteArrayContent(body.ToArray()),
+            };
+            foreach (var header in context.Request.Headers.Where(h => !HopHeaders.Contains(h.Key, StringComparer.OrdinalIgnoreCase)))
+            {
+                if (!forward.Headers.TryAddWithoutValidation(header.Key, header.Value.ToArray())) forward.Content.Headers.TryAddWithoutValidation(header.Key, header.Value.ToArray());
+            }
+            using var response = await Components.Http.SendAsync(forward, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
+            Components.Invocation.Record(appId, target, (int)response.StatusCode);
+            context.Response.StatusCode = (int)response.StatusCode;
+            foreach (var header in response.Headers.Concat(response.Content.Headers).Where(h => !HopHeaders.Contains(h.Key, StringComparer.OrdinalIgnoreCase)))
+            {
+                context.Response.Headers[header.Key] = header.Value.ToArray();
+            }
+            await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException || (ex is TaskCanceledException && !context.RequestAborted.IsCancellationRequested))
+        {
+            Components.Invocation.Record(appId, target, 500);
+            if (!context.Response.HasStarted) await DirectInvokeErrorAsync(context, appId, ex.Message);
+        }
+    }
+
+    private static async Task DirectInvokeErrorAsync(HttpContext context, string appId, string error)
+    {
+        context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync($"{{\"errorCode\":\"ERR_DIRECT_INVOKE\",\"message\":\"failed to invoke, id: {appId}, err: {JsonEncodedText.Encode(error)}\"}}");
+    }
+
     private static string ActorKey(string type, string id, string key) => $"actors||{type}||{id}||{key}";
 
     public static int FreePort()
@@ -271,6 +340,7 @@ public sealed class Sidecar : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        Components.Invocation.Unregister(AppId, AppUrl);
         await _server.StopAsync();
         await _server.DisposeAsync();
     }
