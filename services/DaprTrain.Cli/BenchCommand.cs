@@ -12,7 +12,7 @@ internal static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "Torch intra-op threads, 1 to this machine's cores (default: all cores)." };
         CommonOptions.BoundThreads(threads);
         var plots = new Option<string?>("--plots") { Description = "A folder for the benchmarks' plots (serverless-vs-model-size.png); none by default." };
-        string[] sections = ["training", "codec", "aggregation", "chunking", "engine", "engine-resnet", "serverless", "signing", "pytorch"];
+        string[] sections = ["training", "codec", "compression", "aggregation", "chunking", "engine", "engine-resnet", "serverless", "signing", "pytorch"];
         var only = new Option<string[]>("--only")
         {
             Description = "Run only these sections (repeatable): " + string.Join(", ", sections) + ". Default: all of them.",
@@ -29,6 +29,7 @@ internal static class BenchCommand
             var chosen = result.GetValue(only) is { Length: > 0 } named ? named.ToHashSet() : sections.ToHashSet();
             if (chosen.Contains("training")) new TrainingBenchmarks(output, result.GetValue(quick)).Run();
             if (chosen.Contains("codec")) CodecProbe.Run(output, result.GetValue(quick));
+            if (chosen.Contains("compression")) CompressionBenchmarks.Run(output, result.GetValue(quick));
             if (chosen.Contains("aggregation")) AggregatorBenchmarks.Run(output, result.GetValue(quick));
             if (chosen.Contains("chunking")) ChunkingBenchmarks.Run(output, result.GetValue(quick));
             if (chosen.Contains("engine")) await new EngineBenchmarks(output, result.GetValue(quick)).RunAsync();

@@ -41,9 +41,23 @@ internal static class CompareCommand
         var scenarioSet = new Option<string>("--scenario")
         {
             Description = "faults: every topology under the fault scenarios (and the grid). byzantine: instead, every --aggregators rule against every --attacks attack " +
-                          "with f = 1 Byzantine worker of 4 and f = 2 of 7, beside the clean run, on --byzantine-topology; a table and a plot per attack.",
+                          "with f = 1 Byzantine worker of 4 and f = 2 of 7, beside the clean run, on --byzantine-topology; a table and a plot per attack. " +
+                          "compression: instead, every --codecs codec on every --topologies topology without faults: bytes per worker per round and accuracy against none.",
             DefaultValueFactory = _ => "faults",
-        }.AcceptOnlyFromAmong("faults", "byzantine");
+        }.AcceptOnlyFromAmong("faults", "byzantine", "compression");
+        var codecs = new Option<string[]>("--codecs")
+        {
+            Description = "--scenario compression: the codecs to compare (" + DaprTrain.Engine.Compression.CompressionSpec.Grammar + "); none is always run as the baseline.",
+            DefaultValueFactory = _ => [.. CompressionComparison.DefaultCodecs],
+            AllowMultipleArgumentsPerToken = true,
+        };
+        codecs.Validators.Add(r =>
+        {
+            foreach (string codec in r.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (!DaprTrain.Engine.Compression.CompressionSpec.TryParse(codec, out _, out string? problem)) r.AddError($"--codecs: {problem}");
+            }
+        });
         var aggregators = new Option<string[]>("--aggregators")
         {
             Description = "--scenario byzantine: the aggregators to compare (" + string.Join(", ", AggregationRule.Names) + "); f is the configuration's, or the most the rule allows.",
@@ -106,6 +120,7 @@ internal static class CompareCommand
         command.Options.Add(aggregators);
         command.Options.Add(attacks);
         command.Options.Add(byzantineTopology);
+        command.Options.Add(codecs);
         command.Options.Add(budget);
         common.Epochs.DefaultValueFactory = _ => 3;
 
@@ -126,6 +141,12 @@ internal static class CompareCommand
                     [.. (result.GetValue(aggregators) ?? []).Distinct()], [.. (result.GetValue(attacks) ?? []).Distinct()], data, prices, folder, line, output, cancellationToken);
             }
             var chosen = (result.GetValue(topologies) ?? []).Distinct().Select(Topologies.Parse).ToList();
+            if (result.GetValue(scenarioSet) == "compression")
+            {
+                string line = "daprtrain " + string.Join(' ', result.Tokens.Select(t => t.Value));
+                var compressionTemplate = distributed.BuildJobOptions(result, common, data, Topology.PeerToPeer, FaultPlan.None, "compression");
+                return await CompressionComparison.RunAsync(compressionTemplate, chosen, [.. (result.GetValue(codecs) ?? []).Distinct()], data, prices, folder, line, output, cancellationToken);
+            }
             var template = distributed.BuildJobOptions(result, common, data, Topology.PeerToPeer, FaultPlan.None, "compare");
             var plans = (result.GetValue(scenarios) ?? []).Distinct().Select(name => Scenarios.Create(name, template.Rounds)).Concat(custom).ToList();
 

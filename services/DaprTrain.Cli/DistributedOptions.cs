@@ -1,5 +1,6 @@
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Aggregation;
+using DaprTrain.Engine.Compression;
 using System.CommandLine;
 using DaprTrain.Simulation.Accounting;
 using DaprTrain.Simulation.Faults;
@@ -70,8 +71,19 @@ internal sealed class DistributedOptions
         DefaultValueFactory = _ => "mean",
     };
 
+    public Option<string> Compress { get; } = new("--compress")
+    {
+        Description = "Gradient compression on the wire: " + CompressionSpec.Grammar + ". The lossy codecs run with error feedback " +
+                      "(what a round drops is added to the next round's gradient); the parameter server's weights stay float32.",
+        DefaultValueFactory = _ => "none",
+    };
+
     public DistributedOptions()
     {
+        Compress.Validators.Add(r =>
+        {
+            if (!CompressionSpec.TryParse(r.GetValueOrDefault<string>(), out _, out string? problem)) r.AddError($"--compress: {problem}");
+        });
         Aggregator.Validators.Add(r =>
         {
             if (!AggregationRule.TryParse(r.GetValueOrDefault<string>(), out var rule, out string? problem))
@@ -136,7 +148,7 @@ internal sealed class DistributedOptions
         });
     }
 
-    public IEnumerable<Option> All => [Workers, Aggregator, Faults, ScenarioFile, Rounds, RoundDeadline, Lease, ServerRestart, CheckpointEvery, EvaluateEvery, Latency, Bandwidth, ShardingMode, TargetAccuracy, Prices, Compute, Functions, Platform, Platforms, FunctionMemory];
+    public IEnumerable<Option> All => [Workers, Aggregator, Compress, Faults, ScenarioFile, Rounds, RoundDeadline, Lease, ServerRestart, CheckpointEvery, EvaluateEvery, Latency, Bandwidth, ShardingMode, TargetAccuracy, Prices, Compute, Functions, Platform, Platforms, FunctionMemory];
 
     /// <summary>The faults from --fault items and --scenario (both may be given; they add up).</summary>
     public FaultPlan FaultPlan(ParseResult result)
@@ -166,7 +178,7 @@ internal sealed class DistributedOptions
             result.GetValue(RoundDeadline), result.GetValue(Lease), result.GetValue(ServerRestart), result.GetValue(CheckpointEvery),
             result.GetValue(EvaluateEvery) ?? (int)Math.Max(1, rounds / 20), result.GetValue(TargetAccuracy),
             Compute: ComputeModes.Parse(result.GetValue(Compute)!), Serverless: new ServerlessOptions(result.GetValue(Functions), LoadPlatform(result)),
-            Aggregator: AggregationRule.Parse(result.GetValue(Aggregator)));
+            Aggregator: AggregationRule.Parse(result.GetValue(Aggregator)), Compression: CompressionSpec.Parse(result.GetValue(Compress)));
     }
 
     /// <summary>The platform profile a serverless run (and the "all functions" cost of any run) uses, with --function-memory applied.</summary>

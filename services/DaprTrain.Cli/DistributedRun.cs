@@ -39,7 +39,7 @@ internal static class DistributedRun
         output.WriteLine($"  time: {r.TotalMs / 1000:F2} s (virtual: measured compute + network model), {r.WallMs / 1000:F2} s wall; " +
                          $"time to {o.TargetAccuracy * 100:F0}%: {(r.TimeToTargetMs is double t ? $"{t / 1000:F2} s" : "not reached")}");
         output.WriteLine($"  bytes per worker per round: {r.BytesPerWorkerPerRound(sent: true) / 1e6:F3} MB sent, {r.BytesPerWorkerPerRound(sent: false) / 1e6:F3} MB received " +
-                         $"(model: {r.ParameterCount * 4 / 1e6:F3} MB)");
+                         $"(model: {r.ParameterCount * 4 / 1e6:F3} MB; compression {o.Codec})");
         output.WriteLine($"  gradients left out: {r.GradientsDropped}; late messages discarded: {r.LateMessages}; duplicates ignored: {r.DuplicatesIgnored}; " +
                          $"rejected: {(r.Rejected.Count == 0 ? "none" : string.Join(", ", r.Rejected.Select(p => $"{p.Key} {p.Value}")))}; rounds lost: {r.RoundsLost}");
         foreach (var fault in r.Faults)

@@ -84,7 +84,7 @@ internal static class TrainCommand
                 : "vm";
             output.WriteLine($"job: {jobId}, {topology.Name()}, {options.Workers} workers, {options.Trainer.Model}, batch {options.Trainer.BatchSize} per worker, " +
                              $"{options.Rounds} rounds, seed {options.Trainer.Seed}, deadline {options.RoundDeadlineMs} ms, lease {options.LeaseMs} ms, " +
-                             $"network {options.Network.LatencyMs} ms + {options.Network.BandwidthMbps} Mbit/s; compute {compute}");
+                             $"network {options.Network.LatencyMs} ms + {options.Network.BandwidthMbps} Mbit/s; compute {compute}; compression {options.Codec}");
             output.WriteLine($"faults: {(faults.IsEmpty ? "none" : faults.Name)}");
             output.WriteLine($"checkpoints: {folder}{(temporary ? " (temporary)" : "")}{(resuming ? $", resuming job '{jobId}' from its latest checkpoint" : "")}");
             var run = await DistributedRun.RunAsync(options, data, store, prices, output, quiet: false, cancellationToken);

@@ -104,6 +104,15 @@ public sealed class TrainingJobOptions : IValidatableObject
         }
     }
 
+    /// <summary>
+    /// Job:Compress: the workers' gradient codec, as in the CLI's --compress (none, fp16, int8, topk:RATIO, qsgd:LEVELS), with
+    /// error feedback for the lossy ones. Receivers decode whatever encoding a message carries; the server's weights stay float32.
+    /// </summary>
+    public string Compress { get; set; } = "none";
+
+    /// <summary>The parsed codec; valid once the options are validated.</summary>
+    public DaprTrain.Engine.Compression.CompressionSpec Compression() => DaprTrain.Engine.Compression.CompressionSpec.Parse(Compress);
+
     [Range(1, 1_000_000)]
     public int Holdout { get; set; } = 2000;
 
@@ -138,6 +147,10 @@ public sealed class TrainingJobOptions : IValidatableObject
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         foreach (var problem in ValidateAggregator()) yield return problem;
+        if (!DaprTrain.Engine.Compression.CompressionSpec.TryParse(Compress, out _, out string? codecProblem))
+        {
+            yield return new ValidationResult($"Job:Compress: {codecProblem}", [nameof(Compress)]);
+        }
         if (!Topologies.TryParse(TopologyName, out var topology))
         {
             yield return new ValidationResult($"Job:Topology '{TopologyName}' is not a topology; known: {string.Join(", ", Topologies.Names)}.", [nameof(Topology)]);

@@ -174,7 +174,7 @@ public sealed class EmbeddedJob : IDisposable
             TimeToTargetMs = _rounds.FirstOrDefault(r => r.Accuracy >= _options.TargetAccuracy)?.EndMs,
             TotalMs = end,
             WallMs = wallMs,
-            RoundsLost = _recovery.Faults.Sum(f => f.RoundsLost),
+            RoundsLost = _recovery.Faults.Sum(f => f.RoundsLost) + _recovery.RoundsNoReplicaApplied,
             LateMessages = counters.Sum(c => c.Late),
             DuplicatesIgnored = counters.Sum(c => c.Duplicates),
             Rejected = rejected,

@@ -1,5 +1,6 @@
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Aggregation;
+using DaprTrain.Engine.Compression;
 using DaprTrain.Simulation.Compute;
 using DaprTrain.Simulation.Faults;
 using DaprTrain.Training;
@@ -27,8 +28,12 @@ public sealed record JobOptions(
     ComputeMode Compute = ComputeMode.Vm,
     ServerlessOptions? Serverless = null,
     AggregationRule? Aggregator = null,
-    bool SignMessages = true)
+    bool SignMessages = true,
+    CompressionSpec? Compression = null)
 {
+    /// <summary>The workers' gradient codec (none when not given).</summary>
+    public CompressionSpec Codec => Compression ?? CompressionSpec.None;
+
     /// <summary>The aggregation rule with its f (and m) filled in for this job's workers; throws naming the rule's condition when it cannot hold.</summary>
     public AggregationRule ResolvedAggregator => (Aggregator ?? AggregationRule.Mean).ForWorkers(Workers);
 

@@ -104,10 +104,34 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
     public async Task ResyncLaggingWorkersAsync(CancellationToken cancellationToken)
     {
         if (!cluster.Plan.DecidedByPeers) return;
+        SkipRoundNoReplicaApplied();
         foreach (var worker in cluster.LiveWorkers.Where(w => cluster.View.Members.Contains(w.Id) && !cluster.InSync(w)).ToList())
         {
             await SynchroniseAsync(worker, cancellationToken);
         }
+    }
+
+    /// <summary>Rounds that no replica could apply (see <see cref="SkipRoundNoReplicaApplied"/>): their gradients are in no weights.</summary>
+    public long RoundsNoReplicaApplied { get; private set; }
+
+    /// <summary>
+    /// When every member missed a part of the committed round (p2p-scatter: each lacks some owner's reduced slice), no
+    /// replica holds the round's state and there is no peer to take it from. They all still hold the state before it, the
+    /// same bits, so they all skip the round alike (as a round whose decision includes nobody): the round is lost, and
+    /// its late messages are stale from then on, never mistaken for a retry's. Members further behind (a joiner) then
+    /// synchronise from them as usual.
+    /// </summary>
+    private void SkipRoundNoReplicaApplied()
+    {
+        var members = cluster.LiveWorkers.Where(w => cluster.View.Members.Contains(w.Id)).ToList();
+        if (members.Count == 0 || members.Any(cluster.InSync)) return;
+        long round = cluster.CommittedRound;
+        var missed = members.Where(w => w.OpenRound == round).ToList();
+        if (missed.Count == 0) return;
+        foreach (var worker in missed) worker.SkipRound(round);
+        RoundsNoReplicaApplied++;
+        cluster.Log.LogInformation("round {Round} lost: every replica missed part of it ({Workers}); all skip it and go on from round {Previous}",
+            round, string.Join(", ", missed.Select(w => w.Id)), round - 1);
     }
 
     private async Task SynchroniseAsync(WorkerNode worker, CancellationToken cancellationToken)

@@ -129,6 +129,7 @@ internal sealed class SimulatedCluster : IDisposable
             Aggregator = Aggregator,
             Attack = Options.Faults.AttackOf(id),
             Key = IdentityOf(id)?.Key,
+            Compression = Options.Codec,
         };
         _workers[id] = worker;
         Accounting.Up(id, Clock.NowMs);

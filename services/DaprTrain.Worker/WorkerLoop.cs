@@ -52,7 +52,7 @@ public sealed class WorkerLoop(
         var attack = identity.Value.ParsedAttack();
         if (attack is not null) logger.LogWarning("{Worker} is Byzantine for this experiment: it sends {Attack} gradients (Job:Attack)", _id, attack);
         // Signed messages only, in both directions: its own with its key, its peers' with the keys its view registers.
-        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack, Key = identityKey.Key });
+        runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack, Key = identityKey.Key, Compression = job.Compression() });
         if (functionOptions.Value.Enabled) StartServerless(job);
         var checkpoints = new JobCheckpoints(store, job.JobId);
 

@@ -23,7 +23,22 @@ public static class Seeds
     ];
 
     public static IReadOnlyList<(string, byte[])> Wire() =>
-        WireMessages().Select((m, i) => ($"wire-{i}", WireCodec.Encode(m))).ToList();
+        [.. WireMessages().Select((m, i) => ($"wire-{i}", WireCodec.Encode(m))), .. CompressedWire()];
+
+    /// <summary>A gradient and a slice in every compressed encoding (fp16, int8, top-k, qsgd in nibbles and in bytes).</summary>
+    public static IReadOnlyList<(string, byte[])> CompressedWire()
+    {
+        var gradient = WireMessages()[0] with { Values = ReadOnlyMemory<float>.Empty };
+        var slice = WireMessages()[2] with { Values = ReadOnlyMemory<float>.Empty };
+        var seeds = new List<(string, byte[])>();
+        foreach (string codec in new[] { "fp16", "int8", "topk:0.25", "qsgd:3", "qsgd:100" })
+        {
+            var spec = DaprTrain.Engine.Compression.CompressionSpec.Parse(codec);
+            seeds.Add(($"wire-{codec.Replace(':', '-')}", new DaprTrain.Engine.Compression.GradientCompressor(spec, 1, 40).Encode(gradient, Values(40, 5), 0)));
+            seeds.Add(($"wire-{codec.Replace(':', '-')}-slice", new DaprTrain.Engine.Compression.GradientCompressor(spec, 1, 72).Encode(slice, Values(24, 6), 48)));
+        }
+        return seeds;
+    }
 
     /// <summary>The key the signed seeds are signed with; <see cref="SignedKeys"/> registers it for each seed's sender.</summary>
     public static DaprTrain.Coordination.Security.NodeKey SigningKey { get; } = DaprTrain.Coordination.Security.NodeKey.Create();

@@ -17,6 +17,8 @@ public class AggregatorOptionsTests
     [InlineData("Job:Aggregator", "krum:1", "*krum needs n > 2f + 2 does not hold for n = 3, f = 1*")]
     [InlineData("Job:Attack", "alie", "*alie needs the honest gradients*")]
     [InlineData("Job:Attack", "signflip:-1", "*Job:Attack*the scale S must be above 0*")]
+    [InlineData("Job:Compress", "zip", "*Job:Compress: compression 'zip' is not known; codecs: none | fp16*")]
+    [InlineData("Job:Compress", "topk:2", "*Job:Compress: compression 'topk:2': topk needs a ratio above 0 and at most 1*")]
     public void A_bad_rule_or_attack_stops_the_worker_at_start(string key, string value, string message)
     {
         using var bad = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting(key, value));
@@ -41,5 +43,17 @@ public class AggregatorOptionsTests
         worker.CreateClient();
         worker.Services.GetRequiredService<IOptions<TrainingJobOptions>>().Value.ResolvedAggregator().Should().Be(new AggregationRule(AggregatorKind.Krum, 2));
         worker.Services.GetRequiredService<IOptions<WorkerOptions>>().Value.ParsedAttack().Should().Be(new GradientAttack(AttackKind.Gaussian, 50, 3));
+    }
+
+    [Fact]
+    public void A_bad_codec_stops_the_server_at_start_and_a_valid_one_reaches_the_worker_node()
+    {
+        using var bad = new WebApplicationFactory<ServerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Compress", "qsgd:0"));
+        var act = () => bad.CreateClient();
+        act.Should().Throw<OptionsValidationException>().WithMessage("*Job:Compress: compression 'qsgd:0': qsgd needs a number of levels from 1 to 127*");
+
+        using var worker = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Compress", "topk:0.01"));
+        worker.CreateClient();
+        worker.Services.GetRequiredService<IOptions<TrainingJobOptions>>().Value.Compression().Should().Be(new DaprTrain.Engine.Compression.CompressionSpec(DaprTrain.Engine.Compression.CompressionKind.TopK, 0.01));
     }
 }

@@ -89,11 +89,11 @@ public sealed class InProcessClusterTests : IAsyncDisposable
     }
 
     /// <summary>Trains three workers of <paramref name="topology"/> under their own job id and coordinator; returns their weight hashes.</summary>
-    private async Task<ulong[]> TrainThreeAsync(string topology)
+    private async Task<ulong[]> TrainThreeAsync(string topology, string compress = "none")
     {
         var coordinator = new InProcessCoordinator(new JobCoordinator(topology, 3, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true));
         var workers = Enumerable.Range(1, 3).Select(i => Host<WorkerRuntime>($"{topology}/worker-{i}", topology, 3,
-            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", topology), coordinator)).ToList();
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", topology).UseSetting("Job:Compress", compress), coordinator)).ToList();
         for (int i = 0; i < 3; i++)
         {
             // Every topic the plan declares for this worker, as daprd reads them from GET /dapr/subscribe.
@@ -118,6 +118,15 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         var p2p = await TrainThreeAsync("p2p");
         scatter.Distinct().Should().ContainSingle("every replica applied the same reduced slices");
         scatter.Should().Equal(p2p, "p2p-scatter is an exchange pattern, not a different aggregation");
+    }
+
+    [Theory]
+    [InlineData("p2p-scatter", "topk:0.05")]
+    [InlineData("p2p", "int8")]
+    public async Task Workers_that_compress_their_gradients_end_with_identical_weights(string topology, string codec)
+    {
+        var compressed = await TrainThreeAsync(topology, codec);
+        compressed.Distinct().Should().ContainSingle($"every {topology} replica applies what {codec} decodes to, the sender's own included");
     }
 
     [Fact]

@@ -8,7 +8,7 @@ namespace DaprTrain.Engine.Messaging;
 /// The signature block that follows a message's checksum: u64 fingerprint of the signing key, the 64-byte ECDSA P-256
 /// signature, and the magic "DTSG". Signed: the header (kind, job, generation, round, sender, sample count, slice, offset,
 /// length) and the XxHash3 checksum, plus the fingerprint. The checksum stands for the payload, so signing costs the same
-/// for every model size; <see cref="WireCodec.Decode(byte[], int)"/> recomputes it over the values and rejects a mismatch,
+/// for every model size; <see cref="WireCodec.Decode(byte[], int, int)"/> recomputes it over the values and rejects a mismatch,
 /// so a payload changed under a valid signature is dropped as corrupted (but see README, "Trust model": XxHash3 is not a
 /// cryptographic hash). A trailer, not a new format: the codec's framing and its checks stay as they are, and a chunked
 /// message is verified once it is whole.

@@ -10,6 +10,13 @@ namespace DaprTrain.Engine.Messaging;
 /// i32 generation, i64 round, i32 sample count, i32 slice index, i32 offset, i32 value count, u16+UTF-8 job id,
 /// u16+UTF-8 sender, the values, and an XxHash3-64 of all bytes before it. Decoding rejects anything malformed
 /// with a reason: a poison message must be dropped, never retried.
+/// <para>
+/// Encodings 1 to 4 carry compressed values (<see cref="Compression.PayloadCodecs"/>: fp16, int8, top-k, qsgd); the value
+/// count is then the number of values the payload decodes into, and the checksum covers the compressed bytes as they
+/// travel. The header did not change, and a float32 message is byte for byte what it was, so the version stays 1: a
+/// reader that predates an encoding rejects it by its encoding byte ("unknown payload encoding"), which is the reason
+/// the version would otherwise have given.
+/// </para>
 /// </summary>
 public static class WireCodec
 {
@@ -43,6 +50,17 @@ public static class WireCodec
     /// <param name="trailerBytes">Room left after the checksum for a block of another layer (a signature); <see cref="Seal"/> needs the same.</param>
     public static (byte[] Bytes, Memory<float> Payload) Begin(WireMessage header, int valueCount, MessageBufferPool? buffers = null, int trailerBytes = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(valueCount);
+        var (bytes, position) = BeginEncoded(header, Float32Encoding, valueCount, 4L * valueCount, buffers, trailerBytes);
+        return (bytes, new FloatView(bytes, position, valueCount).Memory);
+    }
+
+    /// <summary>
+    /// Like <see cref="Begin"/> for a payload of <paramref name="payloadBytes"/> bytes in <paramref name="encoding"/> that
+    /// decodes into <paramref name="valueCount"/> values; returns the payload's offset in the bytes. Then <see cref="Seal"/>.
+    /// </summary>
+    public static (byte[] Bytes, int PayloadOffset) BeginEncoded(WireMessage header, byte encoding, int valueCount, long payloadBytes, MessageBufferPool? buffers = null, int trailerBytes = 0)
+    {
         byte[] job = Encoding.UTF8.GetBytes(header.JobId);
         byte[] sender = Encoding.UTF8.GetBytes(header.Sender);
         if (job.Length is 0 or > MaxIdentifierBytes || sender.Length is 0 or > MaxIdentifierBytes)
@@ -50,14 +68,15 @@ public static class WireCodec
             throw new ArgumentException("job id and sender must be 1 to 256 bytes of UTF-8.");
         }
         ArgumentOutOfRangeException.ThrowIfNegative(valueCount);
+        ArgumentOutOfRangeException.ThrowIfNegative(payloadBytes);
         ArgumentOutOfRangeException.ThrowIfNegative(trailerBytes);
-        int length = FixedHeader + 2 + job.Length + 2 + sender.Length + 4 * valueCount + 8 + trailerBytes;
+        int length = checked((int)(FixedHeader + 2 + job.Length + 2 + sender.Length + payloadBytes + 8 + trailerBytes));
         var bytes = buffers?.Rent(length) ?? GC.AllocateUninitializedArray<byte>(length);
         var span = bytes.AsSpan();
         Magic.CopyTo(span);
         span[4] = FormatVersion;
         span[5] = (byte)header.Kind;
-        span[6] = Float32Encoding;
+        span[6] = encoding;
         span[7] = 0;
         BinaryPrimitives.WriteInt32LittleEndian(span[8..], header.Generation);
         BinaryPrimitives.WriteInt64LittleEndian(span[12..], header.Round);
@@ -72,7 +91,7 @@ public static class WireCodec
         BinaryPrimitives.WriteUInt16LittleEndian(span[position..], (ushort)sender.Length);
         sender.CopyTo(span[(position + 2)..]);
         position += 2 + sender.Length;
-        return (bytes, new FloatView(bytes, position, valueCount).Memory);
+        return (bytes, position);
     }
 
     /// <summary>Writes the checksum of a message <see cref="Begin"/> started, once its values are in place.</summary>
@@ -87,12 +106,13 @@ public static class WireCodec
 
     /// <summary>
     /// Decodes and checks structure, checksum and values; throws <see cref="MessageRejectedException"/> naming the
-    /// problem. The values stay in <paramref name="message"/> (no copy), which must not change afterwards.
+    /// problem. Float32 values stay in <paramref name="message"/> (no copy), which must not change afterwards; compressed
+    /// values are decoded into a new array of at most <paramref name="maxValues"/> values (the receiver's model size).
     /// </summary>
-    public static WireMessage Decode(byte[] message) => Decode(message, message.Length);
+    public static WireMessage Decode(byte[] message) => Decode(message, message.Length, Compression.PayloadCodecs.DefaultMaxValues);
 
     /// <summary>Decodes the message in the first <paramref name="length"/> bytes (a signed message's trailer follows it).</summary>
-    public static WireMessage Decode(byte[] message, int length)
+    public static WireMessage Decode(byte[] message, int length, int maxValues = Compression.PayloadCodecs.DefaultMaxValues)
     {
         ReadOnlySpan<byte> bytes = message.AsSpan(0, length);
         if (bytes.Length < FixedHeader + 2 + 2 + 8) throw new MessageRejectedException($"truncated message ({bytes.Length} bytes)");
@@ -103,7 +123,8 @@ public static class WireCodec
 
         var kind = (MessageKind)bytes[5];
         if (!Enum.IsDefined(kind)) throw new MessageRejectedException($"unknown message kind {bytes[5]}");
-        if (bytes[6] != Float32Encoding) throw new MessageRejectedException($"unknown payload encoding {bytes[6]}");
+        // An encoding other than float32 is checked (known or not) where its payload is decoded, below.
+        byte encoding = bytes[6];
         int generation = BinaryPrimitives.ReadInt32LittleEndian(bytes[8..]);
         long round = BinaryPrimitives.ReadInt64LittleEndian(bytes[12..]);
         int samples = BinaryPrimitives.ReadInt32LittleEndian(bytes[20..]);
@@ -116,6 +137,11 @@ public static class WireCodec
         string job = ReadIdentifier(bytes, ref position, "job id");
         string sender = ReadIdentifier(bytes, ref position, "sender");
         long payload = bytes.Length - 8 - position;
+        if (encoding != Float32Encoding)
+        {
+            var decoded = Compression.PayloadCodecs.Decode(encoding, bytes.Slice(position, (int)payload), count, maxValues);
+            return new WireMessage(kind, job, generation, round, sender, samples, slice, offset, decoded);
+        }
         if (payload != 4L * count) throw new MessageRejectedException($"wrong length: header declares {count} values, payload holds {payload} bytes");
 
         var values = MemoryMarshal.Cast<byte, float>(bytes.Slice(position, 4 * count));

@@ -34,7 +34,8 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
     /// sender the view gives no key yet is kept for <paramref name="defer"/> when given (a peer's first gradient can overtake
     /// the view that registers its key, as it can overtake the view that names it) and judged once a view names the key.
     /// </summary>
-    public (WireMessage? Message, DeliveryResult Result) Open(byte[] payload, Func<byte[], DeliveryResult>? defer = null)
+    /// <param name="maxValues">The most values a compressed message may decode into (the node's model size).</param>
+    public (WireMessage? Message, DeliveryResult Result) Open(byte[] payload, Func<byte[], DeliveryResult>? defer = null, int maxValues = Compression.PayloadCodecs.DefaultMaxValues)
     {
         int length = MessageSignature.MessageLength(payload);
         if (length < 0)
@@ -45,7 +46,8 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
         WireMessage message;
         try
         {
-            message = WireCodec.Decode(payload, length);
+            // A compressed message decodes into at most the node's model size, whatever count it claims.
+            message = WireCodec.Decode(payload, length, maxValues);
         }
         catch (MessageRejectedException ex)
         {
@@ -91,9 +93,9 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
     /// <param name="maxSamples">The most samples one message can stand for (a batch; a reduced slice: a batch per member).</param>
     public (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Check(
         byte[] payload, MessageKind expectedKind, int generation, long openRound, Func<WireMessage, string?> shapeProblem, Func<string, bool>? knownSender = null,
-        int maxSamples = MaxSamplesPerMessage, Func<byte[], DeliveryResult>? defer = null)
+        int maxSamples = MaxSamplesPerMessage, Func<byte[], DeliveryResult>? defer = null, int maxValues = Compression.PayloadCodecs.DefaultMaxValues)
     {
-        var (opened, dropped) = Open(payload, defer);
+        var (opened, dropped) = Open(payload, defer, maxValues);
         if (opened is not { } message) return (defer is not null && dropped == DeliveryResult.Applied ? Verdict.Deferred : Verdict.Reject, null, dropped);
 
         if (message.Kind != expectedKind) return Reject("wrong kind", $"{message.Kind} message where {expectedKind} was expected");

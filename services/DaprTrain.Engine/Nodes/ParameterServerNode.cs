@@ -68,7 +68,7 @@ public sealed class ParameterServerNode : IDisposable
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
             m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
-            maxSamples: _trainer.Options.BatchSize, defer: HandleGradient);
+            maxSamples: _trainer.Options.BatchSize, defer: HandleGradient, maxValues: ParameterCount);
         if (verdict != MessageGate.Verdict.Accept) return result;
         var m = message!;
         return _gate.Answer(m, _held.Hold(m.Round, new Contribution(m.Sender, m.SampleCount, m.Values)));
@@ -110,6 +110,12 @@ public sealed class ParameterServerNode : IDisposable
         return WeightsMessage(contributions.Sum(c => c.SampleCount));
     }
 
+    /// <summary>
+    /// The weights, always float32 whatever the job's gradient codec: weights are state, not an update. A lossy copy would
+    /// put every worker at other weights than the server's, and the error would add up round after round with nothing to
+    /// feed it back (fp16 keeps 11 bits: an Adam step of 1e-4 on a weight of 0.5 is below its resolution and lost).
+    /// Compressing the update (new - old weights) with error feedback on the server would be the way; see the README.
+    /// </summary>
     public byte[] WeightsMessage(int samples = 1)
     {
         var message = WireCodec.Encode(new WireMessage(MessageKind.Weights, JobId, Generation, AppliedRound, NodeId, Math.Max(samples, 1), 0, 0, ReadOnlyMemory<float>.Empty),

@@ -13,6 +13,7 @@ public sealed partial class WorkerNode
     /// <summary>p2p-scatter: the slices of this worker's gradient that the other members own, addressed to them.</summary>
     public IReadOnlyList<(string Owner, byte[] Payload)> GradientSliceMessages()
     {
+        if (!Compression.IsNone) return CompressedSliceMessages();
         var own = OwnContribution();
         var messages = new List<(string, byte[])>();
         for (int k = 0; k < _members.Count; k++)
@@ -30,7 +31,7 @@ public sealed partial class WorkerNode
         if (NotInView() is { } notYet) return notYet;
         int mine = MyIndex;
         var (verdict, message, result) = _gate.Check(payload, MessageKind.GradientSlice, Generation, OpenRound, m => SliceProblem(m, mine),
-            maxSamples: _trainer.Options.BatchSize, defer: HandleGradientSlice);
+            maxSamples: _trainer.Options.BatchSize, defer: HandleGradientSlice, maxValues: ParameterCount);
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
     }
 
@@ -48,6 +49,7 @@ public sealed partial class WorkerNode
             return s == Id ? c with { Values = c.Values.Slice(offset, count) } : c;
         }).ToList();
         int samples = contributions.Sum(c => c.SampleCount);
+        if (!Compression.IsNone) return ReduceOwnSliceCompressed(decision, contributions, samples, mine, offset, count);
         // Reduced straight into the message that carries it to the peers.
         var (message, reduced) = WireCodec.Begin(new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, ReadOnlyMemory<float>.Empty), count, _buffers, Trailer);
         // Coordinate-wise rules reduce a slice exactly as they would the whole vector; rules that need whole vectors
@@ -65,7 +67,7 @@ public sealed partial class WorkerNode
         if (NotInView() is { } notYet) return notYet;
         var (verdict, message, result) = _gate.Check(payload, MessageKind.ReducedSlice, Generation, OpenRound,
             m => m.SliceIndex < _members.Count && _members[m.SliceIndex] == m.Sender ? SliceProblem(m, m.SliceIndex) : $"{m.Sender} does not own slice {m.SliceIndex}",
-            IsMember, maxSamples: _trainer.Options.BatchSize * Math.Max(_members.Count, 1));
+            IsMember, maxSamples: _trainer.Options.BatchSize * Math.Max(_members.Count, 1), maxValues: ParameterCount);
         if (verdict != MessageGate.Verdict.Accept) return result;
         var m = message!;
         if (!_reduced.TryAdd((m.Round, m.SliceIndex), m.Values))
@@ -97,6 +99,17 @@ public sealed partial class WorkerNode
         }
         Complete(round);
         return true;
+    }
+
+    /// <summary>
+    /// Closes the open round without applying anything: every replica missed part of it (p2p-scatter), so none can apply
+    /// it and all skip it alike, keeping the same weights. Its messages are forgotten, and late ones are stale from now on.
+    /// </summary>
+    public void SkipRound(long round)
+    {
+        RequireOpen(round);
+        _gradientBufferHoldsOwn = false;
+        Complete(round);
     }
 
     private int MyIndex

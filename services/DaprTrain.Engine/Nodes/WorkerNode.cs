@@ -1,5 +1,6 @@
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Aggregation;
+using DaprTrain.Engine.Compression;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
 using DaprTrain.Training;
@@ -112,7 +113,11 @@ public sealed partial class WorkerNode : IDisposable
         _viewGeneration = view.Generation;
         NeedsView = false;
         _held.SetMembers(view.Members);
-        if (newOwners) ForgetSlicesOfOtherOwners();
+        if (newOwners)
+        {
+            ForgetSlicesOfOtherOwners();
+            SlicesMoved();
+        }
         // Messages that overtook the view registering their sender's key are judged now, against the new owners' slices.
         _gate.ReleaseDeferred(OpenRound);
         var mine = view.ShardsOf(Id);
@@ -132,7 +137,8 @@ public sealed partial class WorkerNode : IDisposable
         // Exported straight into the message that will carry it: no staging copy. Sealed (checksummed) when sent.
         var values = BeginOwnGradient(count);
         _trainer.Parameters.ExportGradients(values.Span);
-        _gradientBufferHoldsOwn = true;
+        // Compressed, the contribution becomes what the codec decodes to, no longer the gradient buffer's values.
+        _gradientBufferHoldsOwn = Compression.IsNone;
         CorruptOwnGradient(values.Span);
         return (loss, count);
     }
@@ -188,6 +194,7 @@ public sealed partial class WorkerNode : IDisposable
 
     private Memory<float> BeginOwnGradient(int samples)
     {
+        if (!Compression.IsNone) return BeginOwnCompressed(samples);
         var (message, values) = WireCodec.Begin(new WireMessage(MessageKind.Gradient, JobId, Generation, OpenRound, Id, samples, 0, 0, ReadOnlyMemory<float>.Empty), _parameterCount, _buffers, Trailer);
         _ownMessage = (message, Sealed: false);
         _held.PutOwn(OpenRound, new Contribution(Id, samples, values));
@@ -203,7 +210,8 @@ public sealed partial class WorkerNode : IDisposable
         OwnContribution();
         if (!_ownMessage.Sealed)
         {
-            WireCodec.Seal(_ownMessage.Bytes, Trailer);
+            if (Compression.IsNone) WireCodec.Seal(_ownMessage.Bytes, Trailer);
+            else _ownMessage.Bytes = CompressOwnGradient();
             Signed(_ownMessage.Bytes);
             _ownMessage.Sealed = true;
         }
@@ -215,7 +223,7 @@ public sealed partial class WorkerNode : IDisposable
     {
         var (verdict, message, result) = _gate.Check(payload, MessageKind.Gradient, Generation, OpenRound,
             m => m.Values.Length == ParameterCount && m.Offset == 0 ? null : $"gradient of {m.Values.Length} values at offset {m.Offset}; the model has {ParameterCount}",
-            maxSamples: _trainer.Options.BatchSize, defer: HandleGradient);
+            maxSamples: _trainer.Options.BatchSize, defer: HandleGradient, maxValues: ParameterCount);
         return verdict == MessageGate.Verdict.Accept ? Hold(message!) : result;
     }
 
@@ -248,7 +256,7 @@ public sealed partial class WorkerNode : IDisposable
     public DeliveryResult HandleWeights(byte[] payload)
     {
         // Decoded and authenticated first: under signing, only the key the view registers for "ps" can sign weights.
-        var (opened, dropped) = _gate.Open(payload);
+        var (opened, dropped) = _gate.Open(payload, maxValues: ParameterCount);
         if (opened is not { } m) return dropped;
         if (m.Kind != MessageKind.Weights || m.Sender != ParameterServerNode.NodeId) return Rejected("wrong kind", $"{m.Kind} from {m.Sender} where weights from ps were expected");
         if (m.Values.Length != ParameterCount) return Rejected("wrong length", $"wrong length: weights of {m.Values.Length} values; the model has {ParameterCount}");
@@ -270,6 +278,8 @@ public sealed partial class WorkerNode : IDisposable
         }
         _trainer.Parameters.ImportWeights(m.Values.Span);
         _gradientBufferHoldsOwn = false;
+        // A restored server (a new generation) rolled the job back: the residual of gradients against the weights it lost goes too.
+        if (m.Generation != Generation) ResetCompression();
         Generation = m.Generation;
         AppliedRound = m.Round;
         _held.Clear();
@@ -284,6 +294,7 @@ public sealed partial class WorkerNode : IDisposable
     {
         _trainer.RestoreCheckpoint(checkpoint.State, null);
         _gradientBufferHoldsOwn = false;
+        ResetCompression();
         AppliedRound = checkpoint.Round;
         Generation = checkpoint.Generation;
         _held.Clear();

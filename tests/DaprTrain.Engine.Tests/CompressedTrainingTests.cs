@@ -1,0 +1,95 @@
+using DaprTrain.Coordination;
+using DaprTrain.Engine.Compression;
+using DaprTrain.Simulation;
+using Xunit.Abstractions;
+
+namespace DaprTrain.Engine.Tests;
+
+/// <summary>Compressed gradients in embedded MNIST runs: replicas stay bit-identical, seeded runs repeat, bytes shrink, top-k converges.</summary>
+public class CompressedTrainingTests(ITestOutputHelper output)
+{
+    private static JobOptions With(Topology topology, long rounds, string codec, params string[] faults) =>
+        Jobs.Options(topology, rounds, faults) with { Compression = CompressionSpec.Parse(codec) };
+
+    public static TheoryData<string, string> CodecsByTopology()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (string topology in new[] { "p2p", "p2p-scatter" })
+        {
+            foreach (string codec in new[] { "fp16", "int8", "topk:0.01", "qsgd:7" }) data.Add(topology, codec);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(CodecsByTopology))]
+    public async Task Every_replica_holds_the_same_bits_under_every_codec(string topology, string codec)
+    {
+        // The embedded job compares every in-sync replica's weight hash after every round and stops on a difference.
+        var result = await Jobs.RunAsync(With(Coordination.Topologies.Parse(topology), 12, codec));
+        result.FinalWeightHashes.Should().HaveCount(4);
+        result.FinalWeightHashes.Values.Distinct().Should().ContainSingle($"every {topology} replica under {codec} must end with the same weights");
+        result.ConsistencyChecks.Should().Be(12);
+        var uncompressed = await Jobs.RunAsync(Jobs.Options(Coordination.Topologies.Parse(topology), 12));
+        result.FinalWeights.Should().NotEqual(uncompressed.FinalWeights, "the replicas trained on what the codec decoded");
+    }
+
+    [Theory]
+    [InlineData("int8")]
+    [InlineData("topk:0.01")]
+    public async Task Workers_under_a_parameter_server_hold_its_weights_under_compression(string codec)
+    {
+        var result = await Jobs.RunAsync(With(Topology.ParameterServer, 12, codec));
+        result.FinalWeightHashes.Values.Distinct().Should().ContainSingle("the server's float32 weights reach every worker");
+        result.FinalWeightHashes.Should().ContainKey("ps");
+    }
+
+    [Theory]
+    [InlineData("p2p", "qsgd:7")]
+    [InlineData("p2p-scatter", "topk:0.01")]
+    [InlineData("ps", "qsgd:15")]
+    public async Task A_seeded_run_gives_the_same_weights_again(string topology, string codec)
+    {
+        var first = await Jobs.RunAsync(With(Coordination.Topologies.Parse(topology), 10, codec));
+        var second = await Jobs.RunAsync(With(Coordination.Topologies.Parse(topology), 10, codec));
+        second.FinalWeights.Should().Equal(first.FinalWeights);
+    }
+
+    [Theory]
+    [InlineData("p2p-scatter", "int8")]
+    [InlineData("p2p", "topk:0.01")]
+    public async Task Replicas_stay_identical_when_a_worker_dies_and_rejoins_with_a_fresh_residual(string topology, string codec)
+    {
+        var result = await Jobs.RunAsync(With(Coordination.Topologies.Parse(topology), 30, codec, "kill:worker-2@round=8", "restart:worker-2@round=16"));
+        result.FinalWeightHashes.Should().ContainKey("worker-2");
+        result.FinalWeightHashes.Values.Distinct().Should().ContainSingle();
+    }
+
+    [Theory]
+    [InlineData("p2p", "fp16", 1.95, 2.0)]
+    [InlineData("p2p", "int8", 3.9, 4.0)]
+    [InlineData("p2p", "topk:0.01", 30, 60)]
+    [InlineData("p2p-scatter", "fp16", 1.95, 2.0)]
+    [InlineData("p2p-scatter", "int8", 3.9, 4.0)]
+    [InlineData("p2p-scatter", "topk:0.01", 30, 60)]
+    public async Task The_bytes_each_worker_sends_shrink_by_the_codecs_ratio(string topology, string codec, double least, double most)
+    {
+        var plain = await Jobs.RunAsync(Jobs.Options(Coordination.Topologies.Parse(topology), 6));
+        var compressed = await Jobs.RunAsync(With(Coordination.Topologies.Parse(topology), 6, codec));
+        double ratio = plain.BytesPerWorkerPerRound(sent: true) / compressed.BytesPerWorkerPerRound(sent: true);
+        output.WriteLine($"{topology} {codec}: {ratio:F2}x fewer bytes sent per worker per round");
+        ratio.Should().BeInRange(least, most);
+        (plain.BytesPerWorkerPerRound(sent: false) / compressed.BytesPerWorkerPerRound(sent: false)).Should().BeInRange(least, most);
+    }
+
+    [Fact]
+    public async Task Top_k_of_one_percent_with_error_feedback_converges_like_uncompressed_training()
+    {
+        const long rounds = 150;
+        var plain = await Jobs.RunAsync(Jobs.Options(Topology.PeerToPeer, rounds));
+        var topk = await Jobs.RunAsync(With(Topology.PeerToPeer, rounds, "topk:0.01"));
+        output.WriteLine($"held-out accuracy after {rounds} rounds: uncompressed {plain.FinalAccuracy:P2}, top-k 1% {topk.FinalAccuracy:P2}");
+        topk.FinalAccuracy.Should().BeGreaterThan(0.85, "error feedback delivers what top-k drops a few rounds later");
+        topk.FinalAccuracy.Should().BeGreaterThan(plain.FinalAccuracy - 0.04);
+    }
+}
