@@ -63,6 +63,7 @@ public sealed class DeadLetterLedger(ILogger<DeadLetterLedger> logger, TimeProvi
 
     private DeadLetter Add(DeadLetter letter)
     {
+        (string Topic, string Source) counted;
         lock (_gate)
         {
             _deliveries++;
@@ -74,12 +75,13 @@ public sealed class DeadLetterLedger(ILogger<DeadLetterLedger> logger, TimeProvi
             }
             _total++;
             var group = (letter.Topic, letter.Source);
-            if (_groups.ContainsKey(group) || _groups.Count < MaxGroups) _groups[group] = _groups.GetValueOrDefault(group) + 1;
-            else _groups[("(other)", "(other)")] = _groups.GetValueOrDefault(("(other)", "(other)")) + 1;
+            // The metric's labels are the ledger's groups: bounded too, whatever topics and sources the letters claim.
+            counted = _groups.ContainsKey(group) || _groups.Count < MaxGroups ? group : ("(other)", "(other)");
+            _groups[counted] = _groups.GetValueOrDefault(counted) + 1;
             _recent.Enqueue(letter);
             if (_recent.Count > Capacity) _recent.Dequeue();
         }
-        Counted.Add(1, new KeyValuePair<string, object?>("topic", letter.Topic), new KeyValuePair<string, object?>("source", letter.Source));
+        Counted.Add(1, new KeyValuePair<string, object?>("topic", counted.Topic), new KeyValuePair<string, object?>("source", counted.Source));
         logger.LogWarning("dead letter {Id} from {Source} on {Topic} ({Bytes} bytes){Problem}: the subscriber that dropped it logged why under the same id",
             letter.Id, letter.Source, letter.Topic, letter.Bytes, letter.Problem is null ? "" : "; " + letter.Problem);
         return letter;
@@ -141,6 +143,11 @@ public sealed class DeadLetterLedger(ILogger<DeadLetterLedger> logger, TimeProvi
         catch (JsonException ex)
         {
             problem = $"not a CloudEvent ({ex.Message.Split('.')[0]})";
+        }
+        catch (InvalidOperationException)
+        {
+            // Utf8JsonReader.GetString throws this for a string that is not valid UTF-8.
+            problem = "not a CloudEvent (a string that is not valid UTF-8)";
         }
         return new DeadLetter(received, id, topic.Length == 0 ? "(unknown)" : topic, source.Length == 0 ? "(unknown)" : source, pubSub, dataType, body.Length, problem);
     }

@@ -58,6 +58,12 @@ public static class CloudEventData
             problem = $"the CloudEvent is not valid JSON ({ex.Message.Split('.')[0]})";
             return null;
         }
+        catch (InvalidOperationException)
+        {
+            // Utf8JsonReader.GetString throws this, not a JsonException, for a string that is not valid UTF-8.
+            problem = "the CloudEvent holds a string that is not valid UTF-8";
+            return null;
+        }
     }
 
     private static byte[]? ReadEnvelope(ReadOnlySpan<byte> body, int maxDataBytes, out string? problem, out string? traceParent, out string? eventId)

@@ -85,6 +85,7 @@ public sealed class FunctionFanOut : IDisposable
     {
         var settings = options.Value;
         byte[] body = FunctionInvocationCodec.Encode(invocation);
+        int waiting = 1;
         Interlocked.Increment(ref _pending);
         PendingGauge.Add(1);
         try
@@ -118,10 +119,18 @@ public sealed class FunctionFanOut : IDisposable
             }
             Interlocked.Increment(ref _fallbacks);
             logger.LogWarning("{Invocation}: the function app did not compute it ({Problem}); the worker computes it itself", invocation.IdempotencyKey, failure);
+            // No longer pending for a function: the gauge a scaler reads must not count what the worker computes.
+            Done();
             return (invocation.Samples.Length, local(invocation));
         }
         finally
         {
+            Done();
+        }
+
+        void Done()
+        {
+            if (Interlocked.Exchange(ref waiting, 0) == 0) return;
             Interlocked.Decrement(ref _pending);
             PendingGauge.Add(-1);
         }
@@ -155,8 +164,9 @@ public sealed class FunctionFanOut : IDisposable
         {
             return (null, $"no answer within {settings.TimeoutMs} ms", false);
         }
-        catch (HttpRequestException ex)
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
         {
+            // IOException: the connection dropped while the answer was read (an instance or its sidecar killed mid-answer).
             return (null, ex.Message, false);
         }
         catch (MessageRejectedException ex)

@@ -22,6 +22,14 @@ public sealed class GradientFunctionOptions
     /// <summary>Answers kept by idempotency key, so that a retry of an invocation this instance already computed is answered without computing it again.</summary>
     [Range(0, 64)]
     public int CachedAnswers { get; set; } = 8;
+
+    /// <summary>
+    /// Invocations an instance takes at once, the one it computes included; more are refused with 503 before their bodies
+    /// are read (the worker retries, and service invocation may route the retry to another instance). Each holds its body
+    /// (the weights) while it waits: this bounds the memory an instance spends on waiting invocations.
+    /// </summary>
+    [Range(1, 256)]
+    public int MaxConcurrent { get; set; } = 4;
 }
 
 /// <summary>
@@ -41,11 +49,14 @@ public sealed class FunctionRuntime : IDisposable
     private long _served;
     private long _fromCache;
     private long _refused;
+    private long _busy;
+    private readonly IHostApplicationLifetime _lifetime;
     private int _inFlight;
     private long _computeTicks;
 
-    public FunctionRuntime(IOptions<TrainingJobOptions> job, IOptions<GradientFunctionOptions> options, ILogger<FunctionRuntime> logger)
+    public FunctionRuntime(IOptions<TrainingJobOptions> job, IOptions<GradientFunctionOptions> options, ILogger<FunctionRuntime> logger, IHostApplicationLifetime lifetime)
     {
+        _lifetime = lifetime;
         _job = job.Value;
         _options = options.Value;
         _logger = logger;
@@ -61,7 +72,13 @@ public sealed class FunctionRuntime : IDisposable
     }
 
     /// <summary>Starts loading the model and the data (the instance's cold start), so that the first invocation does not pay all of it.</summary>
-    public void Warm() => _ = _loaded.Value;
+    public void Warm() => _loaded.Value.ContinueWith(load =>
+    {
+        // An instance that cannot load its model or data can never answer: it stops, so that its orchestrator restarts it
+        // (and a scaler does not keep starting instances that answer 500 while /health says 200).
+        _logger.LogCritical(load.Exception, "the gradient function could not load the model or the data; stopping");
+        _lifetime.StopApplication();
+    }, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
 
     public bool Ready => _loaded.IsValueCreated && _loaded.Value.IsCompletedSuccessfully;
 
@@ -72,6 +89,7 @@ public sealed class FunctionRuntime : IDisposable
         served = Interlocked.Read(ref _served),
         fromCache = Interlocked.Read(ref _fromCache),
         refused = Interlocked.Read(ref _refused),
+        busy = Interlocked.Read(ref _busy),
         inFlight = Volatile.Read(ref _inFlight),
         // Forward and backward passes and the gradient's export only (not the wait for the turn, nor ExtraLatencyMs).
         computeMs = Math.Round(System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _computeTicks)).TotalMilliseconds, 1),
@@ -80,7 +98,11 @@ public sealed class FunctionRuntime : IDisposable
     /// <summary>POST /gradient: an invocation in (<see cref="FunctionInvocationCodec"/>), the share's gradient out (<see cref="WireCodec"/>), or 400/413 with the reason.</summary>
     public async Task<IResult> InvokeAsync(HttpRequest request, CancellationToken cancellationToken)
     {
-        Interlocked.Increment(ref _inFlight);
+        if (Interlocked.Increment(ref _inFlight) > _options.MaxConcurrent)
+        {
+            Interlocked.Decrement(ref _inFlight);
+            return Refuse(StatusCodes.Status503ServiceUnavailable, $"busy: {_options.MaxConcurrent} invocations are already here (Function:MaxConcurrent)");
+        }
         try
         {
             var (function, data) = await _loaded.Value.WaitAsync(cancellationToken);
@@ -97,7 +119,10 @@ public sealed class FunctionRuntime : IDisposable
                 return Refuse(StatusCodes.Status400BadRequest, ex.Reason);
             }
             if (invocation.JobId != _job.JobId) return Refuse(StatusCodes.Status400BadRequest, $"the invocation is for job '{invocation.JobId}'; this function serves job '{_job.JobId}'");
-            if (Cached(invocation.IdempotencyKey) is { } cached)
+            // The cache is keyed on what was asked, not only on its name: a round recomputed after a state transfer asks
+            // again under the same key with other weights or samples, and a caller must not get another's gradient.
+            string key = invocation.IdempotencyKey + "/" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(body));
+            if (Cached(key) is { } cached)
             {
                 Interlocked.Increment(ref _fromCache);
                 return Results.Bytes(cached, "application/octet-stream");
@@ -112,7 +137,7 @@ public sealed class FunctionRuntime : IDisposable
                 Interlocked.Add(ref _computeTicks, System.Diagnostics.Stopwatch.GetTimestamp() - started);
                 byte[] answer = WireCodec.Encode(new WireMessage(MessageKind.Gradient, invocation.JobId, invocation.Generation, invocation.Round, invocation.Worker,
                     invocation.Samples.Length, invocation.Share, 0, gradient));
-                Remember(invocation.IdempotencyKey, answer);
+                Remember(key, answer);
                 Interlocked.Increment(ref _served);
                 return Results.Bytes(answer, "application/octet-stream");
             }
@@ -129,7 +154,9 @@ public sealed class FunctionRuntime : IDisposable
 
     private IResult Refuse(int status, string reason)
     {
-        Interlocked.Increment(ref _refused);
+        // A busy instance (503) refuses nothing about the invocation itself: it may be sent again.
+        if (status < 500) Interlocked.Increment(ref _refused);
+        else Interlocked.Increment(ref _busy);
         _logger.LogWarning("refused an invocation ({Status}): {Reason}", status, reason);
         return Results.Json(new { error = reason }, statusCode: status);
     }

@@ -141,7 +141,7 @@ public sealed class WorkerLoop(
         }
         long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
         // A retried round sends what it already computed: peers may hold the first copy, and every copy must be equal.
-        if (functionOptions.Value.Enabled && !runtime.Use(node => node.HasOwnGradient(node.OpenRound))) await ComputeByFunctionsAsync(job, stoppingToken);
+        if (functionOptions.Value.Enabled && !runtime.Use(node => node.HasOwnGradient(node.OpenRound)) && !await ComputeByFunctionsAsync(job, stoppingToken)) return;
         var contribution = runtime.Use(node =>
         {
             if (!node.HasOwnGradient(node.OpenRound))
@@ -207,7 +207,9 @@ public sealed class WorkerLoop(
     /// gradients are combined in share order into this worker's gradient (the same as computing the batch whole, up to
     /// float summation order). The node is not held while the functions work: deliveries go on meanwhile.
     /// </summary>
-    private async Task ComputeByFunctionsAsync(TrainingJobOptions job, CancellationToken stoppingToken)
+    /// <returns>False when the round moved on while the functions worked (under a parameter server, its weights came): the
+    /// gradients were computed on weights that are no longer the node's, so they are dropped and the next round starts.</returns>
+    private async Task<bool> ComputeByFunctionsAsync(TrainingJobOptions job, CancellationToken stoppingToken)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         var invocations = runtime.Use(node =>
@@ -218,8 +220,16 @@ public sealed class WorkerLoop(
             return shares.Select((samples, share) => new FunctionInvocation(job.JobId, _id, node.Generation, node.OpenRound, share, samples, weights)).ToList();
         });
         var gradients = await functions.ComputeAsync(invocations, ComputeLocally, stoppingToken);
-        runtime.Use(node => { node.CombineShareGradients(gradients); return 0; });
+        var asked = invocations[0];
+        bool combined = runtime.Use(node =>
+        {
+            if (node.OpenRound != asked.Round || node.Generation != asked.Generation || node.HasOwnGradient(node.OpenRound)) return false;
+            node.CombineShareGradients(gradients);
+            return true;
+        });
         TrainingMetrics.BusyTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tags);
+        if (!combined) logger.LogWarning("{Worker}: round {Round} moved on while its shares were computed; their gradients are dropped", _id, asked.Round);
+        return combined;
     }
 
     private float[] ComputeLocally(FunctionInvocation invocation)

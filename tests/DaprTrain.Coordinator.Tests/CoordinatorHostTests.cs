@@ -102,17 +102,23 @@ public sealed class CoordinatorHostTests : IDisposable
         await Post(Event("second", "worker-2"));
         (await Post("not json at all")).Should().Contain("SUCCESS", "a dead letter that is not even a CloudEvent is still counted, never refused");
         await Post("{\"id\":\"" + new string('x', 100_000) + "\"}");
+        using (var badUtf8 = new ByteArrayContent([.. "{\"id\":\"a"u8, 0xC3, 0x28, .. "\"}"u8]))
+        {
+            badUtf8.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/cloudevents+json");
+            (await client.PostAsync("/dead-letters", badUtf8)).StatusCode.Should().Be(HttpStatusCode.OK, "a string that is not UTF-8 was answered 500");
+        }
 
         using var doc = System.Text.Json.JsonDocument.Parse(await client.GetStringAsync("/dead-letters"));
         var root = doc.RootElement;
-        root.GetProperty("total").GetInt64().Should().Be(5, "the second delivery of 'second' (another subscriber's, or a redelivery) is the same dead letter");
-        root.GetProperty("deliveries").GetInt64().Should().Be(6);
+        root.GetProperty("total").GetInt64().Should().Be(6, "the second delivery of 'second' (another subscriber's, or a redelivery) is the same dead letter");
+        root.GetProperty("deliveries").GetInt64().Should().Be(7);
         var groups = root.GetProperty("byTopicAndSource").EnumerateArray().Select(g => (g.GetProperty("topic").GetString(), g.GetProperty("source").GetString(), g.GetProperty("count").GetInt64())).ToList();
-        groups.Should().Equal(("(unknown)", "(unknown)", 2L), ("gradients", "worker-2", 2L), ("gradients", "mallory", 1L));
+        groups.Should().Equal(("(unknown)", "(unknown)", 3L), ("gradients", "worker-2", 2L), ("gradients", "mallory", 1L));
         var recent = root.GetProperty("recent").EnumerateArray().ToList();
-        recent.Select(r => r.GetProperty("id").GetString()).Should().Equal("", "", "third", "second", "first");
-        recent[1].GetProperty("problem").GetString().Should().StartWith("not a CloudEvent");
-        recent[0].GetProperty("bytes").GetInt32().Should().BeGreaterThan(100_000, "an id longer than any a sidecar writes is not kept, only counted");
+        recent.Select(r => r.GetProperty("id").GetString()).Should().Equal("", "", "", "third", "second", "first");
+        recent[0].GetProperty("problem").GetString().Should().Contain("not valid UTF-8");
+        recent[2].GetProperty("problem").GetString().Should().StartWith("not a CloudEvent");
+        recent[1].GetProperty("bytes").GetInt32().Should().BeGreaterThan(100_000, "an id longer than any a sidecar writes is not kept, only counted");
     }
 
     [Fact]

@@ -40,6 +40,8 @@ public sealed class ServerlessEndToEndTests
         await cluster.WaitUntilAsync(async () => (await cluster.StatusAsync("function-a")).GetProperty("inFlight").GetInt32() > 0, TimeSpan.FromSeconds(30), "an invocation in function-a");
         doomed.Kill();
         long killedAt = await cluster.AppliedRoundAsync("worker-1");
+        // As Kubernetes takes a dead pod's endpoint away: calls that went to it meanwhile failed and are retried.
+        sidecars.Components.Invocation.Unregister(FunctionApp, cluster.Apps["function-a"]);
 
         var accuracies = await cluster.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(4));
         var workers = await Task.WhenAll(new[] { "worker-1", "worker-2" }.Select(cluster.StatusAsync));
@@ -48,7 +50,7 @@ public sealed class ServerlessEndToEndTests
         Console.WriteLine($"serverless p2p, function-a killed in round {killedAt}: held-out accuracy {string.Join(", ", accuracies)}; "
             + $"worker fan-out counters: {string.Join("; ", functions.Select(f => f.ToString()))}");
         accuracies.Should().AllSatisfy(a => a.Should().BeGreaterThan(0.86));
-        retries.Should().BePositive("the invocation that function-a held, and later calls routed to its address, failed and were retried");
+        retries.Should().BePositive("the invocation that function-a held when it died failed and was retried");
         functions.Sum(f => f.GetProperty("fallbacks").GetInt64()).Should().Be(0, "function-b computed every retried share: no worker had to compute one itself");
         functions.Sum(f => f.GetProperty("served").GetInt64()).Should().Be(2 * 2 * 40, "every share of every round of both workers came from a function");
         (await cluster.StatusAsync("function-b")).GetProperty("served").GetInt64().Should().BePositive();

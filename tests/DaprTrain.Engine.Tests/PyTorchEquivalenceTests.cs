@@ -17,7 +17,11 @@ public sealed class PyTorchTheoryAttribute : TheoryAttribute
         try
         {
             using var probe = Process.Start(new ProcessStartInfo(PyTorchEquivalenceTests.Python, ["-c", "import torch, numpy"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-            probe.WaitForExit(60_000);
+            if (!probe.WaitForExit(60_000))
+            {
+                probe.Kill(entireProcessTree: true);
+                return $"{PyTorchEquivalenceTests.Python} did not import torch within a minute";
+            }
             return probe.ExitCode == 0 ? null : $"PyTorch is not installed for {PyTorchEquivalenceTests.Python} (apt-get install python3-torch; .ci/run does it as root)";
         }
         catch (System.ComponentModel.Win32Exception)
@@ -163,10 +167,14 @@ public sealed class PyTorchEquivalenceTests
             string script = Path.Combine(RepositoryRoot(), "tools", "pytorch", "ddp_equivalence.py");
             using var process = Process.Start(new ProcessStartInfo(Python, [script, folder]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
             var error = process.StandardError.ReadToEndAsync();
-            string output = process.StandardOutput.ReadToEnd();
-            process.WaitForExit(300_000).Should().BeTrue("the PyTorch side finishes within 5 minutes");
-            process.ExitCode.Should().Be(0, $"ddp_equivalence.py: {output}{error.Result}");
-            Console.WriteLine(output.Trim());
+            var output = process.StandardOutput.ReadToEndAsync();
+            if (!process.WaitForExit(300_000))
+            {
+                process.Kill(entireProcessTree: true);
+                throw new TimeoutException("ddp_equivalence.py did not finish within 5 minutes (a gloo rendezvous that never completed?)");
+            }
+            process.ExitCode.Should().Be(0, $"ddp_equivalence.py: {output.Result}{error.Result}");
+            Console.WriteLine(output.Result.Trim());
             return MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(folder, "final.f32"))).ToArray();
         }
         finally

@@ -60,6 +60,29 @@ public sealed class GradientFunctionAppTests : IDisposable
         (await status.Content.ReadAsStringAsync()).Should().Contain("\"served\":1").And.Contain("\"fromCache\":1");
     }
 
+    /// <summary>
+    /// A round recomputed after a state transfer asks again under the same idempotency key with other samples (or
+    /// weights): it gets the gradient of what it asked, not the cached answer to the earlier request.
+    /// </summary>
+    [Fact]
+    public async Task The_same_key_with_other_samples_is_computed_again_not_answered_from_the_cache()
+    {
+        float[] weights = Weights();
+        var first = new FunctionInvocation(Job, "worker-1", 0, 7, 1, Samples, weights);
+        var again = first with { Samples = [2, 7, 1, 8, 2, 8] };
+        first.IdempotencyKey.Should().Be(again.IdempotencyKey);
+        using var one = await Invoke(FunctionInvocationCodec.Encode(first));
+        using var two = await Invoke(FunctionInvocationCodec.Encode(again));
+        var answer = WireCodec.Decode(await two.Content.ReadAsByteArrayAsync());
+        again.Mismatch(answer).Should().BeNull("the answer counts the new share's samples");
+
+        using var data = TrainingData.Synthetic(10_000, 1, 500);
+        using var function = new DaprTrain.Engine.Nodes.GradientFunction(_trainer);
+        answer.Values.ToArray().Should().Equal(function.Invoke(weights, data.Train, again.Samples));
+        using var status = await _app.CreateClient().GetAsync("/status");
+        (await status.Content.ReadAsStringAsync()).Should().Contain("\"served\":2").And.Contain("\"fromCache\":0");
+    }
+
     public static TheoryData<string, string> Refusals() => new()
     {
         { "garbage", "bad magic number" },

@@ -149,7 +149,9 @@ public partial class HelmChartTests
         text.Should().Contain("replicas: {{ if .Values.serverless.keda.enabled }}{{ .Values.serverless.keda.minReplicas }}{{ else }}",
             "KEDA owns the count, starting from minReplicas (0)");
         text.Should().Contain("kind: ScaledObject").And.Contain("apiVersion: keda.sh/v1alpha1").And.Contain("minReplicaCount: {{ .Values.serverless.keda.minReplicas }}");
-        text.Should().Contain("type: prometheus").And.Contain("daprtrain_function_pending").And.Contain("activationThreshold: \"0\"");
+        text.Should().Contain("type: prometheus").And.Contain("max_over_time(daprtrain_function_pending").And.Contain("activationThreshold: \"0\"",
+            "the gauge is 0 between fan-outs: an instantaneous query would scale to zero mid-job");
+        text.Should().Contain(".Capabilities.APIVersions.Has \"keda.sh/v1alpha1/ScaledObject\"", "without KEDA the install stops with a message, not a missing kind");
         text.Should().Contain("scaleTargetRef:\n    name: {{ .Release.Name }}-gradient-function");
 
         string workers = File.ReadAllText(Path.Combine(Chart, "templates", "workers.yaml"));

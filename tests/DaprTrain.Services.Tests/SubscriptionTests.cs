@@ -179,7 +179,7 @@ public sealed class SubscriptionTests : IDisposable
     /// Issue 14: these were answered 500 (Dapr.AspNetCore's UseCloudEvents threw), which daprd retries: poison coming
     /// back for ever. Each is DROP, and the worker stays able to take the next good message.
     /// </summary>
-    public static TheoryData<string> HostileEnvelopes() => ["not-json", "bad-base64", "20-mb-of-zeros", "20-mb-of-zero-chars", "base64-not-string", "no-data", "truncated-json", "deep-json", "xml"];
+    public static TheoryData<string> HostileEnvelopes() => ["not-json", "bad-base64", "20-mb-of-zeros", "20-mb-of-zero-chars", "base64-not-string", "no-data", "truncated-json", "deep-json", "xml", "invalid-utf8-id", "invalid-utf8-traceparent"];
 
     [Theory]
     [MemberData(nameof(HostileEnvelopes))]
@@ -196,6 +196,9 @@ public sealed class SubscriptionTests : IDisposable
             "no-data" => CloudEvent("{\"specversion\":\"1.0\",\"id\":\"x\"}"u8.ToArray()),
             "truncated-json" => CloudEvent("{\"data_base64\":\"AAAA"u8.ToArray()),
             "deep-json" => CloudEvent(Encoding.ASCII.GetBytes(new string('[', 10_000))),
+            // Utf8JsonReader.GetString throws InvalidOperationException (not JsonException) on these: they were answered 500.
+            "invalid-utf8-id" => CloudEvent([.. "{\"id\":\"a"u8, 0xC3, 0x28, .. "\",\"data_base64\":\"AAAA\"}"u8]),
+            "invalid-utf8-traceparent" => CloudEvent([.. "{\"traceparent\":\"a"u8, 0xC3, 0x28, .. "\",\"data_base64\":\"AAAA\"}"u8]),
             _ => new StringContent("<event/>", Encoding.UTF8, "application/xml"),
         };
         var response = await client.PostAsync(WorkerHosting.GradientsRoute, content);

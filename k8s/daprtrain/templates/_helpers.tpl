@@ -50,6 +50,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .Values.job.holdout | quote }}
 - name: JOB__MAXCHUNKBYTES
   value: {{ .Values.job.maxChunkBytes | quote }}
+- name: JOB__SIDECARMAXBODYBYTES
+  value: {{ .Values.job.sidecarMaxBodyBytes | quote }}
 - name: JOB__DATASET
   value: {{ .Values.job.dataset | default "mnist" | quote }}
 {{- with (include "daprtrain.dataDir" .) }}

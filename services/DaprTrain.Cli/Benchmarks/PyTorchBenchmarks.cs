@@ -111,8 +111,13 @@ internal sealed class PyTorchBenchmarks(TextWriter output, bool quick)
         }
         using var process = Process.Start(start)!;
         var error = process.StandardError.ReadToEndAsync();
-        string line = process.StandardOutput.ReadToEnd().Trim().Split('\n')[^1];
-        process.WaitForExit();
+        var output = process.StandardOutput.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(10)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"ddp_bench.py with {workers} workers did not finish within 10 minutes");
+        }
+        string line = output.Result.Trim().Split('\n')[^1];
         if (process.ExitCode != 0) throw new InvalidOperationException($"ddp_bench.py failed ({process.ExitCode}): {error.Result}");
         using var json = JsonDocument.Parse(line);
         return (json.RootElement.GetProperty("msPerRound").GetDouble(), json.RootElement.GetProperty("accuracy").GetDouble());
@@ -123,7 +128,11 @@ internal sealed class PyTorchBenchmarks(TextWriter output, bool quick)
         try
         {
             using var probe = Process.Start(new ProcessStartInfo(Python, ["-c", "import torch, numpy"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-            probe.WaitForExit(60_000);
+            if (!probe.WaitForExit(60_000))
+            {
+                probe.Kill(entireProcessTree: true);
+                return $"{Python} did not import torch within a minute";
+            }
             return probe.ExitCode == 0 ? null : $"PyTorch is not installed for {Python} (sudo apt-get install python3-torch)";
         }
         catch (System.ComponentModel.Win32Exception)
