@@ -101,6 +101,14 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
             // such senders as it may); the same bytes resent later must reach the node again, not count as a duplicate.
             _assembler.Forget(assembled.Message!);
         }
+        else if (delivered.Status == DeliveryStatus.Retry)
+        {
+            // The node asks for this message again later (a p2p-scatter worker before its first view, a worker waiting for
+            // the view of a new server generation). Its redelivery must reach the node: left marked complete, it was taken
+            // for a duplicate, acknowledged and lost, and the round went on without that sender (a test of p2p-scatter
+            // against p2p caught it once, in CI under load).
+            _assembler.Forget(assembled.Message!);
+        }
         return Answer(delivered.Status);
     }
 

@@ -439,6 +439,27 @@ public sealed class ScatterSubscriptionTests : IDisposable
         ["topic"] = "slices.worker-2", ["pubsubname"] = "gradients", ["datacontenttype"] = "application/octet-stream", ["data_base64"] = Convert.ToBase64String(data),
     });
 
+    /// <summary>
+    /// A worker whose node runs but has no view yet answers RETRY to a slice (it cannot tell which slice is its own). The
+    /// redelivery of the same bytes must reach the node once the view is there: it was taken for a duplicate, acknowledged
+    /// and lost, so the owner lacked a slice and the round closed without that sender (CI once, under load: p2p-scatter's
+    /// weights then differed from p2p's).
+    /// </summary>
+    [Fact]
+    public async Task A_slice_answered_retry_before_the_first_view_is_held_when_delivered_again()
+    {
+        var client = _worker.CreateClient();
+        var node = new WorkerNode("worker-2", "daprtrain", Trainer, Data, NullLogger.Instance);
+        _worker.Services.GetRequiredService<WorkerRuntime>().Start(node);
+        var slice = SlicesOfWorker1().Single(s => s.Owner == "worker-2").Payload;
+        string route = WorkerHosting.Route(DaprTrain.Contracts.DaprTopics.Slices("worker-2"));
+
+        (await Deliver(client, route, slice)).Should().Be("RETRY", "without a view the worker cannot tell which slice is its own");
+        _worker.Services.GetRequiredService<WorkerRuntime>().Use(n => { n.ApplyView(View, Shards); n.ComputeGradient(); return 0; });
+        (await Deliver(client, route, slice)).Should().Be("SUCCESS");
+        _worker.Services.GetRequiredService<WorkerRuntime>().Use(n => n.HeldSenders(1)).Should().Contain("worker-1", "the redelivered slice reached the node");
+    }
+
     [Fact]
     public async Task A_scatter_worker_declares_its_own_slices_and_reduced_topics()
     {
