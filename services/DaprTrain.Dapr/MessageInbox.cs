@@ -93,20 +93,19 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
             logger.LogDebug("{Route}: discarded a late message: {Reason}", route, delivered.Reason);
             return Answer(DeliveryStatus.Success);
         }
-        else if (delivered.Status == DeliveryStatus.Drop)
+        if (delivered.Status == DeliveryStatus.Drop)
         {
             Interlocked.Increment(ref _dropped);
             logger.LogWarning("{Route}: dropped a message {EventId}: {Reason}", route, eventId ?? "(no id)", delivered.Reason);
-            // A refusal may hold only for now (a sender no view names yet, when the node already holds apart as many
-            // such senders as it may); the same bytes resent later must reach the node again, not count as a duplicate.
-            _assembler.Forget(assembled.Message!);
         }
-        else if (delivered.Status == DeliveryStatus.Retry)
+        if (delivered.Status != DeliveryStatus.Success)
         {
-            // The node asks for this message again later (a p2p-scatter worker before its first view, a worker waiting for
-            // the view of a new server generation). Its redelivery must reach the node: left marked complete, it was taken
-            // for a duplicate, acknowledged and lost, and the round went on without that sender (a test of p2p-scatter
-            // against p2p caught it once, in CI under load).
+            // Whatever the node did not take must reach it again when the same bytes come back, not count as a duplicate:
+            // a refusal may hold only for now (a sender no view names yet, when the node already holds apart as many such
+            // senders as it may), and a RETRY asks for the message later (a p2p-scatter worker before its first view, a
+            // worker waiting for the view of a new server generation). Left marked complete, a retried message was taken
+            // for a duplicate and lost, and the round went on without its sender (a test of p2p-scatter against p2p caught
+            // it once, in CI under load).
             _assembler.Forget(assembled.Message!);
         }
         return Answer(delivered.Status);
