@@ -95,7 +95,8 @@ internal sealed class EngineBenchmarks(TextWriter output, bool quick)
         output.WriteLine($"| {topology.Name()} | {workers} | {bytes / 1e6:F2} MB | {exchangeMs:F3} ms | {memcpyMs:F3} ms | {exchangeMs / memcpyMs:F2}x | {coldMs:F3} ms | {exchangeMs / coldMs:F2}x |");
     }
 
-    private static async Task<RunResult> RunAsync(TrainingData data, Topology topology, int workers, int rounds, string model = "mlp", int batch = 64,
+    /// <summary>One embedded job of the MLP (Adam 1e-3, seed 1, no faults), evaluated once at its end; the pytorch section runs the same.</summary>
+    internal static async Task<RunResult> RunAsync(TrainingData data, Topology topology, int workers, int rounds, string model = "mlp", int batch = 64,
         double roundDeadlineMs = 250)
     {
         var options = new JobOptions($"bench-{topology.Name()}-{workers}", topology, workers,

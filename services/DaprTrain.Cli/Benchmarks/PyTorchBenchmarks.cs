@@ -72,14 +72,8 @@ internal sealed class PyTorchBenchmarks(TextWriter output, bool quick)
 
     private static string TrainerDefaults() => $"{TorchSharp.torch.get_num_threads()} threads";
 
-    private static async Task<RunResult> EmbeddedAsync(TrainingData data, int workers, int rounds)
-    {
-        var options = new JobOptions($"bench-ddp-{workers}", Topology.PeerToPeer, workers,
-            new TrainerOptions("mlp", new OptimizerSettings(OptimizerKind.Adam, LearningRate), Batch, 1),
-            rounds, FaultPlan.None, new NetworkModel(), EvaluateEvery: rounds);
-        using var job = new EmbeddedJob(options, data, new InMemoryCheckpointStore(), PriceTable.Default(), NullLoggerFactory.Instance);
-        return await job.RunAsync();
-    }
+    private static Task<RunResult> EmbeddedAsync(TrainingData data, int workers, int rounds) =>
+        EngineBenchmarks.RunAsync(data, Topology.PeerToPeer, workers, rounds, batch: Batch);
 
     private static void Export(TrainingData data, string folder)
     {
