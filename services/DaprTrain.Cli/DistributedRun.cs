@@ -11,7 +11,7 @@ namespace DaprTrain.Cli;
 internal static class DistributedRun
 {
     public static async Task<RunResult> RunAsync(JobOptions options, TrainingData data, ICheckpointStore store, PriceTable prices, TextWriter output, bool quiet, CancellationToken cancellationToken,
-        Simulation.Compute.PlatformProfile? platform = null, Engine.Telemetry.IProgressSink? events = null)
+        Simulation.Compute.PlatformProfile? platform = null, Coordination.Progress.IProgressSink? events = null)
     {
         var progress = new ProgressLine(output);
         var console = new ConsoleEvents(output) { BeforeWrite = progress.Clear };

@@ -1,5 +1,5 @@
 using System.Text;
-using DaprTrain.Engine.Telemetry;
+using DaprTrain.Coordination.Progress;
 
 namespace DaprTrain.Cli;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.Engine.Storage;
-using DaprTrain.Engine.Telemetry;
+using DaprTrain.Coordination.Progress;
 using DaprTrain.Simulation.Accounting;
 using DaprTrain.Simulation.Compute;
 using DaprTrain.Simulation.Rounds;
@@ -72,7 +72,7 @@ public sealed class EmbeddedJob : IDisposable
             await _cluster.RegisterServerAsync();
         }
         await _cluster.RefreshViewAsync();
-        _progress.View(_cluster.View, _cluster.Generation);
+        _progress.View(_cluster.View);
 
         var resumed = _options.ResumeFromStore ? await _checkpoints.LoadLatestAsync(cancellationToken) : null;
         if (resumed is { } found)
@@ -111,7 +111,7 @@ public sealed class EmbeddedJob : IDisposable
         // Live processes renew their leases on a timer, also while they wait (for a restarting server, say).
         foreach (var worker in _cluster.LiveWorkers) await _cluster.Coordinator.HeartbeatAsync(worker.Id);
         await _cluster.RefreshViewAsync();
-        _progress.View(_cluster.View, _cluster.Generation);
+        _progress.View(_cluster.View);
         _recovery.Detected(_cluster.View.Expired, round);
 
         var participants = _cluster.Participants();

@@ -1,6 +1,6 @@
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Nodes;
-using DaprTrain.Engine.Telemetry;
+using DaprTrain.Coordination.Progress;
 using DaprTrain.Simulation.Accounting;
 
 namespace DaprTrain.Simulation;
@@ -16,7 +16,7 @@ internal sealed class JobProgress(ProgressEmitter? emitter)
     public const string JobSource = "job";
     public const string CoordinatorSource = "coordinator";
 
-    private MembershipView? _last;
+    private readonly MembershipChanges _membership = new();
 
     public bool Enabled => emitter is not null;
 
@@ -26,26 +26,11 @@ internal sealed class JobProgress(ProgressEmitter? emitter)
         options.Workers, options.Rounds, options.Trainer.Model, options.ResolvedAggregator.ToString(), options.Codec.ToString(),
         options.Compute == ComputeMode.Serverless, options.Faults.Name));
 
-    /// <summary>Membership changes between the last view and this one, each with the whole new view.</summary>
-    public void View(MembershipView view, int generation)
+    /// <summary>Membership changes between the last view and this one, each with the whole new view (from the coordinator).</summary>
+    public void View(MembershipView view)
     {
         if (emitter is null) return;
-        var before = _last;
-        _last = view;
-        var members = view.Members.Order(StringComparer.Ordinal).ToList();
-        var owners = view.ShardOwners.OrderBy(p => p.Key).Select(p => p.Value).ToList();
-        void Change(string change, string? node) =>
-            Emit(CoordinatorSource, ProgressEvent.Membership(change, node, generation, members, view.CheckpointWriter, owners));
-
-        var previous = before?.Members ?? [];
-        foreach (string node in view.Members.Except(previous).Order(StringComparer.Ordinal)) Change("joined", node);
-        foreach (string node in previous.Except(view.Members).Order(StringComparer.Ordinal))
-        {
-            Change(view.Expired.Contains(node) ? "lease-expired" : "left", node);
-        }
-        if (before is null) return;
-        if (!owners.SequenceEqual(before.ShardOwners.OrderBy(p => p.Key).Select(p => p.Value))) Change("shards-moved", null);
-        if (view.CheckpointWriter != before.CheckpointWriter) Change("checkpoint-writer", view.CheckpointWriter);
+        foreach (var change in _membership.Next(view)) Emit(CoordinatorSource, change);
     }
 
     public void RoundCompleted(SimulatedCluster cluster, long round, double startMs, int included, int members)

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.Engine.Storage;
-using DaprTrain.Engine.Telemetry;
+using DaprTrain.Coordination.Progress;
 using DaprTrain.Simulation.Accounting;
 using DaprTrain.Simulation.Faults;
 using Microsoft.Extensions.Logging;
@@ -47,7 +47,7 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
                     await cluster.StartWorkerAsync(fault.Node);
                     progress.Emit(JobProgress.JobSource, ProgressEvent.NodeState(fault.Node, "rejoining", round, "restarted by the fault plan"));
                     await cluster.RefreshViewAsync();
-                    progress.View(cluster.View, cluster.Generation);
+                    progress.View(cluster.View);
                     await SynchroniseAsync(cluster.Worker(fault.Node), cancellationToken);
                     progress.Emit(JobProgress.JobSource, ProgressEvent.NodeState(fault.Node, "alive", round, "rejoined with the current state"));
                     cluster.Log.LogInformation("restarted {Worker} at round {Round}; it rejoined with the current state", fault.Node, round);

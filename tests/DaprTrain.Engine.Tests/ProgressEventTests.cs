@@ -1,7 +1,7 @@
 using System.Text.Json;
 using DaprTrain.Coordination;
 using DaprTrain.Engine.Storage;
-using DaprTrain.Engine.Telemetry;
+using DaprTrain.Coordination.Progress;
 using DaprTrain.Simulation;
 using DaprTrain.Training.Tests;
 using FluentAssertions;

@@ -1,4 +1,4 @@
-namespace DaprTrain.Engine.Telemetry;
+namespace DaprTrain.Coordination.Progress;
 
 /// <summary>Where progress events go: a file (embedded mode), the pub/sub topic <c>progress</c> (services), a test's list.</summary>
 public interface IProgressSink

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace DaprTrain.Engine.Telemetry;
+namespace DaprTrain.Coordination.Progress;
 
 /// <summary>
 /// One progress event of a job (schemas/progress-event.schema.json, version 1): what a dashboard shows live. The services
