@@ -28,6 +28,9 @@ public static class DaprTopics
     /// subscription of the workers and the server declares it, and the coordinator counts and shows what lands there.
     /// </summary>
     public const string DeadLetters = "dead-letters";
+
+    /// <summary>Progress events (schemas/progress-event.schema.json, JSON CloudEvents): every service publishes, the dashboard subscribes.</summary>
+    public const string Progress = "progress";
 }
 
 /// <summary>App ids, as in dapr.yaml and the Helm chart.</summary>
@@ -41,6 +44,9 @@ public static class DaprApps
 
     /// <summary>The gradient-function app: stateless, any number of instances under this one id, invoked by workers in serverless mode.</summary>
     public const string GradientFunction = "gradient-function";
+
+    /// <summary>The dashboard (TypeScript, services/dashboard): subscribes to <see cref="DaprTopics.Progress"/>.</summary>
+    public const string Dashboard = "dashboard";
 }
 
 /// <summary>Methods invoked through Dapr service invocation (POST /v1.0/invoke/{app}/method/{method}).</summary>

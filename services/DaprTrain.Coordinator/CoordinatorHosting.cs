@@ -26,6 +26,7 @@ public static class CoordinatorHosting
             .ValidateOnStart();
         builder.Services.AddDaprTrainHost(builder.Configuration);
         builder.Services.AddSingleton<DeadLetterLedger>();
+        builder.Services.AddProgressEvents(builder.Configuration);
         builder.Services.AddActors(options =>
         {
             options.Actors.RegisterActor<JobCoordinatorActor>();

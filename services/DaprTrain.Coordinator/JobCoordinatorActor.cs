@@ -1,6 +1,7 @@
 using Dapr.Actors.Runtime;
 using DaprTrain.Contracts;
 using DaprTrain.Coordination;
+using DaprTrain.Coordination.Progress;
 using Microsoft.Extensions.Options;
 
 namespace DaprTrain.Coordinator;
@@ -17,22 +18,28 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
 
     private readonly CoordinatorOptions _options;
     private readonly TimeProvider _time;
+    private readonly ProgressEmitter? _progress;
+    // Membership events for the dashboard: diffs of the views this activation handed out (a new activation starts
+    // with the whole view as "joined" events, which a receiver takes as no change).
+    private readonly MembershipChanges _changes = new();
     private JobCoordinator? _coordinator;
 
-    public JobCoordinatorActor(ActorHost host, IOptions<CoordinatorOptions> options, TimeProvider time)
+    public JobCoordinatorActor(ActorHost host, IOptions<CoordinatorOptions> options, TimeProvider time, ProgressEmitter progress)
         : base(host)
     {
         _options = options.Value;
         _time = time;
+        _progress = progress;
     }
 
-    /// <summary>For tests: the actor with a state manager of the test's choosing.</summary>
-    internal JobCoordinatorActor(ActorHost host, CoordinatorOptions options, TimeProvider time, IActorStateManager stateManager)
+    /// <summary>For tests: the actor with a state manager of the test's choosing (and, if given, where its progress events go).</summary>
+    internal JobCoordinatorActor(ActorHost host, CoordinatorOptions options, TimeProvider time, IActorStateManager stateManager, ProgressEmitter? progress = null)
         : base(host)
     {
         _options = options;
         _time = time;
         StateManager = stateManager;
+        _progress = progress;
     }
 
     /// <summary>For tests: what the runtime does when it activates the actor.</summary>
@@ -68,6 +75,7 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
             throw;
         }
         await SaveAsync();
+        Tell(view);
         return ToDto(view);
     }
 
@@ -85,6 +93,7 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
             throw;
         }
         await SaveAsync();
+        Tell(view);
         return ToDto(view);
     }
 
@@ -109,6 +118,7 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
             throw;
         }
         await SaveAsync();
+        Tell(view);
         return ToDto(view);
     }
 
@@ -116,6 +126,7 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     {
         var view = State.CurrentView();
         if (view.Expired.Count > 0) await SaveAsync();
+        Tell(view);
         return ToDto(view);
     }
 
@@ -176,6 +187,13 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
             Logger.LogInformation("job {Job}: leases of {Members} expired; shards reassigned", Id.GetId(), string.Join(", ", view.Expired));
             await SaveAsync();
         }
+        Tell(view);
+    }
+
+    private void Tell(MembershipView view)
+    {
+        if (_progress is null) return;
+        foreach (var change in _changes.Next(view)) _progress.Emit(DaprApps.Coordinator, change);
     }
 
     private async Task SaveAsync()

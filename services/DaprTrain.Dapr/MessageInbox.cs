@@ -28,6 +28,11 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
     /// <summary>Deliveries of chunks or messages this inbox had already taken (broker redeliveries and duplicates).</summary>
     public int Redelivered => _redelivered;
 
+    private long _bytesReceived;
+
+    /// <summary>Bytes of the whole messages this inbox delivered to its node (the progress events' bytes per round).</summary>
+    public long BytesReceived => Interlocked.Read(ref _bytesReceived);
+
     /// <summary>Deliveries answered DROP (poison of any kind, and messages the node refused).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
@@ -84,6 +89,7 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
         span?.SetTag("daprtrain.node", node);
         span?.SetTag("messaging.message.body.size", assembled.Message!.Length);
         TrainingMetrics.BytesReceived.Add(assembled.Message!.Length, _tags);
+        Interlocked.Add(ref _bytesReceived, assembled.Message!.Length);
         TrainingMetrics.MessagesReceived.Add(1, _tags);
         var delivered = deliver(assembled.Message!);
         if (delivered.Late)

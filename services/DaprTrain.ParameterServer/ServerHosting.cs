@@ -16,6 +16,7 @@ public static class ServerHosting
         builder.Services.AddDaprTrainHost(builder.Configuration);
         builder.Services.AddDaprTrainPorts();
         builder.Services.AddSingleton<ServerRuntime>();
+        builder.Services.AddProgressEvents(builder.Configuration);
         if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop")) builder.Services.AddHostedService<ServerLoop>();
         return builder;
     }

@@ -24,8 +24,12 @@ public sealed class ServerLoop(
     IMessagePublisher publisher,
     TimeProvider time,
     ILogger<ServerLoop> logger,
-    DaprTrain.Coordination.Security.MemberIdentity identity) : BackgroundService
+    DaprTrain.Coordination.Security.MemberIdentity identity,
+    DaprTrain.Coordination.Progress.ProgressEmitter progress) : BackgroundService
 {
+    private long _roundStarted = time.GetTimestamp();
+    private long _bytesAtLastRound;
+
     private static readonly System.Diagnostics.TagList Tags = TrainingMetrics.Node(ParameterServerNode.NodeId);
 
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
@@ -53,6 +57,9 @@ public sealed class ServerLoop(
         // The members first: gradients answering the weights below must find their senders known (and their keys).
         node.SetMembers(registered.Members, registered.PublicKeys);
         runtime.Start(node);
+        progress.Emit(ParameterServerNode.NodeId, DaprTrain.Coordination.Progress.ProgressEvent.NodeState(ParameterServerNode.NodeId, "alive", node.AppliedRound,
+            $"serving generation {node.Generation} from round {node.AppliedRound}"));
+        _roundStarted = time.GetTimestamp();
         await publisher.PublishAsync(DaprTopics.Weights, runtime.Use(n => n.WeightsMessage()), stoppingToken);
 
         while (!stoppingToken.IsCancellationRequested && runtime.Use(n => n.AppliedRound) < job.Rounds)
@@ -96,15 +103,34 @@ public sealed class ServerLoop(
         }
         await time.UntilAsync(() => runtime.Use(n => view.Members.All(m => n.Holds(round, m))), TimeSpan.FromMilliseconds(job.RoundDeadlineMs), Poll, stoppingToken);
 
+        int contributors = runtime.Use(n => n.HeldSenders(round).Count);
         byte[] weights = runtime.Use(n => n.CloseRound());
         await publisher.PublishAsync(DaprTopics.Weights, weights, stoppingToken);
         // The project's Meter, under the names the embedded mode's accounting uses.
         TrainingMetrics.BytesSent.Add(weights.Length, Tags);
         TrainingMetrics.MessagesSent.Add(1, Tags);
-        if (round % job.CheckpointEvery == 0 && !await checkpoints.TrySaveAsync(runtime.Use(n => n.CaptureState()), stoppingToken))
+        ReportRound(round, contributors, view.Members.Count, weights.Length);
+        if (round % job.CheckpointEvery == 0)
         {
-            logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
+            var state = runtime.Use(n => n.CaptureState());
+            if (await checkpoints.TrySaveAsync(state, stoppingToken))
+            {
+                progress.Emit(ParameterServerNode.NodeId, DaprTrain.Coordination.Progress.ProgressEvent.Checkpoint(state.Round, state.Generation, state.Writer,
+                    JobCheckpoints.Encode(state).Length));
+            }
+            else logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
         }
         if (round % 10 == 0) logger.LogInformation("completed round {Round}/{Rounds}", round, job.Rounds);
+    }
+
+    /// <summary>The server's round-completed event: its generation, the gradients it averaged, the bytes it took and sent (one weights message; the broker fans it out).</summary>
+    private void ReportRound(long round, int contributors, int members, int weightsBytes)
+    {
+        long now = time.GetTimestamp();
+        long received = runtime.Gradients.BytesReceived;
+        progress.Emit(ParameterServerNode.NodeId, DaprTrain.Coordination.Progress.ProgressEvent.RoundCompleted(round, runtime.Use(n => n.Generation),
+            time.GetElapsedTime(_roundStarted, now).TotalMilliseconds, received - _bytesAtLastRound + weightsBytes, contributors, members));
+        _bytesAtLastRound = received;
+        _roundStarted = now;
     }
 }

@@ -22,6 +22,7 @@ public static class WorkerHosting
         builder.Services.AddDaprTrainWorkerIdentity();
         builder.Services.AddDaprTrainFunctionFanOut();
         builder.Services.AddSingleton<WorkerRuntime>();
+        builder.Services.AddProgressEvents(builder.Configuration);
         if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop")) builder.Services.AddHostedService<WorkerLoop>();
         return builder;
     }

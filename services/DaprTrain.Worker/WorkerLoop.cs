@@ -1,3 +1,4 @@
+using DaprTrain.Contracts;
 using DaprTrain.Engine.Telemetry;
 using DaprTrain.Coordination;
 using DaprTrain.Dapr;
@@ -31,13 +32,16 @@ public sealed class WorkerLoop(
     FunctionFanOut functions,
     TimeProvider time,
     ILogger<WorkerLoop> logger,
-    DaprTrain.Coordination.Security.MemberIdentity identityKey) : BackgroundService
+    DaprTrain.Coordination.Security.MemberIdentity identityKey,
+    DaprTrain.Coordination.Progress.ProgressEmitter progressEmitter) : BackgroundService
 {
+    private readonly WorkerProgress _progress = new(progressEmitter, identity.Value.WorkerId, time);
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
     private readonly string _id = identity.Value.WorkerId;
     private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(identity.Value.WorkerId);
     private volatile bool _expelled;
     private long _divergenceHandled;
+    private DaprTrain.Training.Data.TrainingData? _data;
 
     /// <summary>In serverless mode, where a share the function app could not compute is computed (its own trainer: the node's is the replica).</summary>
     private GradientFunction? _localFunction;
@@ -47,13 +51,14 @@ public sealed class WorkerLoop(
         var job = options.Value;
         while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), time, stoppingToken);
 
-        var data = job.LoadData();
+        var data = _data = job.LoadData();
         var shards = DaprTrain.Training.Data.Sharding.Split(data.TrainIndices, data.Train.Labels, job.Workers, job.Seed, DaprTrain.Training.Data.ShardingMode.Iid);
         var attack = identity.Value.ParsedAttack();
         if (attack is not null) logger.LogWarning("{Worker} is Byzantine for this experiment: it sends {Attack} gradients (Job:Attack)", _id, attack);
         // Signed messages only, in both directions: its own with its key, its peers' with the keys its view registers.
         runtime.Start(new WorkerNode(_id, job.JobId, job.Trainer(), data, logger) { Aggregator = job.ResolvedAggregator(), Attack = attack, Key = identityKey.Key, Compression = job.Compression() });
         if (functionOptions.Value.Enabled) StartServerless(job);
+        _progress.Started(job, functionOptions.Value.Enabled);
         var checkpoints = new JobCheckpoints(store, job.JobId);
 
         var view = await coordinator.JoinAsync(_id, identityKey);
@@ -93,6 +98,7 @@ public sealed class WorkerLoop(
             try
             {
                 await RunRoundAsync(job, shards, checkpoints, stoppingToken);
+                ReportRound(job);
             }
             catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
@@ -104,6 +110,9 @@ public sealed class WorkerLoop(
         await heartbeats.CancelAsync();
         await heartbeatLoop;
         double accuracy = runtime.Finish(data);
+        var final = runtime.Evaluate(data);
+        _progress.Evaluated(runtime.Use(n => n.AppliedRound), final.Accuracy, final.Loss);
+        _progress.Finished(runtime.Use(n => n.AppliedRound), final.Accuracy, final.Loss);
         logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
             _id, job.Rounds, accuracy, runtime.Use(n => n.WeightHash));
     }
@@ -122,6 +131,7 @@ public sealed class WorkerLoop(
             // The lease ran out (this worker or its sidecar was away too long): the others went on without it, so
             // it joins again and takes their state before it contributes anything.
             logger.LogWarning("{Worker} was removed from the job (lease expired); joining again", _id);
+            _progress.State("rejoining", runtime.Use(n => n.AppliedRound), "its lease expired; joining again");
             await coordinator.JoinAsync(_id, identityKey);
             // Only peers take a state from the checkpoints. Under a parameter server the server's next weights bring
             // this worker up to date, and waiting for a checkpoint newer than the server's latest would wait for ever
@@ -172,6 +182,7 @@ public sealed class WorkerLoop(
         var closed = decided ?? await coordinator.CloseRoundAsync(0, round);
         // Every replica settles the coordinator's decision alike, against the members of the view it applied.
         var decision = runtime.Use(n => plan.Settle(closed, n.Members));
+        _progress.LastIncluded = decision.Included.Count;
         await PublishAsync(runtime.Use(n => plan.Share(n, decision)), stoppingToken);
         await time.UntilAsync(() => runtime.Use(n => plan.ReadyToApply(n, decision)), deadline, Poll, stoppingToken);
 
@@ -196,6 +207,7 @@ public sealed class WorkerLoop(
         {
             var state = runtime.Use(n => n.CaptureState());
             if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
+            else ReportCheckpoint(state);
             // The joiners now have a state to continue from; from the next round on the others wait for their gradients.
             foreach (var joiner in view.PendingSyncs) await coordinator.SetSyncRequestAsync(joiner, pending: false);
         }
@@ -272,11 +284,33 @@ public sealed class WorkerLoop(
         return true;
     }
 
+    private void ReportRound(TrainingJobOptions job)
+    {
+        long received = runtime.BytesReceived;
+        var (applied, reported) = runtime.Use(n => (n.AppliedRound, _progress.AfterRound(n.AppliedRound, n.Generation, received, n.Members.Count)));
+        // Under a parameter server the server writes the checkpoints and loads no data: worker-1 evaluates at those rounds.
+        if (reported && _data is not null && !job.Topology.WorkersWriteCheckpoints() && _id == DaprApps.Worker(1) && applied % job.CheckpointEvery == 0)
+        {
+            var (accuracy, loss) = runtime.Evaluate(_data);
+            _progress.Evaluated(applied, accuracy, loss);
+        }
+    }
+
+    /// <summary>A checkpoint written, and at the same rounds the replica's held-out accuracy: the dashboard's curve in a Dapr job.</summary>
+    private void ReportCheckpoint(JobCheckpoint state)
+    {
+        _progress.Checkpoint(state, JobCheckpoints.Encode(state).Length);
+        if (_data is null) return;
+        var (accuracy, loss) = runtime.Evaluate(_data);
+        _progress.Evaluated(state.Round, accuracy, loss);
+    }
+
     private async Task PublishAsync(IReadOnlyList<Outgoing> messages, CancellationToken cancellationToken)
     {
         foreach (var message in messages)
         {
             await publisher.PublishAsync(message.Topic, message.Payload, cancellationToken);
+            Interlocked.Add(ref _progress.BytesSent, message.Payload.Length);
             // The project's Meter, under the names the embedded mode's accounting uses.
             TrainingMetrics.BytesSent.Add(message.Payload.Length, _tags);
             TrainingMetrics.MessagesSent.Add(1, _tags);
@@ -306,6 +340,7 @@ public sealed class WorkerLoop(
             {
                 Restore(latest);
                 await coordinator.SetSyncRequestAsync(_id, pending: false);
+                _progress.State("alive", latest.Round, $"continues from the state of round {latest.Round} written by {latest.Writer}");
                 logger.LogInformation("{Worker} continues from round {Round}, written by {Writer}", _id, latest.Round, latest.Writer);
                 return;
             }

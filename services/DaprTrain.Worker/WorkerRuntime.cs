@@ -21,6 +21,13 @@ public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Exten
     /// <summary>Held-out accuracy of the final weights, once the worker has run all its rounds.</summary>
     public double? FinalAccuracy => Ready ? Use(_ => _finalAccuracy) : null;
 
+    /// <summary>Bytes every inbox delivered to the node.</summary>
+    public long BytesReceived => _inboxes.Values.Sum(i => i.BytesReceived);
+
+    /// <summary>Held-out accuracy and loss of the replica now (the progress events' evaluations).</summary>
+    public (double Accuracy, double Loss) Evaluate(DaprTrain.Training.Data.TrainingData data) =>
+        Use(n => n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices) is var e ? (e.Accuracy, e.Loss) : default);
+
     /// <summary>Evaluates the final weights on the held-out set and keeps the accuracy for /status.</summary>
     public double Finish(DaprTrain.Training.Data.TrainingData data) => Use(n => (_finalAccuracy = n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices).Accuracy).Value);
 

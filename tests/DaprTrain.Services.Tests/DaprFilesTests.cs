@@ -52,7 +52,8 @@ public class DaprFilesTests
         }
         Scalar(state, "spec", "type").Should().BeOneOf("state.redis", "state.postgresql");
         var scopes = ((YamlSequenceNode)pubsub.Children[new YamlScalarNode("scopes")]).Cast<YamlScalarNode>().Select(s => s.Value).ToList();
-        scopes.Should().Contain([DaprApps.ParameterServer, DaprApps.Worker(1)]).And.Contain(DaprApps.Coordinator, "the coordinator reads the dead-letter topic");
+        scopes.Should().Contain([DaprApps.ParameterServer, DaprApps.Worker(1)]).And.Contain(DaprApps.Coordinator, "the coordinator reads the dead-letter topic")
+            .And.Contain(DaprApps.Dashboard, "the dashboard reads the progress topic");
     }
 
     [Fact]
@@ -64,7 +65,14 @@ public class DaprFilesTests
         resources.Should().OnlyContain(r => Directory.Exists(Path.Combine(Root, r.Value!)));
 
         var apps = ((YamlSequenceNode)run.Children[new YamlScalarNode("apps")]).Cast<YamlMappingNode>().ToList();
-        apps.Select(a => Scalar(a, "appID")).Should().Contain([DaprApps.Coordinator, DaprApps.ParameterServer, DaprApps.Worker(1), DaprApps.Worker(2), DaprApps.Worker(3)]);
+        apps.Select(a => Scalar(a, "appID")).Should().Contain([DaprApps.Coordinator, DaprApps.ParameterServer, DaprApps.Worker(1), DaprApps.Worker(2), DaprApps.Worker(3), DaprApps.Dashboard]);
+        // The dashboard is the TypeScript app: it starts its built server, and it subscribes through the pub/sub component's scopes.
+        var dashboard = apps.Single(a => Scalar(a, "appID") == DaprApps.Dashboard);
+        File.Exists(Path.Combine(Root, Scalar(dashboard, "appDirPath"), "package.json")).Should().BeTrue("the dashboard points at the Node app");
+        ((YamlSequenceNode)dashboard.Children[new YamlScalarNode("command")]).Cast<YamlScalarNode>().Select(c => c.Value).Should().Equal("node", "dist/server.js");
+        Scalar(dashboard, "env", "PUBSUB_NAME").Should().Be(DaprComponents.PubSub);
+        Scalar(dashboard, "env", "APP_PORT").Should().Be(Scalar(dashboard, "appPort"), "the dashboard listens where daprd calls it");
+        apps.Remove(dashboard);
         foreach (var app in apps)
         {
             string dir = Path.Combine(Root, Scalar(app, "appDirPath"));

@@ -86,12 +86,27 @@ public partial class HelmChartTests
         var text = string.Concat(Templates().Select(t => t.Text));
         text.Should().Contain($"(list $ \"{DaprApps.Coordinator}\")").And.Contain($"(list $ \"{DaprApps.ParameterServer}\")");
         text.Should().Contain("(list $ \"model-server\")", "the optional model server is a Dapr app too");
+        text.Should().Contain($"(list $ \"{DaprApps.Dashboard}\")", "the dashboard is a Dapr app (it subscribes to the progress topic)");
         text.Should().Contain("printf \"worker-%d\" (add $i 1)", "one Deployment and one app id per worker, worker-1 .. worker-N");
         DaprApps.Worker(1).Should().Be("worker-1");
 
         string components = File.ReadAllText(Path.Combine(Chart, "templates", "components.yaml"));
         ComponentName().Matches(components).Select(m => m.Groups[1].Value).Should().BeEquivalentTo([DaprComponents.PubSub, DaprComponents.StateStore]);
         components.Should().Contain("name: actorStateStore").And.Contain("name: keyPrefix");
+        components.Should().Contain("- dashboard", "the dashboard subscribes through the pub/sub component, so it is in its scopes");
+    }
+
+    [Fact]
+    public void The_dashboard_is_on_by_default_serves_browsers_on_its_own_port_and_takes_the_app_token()
+    {
+        var values = (YamlMappingNode)Repository.LoadYaml(Path.Combine(Chart, "values.yaml"))["dashboard"];
+        ((YamlScalarNode)values["enabled"]).Value.Should().Be("true");
+        string dashboard = File.ReadAllText(Path.Combine(Chart, "templates", "dashboard.yaml"));
+        dashboard.Should().StartWith("{{- if .Values.dashboard.enabled }}");
+        dashboard.Should().Contain("name: APP_API_TOKEN", "its Dapr routes refuse calls without daprd's token, as every app's do");
+        dashboard.Should().Contain($"value: {DaprComponents.PubSub}", "it subscribes on the component the services publish on");
+        dashboard.Should().Contain("kind: Service").And.Contain("targetPort: ui").And.Contain("containerPort: 8081");
+        Regex.IsMatch(dashboard, @"name: APP_PORT\s+value: ""8080""").Should().BeTrue("daprd calls the app port the annotations name (8080)");
     }
 
     [Fact]

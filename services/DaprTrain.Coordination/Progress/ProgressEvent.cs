@@ -87,7 +87,7 @@ public sealed record ProgressEvent
         Model = model, Aggregator = aggregator, Compress = compress, Serverless = serverless, Scenario = Clip(scenario),
     };
 
-    public static ProgressEvent RoundCompleted(long round, int generation, double durationMs, long bytes, int contributors, int? memberCount = null) => new()
+    public static ProgressEvent RoundCompleted(long round, int generation, double durationMs, long bytes, int? contributors, int? memberCount = null) => new()
     {
         Kind = "round-completed", Round = round, Generation = generation, DurationMs = Math.Max(0, durationMs), Bytes = bytes,
         Contributors = contributors, MemberCount = memberCount,
