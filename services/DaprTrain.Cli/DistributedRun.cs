@@ -11,11 +11,12 @@ namespace DaprTrain.Cli;
 internal static class DistributedRun
 {
     public static async Task<RunResult> RunAsync(JobOptions options, TrainingData data, ICheckpointStore store, PriceTable prices, TextWriter output, bool quiet, CancellationToken cancellationToken,
-        Simulation.Compute.PlatformProfile? platform = null)
+        Simulation.Compute.PlatformProfile? platform = null, Engine.Telemetry.IProgressSink? events = null)
     {
         var progress = new ProgressLine(output);
-        var events = new ConsoleEvents(output) { BeforeWrite = progress.Clear };
-        using var job = new EmbeddedJob(options, data, store, prices, quiet ? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance : events, platform ?? options.Serverless?.Platform);
+        var console = new ConsoleEvents(output) { BeforeWrite = progress.Clear };
+        using var job = new EmbeddedJob(options, data, store, prices, quiet ? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance : console,
+            platform ?? options.Serverless?.Platform, events);
         double? lastAccuracy = null;
         if (!quiet)
         {

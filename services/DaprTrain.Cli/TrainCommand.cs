@@ -31,6 +31,11 @@ internal static class TrainCommand
             Description = "Distributed: folder of the embedded checkpoint store. A run whose job id already has a checkpoint there continues from it. " +
                           "Default: a temporary folder, removed at the end.",
         };
+        var eventsFile = new Option<string?>("--events")
+        {
+            Description = "Distributed: write the job's progress events to this file, one JSON object a line (schemas/progress-event.schema.json), " +
+                          "for the dashboard to follow (--tail) or replay.",
+        };
         var jobId = new Option<string>("--job-id") { Description = "Distributed: the job's id (keys in the checkpoint store).", DefaultValueFactory = _ => "daprtrain" };
         var command = new Command("train", "Train a model, by default as 4 peer-to-peer workers in this process, and report held-out accuracy.");
         command.Options.Add(topology);
@@ -38,6 +43,7 @@ internal static class TrainCommand
         foreach (var option in distributed.All) command.Options.Add(option);
         command.Options.Add(stateDir);
         command.Options.Add(jobId);
+        command.Options.Add(eventsFile);
         command.Options.Add(save);
         command.Options.Add(resume);
         command.Options.Add(exportOnnx);
@@ -51,17 +57,23 @@ internal static class TrainCommand
                 if (result.GetValue(exportOnnx) is string onnxPath) OutputPaths.CheckFile(onnxPath, "--export-onnx");
                 return RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), result.GetValue(exportOnnx), output, cancellationToken);
             }
+            if (result.GetValue(eventsFile) is not null && chosen == "single")
+            {
+                throw new ArgumentException("--events applies to distributed topologies (ps, p2p, p2p-scatter): a single worker has no membership, rounds or faults to show.");
+            }
             if (result.GetValue(save) is not null || result.GetValue(resume) is not null || result.GetValue(exportOnnx) is not null)
             {
                 throw new ArgumentException("--save-checkpoint, --resume and --export-onnx apply to --topology single; distributed runs checkpoint into --state-dir.");
             }
-            return RunDistributedAsync(result, common, distributed, Topologies.Parse(chosen), result.GetValue(stateDir), result.GetValue(jobId)!, output, cancellationToken);
+            if (result.GetValue(eventsFile) is string eventsPath) OutputPaths.CheckFile(eventsPath, "--events");
+            return RunDistributedAsync(result, common, distributed, Topologies.Parse(chosen), result.GetValue(stateDir), result.GetValue(jobId)!,
+                result.GetValue(eventsFile), output, cancellationToken);
         }));
         return command;
     }
 
     private static async Task<int> RunDistributedAsync(ParseResult result, CommonOptions common, DistributedOptions distributed, Topology topology,
-        string? stateDir, string jobId, TextWriter output, CancellationToken cancellationToken)
+        string? stateDir, string jobId, string? eventsPath, TextWriter output, CancellationToken cancellationToken)
     {
         var faults = distributed.FaultPlan(result);
         var prices = distributed.LoadPrices(result);
@@ -87,7 +99,9 @@ internal static class TrainCommand
                              $"network {options.Network.LatencyMs} ms + {options.Network.BandwidthMbps} Mbit/s; compute {compute}; compression {options.Codec}");
             output.WriteLine($"faults: {(faults.IsEmpty ? "none" : faults.Name)}");
             output.WriteLine($"checkpoints: {folder}{(temporary ? " (temporary)" : "")}{(resuming ? $", resuming job '{jobId}' from its latest checkpoint" : "")}");
-            var run = await DistributedRun.RunAsync(options, data, store, prices, output, quiet: false, cancellationToken);
+            using var events = eventsPath is null ? null : new EventsFile(eventsPath);
+            var run = await DistributedRun.RunAsync(options, data, store, prices, output, quiet: false, cancellationToken, events: events);
+            if (events is not null) output.WriteLine($"events: {events.Written} progress events written to {eventsPath}");
             DistributedRun.PrintSummary(run, output);
             Divergence.Check(run);
             return ExitCodes.Success;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.Engine.Storage;
+using DaprTrain.Engine.Telemetry;
 using DaprTrain.Simulation.Accounting;
 using DaprTrain.Simulation.Compute;
 using DaprTrain.Simulation.Rounds;
@@ -25,11 +26,14 @@ public sealed class EmbeddedJob : IDisposable
     private readonly PlatformProfile _platform;
     private readonly SimulatedCluster _cluster;
     private readonly Recovery _recovery;
+    private readonly JobProgress _progress;
     private readonly List<RoundRecord> _rounds = [];
     private int _consistencyChecks;
 
     /// <param name="platform">The serverless profile the "all functions" cost uses in a VM run (default: the shipped default profile).</param>
-    public EmbeddedJob(JobOptions options, TrainingData data, ICheckpointStore store, PriceTable prices, ILoggerFactory loggers, PlatformProfile? platform = null)
+    /// <param name="events">Where the job's progress events go (virtual clock), or null for none.</param>
+    public EmbeddedJob(JobOptions options, TrainingData data, ICheckpointStore store, PriceTable prices, ILoggerFactory loggers, PlatformProfile? platform = null,
+        IProgressSink? events = null)
     {
         options.Validate();
         _options = options;
@@ -38,7 +42,8 @@ public sealed class EmbeddedJob : IDisposable
         _prices = prices;
         _platform = options.Serverless?.Platform ?? platform ?? PlatformProfile.Load(null, PlatformProfile.DefaultName);
         _cluster = new SimulatedCluster(options, data, loggers);
-        _recovery = new Recovery(_cluster, _checkpoints);
+        _progress = new JobProgress(events is null ? null : new ProgressEmitter(events, options.JobId, () => _cluster.Clock.NowMs));
+        _recovery = new Recovery(_cluster, _checkpoints, _progress);
     }
 
     public IProgress<RoundProgress>? Progress { get; set; }
@@ -52,11 +57,14 @@ public sealed class EmbeddedJob : IDisposable
             cancellationToken.ThrowIfCancellationRequested();
             await RunRoundAsync(_cluster.CompletedRound + 1, cancellationToken);
         }
-        return Finish(wall.Elapsed.TotalMilliseconds);
+        var result = Finish(wall.Elapsed.TotalMilliseconds);
+        _progress.Emit(JobProgress.JobSource, ProgressEvent.JobFinished(_cluster.CompletedRound, result.FinalAccuracy, result.FinalLoss, result.TotalMs));
+        return result;
     }
 
     private async Task StartAsync(CancellationToken cancellationToken)
     {
+        _progress.Started(_options);
         for (int i = 1; i <= _options.Workers; i++) await _cluster.StartWorkerAsync($"worker-{i}");
         if (!_cluster.Plan.DecidedByPeers)
         {
@@ -64,6 +72,7 @@ public sealed class EmbeddedJob : IDisposable
             await _cluster.RegisterServerAsync();
         }
         await _cluster.RefreshViewAsync();
+        _progress.View(_cluster.View, _cluster.Generation);
 
         var resumed = _options.ResumeFromStore ? await _checkpoints.LoadLatestAsync(cancellationToken) : null;
         if (resumed is { } found)
@@ -102,7 +111,8 @@ public sealed class EmbeddedJob : IDisposable
         // Live processes renew their leases on a timer, also while they wait (for a restarting server, say).
         foreach (var worker in _cluster.LiveWorkers) await _cluster.Coordinator.HeartbeatAsync(worker.Id);
         await _cluster.RefreshViewAsync();
-        _recovery.Detected(_cluster.View.Expired);
+        _progress.View(_cluster.View, _cluster.Generation);
+        _recovery.Detected(_cluster.View.Expired, round);
 
         var participants = _cluster.Participants();
         var (computeMs, included) = _cluster.Plan.DecidedByPeers
@@ -113,7 +123,7 @@ public sealed class EmbeddedJob : IDisposable
         _cluster.ReleaseRoundMessages(round);
         CheckReplicasAgree(round);
         if (_cluster.CompletedRound % _options.CheckpointEvery == 0) await _recovery.CheckpointAsync(cancellationToken);
-        _recovery.RoundCompleted(start);
+        _recovery.RoundCompleted(start, round);
 
         double? accuracy = null, loss = null;
         if (_cluster.CompletedRound % _options.EvaluateEvery == 0 || _cluster.CompletedRound >= _options.Rounds)
@@ -125,7 +135,19 @@ public sealed class EmbeddedJob : IDisposable
         int members = _cluster.View.Members.Count;
         _rounds.Add(new RoundRecord(round, _cluster.Generation, start, _cluster.Clock.NowMs, members, included, computeMs,
             _cluster.Accounting.TakeExchangeMs(), _cluster.Accounting.RoundBytesMoved, accuracy, loss));
+        _progress.RoundCompleted(_cluster, round, start, included, members);
+        if (accuracy is { } measured)
+        {
+            _progress.Emit(JobProgress.JobSource, ProgressEvent.Evaluation(round, measured, loss));
+            if (_progress.Enabled) _progress.Cost(round, _prices, RunningBilling());
+        }
         Progress?.Report(new RoundProgress(round, _options.Rounds, _cluster.Clock.NowMs, members, included, accuracy));
+    }
+
+    private Billing RunningBilling()
+    {
+        double now = _cluster.Clock.NowMs;
+        return Billing.Of(_prices, _platform, _cluster.Accounting.NodesSoFar(now), _rounds, _cluster.Compute.Report(), now, _cluster.Server is not null);
     }
 
     private void CheckReplicasAgree(long round)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.Engine.Storage;
+using DaprTrain.Engine.Telemetry;
 using DaprTrain.Simulation.Accounting;
 using DaprTrain.Simulation.Faults;
 using Microsoft.Extensions.Logging;
@@ -11,7 +12,7 @@ namespace DaprTrain.Simulation;
 /// Faults and what brings the job back: killing and restarting workers and the parameter server as the fault plan says,
 /// state transfer to a worker that rejoins or fell behind, and checkpoints.
 /// </summary>
-internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoints)
+internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoints, JobProgress progress)
 {
     private readonly HashSet<NodeFault> _fired = [];
     private readonly List<FaultRecord> _faults = [];
@@ -30,6 +31,7 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
             _fired.Add(fault);
             var record = new FaultRecord(fault.ToString(), round, cluster.Clock.NowMs);
             _faults.Add(record);
+            progress.Emit(JobProgress.JobSource, ProgressEvent.FaultEvent("injected", record.Fault, fault.Node, round));
             switch (fault.Kind)
             {
                 case NodeFaultKind.Kill when fault.Node == ParameterServerNode.NodeId:
@@ -37,13 +39,17 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
                     break;
                 case NodeFaultKind.Kill:
                     cluster.StopWorker(fault.Node);
+                    progress.Emit(JobProgress.JobSource, ProgressEvent.NodeState(fault.Node, "dead", round, "killed by the fault plan"));
                     cluster.Log.LogInformation("killed {Worker} at round {Round} ({Time:F0} ms)", fault.Node, round, cluster.Clock.NowMs);
                     break;
                 case NodeFaultKind.Restart:
                     if (cluster.IsRunning(fault.Node)) break;
                     await cluster.StartWorkerAsync(fault.Node);
+                    progress.Emit(JobProgress.JobSource, ProgressEvent.NodeState(fault.Node, "rejoining", round, "restarted by the fault plan"));
                     await cluster.RefreshViewAsync();
+                    progress.View(cluster.View, cluster.Generation);
                     await SynchroniseAsync(cluster.Worker(fault.Node), cancellationToken);
+                    progress.Emit(JobProgress.JobSource, ProgressEvent.NodeState(fault.Node, "alive", round, "rejoined with the current state"));
                     cluster.Log.LogInformation("restarted {Worker} at round {Round}; it rejoined with the current state", fault.Node, round);
                     break;
             }
@@ -51,18 +57,26 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
     }
 
     /// <summary>Marks the faults whose dead node's lease expired with this view, and those a completed round recovered.</summary>
-    public void Detected(IEnumerable<string> expired)
+    public void Detected(IEnumerable<string> expired, long round)
     {
         foreach (string node in expired)
         {
-            foreach (var fault in _faults.Where(f => f.Fault.Contains(node, StringComparison.Ordinal) && f.DetectedAtMs is null)) fault.DetectedAtMs = cluster.Clock.NowMs;
+            foreach (var fault in _faults.Where(f => f.Fault.Contains(node, StringComparison.Ordinal) && f.DetectedAtMs is null))
+            {
+                fault.DetectedAtMs = cluster.Clock.NowMs;
+                progress.Emit(JobProgress.JobSource, ProgressEvent.FaultEvent("detected", fault.Fault, node, round));
+            }
             cluster.Log.LogInformation("lease of {Node} expired at {Time:F0} ms; its shards are reassigned", node, cluster.Clock.NowMs);
         }
     }
 
-    public void RoundCompleted(double roundStartMs)
+    public void RoundCompleted(double roundStartMs, long round)
     {
-        foreach (var fault in _faults.Where(f => f.RecoveredAtMs is null && f.AtMs <= roundStartMs)) fault.RecoveredAtMs = cluster.Clock.NowMs;
+        foreach (var fault in _faults.Where(f => f.RecoveredAtMs is null && f.AtMs <= roundStartMs))
+        {
+            fault.RecoveredAtMs = cluster.Clock.NowMs;
+            progress.Emit(JobProgress.JobSource, ProgressEvent.FaultEvent("recovered", fault.Fault, null, round, fault.RoundsLost));
+        }
     }
 
     private async Task KillAndRestartServerAsync(long round, FaultRecord record, CancellationToken cancellationToken)
@@ -70,6 +84,7 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
         // The round in flight: workers compute and publish into a topic nobody consumes any more.
         var participants = cluster.Participants();
         cluster.StopServer();
+        progress.Emit(JobProgress.JobSource, ProgressEvent.NodeState(ParameterServerNode.NodeId, "dead", round, "killed by the fault plan"));
         double start = cluster.Clock.NowMs;
         foreach (var worker in participants)
         {
@@ -81,7 +96,9 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
 
         cluster.Clock.AdvanceTo(record.AtMs + Options.ParameterServerRestartMs);
         record.DetectedAtMs = cluster.Clock.NowMs;
+        progress.Emit(JobProgress.JobSource, ProgressEvent.FaultEvent("detected", record.Fault, ParameterServerNode.NodeId, round));
         cluster.StartServer();
+        progress.Emit(JobProgress.JobSource, ProgressEvent.NodeState(ParameterServerNode.NodeId, "rejoining", round, "restarted; restoring its checkpoint"));
         var watch = Stopwatch.StartNew();
         var latest = await checkpoints.LoadLatestAsync(cancellationToken)
             ?? throw new InvalidOperationException("the parameter server has no checkpoint to restore from");
@@ -98,6 +115,8 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
         // The restored server's generation reaches the workers through the coordinator's view, never through its weights alone.
         await cluster.RegisterServerAsync();
         await ServerSendsWeightsAsync(() => cluster.LiveWorkers.All(InStepWithServer));
+        progress.Emit(JobProgress.JobSource, ProgressEvent.NodeState(ParameterServerNode.NodeId, "alive", round,
+            $"restored round {latest.Checkpoint.Round} as generation {MaxGeneration}"));
     }
 
     /// <summary>A worker that missed part of a round (p2p-scatter) or just joined takes the state of an in-sync peer, through the store.</summary>
@@ -173,8 +192,11 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
         if (state is null) return;
         var watch = Stopwatch.StartNew();
         bool saved = await checkpoints.TrySaveAsync(state, cancellationToken);
+        double savedMs = watch.Elapsed.TotalMilliseconds;
+        int bytes = JobCheckpoints.Encode(state).Length;
+        if (saved) progress.Emit(state.Writer, ProgressEvent.Checkpoint(state.Round, state.Generation, state.Writer, bytes));
         if (!saved) cluster.Log.LogWarning("checkpoint of round {Round} lost a race for the pointer; a newer one is in place", state.Round);
         // Checkpoints are written off the critical path: busy time for the writer, not round time.
-        cluster.Accounting.Busy(state.Writer, watch.Elapsed.TotalMilliseconds + Options.Network.TransferMs(JobCheckpoints.Encode(state).Length));
+        cluster.Accounting.Busy(state.Writer, savedMs + Options.Network.TransferMs(bytes));
     }
 }

@@ -164,7 +164,7 @@ public sealed class PyTorchEquivalenceTests
                 workers = Workers, rounds = Rounds, batch = Batch, hidden = 128, optimizer, lr = learningRate, momentum,
             }));
 
-            string script = Path.Combine(RepositoryRoot(), "tools", "pytorch", "ddp_equivalence.py");
+            string script = RepositoryFiles.PathOf("tools", "pytorch", "ddp_equivalence.py");
             using var process = Process.Start(new ProcessStartInfo(Python, [script, folder]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
             var error = process.StandardError.ReadToEndAsync();
             var output = process.StandardOutput.ReadToEndAsync();
@@ -181,14 +181,5 @@ public sealed class PyTorchEquivalenceTests
         {
             Directory.Delete(folder, recursive: true);
         }
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "DaprTrain.sln"))) return dir.FullName;
-        }
-        throw new InvalidOperationException("DaprTrain.sln not found above the test output");
     }
 }

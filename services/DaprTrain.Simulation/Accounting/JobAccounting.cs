@@ -73,6 +73,14 @@ public sealed class JobAccounting
         if (_aliveSince.Remove(node, out double since)) Node(node).AliveMs += nowMs - since;
     }
 
+    /// <summary>Every node's figures with the alive time of the nodes still up counted to <paramref name="nowMs"/>: a running cost.</summary>
+    public IReadOnlyList<NodeMetrics> NodesSoFar(double nowMs) => [.. Nodes.Select(n => new NodeMetrics(n.Node)
+    {
+        BusyMs = n.BusyMs,
+        AliveMs = n.AliveMs + (_aliveSince.TryGetValue(n.Node, out double since) ? nowMs - since : 0),
+        Rounds = n.Rounds,
+    })];
+
     /// <summary>Closes the alive time of every node still up at the end of the run.</summary>
     public void EndOfRun(double nowMs)
     {
