@@ -44,6 +44,9 @@ export const DEFAULT_LIMITS: Limits = {
   maxMissingPerSource: 256,
 };
 
+/** Characters of an event log line (a cost event's price source alone may be 300). */
+export const MAX_LOG_TEXT = 400;
+
 export interface NodeInfo {
   id: string;
   state: NodeState;
@@ -142,6 +145,8 @@ export interface JobState {
     sourcesRefused: number;
   };
   sources: Record<string, SourceSeq>;
+  /** Keys of `sources` (counted, not Object.keys'd per event: that made a hostile stream quadratic). */
+  sourceCount: number;
 }
 
 export interface MalformedReason {
@@ -190,6 +195,7 @@ function newJob(job: string, tick: number): JobState {
     log: [],
     counters: { events: 0, duplicates: 0, gaps: 0, sourcesRefused: 0 },
     sources: {},
+    sourceCount: 0,
   };
 }
 
@@ -213,9 +219,10 @@ function jobFor(store: StoreState, id: string): JobState {
 function acceptSeq(job: JobState, source: string, seq: number, limits: Limits): boolean | 'refused' {
   let s = job.sources[source];
   if (!s) {
-    if (Object.keys(job.sources).length >= limits.maxSources) return 'refused';
+    if (job.sourceCount >= limits.maxSources) return 'refused';
     s = { maxSeq: -1, missing: [], gaps: 0 };
     job.sources[source] = s;
+    job.sourceCount++;
   }
   if (seq > s.maxSeq) {
     const skipped = seq - s.maxSeq - 1;
@@ -344,8 +351,9 @@ export function applyEvent(store: StoreState, ev: ProgressEvent): Outcome {
       if (ev.shardOwners !== undefined) job.shardOwners = ev.shardOwners.slice(0, limits.maxNodes);
       if (ev.node !== undefined) {
         const n = node(job, ev.node, limits, t);
-        if (ev.change === 'lease-expired') setState(n, 'dead', t, n?.lastRound, 'lease expired');
-        else if (ev.change === 'left') setState(n, 'dead', t, n?.lastRound, 'left');
+        // Already dead (killed, then its lease expired): keep the round and reason it died with.
+        if (ev.change === 'lease-expired' && n?.state !== 'dead') setState(n, 'dead', t, n?.lastRound, 'lease expired');
+        else if (ev.change === 'left' && n?.state !== 'dead') setState(n, 'dead', t, n?.lastRound, 'left');
         else if (ev.change === 'joined') {
           if (n && n.state === 'dead') setState(n, 'rejoining', t, undefined, 'joined after being dead');
           else if (n && n.state !== 'rejoining') setState(n, 'alive', t);
@@ -399,7 +407,7 @@ export function applyEvent(store: StoreState, ev: ProgressEvent): Outcome {
       break;
     }
   }
-  pushRing(job.log, { n: job.counters.events, timeMs: t, source: ev.source, seq: ev.seq, kind: ev.kind, text: describeEvent(ev) }, limits.maxLog);
+  pushRing(job.log, { n: job.counters.events, timeMs: t, source: ev.source, seq: ev.seq, kind: ev.kind, text: describeEvent(ev).slice(0, MAX_LOG_TEXT) }, limits.maxLog);
   return 'applied';
 }
 
@@ -455,7 +463,9 @@ export function describeEvent(ev: ProgressEvent): string {
     case 'evaluation':
       return `round ${ev.round}: accuracy ${(ev.accuracy * 100).toFixed(2)}%` + (ev.loss !== undefined ? `, loss ${ev.loss.toFixed(4)}` : '');
     case 'membership':
-      return `membership ${ev.change}${ev.node ? ' ' + ev.node : ''}: generation ${ev.generation}, members ${ev.members.join(' ')}` +
+      // A view can list 1024 nodes: the log line names a few (the log is bounded in lines and in line length).
+      return `membership ${ev.change}${ev.node ? ' ' + ev.node : ''}: generation ${ev.generation}, ${ev.members.length} members` +
+        (ev.members.length <= 8 ? ` (${ev.members.join(' ')})` : ` (${ev.members.slice(0, 4).join(' ')} …)`) +
         (ev.checkpointWriter ? `, checkpoint writer ${ev.checkpointWriter}` : '');
     case 'node-state':
       return `${ev.node} is ${ev.state}${ev.round !== undefined ? ' at round ' + ev.round : ''}${ev.reason ? ' (' + ev.reason + ')' : ''}`;

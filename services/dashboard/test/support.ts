@@ -43,7 +43,10 @@ export function realRun(extraArgs: string[] = []): RealRun {
   const dir = mkdtempSync(join(tmpdir(), 'dashboard-run-'));
   const file = join(dir, 'run.jsonl');
   const started = Date.now();
-  const r = spawnSync('dotnet', [CLI_DLL, ...REAL_RUN_ARGS, ...extraArgs, '--events', file], {
+  // Real digits where CI has them (DAPRTRAIN_TEST_MNIST, as for the C# tests): a curve that climbs instead of
+  // the synthetic data's 100% from round 5. Without it the CLI falls back to synthetic data and says so.
+  const data = process.env.DAPRTRAIN_TEST_MNIST && existsSync(process.env.DAPRTRAIN_TEST_MNIST) ? ['--data-dir', process.env.DAPRTRAIN_TEST_MNIST] : [];
+  const r = spawnSync('dotnet', [CLI_DLL, ...REAL_RUN_ARGS, ...data, ...extraArgs, '--events', file], {
     encoding: 'utf8',
     timeout: 300_000,
     env: { ...process.env, DOTNET_CLI_TELEMETRY_OPTOUT: '1', DOTNET_NOLOGO: '1' },
