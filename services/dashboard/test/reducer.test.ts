@@ -182,6 +182,37 @@ test('bounds: 100,000 hostile events keep every size under its cap', () => {
   assert.ok(JSON.stringify(s).length < 40 * 1024 * 1024, `snapshot ${JSON.stringify(s).length} bytes`);
 });
 
+test('bounds: one job fed 100,000 events keeps its series, bytes table, faults, log and sources under the caps', () => {
+  const s = createStore();
+  const L = DEFAULT_LIMITS;
+  const seq = new Map<string, number>();
+  for (let i = 0; i < 100_000; i++) {
+    const source = `worker-${i % 1500}`; // more sources than kept
+    const q = (seq.get(source) ?? 0) + 1 + (i % 7 === 0 ? 5000 : 0); // and gaps
+    seq.set(source, q);
+    const base = { schema: 1 as const, job: 'one', source, seq: q, timeMs: i };
+    const r = Math.floor(i / 10);
+    const k = i % 4;
+    const e: ProgressEvent =
+      k === 0 ? { ...base, kind: 'round-completed', round: r, generation: 0, durationMs: 1, bytes: i, contributors: 1 }
+      : k === 1 ? { ...base, kind: 'evaluation', round: r, accuracy: 0.5 }
+      : k === 2 ? { ...base, kind: 'fault', phase: 'detected', fault: 'drop=0.1', round: r }
+      : { ...base, kind: 'cost', round: r, vmUsd: 1, serverlessUsd: 1, prices: 'p'.repeat(300) };
+    applyEvent(s, e);
+  }
+  const j = s.jobs['one']!;
+  assert.ok(j.evals.length <= L.maxPoints, `points ${j.evals.length}`);
+  assert.equal(j.bytes.length, L.maxBytesRounds);
+  assert.equal(j.bytes[j.bytes.length - 1]!.round, 9999, 'the newest rounds are kept');
+  assert.equal(j.faults.length, L.maxFaults);
+  assert.equal(j.log.length, L.maxLog);
+  assert.ok(j.log.every((l) => l.text.length <= 400));
+  assert.equal(j.sourceCount, L.maxSources);
+  assert.ok(j.counters.sourcesRefused > 0);
+  assert.ok(j.nodeOrder.length <= L.maxNodes);
+  for (const src of Object.values(j.sources)) assert.ok(src.missing.length <= L.maxMissingPerSource);
+});
+
 test('bounds on a long evaluation series: thinned, the first and last points exact', () => {
   const pts: EvalPoint[] = [];
   for (let r = 1; r <= 100_000; r++) addPoint(pts, { round: r, timeMs: r, accuracy: r / 100_000 }, 2000);

@@ -2,6 +2,7 @@
 // the state and the event stream, and the file sources.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,7 +82,26 @@ test('a body over the limit is refused with 413 and counted', async () => {
   const under = await postJson(`http://127.0.0.1:${r.appPort}/events`, cloud(event(0, { pad: 'x'.repeat(3000) })));
   assert.equal(under.status, 200);
   assert.match((under.json as { reason: string }).reason, /pad: not a property/);
-  assert.equal((await state(r)).malformed.count, 2);
+  // Sent in chunks with no content-length: refused as soon as the limit is passed, not after the whole body.
+  const chunked = await new Promise<number>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: r.appPort, path: '/events', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.write('{"data": "');
+    const piece = 'x'.repeat(1024);
+    let sent = 0;
+    // 64 KiB in 1 KiB chunks, then the end: without the limit the server would read it all and answer DROP.
+    const more = () => {
+      if (req.destroyed) return;
+      if (sent++ < 64) req.write(piece, () => setImmediate(more));
+      else req.end('"}');
+    };
+    more();
+  });
+  assert.equal(chunked, 413);
+  assert.equal((await state(r)).malformed.count, 3);
 });
 
 test('APP_API_TOKEN: every Dapr route but /health needs dapr-api-token, compared in full', async () => {
