@@ -27,6 +27,7 @@ export class Hub {
   private queue: Batch = { events: [], malformed: [] };
   private overflow = false;
   private timer: NodeJS.Timeout | undefined;
+  private lastFlush = 0;
   private readonly listeners = new Set<Listener>();
   private readonly flushMs: number;
   private readonly maxQueued: number;
@@ -94,8 +95,12 @@ export class Hub {
     return this.listeners.size;
   }
 
+  /** At most one message per flushMs to each browser, but no wait for an event after a quiet spell: the
+   * first one goes out at once (leading edge), the ones after it wait for the rest of the period. */
   private schedule(): void {
-    if (this.timer === undefined) this.timer = setTimeout(() => this.flush(), this.flushMs);
+    if (this.timer !== undefined) return;
+    const wait = Math.max(0, this.lastFlush + this.flushMs - Date.now());
+    this.timer = setTimeout(() => this.flush(), wait);
   }
 
   /** Sends what is queued now (also called by tests and at shutdown). */
@@ -111,6 +116,7 @@ export class Hub {
     }
     this.queue = { events: [], malformed: [] };
     this.overflow = false;
+    this.lastFlush = Date.now();
   }
 
   close(): void {

@@ -474,7 +474,7 @@ export function describeEvent(ev: ProgressEvent): string {
     case 'checkpoint':
       return `checkpoint at round ${ev.round} by ${ev.writer}` + (ev.bytes !== undefined ? ` (${ev.bytes} bytes)` : '');
     case 'cost':
-      return `cost at round ${ev.round}: VM $${ev.vmUsd.toFixed(6)}, serverless $${ev.serverlessUsd.toFixed(6)} (modelled: ${ev.prices})`;
+      return `cost at round ${ev.round}: VM $${ev.vmUsd.toFixed(6)}, serverless $${ev.serverlessUsd.toFixed(6)}, modelled (prices: ${ev.prices})`;
     case 'job-finished':
       return `job finished after ${ev.rounds} rounds` + (ev.accuracy !== undefined ? `: accuracy ${(ev.accuracy * 100).toFixed(2)}%` : '');
   }

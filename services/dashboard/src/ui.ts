@@ -36,7 +36,11 @@ export function uiHandler(hub: Hub, opts: UiOptions) {
       return;
     }
     if (path === '/health') {
-      sendJson(res, 200, { status: 'ok', app: 'dashboard', streams: hub.subscribers });
+      // Counts and heap too: the bench and an operator read them without pulling the whole state.
+      sendJson(res, 200, {
+        status: 'ok', app: 'dashboard', streams: hub.subscribers, events: hub.store.tick,
+        malformed: hub.store.malformed.count, jobs: Object.keys(hub.store.jobs).length, heapUsedBytes: process.memoryUsage().heapUsed,
+      });
       return;
     }
     if (path === '/api/state') {
