@@ -1,0 +1,235 @@
+// The server as a process (dist/server.js): the Dapr routes, the token, the body limit, DROP and SUCCESS,
+// the state and the event stream, and the file sources.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { StoreState } from '../src/reducer.js';
+import { PKG, postJson, startServer, type Running } from './support.js';
+
+const running: Running[] = [];
+after(async () => {
+  await Promise.all(running.map((r) => r.stop()));
+});
+async function start(args: string[] = [], env: Record<string, string> = {}): Promise<Running> {
+  const r = await startServer(args, env);
+  running.push(r);
+  return r;
+}
+const state = async (r: Running) => (await (await fetch(`http://127.0.0.1:${r.uiPort}/api/state`)).json()) as StoreState;
+const event = (seq: number, extra: Record<string, unknown> = {}) =>
+  ({ schema: 1, kind: 'evaluation', job: 'srv', source: 'job', seq, timeMs: seq * 10, round: seq, accuracy: 0.5, ...extra });
+const cloud = (data: unknown) => ({ specversion: '1.0', id: 'x', source: 'worker', type: 'com.dapr.event.sent', topic: 'progress', pubsubname: 'pubsub', datacontenttype: 'application/json', data });
+
+test('GET /dapr/subscribe names the pub/sub component, the topic and the route', async () => {
+  const r = await start([], { PUBSUB_NAME: 'redis-pubsub' });
+  const res = await fetch(`http://127.0.0.1:${r.appPort}/dapr/subscribe`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), [{ pubsubname: 'redis-pubsub', topic: 'progress', route: '/events' }]);
+});
+
+test('POST /events: SUCCESS for a CloudEvent, its data_base64, and a raw event; the state has them', async () => {
+  const r = await start();
+  const url = `http://127.0.0.1:${r.appPort}/events`;
+  assert.deepEqual((await postJson(url, cloud(event(0)))).json, { status: 'SUCCESS' });
+  const b64 = { ...cloud(undefined), data: undefined, data_base64: Buffer.from(JSON.stringify(event(1))).toString('base64') };
+  delete (b64 as Record<string, unknown>).data;
+  assert.deepEqual((await postJson(url, b64)).json, { status: 'SUCCESS' });
+  assert.deepEqual((await postJson(url, event(2))).json, { status: 'SUCCESS' });
+  // Data as JSON text (a publisher that sent a string) is taken too.
+  assert.deepEqual((await postJson(url, cloud(JSON.stringify(event(3))))).json, { status: 'SUCCESS' });
+  // A redelivery is acknowledged (Dapr must not retry it) and ignored.
+  assert.deepEqual((await postJson(url, cloud(event(3)))).json, { status: 'SUCCESS' });
+  const s = await state(r);
+  assert.deepEqual(s.jobs['srv']!.evals.map((p) => p.round), [0, 1, 2, 3]);
+  assert.equal(s.jobs['srv']!.counters.duplicates, 1);
+  assert.equal(s.malformed.count, 0);
+});
+
+test('POST /events: malformed events are answered DROP (no redelivery) and counted with the reason', async () => {
+  const r = await start();
+  const url = `http://127.0.0.1:${r.appPort}/events`;
+  const cases: [unknown, RegExp][] = [
+    [cloud(event(0, { accuracy: 7 })), /accuracy: must be <= 1/],
+    ['{"data": {', /body is not JSON/],
+    [{ specversion: '1.0', id: 'y', type: 't', source: 's' }, /neither data nor data_base64/],
+    [cloud('not json at all'), /data is a string that is not JSON/],
+    [cloud(event(1, { kind: 'gossip' })), /kind: "gossip" is not one of/],
+  ];
+  for (const [body, reason] of cases) {
+    const res = await postJson(url, body);
+    assert.equal(res.status, 200);
+    assert.equal((res.json as { status: string }).status, 'DROP');
+    assert.match((res.json as { reason: string }).reason, reason);
+  }
+  const s = await state(r);
+  assert.equal(s.malformed.count, cases.length);
+  assert.deepEqual(s.malformed.reasons.map((m) => m.origin), cases.map(() => 'dapr'));
+  assert.match(s.malformed.reasons[0]!.reason, /accuracy/);
+  // It goes on taking valid ones.
+  assert.deepEqual((await postJson(url, cloud(event(2)))).json, { status: 'SUCCESS' });
+});
+
+test('a body over the limit is refused with 413 and counted', async () => {
+  const r = await start([], { DASHBOARD_MAX_BODY_BYTES: '4096' });
+  const big = cloud(event(0, { job: 'j', pad: 'x'.repeat(5000) }));
+  const res = await postJson(`http://127.0.0.1:${r.appPort}/events`, big);
+  assert.equal(res.status, 413);
+  assert.match((res.json as { error: string }).error, /over the limit of 4096/);
+  // Just under the limit is read (and refused by the schema for the extra property, not for its size).
+  const under = await postJson(`http://127.0.0.1:${r.appPort}/events`, cloud(event(0, { pad: 'x'.repeat(3000) })));
+  assert.equal(under.status, 200);
+  assert.match((under.json as { reason: string }).reason, /pad: not a property/);
+  // Sent in chunks with no content-length: refused as soon as the limit is passed, not after the whole body.
+  const chunked = await new Promise<number>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: r.appPort, path: '/events', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.write('{"data": "');
+    const piece = 'x'.repeat(1024);
+    let sent = 0;
+    // 64 KiB in 1 KiB chunks, then the end: without the limit the server would read it all and answer DROP.
+    const more = () => {
+      if (req.destroyed) return;
+      if (sent++ < 64) req.write(piece, () => setImmediate(more));
+      else req.end('"}');
+    };
+    more();
+  });
+  assert.equal(chunked, 413);
+  assert.equal((await state(r)).malformed.count, 3);
+});
+
+test('APP_API_TOKEN: every Dapr route but /health needs dapr-api-token, compared in full', async () => {
+  const r = await start([], { APP_API_TOKEN: 's3cret-token' });
+  const base = `http://127.0.0.1:${r.appPort}`;
+  assert.equal((await fetch(`${base}/health`)).status, 200);
+  const none = await fetch(`${base}/dapr/subscribe`);
+  assert.equal(none.status, 401);
+  assert.match(((await none.json()) as { error: string }).error, /missing dapr-api-token/);
+  const wrong = await fetch(`${base}/dapr/subscribe`, { headers: { 'dapr-api-token': 's3cret-toke' } });
+  assert.equal(wrong.status, 401);
+  assert.match(((await wrong.json()) as { error: string }).error, /does not match/);
+  assert.equal((await postJson(`${base}/events`, cloud(event(0)))).status, 401);
+  assert.equal((await state(r)).jobs['srv'], undefined, 'an unauthorised event is not taken');
+  const ok = await fetch(`${base}/dapr/subscribe`, { headers: { 'dapr-api-token': 's3cret-token' } });
+  assert.equal(ok.status, 200);
+  assert.deepEqual((await postJson(`${base}/events`, cloud(event(0)), { 'dapr-api-token': 's3cret-token' })).json, { status: 'SUCCESS' });
+  // The browser side has no Dapr token: it is another port.
+  assert.equal((await fetch(`http://127.0.0.1:${r.uiPort}/api/state`)).status, 200);
+});
+
+/** Reads server-sent events from /api/stream until `until` says stop. */
+async function readStream(url: string, until: (events: { event: string; data: string }[]) => boolean, timeoutMs = 5000) {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  const got: { event: string; data: string }[] = [];
+  try {
+    const res = await fetch(url, { signal: ac.signal });
+    assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const ev = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (ev && data !== undefined) got.push({ event: ev, data });
+      }
+      if (until(got)) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+  return got;
+}
+
+test('GET /api/stream: a snapshot, then batches of what arrives (throttled)', async () => {
+  const r = await start();
+  await postJson(`http://127.0.0.1:${r.appPort}/events`, cloud(event(0)));
+  let posted = false;
+  const got = await readStream(`http://127.0.0.1:${r.uiPort}/api/stream`, (evs) => {
+    if (evs.length === 1 && !posted) {
+      posted = true;
+      // Five events in quick succession, and one malformed: one or two batches, not six messages.
+      void (async () => {
+        for (let i = 1; i <= 5; i++) await postJson(`http://127.0.0.1:${r.appPort}/events`, cloud(event(i)));
+        await postJson(`http://127.0.0.1:${r.appPort}/events`, cloud({ nope: true }));
+      })();
+    }
+    const rounds = evs.filter((e) => e.event === 'batch').flatMap((e) => (JSON.parse(e.data) as { events: { round: number }[] }).events.map((x) => x.round));
+    const bad = evs.filter((e) => e.event === 'batch').flatMap((e) => (JSON.parse(e.data) as { malformed: unknown[] }).malformed);
+    return rounds.length === 5 && bad.length === 1;
+  });
+  assert.equal(got[0]!.event, 'snapshot');
+  const snap = JSON.parse(got[0]!.data) as StoreState;
+  assert.deepEqual(snap.jobs['srv']!.evals.map((p) => p.round), [0]);
+  const batches = got.filter((e) => e.event === 'batch');
+  assert.ok(batches.length >= 1 && batches.length <= 3, `${batches.length} batches for 6 posts`);
+  const rounds = batches.flatMap((e) => (JSON.parse(e.data) as { events: { round: number }[] }).events.map((x) => x.round));
+  assert.deepEqual(rounds, [1, 2, 3, 4, 5]);
+});
+
+test('--replay: a file with broken lines is replayed whole, the broken lines counted with their line numbers', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dashboard-test-'));
+  const file = join(dir, 'run.jsonl');
+  const good = readFileSync(join(PKG, 'test/fixtures/synthetic-p2p-4-kill-worker-4.jsonl'), 'utf8').trim().split('\n');
+  const lines = [...good.slice(0, 10), '{"truncated": ', 'hello', JSON.stringify(event(0, { accuracy: -1 })), ...good.slice(10), ''];
+  writeFileSync(file, lines.join('\n'));
+  const r = await start(['--replay', file, '--speed', '0']);
+  const deadline = Date.now() + 5000;
+  let s = await state(r);
+  while (!s.jobs['embedded-42']?.finished && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 50));
+    s = await state(r);
+  }
+  assert.equal(s.jobs['embedded-42']!.counters.events, good.length);
+  assert.equal(s.malformed.count, 3);
+  assert.deepEqual(s.malformed.reasons.map((m) => m.origin), [11, 12, 13].map((n) => `${file} line ${n}`));
+  assert.match(s.malformed.reasons[2]!.reason, /accuracy: must be >= 0/);
+});
+
+test('--tail: follows the file as it is written, line by line, and starts over when it is truncated', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dashboard-test-'));
+  const file = join(dir, 'run.jsonl'); // not there yet: the tail waits for it
+  const r = await start(['--tail', file]);
+  const waitFor = async (pred: (s: StoreState) => boolean, what: string) => {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const s = await state(r);
+      if (pred(s)) return s;
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(s.jobs['srv']?.evals ?? s.malformed)}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  };
+  writeFileSync(file, JSON.stringify(event(0)) + '\n' + JSON.stringify(event(1)).slice(0, 20));
+  await waitFor((s) => s.jobs['srv']?.evals.length === 1, 'the first line');
+  appendFileSync(file, JSON.stringify(event(1)).slice(20) + '\nnot json\n');
+  let s = await waitFor((s) => s.jobs['srv']?.evals.length === 2 && s.malformed.count === 1, 'the completed second line and the bad one');
+  assert.match(s.malformed.reasons[0]!.reason, /^not JSON/);
+  assert.equal(s.malformed.reasons[0]!.origin, `${file} line 3`);
+  writeFileSync(file, JSON.stringify(event(0, { job: 'srv2' })) + '\n');
+  s = await waitFor((s) => s.jobs['srv2'] !== undefined, 'the new file');
+  assert.equal(s.jobs['srv']!.evals.length, 2);
+});
+
+test('the page and its bundle are served from the UI port, with no outside address in them', async () => {
+  const r = await start();
+  const html = await (await fetch(`http://127.0.0.1:${r.uiPort}/`)).text();
+  assert.match(html, /<script type="module" src="app.js">/);
+  const js = await fetch(`http://127.0.0.1:${r.uiPort}/app.js`);
+  assert.equal(js.status, 200);
+  const body = await js.text();
+  assert.ok(body.includes('uPlot') || body.includes('u-legend'), 'uPlot is bundled');
+  assert.doesNotMatch(html, /https?:\/\/(?!127\.0\.0\.1)/, 'no CDN');
+  assert.equal((await fetch(`http://127.0.0.1:${r.uiPort}/health`)).status, 200);
+  assert.equal((await fetch(`http://127.0.0.1:${r.uiPort}/../../package.json`)).status, 404);
+});
