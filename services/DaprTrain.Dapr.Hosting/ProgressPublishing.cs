@@ -93,7 +93,7 @@ public static class ProgressPublishing
             services.AddSingleton<IProgressSink, NoProgress>();
         }
         services.AddSingleton(sp => new ProgressEmitter(sp.GetRequiredService<IProgressSink>(), configuration["Job:JobId"] is { Length: > 0 } job ? job : "daprtrain",
-            ProgressEmitter.WallClockMs));
+            ProgressEmitter.WallClockMs, ProgressEmitter.ProcessStartSequence()));
         return services;
     }
 

@@ -12,7 +12,10 @@ public interface IProgressSink
 /// One emitter per process: the embedded job writes for every node (a sequence per node), a service for itself.
 /// Thread-safe: the services emit from their loop and from request handlers.
 /// </summary>
-public sealed class ProgressEmitter(IProgressSink sink, string job, Func<double> clockMs)
+/// <param name="firstSequence">Where each source's sequence starts: 0 for the embedded job; for a service, the process's
+/// start in microseconds since the Unix epoch (<see cref="ProcessStartSequence"/>), so that a restarted process goes on
+/// above its predecessor's numbers and a receiver that drops repeats by (source, seq) does not drop its events.</param>
+public sealed class ProgressEmitter(IProgressSink sink, string job, Func<double> clockMs, long firstSequence = 0)
 {
     private readonly Dictionary<string, long> _sequences = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
@@ -22,11 +25,14 @@ public sealed class ProgressEmitter(IProgressSink sink, string job, Func<double>
 
     public string Job { get; } = job;
 
+    /// <summary>A service process's first sequence number: microseconds since the Unix epoch now (about 1.8e15, under JSON's 2^53).</summary>
+    public static long ProcessStartSequence() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000;
+
     public void Emit(string source, ProgressEvent progress)
     {
         lock (_gate)
         {
-            long seq = _sequences.GetValueOrDefault(source);
+            long seq = _sequences.GetValueOrDefault(source, firstSequence);
             _sequences[source] = seq + 1;
             sink.Write(progress with { Job = Job, Source = source, Seq = seq, TimeMs = Math.Max(0, clockMs()) });
         }
