@@ -310,7 +310,8 @@ export function applyEvent(store: StoreState, ev: ProgressEvent): Outcome {
       job.compress = ev.compress;
       job.serverless = ev.serverless;
       job.scenario = ev.scenario;
-      job.startMs = t;
+      // A restarted worker-1 announces the job again (Dapr mode): the time origin stays the first announcement's.
+      if (job.startMs === undefined || t < job.startMs) job.startMs = t;
       // The workers are known from the start, so the topology shows them before their first round.
       for (let i = 1; i <= Math.min(ev.workers, limits.maxNodes); i++) node(job, `worker-${i}`, limits, t);
       if (ev.topology === 'ps') node(job, 'ps', limits, t);
@@ -459,7 +460,7 @@ export function describeEvent(ev: ProgressEvent): string {
       return `job started: ${ev.topology}, ${ev.workers} workers, ${ev.rounds} rounds, ${ev.model}, ${ev.mode} (${ev.clock} clock)` +
         (ev.scenario ? `, scenario ${ev.scenario}` : '');
     case 'round-completed':
-      return `round ${ev.round} done: ${ev.durationMs.toFixed(1)} ms, ${ev.bytes} bytes, ${ev.contributors} contributors, generation ${ev.generation}`;
+      return `round ${ev.round} done: ${ev.durationMs.toFixed(1)} ms, ${ev.bytes} bytes, ${ev.contributors === undefined ? '' : `${ev.contributors} contributors, `}generation ${ev.generation}`;
     case 'evaluation':
       return `round ${ev.round}: accuracy ${(ev.accuracy * 100).toFixed(2)}%` + (ev.loss !== undefined ? `, loss ${ev.loss.toFixed(4)}` : '');
     case 'membership':

@@ -43,7 +43,8 @@ export interface RoundCompleted extends Base {
   generation: number;
   durationMs: number;
   bytes: number;
-  contributors: number;
+  /** Absent where the node does not know it (a worker under a parameter server: the server's event says). */
+  contributors?: number;
   memberCount?: number;
 }
 

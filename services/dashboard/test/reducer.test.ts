@@ -247,3 +247,17 @@ test('malformed events are counted with their reasons, the last 50 kept; valid o
   assert.equal(hub.store.jobs['embedded-42']!.finished?.rounds, 5);
   hub.close();
 });
+
+test('Dapr mode: a restarted worker-1 announces the job again without moving its time origin; a round of a worker under ps has no contributors', () => {
+  seqs.clear();
+  const s = createStore();
+  const started = { kind: 'job-started', topology: 'ps', mode: 'dapr', clock: 'wall', workers: 2, rounds: 10, model: 'mlp' } as const;
+  applyEvent(s, ev({ ...started, source: 'worker-1', timeMs: 1_000 }));
+  assert.equal(applyEvent(s, ev({ kind: 'round-completed', source: 'worker-2', round: 1, generation: 1, durationMs: 5, bytes: 10, timeMs: 1_500 })), 'applied');
+  // The restarted process starts its seq at its start time in microseconds (far above the first process's).
+  applyEvent(s, ev({ ...started, source: 'worker-1', timeMs: 9_000, seq: 9_000_000 }));
+  const j = s.jobs[JOB]!;
+  assert.equal(j.startMs, 1_000, 'the first announcement is the origin');
+  assert.equal(j.nodes['worker-2']!.lastRound, 1);
+  assert.equal(j.counters.duplicates, 0);
+});
