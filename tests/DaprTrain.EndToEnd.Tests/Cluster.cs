@@ -68,7 +68,35 @@ public sealed class Cluster : IAsyncDisposable
 
     /// <summary>Starts the app's sidecar, then the app pointed at it, then lets the sidecar read the app's subscriptions and actors.</summary>
     /// <param name="name">What the test calls this process (its key in <see cref="Apps"/> and <see cref="Sidecars"/>): the app id, unless several instances run under one id.</param>
-    public async Task<ServiceProcess> StartAsync(string appId, string project, Dictionary<string, string>? extra = null, int? appPort = null, string? name = null)
+    public Task<ServiceProcess> StartAsync(string appId, string project, Dictionary<string, string>? extra = null, int? appPort = null, string? name = null) =>
+        StartAppAsync(appId, extra, appPort, name, (processName, environment) => new ServiceProcess(processName, Dll(project), environment));
+
+    /// <summary>
+    /// The dashboard (services/dashboard, Node.js) as one more app with its sidecar: its Dapr side on the app port, its
+    /// browser side on <paramref name="uiPort"/>. It must be built (npm ci and npm run build there; ./test.sh does it first).
+    /// </summary>
+    public Task<ServiceProcess> StartDashboardAsync(int uiPort, Dictionary<string, string>? extra = null)
+    {
+        string folder = Path.Combine(RepositoryRoot, "services", "dashboard");
+        string server = Path.Combine(folder, "dist", "server.js");
+        if (!File.Exists(server))
+        {
+            throw new FileNotFoundException($"{server} is not built: run `npm ci && npm run build` in services/dashboard (./test.sh does it before the .NET tests)", server);
+        }
+        var environment = new Dictionary<string, string>(extra ?? [])
+        {
+            ["PUBSUB_NAME"] = "gradients", // DaprComponents.PubSub, as in dapr.yaml
+            ["DASHBOARD_UI_PORT"] = uiPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        return StartAppAsync("dashboard", environment, null, null, (processName, env) =>
+        {
+            env["APP_PORT"] = new Uri(env["ASPNETCORE_URLS"]).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return new ServiceProcess(processName, "node", [server], env, folder);
+        });
+    }
+
+    private async Task<ServiceProcess> StartAppAsync(string appId, Dictionary<string, string>? extra, int? appPort, string? name,
+        Func<string, Dictionary<string, string>, ServiceProcess> start)
     {
         name ??= appId;
         int port = appPort ?? Sidecar.FreePort();
@@ -84,7 +112,7 @@ public sealed class Cluster : IAsyncDisposable
         };
         foreach (var (key, value) in sidecar.AppEnvironment) environment[key] = value;
         foreach (var (key, value) in extra ?? []) environment[key] = value;
-        var process = new ServiceProcess(name, Dll(project), environment);
+        var process = start(name, environment);
         _processes.Add(process);
         Apps[name] = url;
         try
