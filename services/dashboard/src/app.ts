@@ -52,7 +52,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv, publicDir: string): Dashbo
     appPort: int('APP_PORT', 5500, 0, 65535),
     uiHost: env.DASHBOARD_UI_HOST || '127.0.0.1',
     uiPort: int('DASHBOARD_UI_PORT', 8080, 0, 65535),
-    pubsubName: env.PUBSUB_NAME || 'pubsub',
+    // The component name the services publish on (DaprComponents.PubSub, components/*/pubsub.yaml).
+    pubsubName: env.PUBSUB_NAME || 'gradients',
     topic: env.DASHBOARD_TOPIC || 'progress',
     maxBodyBytes: int('DASHBOARD_MAX_BODY_BYTES', 64 * 1024, 1024, 16 * 1024 * 1024),
     publicDir,
