@@ -50,16 +50,16 @@ internal static class TrainCommand
         command.SetAction((result, cancellationToken) => CommandErrors.RunAsync(error, () =>
         {
             string chosen = result.GetValue(topology)!;
+            if (result.GetValue(eventsFile) is not null && chosen == "single")
+            {
+                throw new ArgumentException("--events applies to distributed topologies (ps, p2p, p2p-scatter): a single worker has no membership, rounds or faults to show.");
+            }
             if (chosen == "single")
             {
                 // Where the results go is checked before the training they would keep.
                 if (result.GetValue(save) is string savePath) OutputPaths.CheckFile(savePath, "--save-checkpoint");
                 if (result.GetValue(exportOnnx) is string onnxPath) OutputPaths.CheckFile(onnxPath, "--export-onnx");
                 return RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), result.GetValue(exportOnnx), output, cancellationToken);
-            }
-            if (result.GetValue(eventsFile) is not null && chosen == "single")
-            {
-                throw new ArgumentException("--events applies to distributed topologies (ps, p2p, p2p-scatter): a single worker has no membership, rounds or faults to show.");
             }
             if (result.GetValue(save) is not null || result.GetValue(resume) is not null || result.GetValue(exportOnnx) is not null)
             {
