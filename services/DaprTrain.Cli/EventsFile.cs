@@ -20,12 +20,33 @@ internal sealed class EventsFile : IProgressSink, IDisposable
 
     public long Written { get; private set; }
 
+    /// <summary>Why the file stopped being written (a full disk, say), or null: the events are not worth the run.</summary>
+    public string? Failure { get; private set; }
+
     public void Write(ProgressEvent progress)
     {
-        _writer.WriteLine(progress.ToJson());
-        _writer.Flush();
-        Written++;
+        if (Failure is not null) return;
+        try
+        {
+            _writer.WriteLine(progress.ToJson());
+            _writer.Flush();
+            Written++;
+        }
+        catch (IOException ex)
+        {
+            Failure = ex.Message;
+        }
     }
 
-    public void Dispose() => _writer.Dispose();
+    public void Dispose()
+    {
+        try
+        {
+            _writer.Dispose();
+        }
+        catch (IOException)
+        {
+            // Already reported through Failure: the last flush failed as the writes did.
+        }
+    }
 }

@@ -101,7 +101,12 @@ internal static class TrainCommand
             output.WriteLine($"checkpoints: {folder}{(temporary ? " (temporary)" : "")}{(resuming ? $", resuming job '{jobId}' from its latest checkpoint" : "")}");
             using var events = eventsPath is null ? null : new EventsFile(eventsPath);
             var run = await DistributedRun.RunAsync(options, data, store, prices, output, quiet: false, cancellationToken, events: events);
-            if (events is not null) output.WriteLine($"events: {events.Written} progress events written to {eventsPath}");
+            if (events is not null)
+            {
+                output.WriteLine(events.Failure is null
+                    ? $"events: {events.Written} progress events written to {eventsPath}"
+                    : $"events: writing {eventsPath} failed after {events.Written} events ({events.Failure}); the run went on without them");
+            }
             DistributedRun.PrintSummary(run, output);
             Divergence.Check(run);
             return ExitCodes.Success;

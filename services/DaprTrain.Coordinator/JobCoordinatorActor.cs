@@ -22,6 +22,8 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     // Membership events for the dashboard: diffs of the views this activation handed out (a new activation starts
     // with the whole view as "joined" events, which a receiver takes as no change).
     private readonly MembershipChanges _changes = new();
+    private readonly HashSet<string> _unrecovered = new(StringComparer.Ordinal);
+    private long _lastDecidedRound;
     private JobCoordinator? _coordinator;
 
     public JobCoordinatorActor(ActorHost host, IOptions<CoordinatorOptions> options, TimeProvider time, ProgressEmitter progress)
@@ -141,6 +143,7 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     {
         var decision = State.Close(round.Generation, round.Round);
         await SaveAsync();
+        Decided(decision);
         return new RoundDecisionDto(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters]);
     }
 
@@ -149,6 +152,7 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         var decision = State.TryClose(round.Generation, round.Round, TimeSpan.FromMilliseconds(Math.Max(round.DeadlineMs, 1)));
         if (decision is null) return null;
         await SaveAsync();
+        Decided(decision);
         return new RoundDecisionDto(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters]);
     }
 
@@ -193,7 +197,29 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     private void Tell(MembershipView view)
     {
         if (_progress is null) return;
-        foreach (var change in _changes.Next(view)) _progress.Emit(DaprApps.Coordinator, change);
+        foreach (var change in _changes.Next(view))
+        {
+            _progress.Emit(DaprApps.Coordinator, change, Id.GetId());
+            // A lease that ran out is how a Dapr job detects a dead or cut-off node: a fault, for the dashboard's markers.
+            if (change.Change == "lease-expired" && change.Node is { } node)
+            {
+                _unrecovered.Add(node);
+                _progress.Emit(DaprApps.Coordinator, ProgressEvent.FaultEvent("detected", $"lease-expired:{node}", node, _lastDecidedRound), Id.GetId());
+            }
+        }
+    }
+
+    /// <summary>The first round decided with contributions after a lease expired recovers that fault (between peers; a server's rounds do not pass here).</summary>
+    private void Decided(RoundDecision? decision)
+    {
+        if (decision is null) return;
+        _lastDecidedRound = Math.Max(_lastDecidedRound, decision.Round);
+        if (_progress is null || decision.Included.Count == 0 || _unrecovered.Count == 0) return;
+        foreach (string node in _unrecovered.Order(StringComparer.Ordinal))
+        {
+            _progress.Emit(DaprApps.Coordinator, ProgressEvent.FaultEvent("recovered", $"lease-expired:{node}", node, decision.Round), Id.GetId());
+        }
+        _unrecovered.Clear();
     }
 
     private async Task SaveAsync()

@@ -15,15 +15,28 @@ namespace DaprTrain.Dapr.Hosting;
 /// only queues (a bounded queue; when the broker cannot keep up the oldest events are dropped and counted), and one
 /// background loop publishes. A failed publish is logged once a minute at most and never reaches training.
 /// </summary>
-public sealed class DaprProgressPublisher(DaprClient dapr, ILogger<DaprProgressPublisher> logger, TimeProvider time) : BackgroundService, IProgressSink
+public sealed class DaprProgressPublisher : BackgroundService, IProgressSink
 {
+    private readonly DaprClient _dapr;
+    private readonly ILogger<DaprProgressPublisher> _logger;
+    private readonly TimeProvider _time;
+
+    public DaprProgressPublisher(DaprClient dapr, ILogger<DaprProgressPublisher> logger, TimeProvider time)
+    {
+        _dapr = dapr;
+        _logger = logger;
+        _time = time;
+        // DropOldest never refuses a write: what it drops is counted here (and shown in the warning below).
+        _queue = Channel.CreateBounded<ProgressEvent>(new BoundedChannelOptions(Capacity)
+        {
+            FullMode = BoundedChannelFullMode.DropOldest,
+            SingleReader = true,
+        }, _ => Interlocked.Increment(ref _dropped));
+    }
+
     public const int Capacity = 1024;
 
-    private readonly Channel<ProgressEvent> _queue = Channel.CreateBounded<ProgressEvent>(new BoundedChannelOptions(Capacity)
-    {
-        FullMode = BoundedChannelFullMode.DropOldest,
-        SingleReader = true,
-    });
+    private readonly Channel<ProgressEvent> _queue;
     private long _dropped;
     private long _failed;
     private long _published;
@@ -35,10 +48,7 @@ public sealed class DaprProgressPublisher(DaprClient dapr, ILogger<DaprProgressP
 
     public long Dropped => Interlocked.Read(ref _dropped);
 
-    public void Write(ProgressEvent progress)
-    {
-        if (!_queue.Writer.TryWrite(progress)) Interlocked.Increment(ref _dropped);
-    }
+    public void Write(ProgressEvent progress) => _queue.Writer.TryWrite(progress);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -46,18 +56,18 @@ public sealed class DaprProgressPublisher(DaprClient dapr, ILogger<DaprProgressP
         {
             try
             {
-                await dapr.PublishByteEventAsync(DaprComponents.PubSub, DaprTopics.Progress, progress.ToUtf8Json(), "application/json", cancellationToken: stoppingToken);
+                await _dapr.PublishByteEventAsync(DaprComponents.PubSub, DaprTopics.Progress, progress.ToUtf8Json(), "application/json", cancellationToken: stoppingToken);
                 Interlocked.Increment(ref _published);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
                 Interlocked.Increment(ref _failed);
-                var now = time.GetUtcNow();
+                var now = _time.GetUtcNow();
                 if (now - _lastWarning > TimeSpan.FromMinutes(1))
                 {
                     _lastWarning = now;
-                    logger.LogWarning("progress events cannot be published on {Topic} ({Error}); training goes on, {Failed} lost so far",
-                        DaprTopics.Progress, ex.Message, Failed);
+                    _logger.LogWarning("progress events cannot be published on {Topic} ({Error}); training goes on, {Failed} failed and {Dropped} dropped so far",
+                        DaprTopics.Progress, ex.Message, Failed, Dropped);
                 }
             }
         }
@@ -81,6 +91,7 @@ public static class ProgressPublishing
     /// </summary>
     public static IServiceCollection AddProgressEvents(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddOptions<ProgressOptions>().BindConfiguration(ProgressOptions.Section);
         var options = configuration.GetSection(ProgressOptions.Section).Get<ProgressOptions>() ?? new ProgressOptions();
         if (options.Enabled)
         {

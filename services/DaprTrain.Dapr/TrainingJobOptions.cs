@@ -14,7 +14,8 @@ public sealed class TrainingJobOptions : IValidatableObject
 {
     public const string Section = "Job";
 
-    [Required, RegularExpression("^[A-Za-z0-9._-]{1,128}$")]
+    // The progress events' id pattern (schemas/progress-event.schema.json), so the dashboard can show every job the services run.
+    [Required, RegularExpression("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     public string JobId { get; set; } = "daprtrain";
 
     /// <summary>Job:Topology as written: ps, p2p or p2p-scatter (validated at start). Everything else reads <see cref="Topology"/>.</summary>

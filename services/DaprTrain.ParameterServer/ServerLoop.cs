@@ -116,7 +116,7 @@ public sealed class ServerLoop(
             if (await checkpoints.TrySaveAsync(state, stoppingToken))
             {
                 progress.Emit(ParameterServerNode.NodeId, DaprTrain.Coordination.Progress.ProgressEvent.Checkpoint(state.Round, state.Generation, state.Writer,
-                    JobCheckpoints.Encode(state).Length));
+                    JobCheckpoints.EncodedLength(state)));
             }
             else logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
         }

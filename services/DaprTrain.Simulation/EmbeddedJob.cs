@@ -42,7 +42,7 @@ public sealed class EmbeddedJob : IDisposable
         _prices = prices;
         _platform = options.Serverless?.Platform ?? platform ?? PlatformProfile.Load(null, PlatformProfile.DefaultName);
         _cluster = new SimulatedCluster(options, data, loggers);
-        _progress = new JobProgress(events is null ? null : new ProgressEmitter(events, options.JobId, () => _cluster.Clock.NowMs));
+        _progress = new JobProgress(events is null ? null : new ProgressEmitter(events, options.JobId, () => _cluster.Clock.NowMs, ProgressEmitter.ProcessStartSequence()));
         _recovery = new Recovery(_cluster, _checkpoints, _progress);
     }
 
@@ -123,7 +123,7 @@ public sealed class EmbeddedJob : IDisposable
         _cluster.ReleaseRoundMessages(round);
         CheckReplicasAgree(round);
         if (_cluster.CompletedRound % _options.CheckpointEvery == 0) await _recovery.CheckpointAsync(cancellationToken);
-        _recovery.RoundCompleted(start, round);
+        _recovery.RoundCompleted(start, round, included);
 
         double? accuracy = null, loss = null;
         if (_cluster.CompletedRound % _options.EvaluateEvery == 0 || _cluster.CompletedRound >= _options.Rounds)
@@ -144,10 +144,24 @@ public sealed class EmbeddedJob : IDisposable
         Progress?.Report(new RoundProgress(round, _options.Rounds, _cluster.Clock.NowMs, members, included, accuracy));
     }
 
+    /// <summary>The bill so far, as <see cref="Finish"/> makes it at the end (the coordinator up all along, on its instance).</summary>
     private Billing RunningBilling()
     {
         double now = _cluster.Clock.NowMs;
-        return Billing.Of(_prices, _platform, _cluster.Accounting.NodesSoFar(now), _rounds, _cluster.Compute.Report(), now, _cluster.Server is not null);
+        var nodes = _cluster.Accounting.NodesSoFar(now).Where(n => n.Node != Coordinator)
+            .Append(CoordinatorMetrics(new NodeMetrics(Coordinator), now))
+            .OrderBy(n => n.Node, StringComparer.Ordinal).ToList();
+        return Billing.Of(_prices, _platform, nodes, _rounds, _cluster.Compute.Report(), now, _cluster.Server is not null);
+    }
+
+    private const string Coordinator = "coordinator";
+
+    /// <summary>The coordinator's figures: up the whole run, busy for a hop per call.</summary>
+    private NodeMetrics CoordinatorMetrics(NodeMetrics coordinator, double nowMs)
+    {
+        coordinator.AliveMs = nowMs;
+        coordinator.BusyMs = _cluster.Coordinator.Calls * _options.Network.LatencyMs;
+        return coordinator;
     }
 
     private void CheckReplicasAgree(long round)
@@ -167,9 +181,7 @@ public sealed class EmbeddedJob : IDisposable
         double end = _cluster.Clock.NowMs;
         var accounting = _cluster.Accounting;
         accounting.EndOfRun(end);
-        var coordinator = accounting.Node("coordinator");
-        coordinator.AliveMs = end;
-        coordinator.BusyMs = _cluster.Coordinator.Calls * _options.Network.LatencyMs;
+        CoordinatorMetrics(accounting.Node(Coordinator), end);
 
         var reference = _cluster.ReferenceTrainer();
         var final = reference.Evaluate(_cluster.Data.Holdout, _cluster.Data.HoldoutIndices);

@@ -41,9 +41,10 @@ public sealed record JobOptions(
 
     public void Validate()
     {
-        if (string.IsNullOrWhiteSpace(JobId) || JobId.Length > 128 || JobId.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
+        // The progress events' id pattern (schemas/progress-event.schema.json): a job the dashboard could not show is refused here.
+        if (string.IsNullOrWhiteSpace(JobId) || JobId.Length > 64 || !char.IsAsciiLetterOrDigit(JobId[0]) || JobId.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
         {
-            throw new ArgumentException($"job id '{JobId}' must be 1 to 128 letters, digits, '-', '_' or '.'.");
+            throw new ArgumentException($"job id '{JobId}' must be 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or a digit.");
         }
         if (Workers < 1 || Workers > MaxWorkers) throw new ArgumentException($"workers must be between 1 and {MaxWorkers} (got {Workers}).");
         if (Workers < Topology.MinWorkers()) throw new ArgumentException($"{Topology.Name()} needs at least {Topology.MinWorkers()} workers.");

@@ -70,8 +70,10 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
         }
     }
 
-    public void RoundCompleted(double roundStartMs, long round)
+    /// <summary>A round that completed with contributions recovers the faults before it (one that included nobody, a round every replica skipped, does not).</summary>
+    public void RoundCompleted(double roundStartMs, long round, int included)
     {
+        if (included == 0) return;
         foreach (var fault in _faults.Where(f => f.RecoveredAtMs is null && f.AtMs <= roundStartMs))
         {
             fault.RecoveredAtMs = cluster.Clock.NowMs;
@@ -193,7 +195,7 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
         var watch = Stopwatch.StartNew();
         bool saved = await checkpoints.TrySaveAsync(state, cancellationToken);
         double savedMs = watch.Elapsed.TotalMilliseconds;
-        int bytes = JobCheckpoints.Encode(state).Length;
+        int bytes = JobCheckpoints.EncodedLength(state);
         if (saved) progress.Emit(state.Writer, ProgressEvent.Checkpoint(state.Round, state.Generation, state.Writer, bytes));
         if (!saved) cluster.Log.LogWarning("checkpoint of round {Round} lost a race for the pointer; a newer one is in place", state.Round);
         // Checkpoints are written off the critical path: busy time for the writer, not round time.

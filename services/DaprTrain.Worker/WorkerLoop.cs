@@ -33,7 +33,8 @@ public sealed class WorkerLoop(
     TimeProvider time,
     ILogger<WorkerLoop> logger,
     DaprTrain.Coordination.Security.MemberIdentity identityKey,
-    DaprTrain.Coordination.Progress.ProgressEmitter progressEmitter) : BackgroundService
+    DaprTrain.Coordination.Progress.ProgressEmitter progressEmitter,
+    IOptions<ProgressOptions> progressOptions) : BackgroundService
 {
     private readonly WorkerProgress _progress = new(progressEmitter, identity.Value.WorkerId, time);
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
@@ -41,7 +42,7 @@ public sealed class WorkerLoop(
     private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(identity.Value.WorkerId);
     private volatile bool _expelled;
     private long _divergenceHandled;
-    private DaprTrain.Training.Data.TrainingData? _data;
+    private ReplicaEvaluator? _evaluator;
 
     /// <summary>In serverless mode, where a share the function app could not compute is computed (its own trainer: the node's is the replica).</summary>
     private GradientFunction? _localFunction;
@@ -51,7 +52,8 @@ public sealed class WorkerLoop(
         var job = options.Value;
         while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), time, stoppingToken);
 
-        var data = _data = job.LoadData();
+        var data = job.LoadData();
+        if (progressOptions.Value.Enabled) _evaluator = new ReplicaEvaluator(job.Trainer(), data, logger);
         var shards = DaprTrain.Training.Data.Sharding.Split(data.TrainIndices, data.Train.Labels, job.Workers, job.Seed, DaprTrain.Training.Data.ShardingMode.Iid);
         var attack = identity.Value.ParsedAttack();
         if (attack is not null) logger.LogWarning("{Worker} is Byzantine for this experiment: it sends {Attack} gradients (Job:Attack)", _id, attack);
@@ -109,10 +111,11 @@ public sealed class WorkerLoop(
         }
         await heartbeats.CancelAsync();
         await heartbeatLoop;
-        double accuracy = runtime.Finish(data);
-        var final = runtime.Evaluate(data);
-        _progress.Evaluated(runtime.Use(n => n.AppliedRound), final.Accuracy, final.Loss);
-        _progress.Finished(runtime.Use(n => n.AppliedRound), final.Accuracy, final.Loss);
+        var (accuracy, loss) = runtime.Finish(data);
+        long finalRound = runtime.Use(n => n.AppliedRound);
+        _progress.Evaluated(finalRound, accuracy, loss);
+        // One job-finished for the job: from the first member of the final view (every replica holds the same weights).
+        if ((await coordinator.GetViewAsync()).Members.Order(StringComparer.Ordinal).FirstOrDefault() == _id) _progress.Finished(finalRound, accuracy, loss);
         logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
             _id, job.Rounds, accuracy, runtime.Use(n => n.WeightHash));
     }
@@ -268,6 +271,7 @@ public sealed class WorkerLoop(
     public override void Dispose()
     {
         _localFunction?.Dispose();
+        _evaluator?.Dispose();
         base.Dispose();
     }
 
@@ -289,20 +293,22 @@ public sealed class WorkerLoop(
         long received = runtime.BytesReceived;
         var (applied, reported) = runtime.Use(n => (n.AppliedRound, _progress.AfterRound(n.AppliedRound, n.Generation, received, n.Members.Count)));
         // Under a parameter server the server writes the checkpoints and loads no data: worker-1 evaluates at those rounds.
-        if (reported && _data is not null && !job.Topology.WorkersWriteCheckpoints() && _id == DaprApps.Worker(1) && applied % job.CheckpointEvery == 0)
-        {
-            var (accuracy, loss) = runtime.Evaluate(_data);
-            _progress.Evaluated(applied, accuracy, loss);
-        }
+        if (reported && !job.Topology.WorkersWriteCheckpoints() && _id == DaprApps.Worker(1) && applied % job.CheckpointEvery == 0) Evaluate(applied);
+    }
+
+    /// <summary>The replica's held-out accuracy for the dashboard, evaluated off the round's path (the node is held only for the copy).</summary>
+    private void Evaluate(long round)
+    {
+        if (_evaluator is null) return;
+        var weights = runtime.Use(n => n.Trainer.Parameters.WeightSpan.ToArray());
+        if (!_evaluator.TryStart(round, weights, _progress.Evaluated)) logger.LogDebug("{Worker}: evaluation of round {Round} skipped, the last one still runs", _id, round);
     }
 
     /// <summary>A checkpoint written, and at the same rounds the replica's held-out accuracy: the dashboard's curve in a Dapr job.</summary>
     private void ReportCheckpoint(JobCheckpoint state)
     {
-        _progress.Checkpoint(state, JobCheckpoints.Encode(state).Length);
-        if (_data is null) return;
-        var (accuracy, loss) = runtime.Evaluate(_data);
-        _progress.Evaluated(state.Round, accuracy, loss);
+        _progress.Checkpoint(state, JobCheckpoints.EncodedLength(state));
+        Evaluate(state.Round);
     }
 
     private async Task PublishAsync(IReadOnlyList<Outgoing> messages, CancellationToken cancellationToken)
@@ -340,6 +346,7 @@ public sealed class WorkerLoop(
             {
                 Restore(latest);
                 await coordinator.SetSyncRequestAsync(_id, pending: false);
+                _progress.LastIncluded = null;
                 _progress.State("alive", latest.Round, $"continues from the state of round {latest.Round} written by {latest.Writer}");
                 logger.LogInformation("{Worker} continues from round {Round}, written by {Writer}", _id, latest.Round, latest.Writer);
                 return;

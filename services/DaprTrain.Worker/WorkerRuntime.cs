@@ -24,12 +24,13 @@ public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Exten
     /// <summary>Bytes every inbox delivered to the node.</summary>
     public long BytesReceived => _inboxes.Values.Sum(i => i.BytesReceived);
 
-    /// <summary>Held-out accuracy and loss of the replica now (the progress events' evaluations).</summary>
-    public (double Accuracy, double Loss) Evaluate(DaprTrain.Training.Data.TrainingData data) =>
-        Use(n => n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices) is var e ? (e.Accuracy, e.Loss) : default);
-
     /// <summary>Evaluates the final weights on the held-out set and keeps the accuracy for /status.</summary>
-    public double Finish(DaprTrain.Training.Data.TrainingData data) => Use(n => (_finalAccuracy = n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices).Accuracy).Value);
+    public (double Accuracy, double Loss) Finish(DaprTrain.Training.Data.TrainingData data) => Use(n =>
+    {
+        var result = n.Trainer.Evaluate(data.Holdout, data.HoldoutIndices);
+        _finalAccuracy = result.Accuracy;
+        return (result.Accuracy, result.Loss);
+    });
 
     public WorkerStatus Status() => Use(n => new WorkerStatus(n.Id, n.AppliedRound, n.Generation,
         n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), n.Shards.ToArray(), n.Counters.Applied,

@@ -73,12 +73,18 @@ public sealed class ProgressEventTests
         rounds.Should().OnlyContain(e => e.Bytes > 0, "every worker sends and receives gradients every round it completes");
         events.Where(e => e.Kind == "cost").Should().OnlyContain(e => e.Prices!.StartsWith("modelled", StringComparison.Ordinal), "costs are labelled modelled");
 
-        // The envelope: one job, and per source a sequence 0, 1, 2, ... with non-decreasing times (the virtual clock).
+        // The envelope: one job, and per source a sequence n, n + 1, ... from the process's start in microseconds (a second
+        // run into the same file continues above the first), with non-decreasing times (the virtual clock).
         events.Select(e => e.Job).Distinct().Should().Equal(["test-job"]);
         foreach (var source in events.GroupBy(e => e.Source))
         {
-            source.Select(e => e.Seq).Should().Equal(Enumerable.Range(0, source.Count()).Select(i => (long)i), $"{source.Key}'s sequence has no gap");
+            long first = source.First().Seq;
+            first.Should().BeGreaterThan(1_700_000_000_000_000, "sequences start at the process's start in microseconds since the epoch");
+            source.Select(e => e.Seq).Should().Equal(Enumerable.Range(0, source.Count()).Select(i => first + i), $"{source.Key}'s sequence has no gap");
         }
+        var last = events.Last(e => e.Kind == "cost");
+        last.VmUsd.Should().BeApproximately(run.Billing.InstancesUsd, 1e-12, "the running cost at the last round is the run's bill (coordinator included)");
+        last.ServerlessUsd.Should().BeApproximately(run.Billing.AllFunctionsUsd, 1e-12);
         events.Select(e => e.TimeMs).Should().BeInAscendingOrder("the embedded job writes in virtual-time order");
     }
 

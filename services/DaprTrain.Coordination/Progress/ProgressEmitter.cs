@@ -8,13 +8,14 @@ public interface IProgressSink
 }
 
 /// <summary>
-/// Stamps events with the envelope (job, source, a sequence number per source from 0, time) and hands them to a sink.
+/// Stamps events with the envelope (job, source, a sequence number per source, time) and hands them to a sink.
 /// One emitter per process: the embedded job writes for every node (a sequence per node), a service for itself.
 /// Thread-safe: the services emit from their loop and from request handlers.
 /// </summary>
-/// <param name="firstSequence">Where each source's sequence starts: 0 for the embedded job; for a service, the process's
-/// start in microseconds since the Unix epoch (<see cref="ProcessStartSequence"/>), so that a restarted process goes on
-/// above its predecessor's numbers and a receiver that drops repeats by (source, seq) does not drop its events.</param>
+/// <param name="firstSequence">Where each source's sequence starts: the services and the embedded job take the process's
+/// start in microseconds since the Unix epoch (<see cref="ProcessStartSequence"/>), so that a restarted process (or a
+/// second run written into the same events file) goes on above the numbers before it, and a receiver that drops repeats
+/// by (source, seq) does not drop its events.</param>
 public sealed class ProgressEmitter(IProgressSink sink, string job, Func<double> clockMs, long firstSequence = 0)
 {
     private readonly Dictionary<string, long> _sequences = new(StringComparer.Ordinal);
@@ -28,13 +29,14 @@ public sealed class ProgressEmitter(IProgressSink sink, string job, Func<double>
     /// <summary>A service process's first sequence number: microseconds since the Unix epoch now (about 1.8e15, under JSON's 2^53).</summary>
     public static long ProcessStartSequence() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000;
 
-    public void Emit(string source, ProgressEvent progress)
+    /// <param name="job">The job the event is about, when it is not this emitter's (the coordinator's actors, one per job id).</param>
+    public void Emit(string source, ProgressEvent progress, string? job = null)
     {
         lock (_gate)
         {
             long seq = _sequences.GetValueOrDefault(source, firstSequence);
             _sequences[source] = seq + 1;
-            sink.Write(progress with { Job = Job, Source = source, Seq = seq, TimeMs = Math.Max(0, clockMs()) });
+            sink.Write(progress with { Job = job ?? Job, Source = source, Seq = seq, TimeMs = Math.Max(0, clockMs()) });
         }
     }
 }

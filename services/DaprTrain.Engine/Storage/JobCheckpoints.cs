@@ -79,6 +79,10 @@ public sealed class JobCheckpoints(ICheckpointStore store, string jobId)
         }
     }
 
+    /// <summary>The bytes <see cref="Encode"/> makes of <paramref name="checkpoint"/>, without encoding it.</summary>
+    public static int EncodedLength(JobCheckpoint checkpoint) =>
+        4 + 8 + 4 + 2 + System.Text.Encoding.UTF8.GetByteCount(checkpoint.Writer) + CheckpointCodec.EncodedLength(checkpoint.State);
+
     public static byte[] Encode(JobCheckpoint checkpoint)
     {
         byte[] writer = System.Text.Encoding.UTF8.GetBytes(checkpoint.Writer);
