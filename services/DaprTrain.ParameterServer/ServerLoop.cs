@@ -24,7 +24,8 @@ public sealed class ServerLoop(
     IMessagePublisher publisher,
     TimeProvider time,
     ILogger<ServerLoop> logger,
-    DaprTrain.Coordination.Security.MemberIdentity identity) : BackgroundService
+    DaprTrain.Coordination.Security.MemberIdentity identity,
+    RoundPhases phases) : BackgroundService
 {
     private static readonly System.Diagnostics.TagList Tags = TrainingMetrics.Node(ParameterServerNode.NodeId);
 
@@ -59,7 +60,7 @@ public sealed class ServerLoop(
         {
             try
             {
-                await RunRoundAsync(job, checkpoints, stoppingToken);
+                await phases.RunAsync(() => RunRoundAsync(job, checkpoints, stoppingToken), () => runtime.Use(n => n.AppliedRound));
             }
             catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
@@ -67,6 +68,7 @@ public sealed class ServerLoop(
                 await Task.Delay(TimeSpan.FromMilliseconds(500), time, stoppingToken);
             }
         }
+        if (runtime.Use(n => n.AppliedRound) >= job.Rounds) logger.LogInformation("{Phases}", phases.Snapshot().Table());
     }
 
     private async Task RunRoundAsync(TrainingJobOptions job, JobCheckpoints checkpoints, CancellationToken stoppingToken)
@@ -84,6 +86,7 @@ public sealed class ServerLoop(
         // Until a gradient comes, the weights go out again every deadline: a worker that dropped them (its view did not name
         // this generation yet) or never got them (redelivery is not guaranteed) must not wait for ever.
         var resend = time.GetTimestamp();
+        using var waiting = phases.Time(RoundPhase.Wait);
         while (runtime.Use(n => n.HeldSenders(round).Count) == 0)
         {
             await Task.Delay(Poll, time, stoppingToken);
@@ -95,12 +98,14 @@ public sealed class ServerLoop(
             }
         }
         await time.UntilAsync(() => runtime.Use(n => view.Members.All(m => n.Holds(round, m))), TimeSpan.FromMilliseconds(job.RoundDeadlineMs), Poll, stoppingToken);
+        waiting.Dispose();
 
-        byte[] weights = runtime.Use(n => n.CloseRound());
+        byte[] weights = phases.CloseRound(runtime);
         await publisher.PublishAsync(DaprTopics.Weights, weights, stoppingToken);
         // The project's Meter, under the names the embedded mode's accounting uses.
         TrainingMetrics.BytesSent.Add(weights.Length, Tags);
         TrainingMetrics.MessagesSent.Add(1, Tags);
+        using var checkpointing = round % job.CheckpointEvery == 0 ? phases.Time(RoundPhase.Checkpoint) : null;
         if (round % job.CheckpointEvery == 0 && !await checkpoints.TrySaveAsync(runtime.Use(n => n.CaptureState()), stoppingToken))
         {
             logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);

@@ -22,6 +22,8 @@ public static class WorkerHosting
         builder.Services.AddDaprTrainWorkerIdentity();
         builder.Services.AddDaprTrainFunctionFanOut();
         builder.Services.AddSingleton<WorkerRuntime>();
+        // Where its rounds' time goes (issue 16): the loop's phases, its coordinator calls and publishes, its deliveries.
+        builder.Services.AddSingleton(sp => new DaprTrain.Engine.Telemetry.RoundPhases(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.WorkerId));
         if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop")) builder.Services.AddHostedService<WorkerLoop>();
         return builder;
     }

@@ -31,7 +31,8 @@ public sealed class WorkerLoop(
     FunctionFanOut functions,
     TimeProvider time,
     ILogger<WorkerLoop> logger,
-    DaprTrain.Coordination.Security.MemberIdentity identityKey) : BackgroundService
+    DaprTrain.Coordination.Security.MemberIdentity identityKey,
+    RoundPhases phases) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
     private readonly string _id = identity.Value.WorkerId;
@@ -92,7 +93,7 @@ public sealed class WorkerLoop(
         {
             try
             {
-                await RunRoundAsync(job, shards, checkpoints, stoppingToken);
+                await phases.RunAsync(() => RunRoundAsync(job, shards, checkpoints, stoppingToken), () => runtime.Use(n => n.AppliedRound));
             }
             catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
@@ -106,6 +107,7 @@ public sealed class WorkerLoop(
         double accuracy = runtime.Finish(data);
         logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
             _id, job.Rounds, accuracy, runtime.Use(n => n.WeightHash));
+        logger.LogInformation("{Phases}", phases.Snapshot().Table());
     }
 
     /// <summary>One round through the plan: compute, contribute, gather; between peers also decide, settle, share and apply.</summary>
@@ -146,10 +148,12 @@ public sealed class WorkerLoop(
         {
             if (!node.HasOwnGradient(node.OpenRound))
             {
+                using var computing = phases.Time(RoundPhase.Compute);
                 long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 node.ComputeGradient();
                 TrainingMetrics.BusyTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tags);
             }
+            using var encoding = phases.Time(RoundPhase.Encode);
             return plan.Contribute(node);
         });
         await PublishAsync(contribution, stoppingToken);
@@ -161,21 +165,21 @@ public sealed class WorkerLoop(
             // The server decides; without its weights within two deadlines (a server restarting, a lost message) the
             // gradient is sent again.
             // Weights of a generation the view does not name yet end the wait: the next round asks the coordinator first.
-            await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors) || n.NeedsView), deadline * 2, Poll, stoppingToken);
+            using (phases.Time(RoundPhase.Wait)) await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors) || n.NeedsView), deadline * 2, Poll, stoppingToken);
             return;
         }
 
-        await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors)), deadline, Poll, stoppingToken);
+        using (phases.Time(RoundPhase.Wait)) await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors)), deadline, Poll, stoppingToken);
         await coordinator.ReportAsync(_id, 0, round, runtime.Use(n => n.HeldSenders(round)));
         RoundDecision? decided = null;
-        await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, Poll, stoppingToken);
+        using (phases.Time(RoundPhase.Wait, "agreement")) await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, Poll, stoppingToken);
         var closed = decided ?? await coordinator.CloseRoundAsync(0, round);
         // Every replica settles the coordinator's decision alike, against the members of the view it applied.
         var decision = runtime.Use(n => plan.Settle(closed, n.Members));
-        await PublishAsync(runtime.Use(n => plan.Share(n, decision)), stoppingToken);
-        await time.UntilAsync(() => runtime.Use(n => plan.ReadyToApply(n, decision)), deadline, Poll, stoppingToken);
+        await PublishAsync(runtime.Use(n => { using var reducing = phases.Time(RoundPhase.Aggregate, "share"); return plan.Share(n, decision); }), stoppingToken);
+        using (phases.Time(RoundPhase.Wait)) await time.UntilAsync(() => runtime.Use(n => plan.ReadyToApply(n, decision)), deadline, Poll, stoppingToken);
 
-        if (!runtime.Use(n => plan.TryApply(n, decision)))
+        if (!phases.Apply(runtime, n => plan.TryApply(n, decision)))
         {
             logger.LogWarning("{Worker} lacks parts of round {Round} the decision includes; taking a peer's state", _id, round);
             await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
@@ -194,6 +198,7 @@ public sealed class WorkerLoop(
         // last round: a worker that was away when the others finished takes that final state and finishes too.
         if (view.CheckpointWriter == _id && (round % job.CheckpointEvery == 0 || view.PendingSyncs.Count > 0 || round == job.Rounds))
         {
+            using var checkpointing = phases.Time(RoundPhase.Checkpoint);
             var state = runtime.Use(n => n.CaptureState());
             if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
             // The joiners now have a state to continue from; from the next round on the others wait for their gradients.
@@ -211,6 +216,7 @@ public sealed class WorkerLoop(
     /// gradients were computed on weights that are no longer the node's, so they are dropped and the next round starts.</returns>
     private async Task<bool> ComputeByFunctionsAsync(TrainingJobOptions job, CancellationToken stoppingToken)
     {
+        using var computing = phases.Time(RoundPhase.Compute, "functions");
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         var invocations = runtime.Use(node =>
         {
@@ -291,6 +297,7 @@ public sealed class WorkerLoop(
     private async Task SynchroniseAsync(JobCheckpoints checkpoints, long seenRound, CancellationToken stoppingToken)
     {
         var job = options.Value;
+        using var synchronising = phases.Time(RoundPhase.Checkpoint, "synchronise");
         await coordinator.SetSyncRequestAsync(_id, pending: true);
         logger.LogInformation("{Worker} asks for the job's current state (newer than round {Round})", _id, seenRound);
         while (!stoppingToken.IsCancellationRequested)
