@@ -58,15 +58,15 @@ internal static class PhaseTables
         foreach (string phase in PhaseReading.PhaseNames)
         {
             double mean = workers.Average(w => w.MsPerRound(phase));
-            text.Append(C, $"| {phase} | {mean:F1} | {mean / workerWall:P0} | ");
-            if (server is not null) text.Append(C, $"{server.MsPerRound(phase):F1} | {server.MsPerRound(phase) / (server.WallMs / Math.Max(1, server.Rounds)):P0} |");
+            text.Append(C, $"| {phase} | {mean:F1} | {100 * mean / workerWall:F0}% | ");
+            if (server is not null) text.Append(C, $"{server.MsPerRound(phase):F1} | {100 * server.MsPerRound(phase) / (server.WallMs / Math.Max(1, server.Rounds)):F0}% |");
             text.Append('\n');
         }
         text.Append(C, $"| **round (wall)** | **{workerWall:F1}** | | ");
         if (server is not null) text.Append(C, $"**{server.WallMs / Math.Max(1, server.Rounds):F1}** | |");
         text.Append('\n');
-        text.Append(C, $"| accounted | {workers.Average(w => w.Accounted):P0} | | ");
-        if (server is not null) text.Append(C, $"{server.Accounted:P0} | |");
+        text.Append(C, $"| accounted | {100 * workers.Average(w => w.Accounted):F0}% | | ");
+        if (server is not null) text.Append(C, $"{100 * server.Accounted:F0}% | |");
         text.Append("\n\n");
 
         // Named parts of the phases (the coordinator's methods, the agreement's polling) and what ran beside the round.

@@ -270,7 +270,7 @@ public sealed record PhaseSummary(string Node, long Rounds, double WallMs, IRead
         foreach (var phase in Phases)
         {
             double mean = Rounds == 0 ? 0 : phase.Ms / Rounds;
-            text.Append(c, $"  {phase.Phase,-12} {mean,10:F2} {(WallMs <= 0 ? 0 : phase.Ms / WallMs),7:P1}\n");
+            text.Append(c, $"  {phase.Phase,-12} {mean,10:F2} {(WallMs <= 0 ? 0 : 100 * phase.Ms / WallMs),6:F1}%\n");
         }
         foreach (var detail in Details)
         {
@@ -280,7 +280,7 @@ public sealed record PhaseSummary(string Node, long Rounds, double WallMs, IRead
         {
             text.Append(c, $"  off the round's path: {off.Phase}, {off.Count} times, {(off.Count == 0 ? 0 : off.Ms / off.Count):F2} ms each ({(Rounds == 0 ? 0 : off.Ms / Rounds):F2} ms a round)\n");
         }
-        text.Append(c, $"  accounted: {Accounted:P0} of {perRound:F0} ms");
+        text.Append(c, $"  accounted: {100 * Accounted:F0}% of {perRound:F0} ms");
         return text.ToString();
     }
 }
