@@ -89,7 +89,7 @@ public sealed class ServerLoop(
         using var waiting = phases.Time(RoundPhase.Wait);
         while (runtime.Use(n => n.HeldSenders(round).Count) == 0)
         {
-            await Task.Delay(Poll, time, stoppingToken);
+            await runtime.UntilAsync(time, n => n.HeldSenders(round).Count > 0, Poll, Poll, stoppingToken);
             if (time.GetElapsedTime(resend) >= TimeSpan.FromMilliseconds(job.RoundDeadlineMs))
             {
                 await publisher.PublishAsync(DaprTopics.Weights, runtime.Use(n => n.WeightsMessage()), stoppingToken);
@@ -97,7 +97,7 @@ public sealed class ServerLoop(
                 return;
             }
         }
-        await time.UntilAsync(() => runtime.Use(n => view.Members.All(m => n.Holds(round, m))), TimeSpan.FromMilliseconds(job.RoundDeadlineMs), Poll, stoppingToken);
+        await runtime.UntilAsync(time, n => view.Members.All(m => n.Holds(round, m)), TimeSpan.FromMilliseconds(job.RoundDeadlineMs), Poll, stoppingToken);
         waiting.Dispose();
 
         byte[] weights = phases.CloseRound(runtime);

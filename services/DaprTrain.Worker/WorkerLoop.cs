@@ -165,11 +165,11 @@ public sealed class WorkerLoop(
             // The server decides; without its weights within two deadlines (a server restarting, a lost message) the
             // gradient is sent again.
             // Weights of a generation the view does not name yet end the wait: the next round asks the coordinator first.
-            using (phases.Time(RoundPhase.Wait)) await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors) || n.NeedsView), deadline * 2, Poll, stoppingToken);
+            using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.Gathered(n, round, contributors) || n.NeedsView, deadline * 2, Poll, stoppingToken);
             return;
         }
 
-        using (phases.Time(RoundPhase.Wait)) await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors)), deadline, Poll, stoppingToken);
+        using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.Gathered(n, round, contributors), deadline, Poll, stoppingToken);
         await coordinator.ReportAsync(_id, 0, round, runtime.Use(n => n.HeldSenders(round)));
         RoundDecision? decided = null;
         using (phases.Time(RoundPhase.Wait, "agreement")) await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, Poll, stoppingToken);
@@ -177,7 +177,7 @@ public sealed class WorkerLoop(
         // Every replica settles the coordinator's decision alike, against the members of the view it applied.
         var decision = runtime.Use(n => plan.Settle(closed, n.Members));
         await PublishAsync(runtime.Use(n => { using var reducing = phases.Time(RoundPhase.Aggregate, "share"); return plan.Share(n, decision); }), stoppingToken);
-        using (phases.Time(RoundPhase.Wait)) await time.UntilAsync(() => runtime.Use(n => plan.ReadyToApply(n, decision)), deadline, Poll, stoppingToken);
+        using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.ReadyToApply(n, decision), deadline, Poll, stoppingToken);
 
         if (!phases.Apply(runtime, n => plan.TryApply(n, decision)))
         {

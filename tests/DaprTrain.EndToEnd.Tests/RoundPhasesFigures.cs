@@ -18,29 +18,45 @@ public sealed class RoundPhasesFigures
     {
         var tables = new StringBuilder();
         string[] topologies = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_TOPOLOGIES") is { Length: > 0 } only ? only.Split(',') : ["p2p", "ps"];
+        // DAPRTRAIN_FIGURES_COMPARE=1: each configuration twice in a row, the waits on the 10 ms poll alone (as before issue
+        // 16's change) and woken by deliveries, so that the two are measured under the same load.
+        bool compare = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_COMPARE") == "1";
+        var summary = new StringBuilder("| configuration | waits | workers' round ms | workers' wait ms a round | ps round ms | ps wait ms a round |\n| --- | --- | ---: | ---: | ---: | ---: |\n");
         foreach (string topology in topologies)
         {
             foreach (int workers in new[] { 2, 4 })
             {
-                string table = await MeasureAsync(topology, workers);
-                Console.WriteLine(table);
-                tables.Append(table).Append('\n');
-                File.WriteAllText(Path.Combine(Path.GetTempPath(), "daprtrain-phase-figures.md"), tables.ToString());
+                foreach (bool wake in compare ? new[] { false, true } : [true])
+                {
+                    var (table, workerReadings, server) = await MeasureAsync(topology, workers, wake);
+                    string waits = wake ? "woken by deliveries" : "10 ms poll only";
+                    Console.WriteLine(table);
+                    tables.Append(compare ? $"({waits})\n\n" : "").Append(table).Append('\n');
+                    summary.Append(System.Globalization.CultureInfo.InvariantCulture, $"| {topology}, N={workers} | {waits} | {workerReadings.Average(w => w.WallMs / w.Rounds):F1} | {workerReadings.Average(w => w.MsPerRound("wait")):F1} | ");
+                    summary.Append(server is null ? "- | - |\n" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{server.WallMs / server.Rounds:F1} | {server.MsPerRound("wait"):F1} |\n"));
+                    File.WriteAllText(Path.Combine(Path.GetTempPath(), "daprtrain-phase-figures.md"), tables.ToString() + "\n" + summary);
+                }
             }
         }
+        Console.WriteLine(summary);
     }
 
-    private static async Task<string> MeasureAsync(string topology, int workers)
+    private static async Task<(string Table, IReadOnlyList<PhaseReading> Workers, PhaseReading? Server)> MeasureAsync(string topology, int workers, bool wakeOnDelivery)
     {
         // Clean: deadlines and leases no healthy round reaches on a loaded machine, so every round has every gradient.
         var job = EndToEndScenarios.Job(topology, workers, Rounds, deadlineMs: 20_000, leaseMs: 30_000);
+        job["Job__WakeOnDelivery"] = wakeOnDelivery ? "true" : "false";
+        // DAPRTRAIN_FIGURES_OMP_THREADS=1: every service's torch on one thread (OpenMP), as PyTorch DDP's baseline runs.
+        string? threads = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_OMP_THREADS");
+        if (!string.IsNullOrEmpty(threads)) job["OMP_NUM_THREADS"] = threads;
         var sidecars = new DoubleSidecars();
         await using var cluster = new Cluster(job, sidecars);
         await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
         bool ps = topology == "ps";
         if (ps) await cluster.StartAsync("parameter-server", "DaprTrain.ParameterServer");
         var ids = Enumerable.Range(1, workers).Select(i => $"worker-{i}").ToList();
-        foreach (var id in ids) await cluster.StartAsync(id, "DaprTrain.Worker", new() { ["Job__WorkerId"] = id });
+        var processes = new List<ServiceProcess>();
+        foreach (var id in ids) processes.Add(await cluster.StartAsync(id, "DaprTrain.Worker", new() { ["Job__WorkerId"] = id }));
         var nodes = ps ? [.. ids, "parameter-server"] : ids;
 
         // Each node's reading once it has passed round From, and the double's when the last of them has.
@@ -64,7 +80,14 @@ public sealed class RoundPhasesFigures
         foreach (var node in nodes) last[node] = PhaseReading.From(await cluster.StatusAsync(node));
 
         var readings = nodes.ToDictionary(n => n, n => last[n].Since(first[n]));
-        string title = $"{topology}, {workers} workers, rounds {From}-{Rounds} ({Environment.ProcessorCount} cores)";
-        return PhaseTables.Render(title, [.. ids.Select(i => readings[i])], ps ? readings["parameter-server"] : null, doubleLast.Since(doubleFirst), Rounds - jobRoundFirst);
+        string title = $"{topology}, {workers} workers, rounds {From}-{Rounds} ({Environment.ProcessorCount} cores{(string.IsNullOrEmpty(threads) ? "" : $", OMP_NUM_THREADS={threads}")}, waits {(wakeOnDelivery ? "woken by deliveries" : "on the 10 ms poll only")})";
+        var workerReadings = ids.Select(i => readings[i]).ToList();
+        var server = ps ? readings["parameter-server"] : null;
+        string table = PhaseTables.Render(title, workerReadings, server, doubleLast.Since(doubleFirst), Rounds - jobRoundFirst);
+        // What worker-1 printed at the end of the job (all its rounds, the first ones included), once it has.
+        await cluster.WaitUntilAsync(() => Task.FromResult(processes[0].Output.Any(l => l.Contains("accounted: ", StringComparison.Ordinal))), TimeSpan.FromSeconds(30), "worker-1's table");
+        var printed = processes[0].Output.SkipWhile(l => !l.Contains("worker-1: where a round's time went", StringComparison.Ordinal)).TakeWhile(l => !l.Contains("Application is shutting down", StringComparison.Ordinal)).Take(40);
+        table += "\nworker-1's log at the end of the job:\n\n```\n" + string.Join("\n", printed) + "\n```\n";
+        return (table, workerReadings, server);
     }
 }
