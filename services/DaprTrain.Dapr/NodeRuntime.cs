@@ -8,8 +8,11 @@ namespace DaprTrain.Dapr;
 /// are told it is not ready (their deliveries are retried).
 /// </summary>
 /// <param name="wakeOnDelivery">Whether <see cref="UntilAsync"/> looks again as soon as a delivery was handled (else only every poll).</param>
-public abstract class NodeRuntime<TNode>(bool wakeOnDelivery = true) : IDisposable where TNode : class, IDisposable
+/// <param name="noticed">Told, when a wait that had to sleep ends, how many milliseconds after the latest delivery it saw
+/// the condition hold: about what the poll added to the round (issue 16).</param>
+public abstract class NodeRuntime<TNode>(bool wakeOnDelivery = true, Action<double>? noticed = null) : IDisposable where TNode : class, IDisposable
 {
+    private long _lastDelivered;
     private readonly Lock _gate = new();
     private TNode? _node;
     private TaskCompletionSource _delivered = NewSignal();
@@ -36,6 +39,7 @@ public abstract class NodeRuntime<TNode>(bool wakeOnDelivery = true) : IDisposab
             }
             finally
             {
+                Interlocked.Exchange(ref _lastDelivered, System.Diagnostics.Stopwatch.GetTimestamp());
                 Interlocked.Exchange(ref _delivered, NewSignal()).TrySetResult();
             }
         };
@@ -49,11 +53,16 @@ public abstract class NodeRuntime<TNode>(bool wakeOnDelivery = true) : IDisposab
     public async Task<bool> UntilAsync(TimeProvider time, Func<TNode, bool> done, TimeSpan timeout, TimeSpan poll, CancellationToken cancellationToken)
     {
         var until = time.GetUtcNow() + timeout;
-        while (true)
+        for (bool slept = false; ; slept = true)
         {
             // Taken before the check: a delivery handled after it completes this task, so no wake-up is lost.
             var delivered = Volatile.Read(ref _delivered).Task;
-            if (Use(done)) return true;
+            if (Use(done))
+            {
+                long last = Interlocked.Read(ref _lastDelivered);
+                if (slept && last != 0) noticed?.Invoke(System.Diagnostics.Stopwatch.GetElapsedTime(last).TotalMilliseconds);
+                return true;
+            }
             if (time.GetUtcNow() >= until) return false;
             if (!wakeOnDelivery)
             {

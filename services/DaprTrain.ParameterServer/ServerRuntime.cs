@@ -7,7 +7,7 @@ namespace DaprTrain.ParameterServer;
 public sealed class ServerRuntime : NodeRuntime<ParameterServerNode>
 {
     public ServerRuntime(ILogger<ServerRuntime> logger, Microsoft.Extensions.Options.IOptions<TrainingJobOptions> job, DaprTrain.Engine.Telemetry.RoundPhases phases)
-        : base(job.Value.WakeOnDelivery)
+        : base(job.Value.WakeOnDelivery, ms => phases.RecordDetail("wait saw a delivery after", ms))
     {
         Phases = phases;
         Gradients = new MessageInbox(logger, job.Value.MaxChunkBytes, ParameterServerNode.NodeId, () => Ready ? Use(n => n.AppliedRound) : 0, phases);

@@ -6,7 +6,8 @@ namespace DaprTrain.Worker;
 
 /// <summary>The worker node, and an inbox (chunk reassembly, Dapr answers) for each topic its round plan subscribes to.</summary>
 public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Extensions.Options.IOptions<WorkerOptions> identity,
-    Microsoft.Extensions.Options.IOptions<TrainingJobOptions> job, FunctionFanOut functions, DaprTrain.Engine.Telemetry.RoundPhases phases) : NodeRuntime<WorkerNode>(job.Value.WakeOnDelivery)
+    Microsoft.Extensions.Options.IOptions<TrainingJobOptions> job, FunctionFanOut functions, DaprTrain.Engine.Telemetry.RoundPhases phases)
+    : NodeRuntime<WorkerNode>(job.Value.WakeOnDelivery, ms => phases.RecordDetail("wait saw a delivery after", ms))
 {
     private readonly ConcurrentDictionary<string, MessageInbox> _inboxes = new(StringComparer.Ordinal);
 

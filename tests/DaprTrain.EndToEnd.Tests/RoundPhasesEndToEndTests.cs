@@ -34,15 +34,19 @@ public sealed class RoundPhasesEndToEndTests
             var status = await cluster.StatusAsync(node);
             var reading = PhaseReading.From(status);
             long applied = status.GetProperty("appliedRound").GetInt64();
-            reading.Rounds.Should().Be(applied, $"{node} completed every round one at a time in a clean job\n{cluster.Logs}");
+            // A round counts when the node's own loop completed it. Under a parameter server a worker can also be handed a
+            // round it never ran: a server whose view did not name it yet closes round 1 without it, and the weights may
+            // reach it before its first round starts. Every other round, and every round of a peer or of the server, it runs.
+            if (ps && node != "parameter-server") reading.Rounds.Should().BeInRange(applied - 1, applied, $"{node} ran every round but perhaps its first\n{cluster.Logs}");
+            else reading.Rounds.Should().Be(applied, $"{node} completed every round one at a time in a clean job\n{cluster.Logs}");
             reading.Phases.Keys.Should().BeEquivalentTo(PhaseReading.PhaseNames);
-            reading.Phases.Should().AllSatisfy(p => p.Value.Count.Should().Be(applied, $"{node} records {p.Key} once a round, zeros included"));
+            reading.Phases.Should().AllSatisfy(p => p.Value.Count.Should().Be(reading.Rounds, $"{node} records {p.Key} once a round, zeros included"));
             double named = reading.Phases.Where(p => p.Key != "other").Sum(p => p.Value.Ms);
             named.Should().BeLessThanOrEqualTo(reading.WallMs + Epsilon, $"{node}'s phases are parts of its rounds");
             (named + reading.Phases["other"].Ms).Should().BeApproximately(reading.WallMs, Epsilon, "other is the rest of the rounds");
             reading.Phases.Values.Should().AllSatisfy(p => p.Ms.Should().BeGreaterThanOrEqualTo(0));
-            reading.Details.Should().ContainKey("coordinator GetView", "the view is refreshed on the round's path").WhoseValue.Count.Should().BeGreaterThanOrEqualTo(applied);
-            reading.Details.Should().ContainKey("encode chunks", "every round publishes").WhoseValue.Count.Should().BeGreaterThanOrEqualTo(applied);
+            reading.Details.Should().ContainKey("coordinator GetView", "the view is refreshed on the round's path").WhoseValue.Count.Should().BeGreaterThanOrEqualTo(reading.Rounds);
+            reading.Details.Should().ContainKey("encode chunks", "every round publishes").WhoseValue.Count.Should().BeGreaterThanOrEqualTo(reading.Rounds);
             reading.OffPath.Keys.Should().Contain(k => k.StartsWith("receive ", StringComparison.Ordinal), "deliveries are handled beside the round");
         }
         foreach (var process in server is null ? workers : [.. workers, server])

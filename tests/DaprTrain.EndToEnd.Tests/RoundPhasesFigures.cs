@@ -21,24 +21,35 @@ public sealed class RoundPhasesFigures
         // DAPRTRAIN_FIGURES_COMPARE=1: each configuration twice in a row, the waits on the 10 ms poll alone (as before issue
         // 16's change) and woken by deliveries, so that the two are measured under the same load.
         bool compare = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_COMPARE") == "1";
-        var summary = new StringBuilder("| configuration | waits | workers' round ms | workers' wait ms a round | ps round ms | ps wait ms a round |\n| --- | --- | ---: | ---: | ---: | ---: |\n");
+        var summary = new StringBuilder("| configuration | waits | workers' round ms | workers' wait ms a round | workers' waits: ms from the delivery to the wait seeing it | ps round ms | ps wait ms a round | ps: ms from the delivery to the wait seeing it |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         foreach (string topology in topologies)
         {
             foreach (int workers in new[] { 2, 4 })
             {
-                foreach (bool wake in compare ? new[] { false, true } : [true])
+                // DAPRTRAIN_FIGURES_REPEAT=R: the pair (or the one run) R times over, interleaved, to show the spread on a shared machine.
+                int repeat = int.TryParse(Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_REPEAT"), out int r) && r > 0 ? r : 1;
+                foreach (bool wake in Enumerable.Repeat(compare ? new[] { false, true } : [true], repeat).SelectMany(w => w))
                 {
                     var (table, workerReadings, server) = await MeasureAsync(topology, workers, wake);
                     string waits = wake ? "woken by deliveries" : "10 ms poll only";
                     Console.WriteLine(table);
                     tables.Append(compare ? $"({waits})\n\n" : "").Append(table).Append('\n');
-                    summary.Append(System.Globalization.CultureInfo.InvariantCulture, $"| {topology}, N={workers} | {waits} | {workerReadings.Average(w => w.WallMs / w.Rounds):F1} | {workerReadings.Average(w => w.MsPerRound("wait")):F1} | ");
-                    summary.Append(server is null ? "- | - |\n" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{server.WallMs / server.Rounds:F1} | {server.MsPerRound("wait"):F1} |\n"));
+                    summary.Append(System.Globalization.CultureInfo.InvariantCulture, $"| {topology}, N={workers} | {waits} | {workerReadings.Average(w => w.WallMs / w.Rounds):F1} | {workerReadings.Average(w => w.MsPerRound("wait")):F1} | {Seen(workerReadings)} | ");
+                    summary.Append(server is null ? "- | - | - |\n" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{server.WallMs / server.Rounds:F1} | {server.MsPerRound("wait"):F1} | {Seen([server])} |\n"));
                     File.WriteAllText(Path.Combine(Path.GetTempPath(), "daprtrain-phase-figures.md"), tables.ToString() + "\n" + summary);
                 }
             }
         }
         Console.WriteLine(summary);
+    }
+
+    /// <summary>Mean ms from the latest delivery to a wait seeing its condition hold, over the waits that had to sleep, and how many a round.</summary>
+    private static string Seen(IReadOnlyList<PhaseReading> readings)
+    {
+        const string Name = "wait saw a delivery after";
+        long count = readings.Sum(r => r.Details.GetValueOrDefault(Name).Count);
+        double ms = readings.Sum(r => r.Details.GetValueOrDefault(Name).Ms);
+        return count == 0 ? "-" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{ms / count:F2} ({(double)count / readings.Sum(r => r.Rounds):F1} a round)");
     }
 
     private static async Task<(string Table, IReadOnlyList<PhaseReading> Workers, PhaseReading? Server)> MeasureAsync(string topology, int workers, bool wakeOnDelivery)

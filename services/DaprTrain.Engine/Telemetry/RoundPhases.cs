@@ -126,6 +126,9 @@ public sealed class RoundPhases(string node, TimeProvider? time = null)
         }
     }
 
+    /// <summary>A named figure inside the round's phases (on its path) or beside it (elsewhere): count and milliseconds, not added to any phase.</summary>
+    public void RecordDetail(string what, double ms) => Count(_onPath.Value ? _details : _offPath, what, ms);
+
     /// <summary>Work off the round's path, under a name of its own (a delivery handled, a heartbeat on its timer): count and milliseconds.</summary>
     public void RecordOffPath(string what, double ms) => Count(_offPath, what, ms);
 
