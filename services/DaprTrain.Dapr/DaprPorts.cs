@@ -29,9 +29,15 @@ public static class DaprPorts
         }));
         // This process's key pair, made at start and never stored: what it signs its messages, joins and leaves with.
         services.AddSingleton(sp => new DaprTrain.Coordination.Security.MemberIdentity(DaprTrain.Coordination.Security.NodeKey.Create(), Job(sp).Secret));
-        services.AddSingleton<ICoordinator>(sp => new ActorCoordinator(sp.GetRequiredService<IActorProxyFactory>(), Job(sp).JobId));
+        // A service that times its rounds (it registers RoundPhases) has its coordinator calls and publishes timed too (issue 16).
+        services.AddSingleton<ICoordinator>(sp =>
+        {
+            var actor = new ActorCoordinator(sp.GetRequiredService<IActorProxyFactory>(), Job(sp).JobId);
+            return sp.GetService<DaprTrain.Engine.Telemetry.RoundPhases>() is { } phases ? new PhasedCoordinator(actor, phases) : actor;
+        });
         services.AddSingleton<ICheckpointStore>(sp => new DaprCheckpointStore(sp.GetRequiredService<DaprClient>(), DaprComponents.StateStore, Job(sp).MaxChunkBytes));
-        services.AddSingleton<IMessagePublisher>(sp => new DaprMessagePublisher(sp.GetRequiredService<DaprClient>(), DaprComponents.PubSub, Job(sp).MaxChunkBytes));
+        services.AddSingleton<IMessagePublisher>(sp => new DaprMessagePublisher(sp.GetRequiredService<DaprClient>(), DaprComponents.PubSub, Job(sp).MaxChunkBytes,
+            sp.GetService<DaprTrain.Engine.Telemetry.RoundPhases>()));
         return services;
     }
 

@@ -17,7 +17,9 @@ namespace DaprTrain.Dapr;
 /// </summary>
 /// <param name="node">The receiving node's id: received bytes are recorded on the project's Meter under it.</param>
 /// <param name="round">The node's current round, for expiring incomplete messages whose round has passed (null: never by round).</param>
-public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes, string node = "", Func<long>? round = null)
+/// <param name="phases">When set, each delivery's handling is recorded off the round's path (issue 16): "receive" for the
+/// whole delivery (body, CloudEvent, base64, chunk), "decode" for the node's part of a whole message (checks, signature, hold).</param>
+public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes, string node = "", Func<long>? round = null, RoundPhases? phases = null)
 {
     private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(node);
     private readonly ChunkAssembler _assembler = new();
@@ -48,6 +50,31 @@ public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.
 
     /// <param name="deliver">The node's handler, or null while the node is not ready (the delivery is then retried, untouched).</param>
     public async Task<IResult> HandleAsync(HttpRequest request, string route, Func<byte[], DeliveryResult>? deliver)
+    {
+        if (phases is null) return await HandleCoreAsync(request, route, deliver);
+        long started = Stopwatch.GetTimestamp();
+        try
+        {
+            return await HandleCoreAsync(request, route, deliver is null ? null : payload =>
+            {
+                long decoding = Stopwatch.GetTimestamp();
+                try
+                {
+                    return deliver(payload);
+                }
+                finally
+                {
+                    phases.RecordOffPath("decode " + route, Stopwatch.GetElapsedTime(decoding).TotalMilliseconds);
+                }
+            });
+        }
+        finally
+        {
+            phases.RecordOffPath("receive " + route, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+    }
+
+    private async Task<IResult> HandleCoreAsync(HttpRequest request, string route, Func<byte[], DeliveryResult>? deliver)
     {
         byte[]? chunk;
         string? problem;

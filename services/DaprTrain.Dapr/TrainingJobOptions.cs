@@ -60,6 +60,13 @@ public sealed class TrainingJobOptions : IValidatableObject
     public int HeartbeatMs { get; set; } = 1000;
 
     /// <summary>
+    /// A round's waits (contributions, the server's weights) look again as soon as the node has handled a delivery, not
+    /// only every 10 ms poll. Deadlines are the same either way; false brings back the poll alone, for measuring what the
+    /// poll cost (issue 16).
+    /// </summary>
+    public bool WakeOnDelivery { get; set; } = true;
+
+    /// <summary>
     /// mnist (from DataDir; an empty DataDir means synthetic data, as before datasets had names), fashion-mnist (from DataDir,
     /// else DAPRTRAIN_FASHION_MNIST, /usr/share/datasets/fashion-mnist or the user cache; never downloaded by a service) or synthetic.
     /// </summary>

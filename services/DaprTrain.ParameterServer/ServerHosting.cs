@@ -17,6 +17,7 @@ public static class ServerHosting
         builder.Services.AddDaprTrainPorts();
         builder.Services.AddSingleton<ServerRuntime>();
         builder.Services.AddProgressEvents(builder.Configuration);
+        builder.Services.AddSingleton(_ => new DaprTrain.Engine.Telemetry.RoundPhases(DaprTrain.Engine.Nodes.ParameterServerNode.NodeId));
         if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop")) builder.Services.AddHostedService<ServerLoop>();
         return builder;
     }
@@ -33,7 +34,7 @@ public static class ServerHosting
         }
         app.MapDaprTrainApp(DaprApps.ParameterServer);
         app.MapGet("/status", (ServerRuntime runtime) => runtime.Ready
-            ? Results.Json(runtime.Use(n => new { server = DaprApps.ParameterServer, appliedRound = n.AppliedRound, generation = n.Generation, weightHash = n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture) }))
+            ? Results.Json(runtime.Use(n => new { server = DaprApps.ParameterServer, appliedRound = n.AppliedRound, generation = n.Generation, weightHash = n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), phases = runtime.Phases.Snapshot() }))
             : Results.Json(new { server = DaprApps.ParameterServer, appliedRound = -1L }));
         app.MapPost(GradientsRoute, (HttpRequest request, ServerRuntime runtime) => runtime.Gradients.HandleAsync(request, DaprTopics.Gradients, runtime.Deliver((node, payload) => node.HandleGradient(payload))))
             .WithTopic(new TopicOptions { PubsubName = DaprComponents.PubSub, Name = DaprTopics.Gradients, DeadLetterTopic = DaprTopics.DeadLetters });

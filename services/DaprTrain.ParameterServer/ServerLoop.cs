@@ -25,7 +25,8 @@ public sealed class ServerLoop(
     TimeProvider time,
     ILogger<ServerLoop> logger,
     DaprTrain.Coordination.Security.MemberIdentity identity,
-    DaprTrain.Coordination.Progress.ProgressEmitter progress) : BackgroundService
+    DaprTrain.Coordination.Progress.ProgressEmitter progress,
+    RoundPhases phases) : BackgroundService
 {
     private long _roundStarted = time.GetTimestamp();
     private long _bytesAtLastRound;
@@ -66,7 +67,7 @@ public sealed class ServerLoop(
         {
             try
             {
-                await RunRoundAsync(job, checkpoints, stoppingToken);
+                await phases.RunAsync(() => RunRoundAsync(job, checkpoints, stoppingToken), () => runtime.Use(n => n.AppliedRound));
             }
             catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
@@ -74,6 +75,7 @@ public sealed class ServerLoop(
                 await Task.Delay(TimeSpan.FromMilliseconds(500), time, stoppingToken);
             }
         }
+        if (runtime.Use(n => n.AppliedRound) >= job.Rounds) logger.LogInformation("{Phases}", phases.Snapshot().Table());
     }
 
     private async Task RunRoundAsync(TrainingJobOptions job, JobCheckpoints checkpoints, CancellationToken stoppingToken)
@@ -91,9 +93,10 @@ public sealed class ServerLoop(
         // Until a gradient comes, the weights go out again every deadline: a worker that dropped them (its view did not name
         // this generation yet) or never got them (redelivery is not guaranteed) must not wait for ever.
         var resend = time.GetTimestamp();
+        using var waiting = phases.Time(RoundPhase.Wait);
         while (runtime.Use(n => n.HeldSenders(round).Count) == 0)
         {
-            await Task.Delay(Poll, time, stoppingToken);
+            await runtime.UntilAsync(time, n => n.HeldSenders(round).Count > 0, Poll, Poll, stoppingToken);
             if (time.GetElapsedTime(resend) >= TimeSpan.FromMilliseconds(job.RoundDeadlineMs))
             {
                 await publisher.PublishAsync(DaprTopics.Weights, runtime.Use(n => n.WeightsMessage()), stoppingToken);
@@ -101,15 +104,17 @@ public sealed class ServerLoop(
                 return;
             }
         }
-        await time.UntilAsync(() => runtime.Use(n => view.Members.All(m => n.Holds(round, m))), TimeSpan.FromMilliseconds(job.RoundDeadlineMs), Poll, stoppingToken);
+        await runtime.UntilAsync(time, n => view.Members.All(m => n.Holds(round, m)), TimeSpan.FromMilliseconds(job.RoundDeadlineMs), Poll, stoppingToken);
+        waiting.Dispose();
 
         int contributors = runtime.Use(n => n.HeldSenders(round).Count);
-        byte[] weights = runtime.Use(n => n.CloseRound());
+        byte[] weights = phases.CloseRound(runtime);
         await publisher.PublishAsync(DaprTopics.Weights, weights, stoppingToken);
         // The project's Meter, under the names the embedded mode's accounting uses.
         TrainingMetrics.BytesSent.Add(weights.Length, Tags);
         TrainingMetrics.MessagesSent.Add(1, Tags);
         ReportRound(round, contributors, view.Members.Count, weights.Length);
+        using var checkpointing = round % job.CheckpointEvery == 0 ? phases.Time(RoundPhase.Checkpoint) : null;
         if (round % job.CheckpointEvery == 0)
         {
             var state = runtime.Use(n => n.CaptureState());

@@ -23,6 +23,8 @@ public static class WorkerHosting
         builder.Services.AddDaprTrainFunctionFanOut();
         builder.Services.AddSingleton<WorkerRuntime>();
         builder.Services.AddProgressEvents(builder.Configuration);
+        // Where its rounds' time goes (issue 16): the loop's phases, its coordinator calls and publishes, its deliveries.
+        builder.Services.AddSingleton(sp => new DaprTrain.Engine.Telemetry.RoundPhases(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.WorkerId));
         if (!builder.Configuration.GetValue<bool>("Job:DisableTrainingLoop")) builder.Services.AddHostedService<WorkerLoop>();
         return builder;
     }

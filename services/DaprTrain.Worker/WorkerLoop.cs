@@ -34,7 +34,8 @@ public sealed class WorkerLoop(
     ILogger<WorkerLoop> logger,
     DaprTrain.Coordination.Security.MemberIdentity identityKey,
     DaprTrain.Coordination.Progress.ProgressEmitter progressEmitter,
-    IOptions<ProgressOptions> progressOptions) : BackgroundService
+    IOptions<ProgressOptions> progressOptions,
+    RoundPhases phases) : BackgroundService
 {
     private readonly WorkerProgress _progress = new(progressEmitter, identity.Value.WorkerId, time);
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
@@ -99,7 +100,8 @@ public sealed class WorkerLoop(
         {
             try
             {
-                await RunRoundAsync(job, shards, checkpoints, stoppingToken);
+                await phases.RunAsync(() => RunRoundAsync(job, shards, checkpoints, stoppingToken), () => runtime.Use(n => n.AppliedRound));
+                // Beside the round: queued for the publisher (and a copy of the weights for an evaluation at some rounds).
                 ReportRound(job);
             }
             catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
@@ -118,6 +120,7 @@ public sealed class WorkerLoop(
         if ((await coordinator.GetViewAsync()).Members.Order(StringComparer.Ordinal).FirstOrDefault() == _id) _progress.Finished(finalRound, accuracy, loss);
         logger.LogInformation("{Worker} finished {Rounds} rounds: held-out accuracy {Accuracy:P2}, weight hash {Hash:x16}",
             _id, job.Rounds, accuracy, runtime.Use(n => n.WeightHash));
+        logger.LogInformation("{Phases}", phases.Snapshot().Table());
     }
 
     /// <summary>One round through the plan: compute, contribute, gather; between peers also decide, settle, share and apply.</summary>
@@ -159,10 +162,12 @@ public sealed class WorkerLoop(
         {
             if (!node.HasOwnGradient(node.OpenRound))
             {
+                using var computing = phases.Time(RoundPhase.Compute);
                 long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 node.ComputeGradient();
                 TrainingMetrics.BusyTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tags);
             }
+            using var encoding = phases.Time(RoundPhase.Encode);
             return plan.Contribute(node);
         });
         await PublishAsync(contribution, stoppingToken);
@@ -174,22 +179,22 @@ public sealed class WorkerLoop(
             // The server decides; without its weights within two deadlines (a server restarting, a lost message) the
             // gradient is sent again.
             // Weights of a generation the view does not name yet end the wait: the next round asks the coordinator first.
-            await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors) || n.NeedsView), deadline * 2, Poll, stoppingToken);
+            using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.Gathered(n, round, contributors) || n.NeedsView, deadline * 2, Poll, stoppingToken);
             return;
         }
 
-        await time.UntilAsync(() => runtime.Use(n => plan.Gathered(n, round, contributors)), deadline, Poll, stoppingToken);
+        using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.Gathered(n, round, contributors), deadline, Poll, stoppingToken);
         await coordinator.ReportAsync(_id, 0, round, runtime.Use(n => n.HeldSenders(round)));
         RoundDecision? decided = null;
-        await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, Poll, stoppingToken);
+        using (phases.Time(RoundPhase.Wait, "agreement")) await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, Poll, stoppingToken);
         var closed = decided ?? await coordinator.CloseRoundAsync(0, round);
         // Every replica settles the coordinator's decision alike, against the members of the view it applied.
         var decision = runtime.Use(n => plan.Settle(closed, n.Members));
         _progress.LastIncluded = decision.Included.Count;
-        await PublishAsync(runtime.Use(n => plan.Share(n, decision)), stoppingToken);
-        await time.UntilAsync(() => runtime.Use(n => plan.ReadyToApply(n, decision)), deadline, Poll, stoppingToken);
+        await PublishAsync(runtime.Use(n => { using var reducing = phases.Time(RoundPhase.Aggregate, "share"); return plan.Share(n, decision); }), stoppingToken);
+        using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.ReadyToApply(n, decision), deadline, Poll, stoppingToken);
 
-        if (!runtime.Use(n => plan.TryApply(n, decision)))
+        if (!phases.Apply(runtime, n => plan.TryApply(n, decision)))
         {
             logger.LogWarning("{Worker} lacks parts of round {Round} the decision includes; taking a peer's state", _id, round);
             await SynchroniseAsync(checkpoints, (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint.Round ?? 0, stoppingToken);
@@ -208,6 +213,7 @@ public sealed class WorkerLoop(
         // last round: a worker that was away when the others finished takes that final state and finishes too.
         if (view.CheckpointWriter == _id && (round % job.CheckpointEvery == 0 || view.PendingSyncs.Count > 0 || round == job.Rounds))
         {
+            using var checkpointing = phases.Time(RoundPhase.Checkpoint);
             var state = runtime.Use(n => n.CaptureState());
             if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
             else ReportCheckpoint(state);
@@ -226,6 +232,7 @@ public sealed class WorkerLoop(
     /// gradients were computed on weights that are no longer the node's, so they are dropped and the next round starts.</returns>
     private async Task<bool> ComputeByFunctionsAsync(TrainingJobOptions job, CancellationToken stoppingToken)
     {
+        using var computing = phases.Time(RoundPhase.Compute, "functions");
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         var invocations = runtime.Use(node =>
         {
@@ -331,6 +338,7 @@ public sealed class WorkerLoop(
     private async Task SynchroniseAsync(JobCheckpoints checkpoints, long seenRound, CancellationToken stoppingToken)
     {
         var job = options.Value;
+        using var synchronising = phases.Time(RoundPhase.Checkpoint, "synchronise");
         await coordinator.SetSyncRequestAsync(_id, pending: true);
         logger.LogInformation("{Worker} asks for the job's current state (newer than round {Round})", _id, seenRound);
         while (!stoppingToken.IsCancellationRequested)

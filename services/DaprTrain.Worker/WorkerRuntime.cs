@@ -6,12 +6,13 @@ namespace DaprTrain.Worker;
 
 /// <summary>The worker node, and an inbox (chunk reassembly, Dapr answers) for each topic its round plan subscribes to.</summary>
 public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Extensions.Options.IOptions<WorkerOptions> identity,
-    Microsoft.Extensions.Options.IOptions<TrainingJobOptions> job, FunctionFanOut functions) : NodeRuntime<WorkerNode>
+    Microsoft.Extensions.Options.IOptions<TrainingJobOptions> job, FunctionFanOut functions, DaprTrain.Engine.Telemetry.RoundPhases phases)
+    : NodeRuntime<WorkerNode>(job.Value.WakeOnDelivery, ms => phases.RecordDetail("wait saw a delivery after", ms))
 {
     private readonly ConcurrentDictionary<string, MessageInbox> _inboxes = new(StringComparer.Ordinal);
 
     /// <summary>The inbox of one topic: each topic reassembles its own chunks.</summary>
-    public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger, job.Value.MaxChunkBytes, identity.Value.WorkerId, CurrentRound));
+    public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger, job.Value.MaxChunkBytes, identity.Value.WorkerId, CurrentRound, phases));
 
     /// <summary>The round the worker is in (0 before it starts): incomplete messages of rounds long past are let go.</summary>
     private long CurrentRound() => Ready ? Use(n => n.AppliedRound) : 0;
@@ -34,9 +35,9 @@ public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Exten
 
     public WorkerStatus Status() => Use(n => new WorkerStatus(n.Id, n.AppliedRound, n.Generation,
         n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), n.Shards.ToArray(), n.Counters.Applied,
-        n.Counters.Duplicates, n.Counters.Late, _inboxes.Values.Sum(i => i.Redelivered), _finalAccuracy, functions.Counters));
+        n.Counters.Duplicates, n.Counters.Late, _inboxes.Values.Sum(i => i.Redelivered), _finalAccuracy, functions.Counters, phases.Snapshot()));
 }
 
-/// <summary>What GET /status answers: progress, the replica's weight hash, message counters, the gradient-function fan-out's counters, and the final accuracy when done.</summary>
+/// <summary>What GET /status answers: progress, the replica's weight hash, message counters, the gradient-function fan-out's counters, the final accuracy when done, and where the rounds' time went.</summary>
 public sealed record WorkerStatus(string Worker, long AppliedRound, int Generation, string WeightHash, IReadOnlyList<int> Shards,
-    long Applied, long Duplicates, long Late, long Redelivered, double? FinalAccuracy, FunctionCounters Functions);
+    long Applied, long Duplicates, long Late, long Redelivered, double? FinalAccuracy, FunctionCounters Functions, DaprTrain.Engine.Telemetry.PhaseSummary Phases);

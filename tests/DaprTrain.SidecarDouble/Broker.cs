@@ -66,8 +66,16 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
     public string? DeadLetterTopicOf(string appId, string pubSub, string topic) =>
         _subscriptions.TryGetValue((appId, pubSub, topic), out var subscription) ? subscription.DeadLetterTopic : null;
 
-    public void Publish(string sourceAppId, string pubSub, string topic, byte[] data, string contentType) =>
-        Enqueue(pubSub, topic, Envelope(sourceAppId, pubSub, topic, data, contentType));
+    /// <param name="received">When the sidecar took the publish call (a Stopwatch timestamp), so its own copying counts as receiving too.</param>
+    public void Publish(string sourceAppId, string pubSub, string topic, byte[] data, string contentType, long? received = null)
+    {
+        long started = received ?? System.Diagnostics.Stopwatch.GetTimestamp();
+        string envelope = Envelope(sourceAppId, pubSub, topic, data, contentType);
+        _components.Timings.Since("publish receive", started);
+        long fanning = System.Diagnostics.Stopwatch.GetTimestamp();
+        Enqueue(pubSub, topic, envelope);
+        _components.Timings.Since("publish fan-out", fanning);
+    }
 
     /// <summary>Puts one CloudEvent in the queue of every subscription of the topic (one consumer group per app id).</summary>
     private void Enqueue(string pubSub, string topic, string envelope)
@@ -75,10 +83,10 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
         foreach (var ((_, subscribedPubSub, subscribedTopic), subscription) in _subscriptions)
         {
             if (subscribedPubSub != pubSub || subscribedTopic != topic) continue;
-            subscription.Queue.Writer.TryWrite(envelope);
+            subscription.Queue.Writer.TryWrite(new Queued(envelope, System.Diagnostics.Stopwatch.GetTimestamp()));
             bool duplicate;
             lock (_random) duplicate = _random.NextDouble() < _components.Faults.DuplicateProbability;
-            if (duplicate) subscription.Queue.Writer.TryWrite(envelope);
+            if (duplicate) subscription.Queue.Writer.TryWrite(new Queued(envelope, System.Diagnostics.Stopwatch.GetTimestamp()));
         }
     }
 
@@ -152,6 +160,9 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
         _stopping.Dispose();
     }
 
+    /// <summary>A CloudEvent in a subscription's queue, and when it was put there.</summary>
+    private readonly record struct Queued(string Envelope, long Since);
+
     private sealed class Subscription
     {
         private readonly Broker _broker;
@@ -171,7 +182,7 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
             for (int i = 0; i < Math.Max(1, broker.Profile.Concurrency); i++) _ = Task.Run(WorkAsync, CancellationToken.None);
         }
 
-        public Channel<string> Queue { get; } = Channel.CreateUnbounded<string>();
+        public Channel<Queued> Queue { get; } = Channel.CreateUnbounded<Queued>();
 
         public Uri? Target { get; set; }
 
@@ -181,8 +192,9 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
         {
             try
             {
-                await foreach (var envelope in Queue.Reader.ReadAllAsync(_stopping))
+                await foreach (var (envelope, since) in Queue.Reader.ReadAllAsync(_stopping))
                 {
+                    _broker._components.Timings.Since("delivery queued", since);
                     var delay = _broker._components.Faults.DeliveryDelay;
                     if (delay > TimeSpan.Zero) await Task.Delay(delay, _stopping);
                     if (await HandleAsync(envelope)) _broker.Settled?.Invoke();
@@ -241,7 +253,7 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
             try
             {
                 await Task.Delay(processingTimeout, _stopping);
-                Queue.Writer.TryWrite(envelope);
+                Queue.Writer.TryWrite(new Queued(envelope, System.Diagnostics.Stopwatch.GetTimestamp()));
             }
             catch (OperationCanceledException)
             {
@@ -269,12 +281,14 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
             while (_broker._components.DownApps.ContainsKey(_appId)) await Task.Delay(50, _stopping);
             if (Target is not { } target) return (Verdict.Retry, "no route");
             Interlocked.Increment(ref _broker._attempts);
+            long posting = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 using var content = new StringContent(envelope, Encoding.UTF8, "application/cloudevents+json");
                 using var response = await _broker._components.Http.PostAsync(target, content, _stopping);
                 string body = await response.Content.ReadAsStringAsync(_stopping);
                 var verdict = Read(response.StatusCode, body, profile.NotFoundIsDropped);
+                _broker._components.Timings.Since("delivery post", posting);
                 return (verdict, $"HTTP {(int)response.StatusCode} {Shorten(body)}");
             }
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !_stopping.IsCancellationRequested)

@@ -39,11 +39,12 @@ public sealed class DaprRuntimeService(string appId, SharedComponents components
 
     public Task<Google.Protobuf.WellKnownTypes.Empty> PublishEvent(Proto.PublishEventRequest request, ServerCallContext context)
     {
+        long received = System.Diagnostics.Stopwatch.GetTimestamp();
         Record("PublishEvent");
         CheckSize(request);
         if (RecordCalls) _published.Enqueue(request);
         Components.Broker.Publish(appId, request.PubsubName, request.Topic, request.Data.ToByteArray(),
-            string.IsNullOrEmpty(request.DataContentType) ? "application/json" : request.DataContentType);
+            string.IsNullOrEmpty(request.DataContentType) ? "application/json" : request.DataContentType, received);
         return Task.FromResult(new Google.Protobuf.WellKnownTypes.Empty());
     }
 

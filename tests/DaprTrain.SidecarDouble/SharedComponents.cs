@@ -59,6 +59,9 @@ public sealed class SharedComponents : IAsyncDisposable
 
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(30) };
 
+    /// <summary>Where the double's own time goes: publishes received and fanned out, deliveries queued and posted, actor calls, state calls.</summary>
+    public DoubleTimings Timings { get; } = new();
+
     public async ValueTask DisposeAsync()
     {
         await Broker.DisposeAsync();

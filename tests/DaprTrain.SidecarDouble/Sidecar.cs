@@ -234,7 +234,10 @@ public sealed class Sidecar : IAsyncDisposable
             return;
         }
         // The actor's one lock, shared with every other sidecar's callers and with its reminders and timers.
+        long waiting = System.Diagnostics.Stopwatch.GetTimestamp();
         using var turn = await Components.ActorTurns.TakeAsync(type, id, context.RequestAborted);
+        Components.Timings.Since("actor turn wait", waiting);
+        long calling = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             using var forward = new HttpRequestMessage(HttpMethod.Put, new Uri(host, $"actors/{type}/{id}/method/{method}"));
@@ -253,6 +256,7 @@ public sealed class Sidecar : IAsyncDisposable
                 context.Response.Headers[header.Key] = header.Value.ToArray();
             }
             await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted);
+            Components.Timings.Since("actor call", calling);
         }
         catch (HttpRequestException ex)
         {

@@ -103,7 +103,9 @@ public sealed class ParameterServerNode : IDisposable
                     _logger.LogInformation("ps round {Round}: {Reason}", round, outcome.FallbackReason);
                 }
             }
+            long stepping = System.Diagnostics.Stopwatch.GetTimestamp();
             _trainer.ApplyGradient();
+            OptimizerMs += System.Diagnostics.Stopwatch.GetElapsedTime(stepping).TotalMilliseconds;
         }
         AppliedRound = round;
         _held.ForgetThrough(round);
@@ -118,11 +120,19 @@ public sealed class ParameterServerNode : IDisposable
     /// </summary>
     public byte[] WeightsMessage(int samples = 1)
     {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         var message = WireCodec.Encode(new WireMessage(MessageKind.Weights, JobId, Generation, AppliedRound, NodeId, Math.Max(samples, 1), 0, 0, ReadOnlyMemory<float>.Empty),
             _trainer.Parameters.WeightSpan, trailerBytes: Key is null ? 0 : MessageSignature.TrailerBytes);
         if (Key is not null) MessageSignature.Sign(message, Key);
+        EncodeMs += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         return message;
     }
+
+    /// <summary>Wall milliseconds spent in optimizer steps, so a round's time can be split (as <see cref="WorkerNode.OptimizerMs"/>).</summary>
+    public double OptimizerMs { get; private set; }
+
+    /// <summary>Wall milliseconds spent making weights messages (encode, checksum, signature).</summary>
+    public double EncodeMs { get; private set; }
 
     public JobCheckpoint CaptureState() => new(AppliedRound, Generation, NodeId, _trainer.CaptureCheckpoint(AppliedRound, null));
 

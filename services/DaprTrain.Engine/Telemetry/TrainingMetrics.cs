@@ -30,6 +30,15 @@ public static class TrainingMetrics
     /// <summary>Wall time of the exchange (encode, publish, deliver, decode, aggregate), apart from compute and optimizer steps.</summary>
     public static readonly Histogram<double> ExchangeTime = Meter.CreateHistogram<double>("daprtrain.exchange.duration", "ms", "Exchange time");
 
+    /// <summary>
+    /// Wall time of a node's completed round in the services, from the previous round's completion (issue 16). Its phases,
+    /// <see cref="Telemetry.RoundPhase"/>, add up to it: the named ones measured, "other" the rest.
+    /// </summary>
+    public static readonly Histogram<double> RoundDuration = Meter.CreateHistogram<double>("daprtrain.round.duration", "ms", "Wall time of a node's round");
+
+    /// <summary>A round's time in one phase (tag daprtrain.phase: compute, encode, publish, wait, aggregate, apply, coordinator, checkpoint, other), once per phase and round, zeros included.</summary>
+    public static readonly Histogram<double> RoundPhaseTime = Meter.CreateHistogram<double>("daprtrain.round.phase", "ms", "Time of a round spent in one phase");
+
     /// <summary>Gradient-function invocations (serverless compute), tagged with their outcome.</summary>
     public static readonly Counter<long> Invocations = Meter.CreateCounter<long>("daprtrain.function.invocations", "{invocation}", "Gradient-function invocations");
 

@@ -1,0 +1,66 @@
+namespace DaprTrain.EndToEnd.Tests;
+
+/// <summary>
+/// Issue 16: every node of a clean job through the sidecar double reports where its rounds' time went at /status
+/// (phases), prints the table when the job ends, and the double counts its own steps. Nothing here is a speed: the
+/// checks are what the figures must satisfy whatever the machine (a count per phase and round; the phases of the
+/// rounds never more than their wall time).
+/// </summary>
+[Trait("Category", "EndToEnd")]
+public sealed class RoundPhasesEndToEndTests
+{
+    private const int Rounds = 12;
+
+    /// <summary>What a sum of floating milliseconds may exceed the wall time by (rounding, not time).</summary>
+    private const double Epsilon = 0.01;
+
+    [Theory]
+    [InlineData("p2p")]
+    [InlineData("ps")]
+    public async Task Every_node_reports_each_phase_once_per_completed_round_and_never_more_than_the_rounds_wall_time(string topology)
+    {
+        var sidecars = new DoubleSidecars();
+        await using var cluster = new Cluster(EndToEndScenarios.Job(topology, 2, Rounds, deadlineMs: 20_000, leaseMs: 30_000), sidecars);
+        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        bool ps = topology == "ps";
+        var server = ps ? await cluster.StartAsync("parameter-server", "DaprTrain.ParameterServer") : null;
+        var workers = new List<ServiceProcess>();
+        for (int i = 1; i <= 2; i++) workers.Add(await cluster.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" }));
+        await cluster.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(3));
+        if (ps) await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= Rounds, TimeSpan.FromMinutes(1), "the server to finish");
+
+        foreach (string node in ps ? new[] { "worker-1", "worker-2", "parameter-server" } : ["worker-1", "worker-2"])
+        {
+            var status = await cluster.StatusAsync(node);
+            var reading = PhaseReading.From(status);
+            long applied = status.GetProperty("appliedRound").GetInt64();
+            // A round counts when the node's own loop completed it. Under a parameter server a worker can also be handed a
+            // round it never ran: a server whose view did not name it yet closes round 1 without it, and the weights may
+            // reach it before its first round starts. Every other round, and every round of a peer or of the server, it runs.
+            if (ps && node != "parameter-server") reading.Rounds.Should().BeInRange(applied - 1, applied, $"{node} ran every round but perhaps its first\n{cluster.Logs}");
+            else reading.Rounds.Should().Be(applied, $"{node} completed every round one at a time in a clean job\n{cluster.Logs}");
+            reading.Phases.Keys.Should().BeEquivalentTo(PhaseReading.PhaseNames);
+            reading.Phases.Should().AllSatisfy(p => p.Value.Count.Should().Be(reading.Rounds, $"{node} records {p.Key} once a round, zeros included"));
+            double named = reading.Phases.Where(p => p.Key != "other").Sum(p => p.Value.Ms);
+            named.Should().BeLessThanOrEqualTo(reading.WallMs + Epsilon, $"{node}'s phases are parts of its rounds");
+            (named + reading.Phases["other"].Ms).Should().BeApproximately(reading.WallMs, Epsilon, "other is the rest of the rounds");
+            reading.Phases.Values.Should().AllSatisfy(p => p.Ms.Should().BeGreaterThanOrEqualTo(0));
+            reading.Details.Should().ContainKey("coordinator GetView", "the view is refreshed on the round's path").WhoseValue.Count.Should().BeGreaterThanOrEqualTo(reading.Rounds);
+            reading.Details.Should().ContainKey("encode chunks", "every round publishes").WhoseValue.Count.Should().BeGreaterThanOrEqualTo(reading.Rounds);
+            reading.OffPath.Keys.Should().Contain(k => k.StartsWith("receive ", StringComparison.Ordinal), "deliveries are handled beside the round");
+        }
+        foreach (var process in server is null ? workers : [.. workers, server])
+        {
+            process.Output.Should().Contain(l => l.Contains("where a round's time went", StringComparison.Ordinal), $"{process.Name} prints its table when the job ends");
+            process.Output.Should().Contain(l => l.Contains("accounted: ", StringComparison.Ordinal));
+        }
+
+        // The double's side: each publish received and fanned out, each delivery attempt posted and answered.
+        var steps = DoubleReading.From(sidecars.Components).Steps;
+        steps["publish receive"].Count.Should().BeGreaterThanOrEqualTo(2 * Rounds);
+        steps["publish fan-out"].Count.Should().Be(steps["publish receive"].Count);
+        steps["delivery post"].Count.Should().Be(sidecars.Components.Broker.Attempts, "every attempt reached its app and was answered");
+        steps["delivery queued"].Count.Should().BeGreaterThanOrEqualTo(sidecars.Components.Broker.Delivered);
+        steps["actor call"].Count.Should().BePositive();
+    }
+}

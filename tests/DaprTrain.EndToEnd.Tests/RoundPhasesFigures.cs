@@ -1,0 +1,104 @@
+using System.Text;
+
+namespace DaprTrain.EndToEnd.Tests;
+
+/// <summary>
+/// Issue 16's breakdown: clean jobs through the sidecar double, p2p and ps at N = 2 and 4 (MLP, batch 64), and where each
+/// node's round goes (its /status phases, rounds <see cref="From"/> to <see cref="Rounds"/>, so start-up and the first
+/// rounds' JIT are left out) beside the double's own work over the same stretch. Prints the tables for BENCHMARKS.md.
+/// </summary>
+[Trait("Category", "Figures")]
+public sealed class RoundPhasesFigures
+{
+    private const int Rounds = 40;
+    private const int From = 10;
+
+    [FiguresFact]
+    public async Task Where_a_Dapr_rounds_time_goes_p2p_and_ps_at_2_and_4_workers()
+    {
+        var tables = new StringBuilder();
+        string[] topologies = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_TOPOLOGIES") is { Length: > 0 } only ? only.Split(',') : ["p2p", "ps"];
+        // DAPRTRAIN_FIGURES_COMPARE=1: each configuration twice in a row, the waits on the 10 ms poll alone (as before issue
+        // 16's change) and woken by deliveries, so that the two are measured under the same load.
+        bool compare = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_COMPARE") == "1";
+        var summary = new StringBuilder("| configuration | waits | workers' round ms | workers' wait ms a round | workers' waits: ms from the delivery to the wait seeing it | ps round ms | ps wait ms a round | ps: ms from the delivery to the wait seeing it |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        foreach (string topology in topologies)
+        {
+            foreach (int workers in new[] { 2, 4 })
+            {
+                // DAPRTRAIN_FIGURES_REPEAT=R: the pair (or the one run) R times over, interleaved, to show the spread on a shared machine.
+                int repeat = int.TryParse(Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_REPEAT"), out int r) && r > 0 ? r : 1;
+                foreach (bool wake in Enumerable.Repeat(compare ? new[] { false, true } : [true], repeat).SelectMany(w => w))
+                {
+                    var (table, workerReadings, server) = await MeasureAsync(topology, workers, wake);
+                    string waits = wake ? "woken by deliveries" : "10 ms poll only";
+                    Console.WriteLine(table);
+                    tables.Append(compare ? $"({waits})\n\n" : "").Append(table).Append('\n');
+                    summary.Append(System.Globalization.CultureInfo.InvariantCulture, $"| {topology}, N={workers} | {waits} | {workerReadings.Average(w => w.WallMs / w.Rounds):F1} | {workerReadings.Average(w => w.MsPerRound("wait")):F1} | {Seen(workerReadings)} | ");
+                    summary.Append(server is null ? "- | - | - |\n" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{server.WallMs / server.Rounds:F1} | {server.MsPerRound("wait"):F1} | {Seen([server])} |\n"));
+                    File.WriteAllText(Path.Combine(Path.GetTempPath(), "daprtrain-phase-figures.md"), tables.ToString() + "\n" + summary);
+                }
+            }
+        }
+        Console.WriteLine(summary);
+    }
+
+    /// <summary>Mean ms from the latest delivery to a wait seeing its condition hold, over the waits that had to sleep, and how many a round.</summary>
+    private static string Seen(IReadOnlyList<PhaseReading> readings)
+    {
+        const string Name = "wait saw a delivery after";
+        long count = readings.Sum(r => r.Details.GetValueOrDefault(Name).Count);
+        double ms = readings.Sum(r => r.Details.GetValueOrDefault(Name).Ms);
+        return count == 0 ? "-" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{ms / count:F2} ({(double)count / readings.Sum(r => r.Rounds):F1} a round)");
+    }
+
+    private static async Task<(string Table, IReadOnlyList<PhaseReading> Workers, PhaseReading? Server)> MeasureAsync(string topology, int workers, bool wakeOnDelivery)
+    {
+        // Clean: deadlines and leases no healthy round reaches on a loaded machine, so every round has every gradient.
+        var job = EndToEndScenarios.Job(topology, workers, Rounds, deadlineMs: 20_000, leaseMs: 30_000);
+        job["Job__WakeOnDelivery"] = wakeOnDelivery ? "true" : "false";
+        // DAPRTRAIN_FIGURES_OMP_THREADS=1: every service's torch on one thread (OpenMP), as PyTorch DDP's baseline runs.
+        string? threads = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_OMP_THREADS");
+        if (!string.IsNullOrEmpty(threads)) job["OMP_NUM_THREADS"] = threads;
+        var sidecars = new DoubleSidecars();
+        await using var cluster = new Cluster(job, sidecars);
+        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        bool ps = topology == "ps";
+        if (ps) await cluster.StartAsync("parameter-server", "DaprTrain.ParameterServer");
+        var ids = Enumerable.Range(1, workers).Select(i => $"worker-{i}").ToList();
+        var processes = new List<ServiceProcess>();
+        foreach (var id in ids) processes.Add(await cluster.StartAsync(id, "DaprTrain.Worker", new() { ["Job__WorkerId"] = id }));
+        var nodes = ps ? [.. ids, "parameter-server"] : ids;
+
+        // Each node's reading once it has passed round From, and the double's when the last of them has.
+        var first = new Dictionary<string, PhaseReading>();
+        await cluster.WaitUntilAsync(async () =>
+        {
+            foreach (var node in nodes.Where(n => !first.ContainsKey(n)))
+            {
+                var status = await cluster.StatusAsync(node);
+                if (status.ValueKind == System.Text.Json.JsonValueKind.Object && status.GetProperty("appliedRound").GetInt64() >= From) first[node] = PhaseReading.From(status);
+            }
+            return first.Count == nodes.Count;
+        }, TimeSpan.FromMinutes(5), $"round {From}");
+        var doubleFirst = DoubleReading.From(sidecars.Components);
+        long jobRoundFirst = await cluster.AppliedRoundAsync(nodes[^1]);
+
+        await cluster.FinishedAsync(ids, TimeSpan.FromMinutes(10));
+        if (ps) await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= Rounds, TimeSpan.FromMinutes(1), "the server to finish");
+        var doubleLast = DoubleReading.From(sidecars.Components);
+        var last = new Dictionary<string, PhaseReading>();
+        foreach (var node in nodes) last[node] = PhaseReading.From(await cluster.StatusAsync(node));
+
+        var readings = nodes.ToDictionary(n => n, n => last[n].Since(first[n]));
+        string title = $"{topology}, {workers} workers, rounds {From}-{Rounds} ({Environment.ProcessorCount} cores{(string.IsNullOrEmpty(threads) ? "" : $", OMP_NUM_THREADS={threads}")}, waits {(wakeOnDelivery ? "woken by deliveries" : "on the 10 ms poll only")})";
+        var workerReadings = ids.Select(i => readings[i]).ToList();
+        var server = ps ? readings["parameter-server"] : null;
+        string table = PhaseTables.Render(title, workerReadings, server, doubleLast.Since(doubleFirst), Rounds - jobRoundFirst);
+        // What worker-1 printed at the end of the job (all its rounds, the first ones included), once it has.
+        await cluster.WaitUntilAsync(() => Task.FromResult(processes[0].Output.Any(l => l.Contains("accounted: ", StringComparison.Ordinal))), TimeSpan.FromSeconds(30), "worker-1's table");
+        var printed = processes[0].Output.SkipWhile(l => !l.Contains("worker-1: where a round's time went", StringComparison.Ordinal)).TakeWhile(l => !l.Contains("Application is shutting down", StringComparison.Ordinal)).Take(40);
+        table += "\nworker-1's log at the end of the job:\n\n```\n" + string.Join("\n", printed) + "\n```\n";
+        return (table, workerReadings, server);
+    }
+}
