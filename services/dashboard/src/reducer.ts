@@ -268,6 +268,12 @@ function acceptSeq(job: JobState, source: string, seq: number, limits: Limits): 
   return false;
 }
 
+/** Whether acceptSeq would take (source, seq) for a duplicate (without changing anything). */
+function seqSeen(job: JobState, source: string, seq: number): boolean {
+  const s = job.sources[source];
+  return s !== undefined && seq <= s.maxSeq && !s.missing.includes(seq);
+}
+
 function node(job: JobState, id: string, limits: Limits, timeMs: number): NodeInfo | undefined {
   let n = job.nodes[id];
   if (n) return n;
@@ -299,7 +305,17 @@ function isNodeSource(source: string): boolean {
 /** Applies one validated event. Returns whether it changed the state. */
 export function applyEvent(store: StoreState, ev: ProgressEvent): Outcome {
   const limits = store.limits;
-  const job = jobFor(store, ev.job);
+  let job = jobFor(store, ev.job);
+  // The embedded driver announces its job once per run: a new announcement (not a replay of one seen) for a
+  // job that already has events is a new run into the same job id (`--tail` of a file a new
+  // `daprtrain train --events` run rewrote). Its picture starts afresh. A Dapr job-started is not: worker-1
+  // announces the job again after it restarts, and the job goes on.
+  let newRun = false;
+  if (ev.kind === 'job-started' && ev.mode === 'embedded' && job.counters.events > 0 && !seqSeen(job, ev.source, ev.seq)) {
+    job = newJob(ev.job, store.tick);
+    store.jobs[ev.job] = job;
+    newRun = true;
+  }
   const seqOk = acceptSeq(job, ev.source, ev.seq, limits);
   if (seqOk === 'refused') {
     job.counters.sourcesRefused++;
@@ -425,7 +441,8 @@ export function applyEvent(store: StoreState, ev: ProgressEvent): Outcome {
       break;
     }
   }
-  pushRing(job.log, { n: job.counters.events, timeMs: t, source: ev.source, seq: ev.seq, kind: ev.kind, text: describeEvent(ev).slice(0, MAX_LOG_TEXT) }, limits.maxLog);
+  const text = (newRun ? "a new run of this job (the previous run's state was cleared): " : '') + describeEvent(ev);
+  pushRing(job.log, { n: job.counters.events, timeMs: t, source: ev.source, seq: ev.seq, kind: ev.kind, text: text.slice(0, MAX_LOG_TEXT) }, limits.maxLog);
   return 'applied';
 }
 

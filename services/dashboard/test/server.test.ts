@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StoreState } from '../src/reducer.js';
@@ -219,6 +219,38 @@ test('--tail: follows the file as it is written, line by line, and starts over w
   writeFileSync(file, JSON.stringify(event(0, { job: 'srv2' })) + '\n');
   s = await waitFor((s) => s.jobs['srv2'] !== undefined, 'the new file');
   assert.equal(s.jobs['srv']!.evals.length, 2);
+});
+
+test('--tail: a new embedded run rewriting the file (same default job id) replaces the previous run on the dashboard', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dashboard-test-'));
+  const file = join(dir, 'run.jsonl');
+  // Two runs of `daprtrain train --events run.jsonl`, each numbering from its own process start time (µs).
+  const runOf = (t0: number, workers: number, rounds: number) => [
+    { schema: 1, job: 'daprtrain', source: 'job', seq: t0, timeMs: 0, kind: 'job-started', topology: 'p2p', mode: 'embedded', clock: 'virtual', workers, rounds, model: 'mlp' },
+    ...Array.from({ length: rounds }, (_, i) => ({ schema: 1, job: 'daprtrain', source: 'job', seq: t0 + 1 + i, timeMs: 10 * (i + 1), kind: 'evaluation', round: i + 1, accuracy: 0.5 })),
+  ].map((e) => JSON.stringify(e)).join('\n') + '\n';
+  writeFileSync(file, runOf(1_800_000_000_000_000, 4, 3));
+  const r = await start(['--tail', file]);
+  const waitFor = async (pred: (s: StoreState) => boolean, what: string) => {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const s = await state(r);
+      if (pred(s)) return s;
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(s.jobs['daprtrain']?.counters)}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  };
+  await waitFor((s) => s.jobs['daprtrain']?.evals.length === 3, 'the first run');
+  writeFileSync(join(dir, 'next.jsonl'), runOf(1_800_000_060_000_000, 2, 2));
+  renameSync(join(dir, 'next.jsonl'), file);
+  const s = await waitFor((s) => s.jobs['daprtrain']?.workers === 2 && s.jobs['daprtrain']?.evals.length === 2, 'the second run alone');
+  const j = s.jobs['daprtrain']!;
+  assert.deepEqual(j.nodeOrder, ['worker-1', 'worker-2']);
+  assert.deepEqual(j.evals.map((p) => p.round), [1, 2]);
+  assert.equal(j.counters.events, 3);
+  assert.equal(j.counters.restarts, 0);
+  assert.equal(j.counters.gaps, 0);
+  assert.equal(s.malformed.count, 0);
 });
 
 test('the page and its bundle are served from the UI port, with no outside address in them', async () => {
