@@ -3,6 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { appendFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,6 +177,56 @@ test('GET /api/stream: a snapshot, then batches of what arrives (throttled)', as
   assert.ok(batches.length >= 1 && batches.length <= 3, `${batches.length} batches for 6 posts`);
   const rounds = batches.flatMap((e) => (JSON.parse(e.data) as { events: { round: number }[] }).events.map((x) => x.round));
   assert.deepEqual(rounds, [1, 2, 3, 4, 5]);
+});
+
+test('GET /api/stream: a client that stops reading is dropped once its backlog passes the bound (the server does not buffer without end)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dashboard-test-'));
+  const file = join(dir, 'run.jsonl');
+  writeFileSync(file, '');
+  const r = await start(['--tail', file], { DASHBOARD_MAX_STREAM_BUFFER_BYTES: String(1024 * 1024), DASHBOARD_FLUSH_MS: '10' });
+  const health = async () => (await (await fetch(`http://127.0.0.1:${r.uiPort}/health`)).json()) as { streams: number; streamsDropped: number };
+  // A raw client: it sends the request, then never reads (paused: the kernel's buffers fill, then the server's).
+  const sock = connect(r.uiPort, '127.0.0.1');
+  await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
+  sock.write(`GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1:${r.uiPort}\r\n\r\n`);
+  sock.pause();
+  const deadline = (ms: number) => Date.now() + ms;
+  let until = deadline(5000);
+  while ((await health()).streams !== 1) {
+    if (Date.now() > until) assert.fail('the raw client never got its stream');
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  // Big events (a view of 1,024 members, ~43 KB each) in separate batches: 24 MB in all, far past the bound
+  // plus what the kernel buffers on both ends.
+  const members = Array.from({ length: 1024 }, (_, m) => `node-${String(m).padStart(4, '0')}-${'x'.repeat(30)}`);
+  const line = (seq: number) => JSON.stringify({ schema: 1, job: 'bp', source: 'coordinator', seq, timeMs: seq, kind: 'membership', change: 'view', generation: seq, members }) + '\n';
+  let seq = 0;
+  let dropped = false;
+  for (let chunk = 0; chunk < 56 && !dropped; chunk++) {
+    appendFileSync(file, Array.from({ length: 10 }, () => line(seq++)).join(''));
+    await new Promise((res) => setTimeout(res, 40));
+    dropped = (await health()).streams === 0;
+  }
+  until = deadline(10_000);
+  let h = await health();
+  while (h.streams !== 0 && Date.now() < until) {
+    await new Promise((res) => setTimeout(res, 50));
+    h = await health();
+  }
+  assert.equal(h.streams, 0, `the stuck client is still subscribed after ${seq} events`);
+  assert.equal(h.streamsDropped, 1);
+  // And its connection is closed: reading now gets what was sent, then the end.
+  const closed = new Promise<boolean>((res) => {
+    sock.once('close', () => res(true));
+    setTimeout(() => res(false), 10_000);
+  });
+  sock.on('data', () => {});
+  sock.resume();
+  assert.equal(await closed, true, 'the server closed the connection');
+  // A client that reads is served as before.
+  const got = await readStream(`http://127.0.0.1:${r.uiPort}/api/stream`, (evs) => evs.length >= 1);
+  assert.equal(got[0]!.event, 'snapshot');
+  assert.ok((JSON.parse(got[0]!.data) as StoreState).jobs['bp'], 'the snapshot has the job');
 });
 
 test('--replay: a file with broken lines is replayed whole, the broken lines counted with their line numbers', async () => {
