@@ -73,36 +73,89 @@ test('POST /events: malformed events are answered DROP (no redelivery) and count
   assert.deepEqual((await postJson(url, cloud(event(2)))).json, { status: 'SUCCESS' });
 });
 
-test('a body over the limit is refused with 413 and counted', async () => {
+test('a body over the limit is answered DROP with 200 (daprd retries any other status but 404) and counted, and read no further than bounded', async () => {
   const r = await start([], { DASHBOARD_MAX_BODY_BYTES: '4096' });
+  const url = `http://127.0.0.1:${r.appPort}/events`;
+  const dropped = (res: { status: number; json: unknown }, reason: RegExp) => {
+    assert.equal(res.status, 200);
+    assert.equal((res.json as { status: string }).status, 'DROP');
+    assert.match((res.json as { reason: string }).reason, reason);
+  };
   const big = cloud(event(0, { job: 'j', pad: 'x'.repeat(5000) }));
-  const res = await postJson(`http://127.0.0.1:${r.appPort}/events`, big);
-  assert.equal(res.status, 413);
-  assert.match((res.json as { error: string }).error, /over the limit of 4096/);
+  dropped(await postJson(url, big), /body of \d+ bytes is over the limit of 4096/);
   // Just under the limit is read (and refused by the schema for the extra property, not for its size).
-  const under = await postJson(`http://127.0.0.1:${r.appPort}/events`, cloud(event(0, { pad: 'x'.repeat(3000) })));
-  assert.equal(under.status, 200);
-  assert.match((under.json as { reason: string }).reason, /pad: not a property/);
-  // Sent in chunks with no content-length: refused as soon as the limit is passed, not after the whole body.
-  const chunked = await new Promise<number>((resolve, reject) => {
+  dropped(await postJson(url, cloud(event(0, { pad: 'x'.repeat(3000) }))), /pad: not a property/);
+  /** POSTs with no content-length, in 1 KiB chunks (`chunks` of them, Infinity: until the server stops it).
+   * Resolves with the answer (if one came), the bytes sent and whether the connection was closed. */
+  const chunked = (chunks: number) => new Promise<{ status?: number; body: string; sent: number; closed: boolean }>((resolve) => {
+    let status: number | undefined;
+    let body = '';
+    let sent = 0;
+    let finished = false;
+    const finish = (closed: boolean) => {
+      if (finished) return;
+      finished = true;
+      resolve({ ...(status !== undefined ? { status } : {}), body, sent, closed });
+    };
     const req = request({ host: '127.0.0.1', port: r.appPort, path: '/events', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
+      status = res.statusCode;
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => {
+        if (chunks !== Infinity) finish(false);
+      });
     });
-    req.on('error', reject);
+    req.on('error', () => finish(true));
+    req.on('close', () => {
+      if (chunks === Infinity) finish(true);
+    });
     req.write('{"data": "');
     const piece = 'x'.repeat(1024);
-    let sent = 0;
-    // 64 KiB in 1 KiB chunks, then the end: without the limit the server would read it all and answer DROP.
     const more = () => {
-      if (req.destroyed) return;
-      if (sent++ < 64) req.write(piece, () => setImmediate(more));
-      else req.end('"}');
+      if (req.destroyed || finished) return;
+      if (sent >= 16 * 1024) {
+        // 16 MiB and still reading: give up (the assertion below says so).
+        finish(false);
+        req.destroy();
+      } else if (sent < chunks) {
+        sent++;
+        req.write(piece, () => setImmediate(more));
+      } else req.end('"}');
     };
     more();
   });
-  assert.equal(chunked, 413);
-  assert.equal((await state(r)).malformed.count, 3);
+  // 64 KiB: answered DROP as soon as the limit is passed, the rest discarded, so the sender gets the answer
+  // (not a reset connection, which daprd would retry).
+  const c = await chunked(64);
+  assert.equal(c.status, 200);
+  assert.match(c.body, /"status":"DROP".*over the limit of 4096 bytes/);
+  // A sender that does not stop: reading ends past 64 times the limit (256 KiB here), the connection is closed.
+  const endless = await chunked(Infinity);
+  assert.equal(endless.closed, true, `the server read on: ${endless.sent} KiB sent and not closed`);
+  assert.ok(endless.sent < 16 * 1024, `the server read on: ${endless.sent} KiB sent before it closed`);
+  // A declared length past that is not read at all: the answer comes without the body.
+  let socketClosed!: Promise<boolean>;
+  const declared = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: r.appPort, path: '/events', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': 100_000_000 } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('socket', (sock) => {
+      socketClosed = new Promise((res) => {
+        sock.once('close', () => res(true));
+        setTimeout(() => res(false), 3000);
+      });
+    });
+    req.write('{"data": "xxxx'); // and nothing more: the answer must not wait for the other 100 MB
+  });
+  assert.equal(declared.status, 200);
+  assert.match(declared.body, /"status":"DROP".*body of 100000000 bytes is over the limit of 4096/);
+  assert.equal(await socketClosed, true, 'the server closes the connection rather than wait for a body it will not read');
+  assert.equal((await state(r)).malformed.count, 5);
+  // And the port goes on taking events.
+  assert.deepEqual((await postJson(url, cloud(event(1)))).json, { status: 'SUCCESS' });
 });
 
 test('APP_API_TOKEN: every Dapr route but /health needs dapr-api-token, compared in full', async () => {
