@@ -65,6 +65,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv, publicDir: string): Dashbo
     limits: { maxJobs: int('DASHBOARD_MAX_JOBS', 8, 1, 1000) },
   };
   if (env.APP_API_TOKEN) cfg.appApiToken = env.APP_API_TOKEN;
+  // Like the C# apps (DaprHosting.MapDaprTrainApp): the run file and the chart ask for the token, and without
+  // it any local process (or pod) could post forged events to the Dapr side.
+  else if ((env.DAPRTRAIN_REQUIRE_APP_TOKEN ?? '').toLowerCase() === 'true') {
+    throw new Error('APP_API_TOKEN is not set, and DAPRTRAIN_REQUIRE_APP_TOKEN asks for it: start the apps with ./run-local.sh ' +
+      '(it makes one and gives it to daprd and the apps), or export APP_API_TOKEN before `dapr run -f dapr.yaml`.');
+  }
   return cfg;
 }
 

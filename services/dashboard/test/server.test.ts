@@ -2,13 +2,14 @@
 // the state and the event stream, and the file sources.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { appendFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StoreState } from '../src/reducer.js';
-import { PKG, postJson, startServer, type Running } from './support.js';
+import { PKG, SERVER_JS, postJson, startServer, type Running } from './support.js';
 
 const running: Running[] = [];
 after(async () => {
@@ -175,6 +176,27 @@ test('APP_API_TOKEN: every Dapr route but /health needs dapr-api-token, compared
   assert.deepEqual((await postJson(`${base}/events`, cloud(event(0)), { 'dapr-api-token': 's3cret-token' })).json, { status: 'SUCCESS' });
   // The browser side has no Dapr token: it is another port.
   assert.equal((await fetch(`http://127.0.0.1:${r.uiPort}/api/state`)).status, 200);
+});
+
+test('DAPRTRAIN_REQUIRE_APP_TOKEN=true (any case) without APP_API_TOKEN: the server refuses to start and says how to get one', async () => {
+  for (const require of ['true', 'TRUE', 'True']) {
+    const res = spawnSync(process.execPath, [SERVER_JS], {
+      env: { ...process.env, APP_PORT: '0', DASHBOARD_UI_PORT: '0', DAPRTRAIN_REQUIRE_APP_TOKEN: require, APP_API_TOKEN: '' },
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    assert.notEqual(res.status, 0, `started with DAPRTRAIN_REQUIRE_APP_TOKEN=${require} and no token:\n${res.stdout}`);
+    assert.equal(res.signal, null, 'exited by itself');
+    assert.match(res.stderr, /APP_API_TOKEN is not set, and DAPRTRAIN_REQUIRE_APP_TOKEN asks for it/);
+    assert.match(res.stderr, /\.\/run-local\.sh/);
+    assert.match(res.stderr, /export APP_API_TOKEN/);
+    assert.doesNotMatch(res.stdout, /"dashboard":"listening"/);
+  }
+  // With the token, or without the requirement, it starts.
+  const withToken = await start([], { DAPRTRAIN_REQUIRE_APP_TOKEN: 'true', APP_API_TOKEN: 'tok' });
+  assert.equal((await fetch(`http://127.0.0.1:${withToken.appPort}/dapr/subscribe`, { headers: { 'dapr-api-token': 'tok' } })).status, 200);
+  const notRequired = await start([], { DAPRTRAIN_REQUIRE_APP_TOKEN: 'false', APP_API_TOKEN: '' });
+  assert.equal((await fetch(`http://127.0.0.1:${notRequired.appPort}/dapr/subscribe`)).status, 200);
 });
 
 /** Reads server-sent events from /api/stream until `until` says stop. */
