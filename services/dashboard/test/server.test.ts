@@ -23,13 +23,23 @@ async function start(args: string[] = [], env: Record<string, string> = {}): Pro
 const state = async (r: Running) => (await (await fetch(`http://127.0.0.1:${r.uiPort}/api/state`)).json()) as StoreState;
 const event = (seq: number, extra: Record<string, unknown> = {}) =>
   ({ schema: 1, kind: 'evaluation', job: 'srv', source: 'job', seq, timeMs: seq * 10, round: seq, accuracy: 0.5, ...extra });
-const cloud = (data: unknown) => ({ specversion: '1.0', id: 'x', source: 'worker', type: 'com.dapr.event.sent', topic: 'progress', pubsubname: 'pubsub', datacontenttype: 'application/json', data });
+const cloud = (data: unknown) => ({ specversion: '1.0', id: 'x', source: 'worker', type: 'com.dapr.event.sent', topic: 'progress', pubsubname: 'gradients', datacontenttype: 'application/json', data });
 
 test('GET /dapr/subscribe names the pub/sub component, the topic and the route', async () => {
   const r = await start([], { PUBSUB_NAME: 'redis-pubsub' });
   const res = await fetch(`http://127.0.0.1:${r.appPort}/dapr/subscribe`);
   assert.equal(res.status, 200);
   assert.deepEqual(await res.json(), [{ pubsubname: 'redis-pubsub', topic: 'progress', route: '/events' }]);
+});
+
+test('the pub/sub component defaults to gradients (the services\' component), and the usage text says so', async () => {
+  const r = await start([], { PUBSUB_NAME: '' }); // unset (empty counts as unset)
+  assert.deepEqual(await (await fetch(`http://127.0.0.1:${r.appPort}/dapr/subscribe`)).json(), [{ pubsubname: 'gradients', topic: 'progress', route: '/events' }]);
+  const help = spawnSync(process.execPath, [SERVER_JS, '--help'], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /PUBSUB_NAME \(gradients\)/);
+  assert.doesNotMatch(help.stdout, /\(pubsub\)/);
+  assert.match(help.stdout, /DASHBOARD_MAX_STREAM_BUFFER_BYTES \(4194304\)/);
 });
 
 test('POST /events: SUCCESS for a CloudEvent, its data_base64, and a raw event; the state has them', async () => {
