@@ -7,7 +7,7 @@ import { Hub } from './hub.js';
 import type { Limits } from './reducer.js';
 import { loadValidator, type Validator } from './schema.js';
 import { replayFile, tailFile } from './files.js';
-import { uiHandler } from './ui.js';
+import { DEFAULT_MAX_STREAM_BUFFER_BYTES, uiHandler } from './ui.js';
 
 export interface DashboardConfig {
   appHost: string;
@@ -24,6 +24,7 @@ export interface DashboardConfig {
   tail?: string;
   flushMs: number;
   maxStreams: number;
+  maxStreamBufferBytes: number;
   limits?: Partial<Limits>;
   validator?: Validator;
   log?: (line: string) => void;
@@ -60,9 +61,16 @@ export function configFromEnv(env: NodeJS.ProcessEnv, publicDir: string): Dashbo
     speed: 1,
     flushMs: int('DASHBOARD_FLUSH_MS', 150, 10, 10_000),
     maxStreams: int('DASHBOARD_MAX_STREAMS', 32, 1, 10_000),
+    maxStreamBufferBytes: int('DASHBOARD_MAX_STREAM_BUFFER_BYTES', DEFAULT_MAX_STREAM_BUFFER_BYTES, 64 * 1024, 1024 * 1024 * 1024),
     limits: { maxJobs: int('DASHBOARD_MAX_JOBS', 8, 1, 1000) },
   };
   if (env.APP_API_TOKEN) cfg.appApiToken = env.APP_API_TOKEN;
+  // Like the C# apps (DaprHosting.MapDaprTrainApp): the run file and the chart ask for the token, and without
+  // it any local process (or pod) could post forged events to the Dapr side.
+  else if ((env.DAPRTRAIN_REQUIRE_APP_TOKEN ?? '').toLowerCase() === 'true') {
+    throw new Error('APP_API_TOKEN is not set, and DAPRTRAIN_REQUIRE_APP_TOKEN asks for it: start the apps with ./run-local.sh ' +
+      '(it makes one and gives it to daprd and the apps), or export APP_API_TOKEN before `dapr run -f dapr.yaml`.');
+  }
   return cfg;
 }
 
@@ -94,7 +102,7 @@ export async function startDashboard(cfg: DashboardConfig): Promise<Dashboard> {
       else res.destroy();
     });
   });
-  const uiServer = createServer(uiHandler(hub, { publicDir: cfg.publicDir, maxStreams: cfg.maxStreams, heartbeatMs: 15_000 }));
+  const uiServer = createServer(uiHandler(hub, { publicDir: cfg.publicDir, maxStreams: cfg.maxStreams, maxStreamBufferBytes: cfg.maxStreamBufferBytes, heartbeatMs: 15_000 }));
   // Slow or stuck clients must not hold sockets forever (the SSE stream has its own keep-alive).
   daprServer.headersTimeout = 10_000;
   daprServer.requestTimeout = 30_000;

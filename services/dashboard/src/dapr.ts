@@ -26,25 +26,49 @@ export function tokenMatches(given: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-export class BodyTooLarge extends Error {}
+export class BodyTooLarge extends Error {
+  /** True when the rest of the body will not be read (its declared length is past what is discarded): the
+   * connection must be closed after the answer. */
+  constructor(message: string, readonly unread: boolean) {
+    super(message);
+  }
+}
 
-/** Reads a request body up to `max` bytes; past it rejects with BodyTooLarge without buffering the rest. */
-export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/** How much of an oversized body is read and discarded (never kept), as a multiple of the limit, so that the
+ * sender finishes sending and reads the answer instead of a reset connection (daprd would retry that). */
+export const DISCARD_FACTOR = 64;
+
+/**
+ * Reads a request body up to `max` bytes. Past it, rejects with BodyTooLarge at once (the answer can go out)
+ * and reads the rest without keeping it, up to `discardMax` bytes in all; past that the connection is closed.
+ * A declared content-length past `discardMax` is not read at all.
+ */
+export function readBody(req: IncomingMessage, max: number, discardMax = max * DISCARD_FACTOR): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > max) {
-      reject(new BodyTooLarge(`body of ${declared} bytes is over the limit of ${max}`));
+    if (Number.isFinite(declared) && declared > discardMax) {
+      reject(new BodyTooLarge(`body of ${declared} bytes is over the limit of ${max}`, true));
       return;
     }
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > max) {
+    let over = false;
+    const tooLarge = (message: string) => {
+      over = true;
+      chunks.length = 0;
+      if (!done) {
         done = true;
-        reject(new BodyTooLarge(`body is over the limit of ${max} bytes`));
+        reject(new BodyTooLarge(message, false));
+      }
+    };
+    if (Number.isFinite(declared) && declared > max) tooLarge(`body of ${declared} bytes is over the limit of ${max}`);
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (!over && size > max) tooLarge(`body is over the limit of ${max} bytes`);
+      if (over) {
+        // Discarded; past discardMax the sender is not stopping: stop reading.
+        if (size > discardMax) req.socket.destroy();
         return;
       }
       chunks.push(c);
@@ -120,9 +144,14 @@ export function daprHandler(hub: Hub, opts: DaprOptions) {
         body = await readBody(req, opts.maxBodyBytes);
       } catch (e) {
         if (e instanceof BodyTooLarge) {
+          // DROP with 200, not 413: daprd redelivers on every status but 2xx and 404, and a body this size
+          // will not get smaller. The rest of it is discarded as it arrives (readBody), or not read at all.
           hub.malformed(e.message, 'dapr');
-          res.setHeader('connection', 'close'); // the rest of the body is not read
-          sendJson(res, 413, { error: e.message });
+          if (e.unread) {
+            res.setHeader('connection', 'close');
+            res.once('finish', () => req.socket.destroy());
+          }
+          sendJson(res, 200, { status: 'DROP', reason: e.message });
         } else {
           res.destroy();
         }

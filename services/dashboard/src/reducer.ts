@@ -99,6 +99,8 @@ export interface SourceSeq {
   missing: number[];
   /** Gaps ever opened (seq numbers skipped), including ones later filled. */
   gaps: number;
+  /** Jumps forward past more than maxMissingPerSource numbers: the source restarted (a new process). */
+  restarts: number;
 }
 
 export interface JobState {
@@ -142,6 +144,8 @@ export interface JobState {
     duplicates: number;
     /** Seq numbers currently missing, summed over sources. */
     gaps: number;
+    /** Sources that jumped forward past the remembered window (a restarted process), summed over sources. */
+    restarts: number;
     sourcesRefused: number;
   };
   sources: Record<string, SourceSeq>;
@@ -193,7 +197,7 @@ function newJob(job: string, tick: number): JobState {
     bytes: [],
     checkpoints: 0,
     log: [],
-    counters: { events: 0, duplicates: 0, gaps: 0, sourcesRefused: 0 },
+    counters: { events: 0, duplicates: 0, gaps: 0, restarts: 0, sourcesRefused: 0 },
     sources: {},
     sourceCount: 0,
   };
@@ -215,24 +219,37 @@ function jobFor(store: StoreState, id: string): JobState {
   return job;
 }
 
-/** Seq bookkeeping: false if (source, seq) was seen before (a redelivery or a replayed file). */
+/**
+ * Seq bookkeeping: false if (source, seq) was seen before (a redelivery or a replayed file).
+ *
+ * A source's numbers need not start at 0: the services and the embedded mode start each source at the
+ * process's start time in microseconds since the Unix epoch (about 1.8e15), so the first event seen from a
+ * source starts its bookkeeping there (no gap before it). A jump forward past more numbers than are remembered
+ * (limits.maxMissingPerSource) is a restart of that source (a new process continuing above its predecessor):
+ * counted in `restarts`, not as gaps, and none of the skipped numbers is remembered. A smaller jump is a gap: the
+ * skipped numbers are remembered, so a late event fills its gap. What is below the remembered window (an event
+ * of before a restart arriving after it, or one older than the remembered gaps) is taken for a duplicate: the
+ * price of keeping this bounded.
+ */
 function acceptSeq(job: JobState, source: string, seq: number, limits: Limits): boolean | 'refused' {
   let s = job.sources[source];
   if (!s) {
     if (job.sourceCount >= limits.maxSources) return 'refused';
-    s = { maxSeq: -1, missing: [], gaps: 0 };
+    s = { maxSeq: seq - 1, missing: [], gaps: 0, restarts: 0 };
     job.sources[source] = s;
     job.sourceCount++;
   }
   if (seq > s.maxSeq) {
     const skipped = seq - s.maxSeq - 1;
-    if (skipped > 0) {
+    if (skipped > limits.maxMissingPerSource) {
+      s.restarts++;
+      job.counters.restarts++;
+    } else if (skipped > 0) {
       s.gaps += skipped;
       job.counters.gaps += skipped;
-      // Remember the most recent skipped numbers only: a source that jumped by a million must not cost a
-      // million entries. Older ones, if they come late, are then taken for duplicates.
-      const from = Math.max(s.maxSeq + 1, seq - limits.maxMissingPerSource);
-      for (let q = from; q < seq; q++) s.missing.push(q);
+      for (let q = s.maxSeq + 1; q < seq; q++) s.missing.push(q);
+      // Remember the most recent skipped numbers only; older ones, if they come late, are then taken for
+      // duplicates.
       if (s.missing.length > limits.maxMissingPerSource) {
         const dropped = s.missing.length - limits.maxMissingPerSource;
         s.missing.splice(0, dropped);
@@ -249,6 +266,12 @@ function acceptSeq(job: JobState, source: string, seq: number, limits: Limits): 
     return true;
   }
   return false;
+}
+
+/** Whether acceptSeq would take (source, seq) for a duplicate (without changing anything). */
+function seqSeen(job: JobState, source: string, seq: number): boolean {
+  const s = job.sources[source];
+  return s !== undefined && seq <= s.maxSeq && !s.missing.includes(seq);
 }
 
 function node(job: JobState, id: string, limits: Limits, timeMs: number): NodeInfo | undefined {
@@ -282,7 +305,17 @@ function isNodeSource(source: string): boolean {
 /** Applies one validated event. Returns whether it changed the state. */
 export function applyEvent(store: StoreState, ev: ProgressEvent): Outcome {
   const limits = store.limits;
-  const job = jobFor(store, ev.job);
+  let job = jobFor(store, ev.job);
+  // The embedded driver announces its job once per run: a new announcement (not a replay of one seen) for a
+  // job that already has events is a new run into the same job id (`--tail` of a file a new
+  // `daprtrain train --events` run rewrote). Its picture starts afresh. A Dapr job-started is not: worker-1
+  // announces the job again after it restarts, and the job goes on.
+  let newRun = false;
+  if (ev.kind === 'job-started' && ev.mode === 'embedded' && job.counters.events > 0 && !seqSeen(job, ev.source, ev.seq)) {
+    job = newJob(ev.job, store.tick);
+    store.jobs[ev.job] = job;
+    newRun = true;
+  }
   const seqOk = acceptSeq(job, ev.source, ev.seq, limits);
   if (seqOk === 'refused') {
     job.counters.sourcesRefused++;
@@ -408,7 +441,8 @@ export function applyEvent(store: StoreState, ev: ProgressEvent): Outcome {
       break;
     }
   }
-  pushRing(job.log, { n: job.counters.events, timeMs: t, source: ev.source, seq: ev.seq, kind: ev.kind, text: describeEvent(ev).slice(0, MAX_LOG_TEXT) }, limits.maxLog);
+  const text = (newRun ? "a new run of this job (the previous run's state was cleared): " : '') + describeEvent(ev);
+  pushRing(job.log, { n: job.counters.events, timeMs: t, source: ev.source, seq: ev.seq, kind: ev.kind, text: text.slice(0, MAX_LOG_TEXT) }, limits.maxLog);
   return 'applied';
 }
 

@@ -10,8 +10,9 @@ const USAGE = `usage: node dist/server.js [--replay FILE [--speed X]] [--tail FI
   --speed X       replay speed (default 1; 0 = as fast as possible)
   --tail FILE     follow an events file as it grows, from its beginning (like tail -f)
 environment: APP_PORT (5500), DASHBOARD_UI_PORT (8080), DASHBOARD_UI_HOST (127.0.0.1), DASHBOARD_APP_HOST (127.0.0.1),
-  PUBSUB_NAME (pubsub), DASHBOARD_TOPIC (progress), APP_API_TOKEN, DASHBOARD_MAX_BODY_BYTES (65536),
-  DASHBOARD_MAX_JOBS (8), DASHBOARD_FLUSH_MS (150), DASHBOARD_MAX_STREAMS (32), DASHBOARD_SCHEMA (schema file)`;
+  PUBSUB_NAME (gradients), DASHBOARD_TOPIC (progress), APP_API_TOKEN, DAPRTRAIN_REQUIRE_APP_TOKEN (true: refuse to start
+  without APP_API_TOKEN), DASHBOARD_MAX_BODY_BYTES (65536), DASHBOARD_MAX_JOBS (8), DASHBOARD_FLUSH_MS (150),
+  DASHBOARD_MAX_STREAMS (32), DASHBOARD_MAX_STREAM_BUFFER_BYTES (4194304), DASHBOARD_SCHEMA (schema file)`;
 
 function fail(message: string): never {
   console.error(`dashboard: ${message}`);
@@ -21,13 +22,17 @@ function fail(message: string): never {
 
 async function main(): Promise<void> {
   const here = dirname(fileURLToPath(import.meta.url));
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(USAGE); // whatever the environment says
+    return;
+  }
   let cfg;
   try {
     cfg = configFromEnv(process.env, join(here, 'public'));
   } catch (e) {
     fail((e as Error).message);
   }
-  const args = process.argv.slice(2);
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const value = () => {
@@ -41,9 +46,6 @@ async function main(): Promise<void> {
       const v = Number(value());
       if (!Number.isFinite(v) || v < 0 || v > 1e9) fail(`--speed must be a number from 0 to 1e9`);
       cfg.speed = v;
-    } else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      return;
     } else fail(`unknown argument ${a}`);
   }
   if (cfg.replay && cfg.tail) fail('--replay and --tail are exclusive');

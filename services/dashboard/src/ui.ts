@@ -20,7 +20,12 @@ export interface UiOptions {
   /** Browsers streaming at once; one more gets 503 (each holds a socket and a share of every flush). */
   maxStreams: number;
   heartbeatMs: number;
+  /** Bytes a stream may have queued (written, not yet taken by the browser) before the next message: past it the
+   * browser is not reading; the stream is dropped (its EventSource reconnects and gets a fresh snapshot). */
+  maxStreamBufferBytes: number;
 }
+
+export const DEFAULT_MAX_STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export function uiHandler(hub: Hub, opts: UiOptions) {
   // The page is a few files built before start: read once, served from memory.
@@ -29,6 +34,7 @@ export function uiHandler(hub: Hub, opts: UiOptions) {
     const p = join(opts.publicDir, name);
     if (existsSync(p)) files.set('/' + name, { body: readFileSync(p), type: TYPES[name.slice(name.lastIndexOf('.'))] ?? 'application/octet-stream' });
   }
+  let streamsDropped = 0;
   return (req: IncomingMessage, res: ServerResponse): void => {
     const path = normalize((req.url ?? '/').split('?', 1)[0] ?? '/');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -38,7 +44,7 @@ export function uiHandler(hub: Hub, opts: UiOptions) {
     if (path === '/health') {
       // Counts and heap too: the bench and an operator read them without pulling the whole state.
       sendJson(res, 200, {
-        status: 'ok', app: 'dashboard', streams: hub.subscribers, events: hub.store.tick,
+        status: 'ok', app: 'dashboard', streams: hub.subscribers, streamsDropped, events: hub.store.tick,
         malformed: hub.store.malformed.count, jobs: Object.keys(hub.store.jobs).length, heapUsedBytes: process.memoryUsage().heapUsed,
       });
       return;
@@ -61,16 +67,35 @@ export function uiHandler(hub: Hub, opts: UiOptions) {
         'x-accel-buffering': 'no',
       });
       res.write('retry: 2000\n\n');
-      const unsubscribe = hub.subscribe((kind, data) => {
-        res.write(`event: ${kind}\ndata: ${data}\n\n`);
-      });
-      // A comment now and then keeps proxies from closing an idle stream.
-      const beat = setInterval(() => res.write(': keep-alive\n\n'), opts.heartbeatMs);
+      let stopped = false;
+      let unsubscribe: (() => void) | undefined;
+      let beat: NodeJS.Timeout | undefined;
       const stop = () => {
+        if (stopped) return;
+        stopped = true;
         clearInterval(beat);
-        unsubscribe();
+        unsubscribe?.();
       };
+      // Backpressure: what the browser has not taken yet stays in this process. Past the bound it is not
+      // reading (a stuck tab, a client that never reads): drop it rather than grow without bound. Checked
+      // before each write, so one large message (a big snapshot) on its own never drops a browser; a stream
+      // holds at most the bound plus the message being sent.
+      const send = (text: string) => {
+        if (stopped) return;
+        if (res.writableLength > opts.maxStreamBufferBytes) {
+          streamsDropped++;
+          stop();
+          res.destroy();
+          return;
+        }
+        res.write(text);
+      };
+      unsubscribe = hub.subscribe((kind, data) => send(`event: ${kind}\ndata: ${data}\n\n`));
+      if (stopped) unsubscribe(); // dropped by the snapshot itself (subscribe sends it before returning)
+      // A comment now and then keeps proxies from closing an idle stream.
+      beat = setInterval(() => send(': keep-alive\n\n'), opts.heartbeatMs);
       req.on('close', stop);
+      res.on('close', stop);
       res.on('error', stop);
       return;
     }

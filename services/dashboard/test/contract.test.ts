@@ -48,6 +48,7 @@ test('a real embedded run (daprtrain train --events): every event validates and 
   assert.match(job.cost!.prices, /\d{4}-\d{2}-\d{2}/, 'the price source names its date');
   assert.equal(job.counters.duplicates, 0);
   assert.equal(job.counters.gaps, 0);
+  assert.equal(job.counters.restarts, 0);
 });
 
 test('the synthetic fixture the other tests use follows the schema too', () => {

@@ -145,6 +145,55 @@ test('gaps in seq are counted per source; a late event fills its gap, a replay o
   assert.equal(j.sources['job']!.gaps, 3);
 });
 
+test('seq starting at a process start time (Dapr services, embedded runs): the first event opens no gap', () => {
+  seqs.clear();
+  const s = createStore();
+  const t0 = 1_800_000_000_000_000; // microseconds since the Unix epoch, as the C# side starts every source
+  applyEvent(s, ev({ kind: 'job-started', source: 'worker-1', seq: t0, topology: 'ps', mode: 'dapr', clock: 'wall', workers: 2, rounds: 10, model: 'mlp' }));
+  for (let r = 1; r <= 3; r++) applyEvent(s, ev({ kind: 'round-completed', source: 'worker-1', round: r, generation: 1, durationMs: 5, bytes: 10 }));
+  applyEvent(s, ev({ kind: 'round-completed', source: 'ps', seq: t0 + 17, round: 1, generation: 1, durationMs: 5, bytes: 10, contributors: 2 }));
+  const j = s.jobs[JOB]!;
+  assert.equal(j.counters.gaps, 0);
+  assert.equal(j.counters.restarts, 0);
+  assert.deepEqual(j.sources['worker-1']!.missing, []);
+  assert.equal(j.sources['worker-1']!.maxSeq, t0 + 3);
+  assert.equal(j.counters.events, 5);
+});
+
+test('a jump forward past the remembered window is a restart of its source, not a gap; a real gap of 3 still counts 3 until filled', () => {
+  seqs.clear();
+  const s = createStore();
+  const t0 = 1_800_000_000_000_000;
+  const evalAt = (seq: number, r: number) => ev({ kind: 'evaluation', source: 'worker-1', seq, round: r, accuracy: 0.5 });
+  applyEvent(s, evalAt(t0, 1));
+  applyEvent(s, evalAt(t0 + 1, 2));
+  const j = s.jobs[JOB]!;
+  // The process restarts: its numbers continue a second (1e6 µs) to 1e9 µs above its predecessor's.
+  const t1 = t0 + 1 + 1_000_000_000;
+  assert.equal(applyEvent(s, evalAt(t1, 3)), 'applied');
+  assert.equal(j.counters.restarts, 1);
+  assert.equal(j.sources['worker-1']!.restarts, 1);
+  assert.equal(j.counters.gaps, 0);
+  assert.deepEqual(j.sources['worker-1']!.missing, [], 'no skipped numbers remembered for a restart');
+  // A late event of before the restart, above what was seen of it, is below the window: a duplicate (documented).
+  assert.equal(applyEvent(s, evalAt(t0 + 2, 9)), 'duplicate');
+  // A real gap of 3 after the restart: counted 3, filled by the late ones, a replay of one of them a duplicate.
+  assert.equal(applyEvent(s, evalAt(t1 + 4, 7)), 'applied');
+  assert.equal(j.counters.gaps, 3);
+  assert.equal(j.counters.restarts, 1);
+  assert.deepEqual(j.sources['worker-1']!.missing, [t1 + 1, t1 + 2, t1 + 3]);
+  for (const [q, r] of [[t1 + 2, 5], [t1 + 1, 4], [t1 + 3, 6]] as const) assert.equal(applyEvent(s, evalAt(q, r)), 'applied');
+  assert.equal(j.counters.gaps, 0);
+  assert.equal(j.sources['worker-1']!.gaps, 3);
+  assert.equal(applyEvent(s, evalAt(t1 + 2, 5)), 'duplicate');
+  assert.deepEqual(j.evals.map((p) => p.round), [1, 2, 3, 4, 5, 6, 7]);
+  // The largest jump that is still a gap: exactly maxMissingPerSource numbers skipped.
+  const last = t1 + 4 + DEFAULT_LIMITS.maxMissingPerSource + 1;
+  applyEvent(s, evalAt(last, 8));
+  assert.equal(j.counters.gaps, DEFAULT_LIMITS.maxMissingPerSource);
+  assert.equal(j.counters.restarts, 1);
+});
+
 test('bounds: 100,000 hostile events keep every size under its cap', () => {
   const s = createStore();
   const L = DEFAULT_LIMITS;
@@ -248,6 +297,48 @@ test('malformed events are counted with their reasons, the last 50 kept; valid o
   hub.close();
 });
 
+test('a second embedded run into the same job id starts the job afresh; a replay of the first run\'s announcement does not', () => {
+  seqs.clear();
+  const s = createStore();
+  const J = 'daprtrain'; // the CLI's default job id: every run into one events file has it
+  const started = { kind: 'job-started', job: J, source: 'job', topology: 'p2p', mode: 'embedded', clock: 'virtual', workers: 4, rounds: 60, model: 'mlp' } as const;
+  const t0 = 1_800_000_000_000_000;
+  const first = ev({ ...started, seq: t0 });
+  applyEvent(s, first);
+  applyEvent(s, ev({ kind: 'round-completed', job: J, source: 'worker-1', seq: t0, round: 1, generation: 0, durationMs: 1, bytes: 7, contributors: 4 }));
+  applyEvent(s, ev({ kind: 'evaluation', job: J, source: 'job', round: 1, accuracy: 0.4 }));
+  applyEvent(s, ev({ kind: 'fault', job: J, source: 'job', phase: 'injected', fault: 'kill:worker-4@round=1', round: 1 }));
+  applyEvent(s, ev({ kind: 'job-finished', job: J, source: 'job', rounds: 1, accuracy: 0.4 }));
+  const old = s.jobs[J]!;
+  assert.equal(old.nodes['worker-4']!.state, 'dead');
+  // The same file read again (a replay, --tail starting over): the announcement is a duplicate, nothing resets.
+  assert.equal(applyEvent(s, first), 'duplicate');
+  assert.equal(s.jobs[J], old);
+  assert.equal(old.counters.events, 5);
+  assert.equal(old.counters.duplicates, 1);
+  // A new run: its numbers start at its own process start time, above the first run's.
+  const t1 = t0 + 60_000_000;
+  assert.equal(applyEvent(s, ev({ ...started, seq: t1, workers: 2, scenario: 'second' })), 'applied');
+  const j = s.jobs[J]!;
+  assert.deepEqual(j.nodeOrder, ['worker-1', 'worker-2']);
+  assert.equal(j.nodes['worker-4'], undefined);
+  assert.equal(j.evals.length, 0);
+  assert.equal(j.faults.length, 0);
+  assert.equal(j.bytes.length, 0);
+  assert.equal(j.finished, undefined);
+  assert.equal(j.lastRound, 0);
+  assert.equal(j.scenario, 'second');
+  assert.deepEqual(j.counters, { events: 1, duplicates: 0, gaps: 0, restarts: 0, sourcesRefused: 0 });
+  assert.deepEqual(Object.keys(j.sources), ['job']);
+  assert.equal(j.log.length, 1);
+  assert.match(j.log[0]!.text, /^a new run of this job \(the previous run's state was cleared\): job started/);
+  assert.equal(Object.keys(s.jobs).length, 1);
+  // The new run goes on from there: its worker-1 starts at its own number, no gap.
+  assert.equal(applyEvent(s, ev({ kind: 'round-completed', job: J, source: 'worker-1', seq: t1 + 3, round: 1, generation: 0, durationMs: 1, bytes: 9, contributors: 2 })), 'applied');
+  assert.equal(j.counters.gaps, 0);
+  assert.equal(j.bytes[0]!.byNode['worker-1'], 9);
+});
+
 test('Dapr mode: a restarted worker-1 announces the job again without moving its time origin; a round of a worker under ps has no contributors', () => {
   seqs.clear();
   const s = createStore();
@@ -260,4 +351,8 @@ test('Dapr mode: a restarted worker-1 announces the job again without moving its
   assert.equal(j.startMs, 1_000, 'the first announcement is the origin');
   assert.equal(j.nodes['worker-2']!.lastRound, 1);
   assert.equal(j.counters.duplicates, 0);
+  assert.equal(j.counters.restarts, 1, 'worker-1 restarted');
+  assert.equal(j.counters.events, 3, 'a Dapr job-started does not start the job afresh');
+  assert.equal(j.log.length, 3);
+  assert.equal(j.counters.gaps, 0);
 });

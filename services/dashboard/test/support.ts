@@ -70,7 +70,8 @@ export interface Running {
 export function startServer(args: string[] = [], env: Record<string, string> = {}): Promise<Running> {
   if (!existsSync(SERVER_JS)) throw new Error(`${SERVER_JS} is missing: run npm run build`);
   const proc = spawn(process.execPath, [SERVER_JS, ...args], {
-    env: { ...process.env, APP_PORT: '0', DASHBOARD_UI_PORT: '0', ...env },
+    // DAPRTRAIN_REQUIRE_APP_TOKEN off unless a test sets it: a shell that exported it must not fail every test.
+    env: { ...process.env, APP_PORT: '0', DASHBOARD_UI_PORT: '0', DAPRTRAIN_REQUIRE_APP_TOKEN: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

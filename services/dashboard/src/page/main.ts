@@ -324,6 +324,7 @@ function renderCounters(job: JobState, s: StoreState): void {
     <span>events <b data-testid="events-count" data-value="${c.events}">${c.events}</b></span>
     <span>duplicates ignored <b data-testid="duplicates" data-value="${c.duplicates}">${c.duplicates}</b></span>
     <span>seq gaps <b data-testid="gaps" data-value="${c.gaps}">${c.gaps}</b></span>
+    <span>source restarts <b data-testid="restarts" data-value="${c.restarts}">${c.restarts}</b></span>
     <span>malformed <b data-testid="malformed-count" data-value="${s.malformed.count}">${s.malformed.count}</b></span>
     <span>checkpoints <b>${job.checkpoints}</b>${cp ? ` (last: round ${cp.round} by ${esc(cp.writer)})` : ''}</span>
     ${s.jobsEvicted ? `<span>jobs evicted <b>${s.jobsEvicted}</b></span>` : ''}
