@@ -203,8 +203,17 @@ function newJob(job: string, tick: number): JobState {
   };
 }
 
+/**
+ * A record's own entry, never its prototype's: ids come from the wire, and the schema's id pattern admits
+ * "constructor", "toString" or "valueOf", which a plain object (and every object JSON.parse makes, as the page's
+ * snapshot is) answers from Object.prototype.
+ */
+export function own<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined;
+}
+
 function jobFor(store: StoreState, id: string): JobState {
-  let job = store.jobs[id];
+  let job = own(store.jobs, id);
   if (job) return job;
   const ids = Object.keys(store.jobs);
   if (ids.length >= store.limits.maxJobs) {
@@ -232,7 +241,7 @@ function jobFor(store: StoreState, id: string): JobState {
  * price of keeping this bounded.
  */
 function acceptSeq(job: JobState, source: string, seq: number, limits: Limits): boolean | 'refused' {
-  let s = job.sources[source];
+  let s = own(job.sources, source);
   if (!s) {
     if (job.sourceCount >= limits.maxSources) return 'refused';
     s = { maxSeq: seq - 1, missing: [], gaps: 0, restarts: 0 };
@@ -270,12 +279,12 @@ function acceptSeq(job: JobState, source: string, seq: number, limits: Limits): 
 
 /** Whether acceptSeq would take (source, seq) for a duplicate (without changing anything). */
 function seqSeen(job: JobState, source: string, seq: number): boolean {
-  const s = job.sources[source];
+  const s = own(job.sources, source);
   return s !== undefined && seq <= s.maxSeq && !s.missing.includes(seq);
 }
 
 function node(job: JobState, id: string, limits: Limits, timeMs: number): NodeInfo | undefined {
-  let n = job.nodes[id];
+  let n = own(job.nodes, id);
   if (n) return n;
   if (job.nodeOrder.length >= limits.maxNodes) {
     job.nodesRefused++;

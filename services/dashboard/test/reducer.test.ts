@@ -356,3 +356,18 @@ test('Dapr mode: a restarted worker-1 announces the job again without moving its
   assert.equal(j.log.length, 3);
   assert.equal(j.counters.gaps, 0);
 });
+
+test('ids that name Object.prototype members ("constructor", "toString") are jobs and nodes like any other, also after a JSON snapshot', () => {
+  seqs.clear();
+  const s = createStore();
+  const job = 'constructor';
+  assert.equal(applyEvent(s, ev({ job, kind: 'job-started', source: 'job', topology: 'p2p', mode: 'embedded', clock: 'virtual', workers: 1, rounds: 5, model: 'mlp' })), 'applied');
+  assert.equal(applyEvent(s, ev({ job, kind: 'round-completed', source: 'toString', round: 1, generation: 0, durationMs: 1, bytes: 5, contributors: 1 })), 'applied');
+  const j = s.jobs[job]!;
+  assert.equal(typeof j, 'object');
+  assert.equal(j.nodes['toString']!.lastRound, 1);
+  // The page reduces onto the snapshot JSON.parse made: plain objects again.
+  const page = JSON.parse(JSON.stringify(s)) as StoreState;
+  assert.equal(applyEvent(page, ev({ job: 'valueOf', kind: 'round-completed', source: 'hasOwnProperty', round: 1, generation: 0, durationMs: 1, bytes: 5 })), 'applied');
+  assert.equal(page.jobs['valueOf']!.nodes['hasOwnProperty']!.lastRound, 1);
+});

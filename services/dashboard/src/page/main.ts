@@ -4,7 +4,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { applyEvent, recordMalformed, type JobState, type StoreState, type NodeInfo, type FaultMark } from '../reducer.js';
+import { applyEvent, own, recordMalformed, type JobState, type StoreState, type NodeInfo, type FaultMark } from '../reducer.js';
 import type { Batch } from '../hub.js';
 
 let store: StoreState | undefined;
@@ -52,7 +52,7 @@ function schedule(): void {
 function render(): void {
   if (!store) return;
   const jobs = Object.values(store.jobs).sort((a, b) => b.lastTick - a.lastTick);
-  if (!userPicked || !selected || !store.jobs[selected]) selected = jobs[0]?.job;
+  if (!userPicked || !selected || !own(store.jobs, selected)) selected = jobs[0]?.job;
   const sel = $<HTMLSelectElement>('job');
   const options = jobs.map((j) => j.job).sort();
   if (sel.dataset.options !== options.join(',')) {
@@ -60,7 +60,7 @@ function render(): void {
     sel.dataset.options = options.join(',');
   }
   if (selected) sel.value = selected;
-  const job = selected ? store.jobs[selected] : undefined;
+  const job = selected ? own(store.jobs, selected) : undefined;
   $('empty').hidden = job !== undefined;
   if (!job) return;
   ensureLayout(job.job);
@@ -142,7 +142,7 @@ function nodeText(n: NodeInfo): string {
 }
 
 function renderTopology(job: JobState): void {
-  const nodes = job.nodeOrder.map((id) => job.nodes[id]!).filter(Boolean);
+  const nodes = job.nodeOrder.map((id) => own(job.nodes, id)!).filter(Boolean);
   $('nodes').innerHTML = nodes.map((n) => {
     const roles: string[] = [];
     if (job.checkpointWriter === n.id) roles.push('writes checkpoints');
@@ -240,7 +240,7 @@ function renderAccuracy(job: JobState): void {
         // Fault markers: a vertical line per fault phase, drawn over the plot.
         draw: [(u) => {
           const ctx = u.ctx;
-          const cur = layoutFor ? store?.jobs[layoutFor] : undefined;
+          const cur = layoutFor && store ? own(store.jobs, layoutFor) : undefined;
           if (!cur) return;
           ctx.save();
           for (const f of cur.faults) {
@@ -275,9 +275,9 @@ function renderAccuracy(job: JobState): void {
 }
 
 function renderBytes(job: JobState): void {
-  const ids = job.nodeOrder.filter((id) => job.bytes.some((r) => r.byNode[id] !== undefined));
+  const ids = job.nodeOrder.filter((id) => job.bytes.some((r) => own(r.byNode, id) !== undefined));
   const rounds = job.bytes.map((r) => r.round);
-  const data: uPlot.AlignedData = [rounds, ...ids.map((id) => job.bytes.map((r) => r.byNode[id] ?? null))];
+  const data: uPlot.AlignedData = [rounds, ...ids.map((id) => job.bytes.map((r) => own(r.byNode, id) ?? null))];
   const el = $('bytes-chart');
   el.dataset.series = String(ids.length);
   el.dataset.rounds = String(rounds.length);
