@@ -75,6 +75,50 @@ public class AggregatorTests
     }
 
     [Fact]
+    public void The_median_and_trimmed_mean_give_the_bits_of_a_scalar_reference_that_sorts_each_coordinate_for_every_n()
+    {
+        // The rules run as code made for each n (CoordinateKernels). Whatever the network, each coordinate's sorted values
+        // are fixed, so the median is one of them (or the mean of two, (a + b) * 0.5) and the trimmed mean adds them from 0
+        // in ascending position: a scalar float reference gives the same bits. Values include -0 (counted as +0), ties, an
+        // outlier that would overflow a sum of all values, and lengths with a tail shorter than a vector.
+        var random = new Random(17);
+        for (int n = 1; n <= AggregationRule.MaxContributions; n++)
+        {
+            int length = 3 * System.Numerics.Vector<float>.Count + random.Next(1, System.Numerics.Vector<float>.Count);
+            var contributions = Enumerable.Range(0, n).Select(k => new Contribution($"w{k:D2}", 64, Enumerable.Range(0, length).Select(i =>
+                (i % 11) switch
+                {
+                    0 => -0f,
+                    1 => 0f,
+                    2 => (float)random.Next(3),
+                    3 when k == n - 1 => 3e38f,
+                    _ => (float)random.NextGaussian(),
+                }).ToArray())).ToList();
+            var fs = new[] { 0, (n - 1) / 3, (n - 1) / 2 }.Distinct();
+            var sorted = new float[n];
+            var median = new float[length];
+            RobustAggregator.Aggregate(new AggregationRule(AggregatorKind.Median), contributions, median);
+            foreach (int f in fs)
+            {
+                var trimmed = new float[length];
+                RobustAggregator.Aggregate(new AggregationRule(AggregatorKind.TrimmedMean, f), contributions, trimmed).FellBack.Should().BeFalse();
+                for (int i = 0; i < length; i++)
+                {
+                    for (int k = 0; k < n; k++) sorted[k] = contributions[k].Values.Span[i] + 0f;
+                    Array.Sort(sorted);
+                    float sum = 0f;
+                    for (int k = f; k < n - f; k++) sum += sorted[k];
+                    float expectedTrimmed = sum / (n - 2 * f);
+                    BitConverter.SingleToInt32Bits(trimmed[i]).Should().Be(BitConverter.SingleToInt32Bits(expectedTrimmed), $"trimmed-mean:{f} of {n}, coordinate {i} of {length}");
+                    if (f != 0) continue;
+                    float expectedMedian = (n & 1) == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) * 0.5f;
+                    BitConverter.SingleToInt32Bits(median[i]).Should().Be(BitConverter.SingleToInt32Bits(expectedMedian), $"median of {n}, coordinate {i} of {length}");
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Robust_rules_ignore_the_sample_count_a_sender_claims()
     {
         var honest = new[] { Constant("worker-1", 1), Constant("worker-2", 2), Constant("worker-3", 3) };

@@ -27,7 +27,8 @@ public sealed record AggregationOutcome(AggregationRule Applied, string? Fallbac
 /// Coordinate-wise rules sort each coordinate's n values with a sorting network (Batcher's odd-even merge sort, pruned to
 /// n) applied to whole vectors with min/max, Vector&lt;float&gt;.Count coordinates at once, instead of sorting or
 /// selecting per coordinate: for the small n of a job (up to 64) a branch-free network is faster than quickselect's
-/// data-dependent branches. Krum's pairwise distances are computed block by block (every pair over a block of 1,024
+/// data-dependent branches. For the median and the trimmed mean the network is unrolled into code made for each n, so the
+/// values stay in registers (<see cref="CoordinateKernels"/>). Krum's pairwise distances are computed block by block (every pair over a block of 1,024
 /// coordinates while the block is in cache), so the inputs are read from memory once, as the mean reads them.
 /// </para>
 /// </summary>
@@ -240,20 +241,26 @@ public static class RobustAggregator
     /// <summary>
     /// Sorts each coordinate's values across the contributions and reduces them: the median; the mean of the middle
     /// n - 2·<paramref name="parameter"/>; or the mean of the <paramref name="parameter"/> values closest to the median.
+    /// The median and the trimmed mean run as code made for n (<see cref="CoordinateKernels"/>); Bulyan's reduction,
+    /// which has no vector form, interprets the network.
     /// </summary>
     private static unsafe void CoordinateWise(Contribution[] ordered, Span<float> destination, Reduction reduction, int parameter)
     {
         int n = ordered.Length;
         int length = destination.Length;
-        var network = SortingNetworks.For(n);
-        var handles = new MemoryHandle[n];
         int width = Vector<float>.Count;
+        CoordinateKernel? kernel = reduction switch
+        {
+            Reduction.Median => CoordinateKernels.For(n, CoordinateKernels.Rule.Median, 0),
+            Reduction.Trimmed => CoordinateKernels.For(n, CoordinateKernels.Rule.Trimmed, parameter),
+            _ => null,
+        };
+        var handles = new MemoryHandle[n];
         float** sources = stackalloc float*[n];
-        Vector<float>* values = stackalloc Vector<float>[n];
-        float* spill = stackalloc float[n * width];
-        var padded = stackalloc float[width];
+        float* padded = stackalloc float[n * width];
+        float** paddedSources = stackalloc float*[n];
+        float* paddedTarget = stackalloc float[width];
         fixed (float* target = destination)
-        fixed (int* pairs = network)
         {
             try
             {
@@ -261,30 +268,57 @@ public static class RobustAggregator
                 {
                     handles[c] = ordered[c].Values.Pin();
                     sources[c] = (float*)handles[c].Pointer;
+                    paddedSources[c] = padded + c * width;
                 }
-                int i = 0;
-                for (; i <= length - width; i += width)
-                {
-                    for (int c = 0; c < n; c++) values[c] = Canonical(Vector.Load(sources[c] + i));
-                    Vector.Store(Reduce(values, n, pairs, network.Length, reduction, parameter, spill), target + i);
-                }
-                if (i < length)
+                int whole = length - length % width;
+                Reduce(kernel, sources, target, whole, n, reduction, parameter);
+                if (whole < length)
                 {
                     // The tail goes through the same vector code, padded with zeros, so every coordinate's bits come from
                     // one code path whatever the length or offset of what is aggregated.
-                    int rest = length - i;
+                    int rest = length - whole;
                     for (int c = 0; c < n; c++)
                     {
-                        for (int lane = 0; lane < width; lane++) padded[lane] = lane < rest ? sources[c][i + lane] : 0f;
-                        values[c] = Canonical(Vector.Load(padded));
+                        for (int lane = 0; lane < width; lane++) paddedSources[c][lane] = lane < rest ? sources[c][whole + lane] : 0f;
                     }
-                    Vector.Store(Reduce(values, n, pairs, network.Length, reduction, parameter, spill), padded);
-                    for (int lane = 0; lane < rest; lane++) target[i + lane] = padded[lane];
+                    Reduce(kernel, paddedSources, paddedTarget, width, n, reduction, parameter);
+                    for (int lane = 0; lane < rest; lane++) target[whole + lane] = paddedTarget[lane];
                 }
             }
             finally
             {
                 foreach (var handle in handles) handle.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Reduces <paramref name="length"/> coordinates (whole vectors) with the kernel, or by interpreting the network when there is none.</summary>
+    private static unsafe void Reduce(CoordinateKernel? kernel, float** sources, float* target, int length, int n, Reduction reduction, int parameter)
+    {
+        if (kernel is not null)
+        {
+            kernel(sources, target, length);
+            return;
+        }
+        var network = SortingNetworks.For(n);
+        int width = Vector<float>.Count;
+        Vector<float>* values = stackalloc Vector<float>[n];
+        float* spill = stackalloc float[n * width];
+        fixed (int* pairs = network)
+        {
+            for (int i = 0; i <= length - width; i += width)
+            {
+                for (int c = 0; c < n; c++) values[c] = Canonical(Vector.Load(sources[c] + i));
+                for (int p = 0; p < network.Length; p += 2)
+                {
+                    Vector<float>* a = values + pairs[p];
+                    Vector<float>* b = values + pairs[p + 1];
+                    var low = *a;
+                    var high = *b;
+                    *a = Vector.MinNative(low, high);
+                    *b = Vector.MaxNative(low, high);
+                }
+                Vector.Store(ClosestToMedian(values, n, parameter, spill), target + i);
             }
         }
     }
@@ -296,33 +330,6 @@ public static class RobustAggregator
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<float> Canonical(Vector<float> value) => value + Vector<float>.Zero;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector<float> Reduce(Vector<float>* values, int n, int* pairs, int pairCount, Reduction reduction, int parameter, float* spill)
-    {
-        for (int p = 0; p < pairCount; p += 2)
-        {
-            Vector<float>* a = values + pairs[p];
-            Vector<float>* b = values + pairs[p + 1];
-            var low = *a;
-            var high = *b;
-            *a = Vector.MinNative(low, high);
-            *b = Vector.MaxNative(low, high);
-        }
-        switch (reduction)
-        {
-            case Reduction.Median:
-                return (n & 1) == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) * new Vector<float>(0.5f);
-            case Reduction.Trimmed:
-            {
-                var sum = Vector<float>.Zero;
-                for (int c = parameter; c < n - parameter; c++) sum += values[c];
-                return sum / new Vector<float>(n - 2 * parameter);
-            }
-            default:
-                return ClosestToMedian(values, n, parameter, spill);
-        }
-    }
 
     /// <summary>
     /// Bulyan's second phase, per coordinate of sorted values: the mean of the <paramref name="beta"/> values closest to
