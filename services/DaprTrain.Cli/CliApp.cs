@@ -11,6 +11,7 @@ public static class CliApp
         root.Subcommands.Add(CompareCommand.Create(output, error));
         root.Subcommands.Add(BenchCommand.Create(output));
         root.Subcommands.Add(PredictCommand.Create(output, error));
+        root.Subcommands.Add(ExportCommand.Create(output, error));
         return root;
     }
 

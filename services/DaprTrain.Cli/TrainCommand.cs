@@ -24,7 +24,8 @@ internal static class TrainCommand
         var resume = new Option<string?>("--resume") { Description = "single: continue from a checkpoint file written by --save-checkpoint." };
         var exportOnnx = new Option<string?>("--export-onnx")
         {
-            Description = "single: write the trained model as ONNX to this file (input: raw MNIST pixels 0..255; serve it with 'daprtrain predict').",
+            Description = "Write the trained model as ONNX to this file (input: raw MNIST pixels 0..255; serve it with 'daprtrain predict'): " +
+                          "the single worker's, the replicas' common weights (p2p, p2p-scatter) or the parameter server's (ps).",
         };
         var stateDir = new Option<string?>("--state-dir")
         {
@@ -61,19 +62,21 @@ internal static class TrainCommand
                 if (result.GetValue(exportOnnx) is string onnxPath) OutputPaths.CheckFile(onnxPath, "--export-onnx");
                 return RunSingleWorkerAsync(result, common, result.GetValue(save), result.GetValue(resume), result.GetValue(exportOnnx), output, cancellationToken);
             }
-            if (result.GetValue(save) is not null || result.GetValue(resume) is not null || result.GetValue(exportOnnx) is not null)
+            if (result.GetValue(save) is not null || result.GetValue(resume) is not null)
             {
-                throw new ArgumentException("--save-checkpoint, --resume and --export-onnx apply to --topology single; distributed runs checkpoint into --state-dir.");
+                throw new ArgumentException("--save-checkpoint and --resume apply to --topology single; distributed runs checkpoint into --state-dir " +
+                                            "(and 'daprtrain export --state-dir' makes an ONNX model of their latest checkpoint).");
             }
             if (result.GetValue(eventsFile) is string eventsPath) OutputPaths.CheckFile(eventsPath, "--events");
+            if (result.GetValue(exportOnnx) is string distributedOnnxPath) OutputPaths.CheckFile(distributedOnnxPath, "--export-onnx");
             return RunDistributedAsync(result, common, distributed, Topologies.Parse(chosen), result.GetValue(stateDir), result.GetValue(jobId)!,
-                result.GetValue(eventsFile), output, cancellationToken);
+                result.GetValue(eventsFile), result.GetValue(exportOnnx), output, cancellationToken);
         }));
         return command;
     }
 
     private static async Task<int> RunDistributedAsync(ParseResult result, CommonOptions common, DistributedOptions distributed, Topology topology,
-        string? stateDir, string jobId, string? eventsPath, TextWriter output, CancellationToken cancellationToken)
+        string? stateDir, string jobId, string? eventsPath, string? onnxPath, TextWriter output, CancellationToken cancellationToken)
     {
         var faults = distributed.FaultPlan(result);
         var prices = distributed.LoadPrices(result);
@@ -109,6 +112,14 @@ internal static class TrainCommand
             }
             DistributedRun.PrintSummary(run, output);
             Divergence.Check(run);
+            if (onnxPath is not null)
+            {
+                // The weights the summary's accuracy was measured on: a replica in sync (p2p, p2p-scatter), or the server's (ps).
+                string whose = topology.HasParameterServer() ? "the parameter server's weights" : "the replicas' common weights";
+                byte[] model = OnnxModels.Export(options.Trainer.Model, run.FinalWeights, "the run's final weights");
+                await AtomicFile.WriteAsync(onnxPath, model, cancellationToken);
+                output.WriteLine($"onnx: {onnxPath} ({model.Length:N0} bytes, {whose} at the end of the run; input '{DaprTrain.Onnx.OnnxExport.InputName}' [N,1,28,28] raw pixels, output '{DaprTrain.Onnx.OnnxExport.OutputName}' [N,10])");
+            }
             return ExitCodes.Success;
         }
         finally

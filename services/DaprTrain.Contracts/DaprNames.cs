@@ -47,6 +47,9 @@ public static class DaprApps
 
     /// <summary>The dashboard (TypeScript, services/dashboard): subscribes to <see cref="DaprTopics.Progress"/>.</summary>
     public const string Dashboard = "dashboard";
+
+    /// <summary>`daprtrain export --dapr` run under `dapr run`: reads the latest checkpoint, so the state store is scoped to it.</summary>
+    public const string Exporter = "exporter";
 }
 
 /// <summary>Methods invoked through Dapr service invocation (POST /v1.0/invoke/{app}/method/{method}).</summary>

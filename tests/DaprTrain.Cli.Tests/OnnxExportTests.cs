@@ -109,7 +109,7 @@ public sealed class OnnxExportTests : IDisposable
     [InlineData("predict", "--model", "m.onnx", "--data-dir", "/nonexistent/mnist", "--data-dir '/nonexistent/mnist' does not exist")]
     [InlineData("predict", "--model", "m.onnx", "--data-dir", ".", "--batch-size", "0", "--batch-size must be between 1 and 65536 (got 0)")]
     [InlineData("predict", "--data-dir", ".", "--model")]
-    [InlineData("train", "--topology", "p2p", "--export-onnx", "m.onnx", "--export-onnx apply to --topology single")]
+    [InlineData("train", "--topology", "p2p", "--save-checkpoint", "m.ckpt", "--save-checkpoint and --resume apply to --topology single")]
     public async Task Bad_options_are_refused_with_the_option_named(params string[] argumentsThenMessage)
     {
         string expected = argumentsThenMessage[^1];
@@ -118,7 +118,7 @@ public sealed class OnnxExportTests : IDisposable
         result.Error.Should().Contain(expected);
     }
 
-    private static float[] TorchLogits(Trainer trainer, LabeledDataset holdout, long[] indices)
+    internal static float[] TorchLogits(Trainer trainer, LabeledDataset holdout, long[] indices)
     {
         using var scope = TorchSharp.torch.NewDisposeScope();
         using var noGrad = TorchSharp.torch.no_grad();

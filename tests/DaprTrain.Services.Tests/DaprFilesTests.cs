@@ -54,6 +54,9 @@ public class DaprFilesTests
         var scopes = ((YamlSequenceNode)pubsub.Children[new YamlScalarNode("scopes")]).Cast<YamlScalarNode>().Select(s => s.Value).ToList();
         scopes.Should().Contain([DaprApps.ParameterServer, DaprApps.Worker(1)]).And.Contain(DaprApps.Coordinator, "the coordinator reads the dead-letter topic")
             .And.Contain(DaprApps.Dashboard, "the dashboard reads the progress topic");
+        var stateScopes = ((YamlSequenceNode)state.Children[new YamlScalarNode("scopes")]).Cast<YamlScalarNode>().Select(s => s.Value).ToList();
+        stateScopes.Should().Contain([DaprApps.Coordinator, DaprApps.ParameterServer, DaprApps.Worker(1)])
+            .And.Contain(DaprApps.Exporter, "the README exports the services' model with `dapr run --app-id exporter -- daprtrain export --dapr`");
     }
 
     [Fact]

@@ -94,6 +94,7 @@ public partial class HelmChartTests
         ComponentName().Matches(components).Select(m => m.Groups[1].Value).Should().BeEquivalentTo([DaprComponents.PubSub, DaprComponents.StateStore]);
         components.Should().Contain("name: actorStateStore").And.Contain("name: keyPrefix");
         components.Should().Contain("- dashboard", "the dashboard subscribes through the pub/sub component, so it is in its scopes");
+        components.Should().Contain($"- {DaprApps.Exporter}", "`daprtrain export --dapr` reads the checkpoints through the state store, so it is in its scopes");
     }
 
     [Fact]
