@@ -41,7 +41,7 @@ public sealed class ServerLoop(
         // One run file starts every app; without a parameter server in the job's topology, this one stays idle.
         if (!job.Topology.HasParameterServer()) return;
         while (!sidecar.Ready) await Task.Delay(TimeSpan.FromMilliseconds(200), time, stoppingToken);
-        var node = new ParameterServerNode(job.JobId, job.Trainer(), logger) { Aggregator = job.ResolvedAggregator(), Key = identity.Key };
+        var node = new ParameterServerNode(job.JobId, job.Trainer(), logger) { Aggregator = job.ResolvedAggregator(), Key = identity.Key, WorkerCompression = job.Compression() };
         var checkpoints = new JobCheckpoints(store, job.JobId);
         if (await checkpoints.LoadLatestAsync(stoppingToken) is { } latest)
         {

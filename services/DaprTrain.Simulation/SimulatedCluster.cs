@@ -149,7 +149,7 @@ internal sealed class SimulatedCluster : IDisposable
 
     public void StartServer()
     {
-        Server = new ParameterServerNode(Options.JobId, Options.Trainer, _loggers.CreateLogger<ParameterServerNode>()) { Aggregator = Aggregator, Key = IdentityOf(ParameterServerNode.NodeId)?.Key };
+        Server = new ParameterServerNode(Options.JobId, Options.Trainer, _loggers.CreateLogger<ParameterServerNode>()) { Aggregator = Aggregator, Key = IdentityOf(ParameterServerNode.NodeId)?.Key, WorkerCompression = Options.Codec };
         Accounting.Up(ParameterServerNode.NodeId, Clock.NowMs);
         Bus.Subscribe(TopicNames.Gradients, ParameterServerNode.NodeId, Server.HandleGradient);
     }

@@ -61,6 +61,9 @@ public sealed class Trainer : IDisposable
 
     public void ApplyGradient() => Optimizer.Step(Parameters.Gradients);
 
+    /// <summary>Steps on a sparse aggregate: coordinates with a zero gradient stay as they are (see <see cref="FlatOptimizer.Step(TorchSharp.torch.Tensor, bool)"/>).</summary>
+    public void ApplySparseGradient() => Optimizer.Step(Parameters.Gradients, sparse: true);
+
     public float TrainStep(LabeledDataset data, ReadOnlySpan<long> batch)
     {
         float loss = ComputeGradient(data, batch);

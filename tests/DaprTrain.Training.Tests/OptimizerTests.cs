@@ -54,6 +54,64 @@ public class OptimizerTests
         moved.Should().AllSatisfy(d => d.Should().BeApproximately(delta, 1e-3 * Math.Abs(delta)));
     }
 
+    /// <summary>
+    /// A sparse step (top-k's aggregate) leaves a coordinate whose gradient is zero exactly as it was: weight, momentum and
+    /// second moment; the others take the dense step's bits. Dense steps keep moving a silent coordinate on its momentum,
+    /// which is what the lazy step is for.
+    /// </summary>
+    [Theory]
+    [InlineData(OptimizerKind.Adam)]
+    [InlineData(OptimizerKind.Sgd)]
+    public void A_sparse_step_leaves_unsent_coordinates_and_their_state_alone_and_steps_the_others_as_a_dense_step_does(OptimizerKind kind)
+    {
+        var settings = new OptimizerSettings(kind, LearningRate: 1e-2, Momentum: kind == OptimizerKind.Sgd ? 0.9 : 0);
+        using var module = nn.Linear(8, 8);
+        using var sparseParameters = new FlatParameters(module, initSeed: 5);
+        using var denseModule = nn.Linear(8, 8);
+        using var denseParameters = new FlatParameters(denseModule, initSeed: 5);
+        using var sparse = new FlatOptimizer(sparseParameters, settings);
+        using var dense = new FlatOptimizer(denseParameters, settings);
+        int n = (int)sparseParameters.Count;
+        var random = new Random(3);
+        float[] Full() => Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+
+        // Two full rounds: every coordinate sent, the sparse step must be the dense one, bit for bit.
+        for (int round = 0; round < 2; round++)
+        {
+            using var full = tensor(Full());
+            sparse.Step(full, sparse: true);
+            dense.Step(full);
+        }
+        sparseParameters.WeightSpan.ToArray().Should().Equal(denseParameters.WeightSpan.ToArray());
+
+        // Then a round where only the even coordinates were sent.
+        var before = sparseParameters.WeightSpan.ToArray();
+        var stateBefore = sparse.StateBuffers.Select(b => FlatOptimizer.Span(b).ToArray()).ToList();
+        var values = Full();
+        for (int i = 1; i < n; i += 2) values[i] = 0f;
+        using (var half = tensor(values))
+        {
+            sparse.Step(half, sparse: true);
+            dense.Step(half);
+        }
+        var after = sparseParameters.WeightSpan.ToArray();
+        var denseAfter = denseParameters.WeightSpan.ToArray();
+        var stateAfter = sparse.StateBuffers.Select(b => FlatOptimizer.Span(b).ToArray()).ToList();
+        for (int i = 0; i < n; i++)
+        {
+            if (i % 2 == 1)
+            {
+                after[i].Should().Be(before[i], $"coordinate {i} was not sent");
+                denseAfter[i].Should().NotBe(before[i], $"a dense step moves coordinate {i} on its momentum");
+                foreach (var (b, a) in stateBefore.Zip(stateAfter)) a[i].Should().Be(b[i], $"coordinate {i}'s optimizer state stays");
+            }
+            else
+            {
+                after[i].Should().Be(denseAfter[i], $"coordinate {i} was sent: the dense step's bits");
+            }
+        }
+    }
+
     /// <summary>The same update in doubles, for a constant gradient of 1.</summary>
     private static double Reference(OptimizerSettings s, int steps)
     {

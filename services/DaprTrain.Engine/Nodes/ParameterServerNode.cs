@@ -31,6 +31,9 @@ public sealed class ParameterServerNode : IDisposable
     /// <summary>How the server aggregates a round (resolved for the job's workers; the mean by default).</summary>
     public AggregationRule Aggregator { get; init; } = AggregationRule.Mean;
 
+    /// <summary>The codec the workers' gradients travel in: a sparse one (top-k) makes the server's steps lazy, as the p2p replicas' are.</summary>
+    public DaprTrain.Engine.Compression.CompressionSpec WorkerCompression { get; init; } = DaprTrain.Engine.Compression.CompressionSpec.None;
+
     public string JobId { get; }
 
     public int Generation { get; private set; }
@@ -104,7 +107,8 @@ public sealed class ParameterServerNode : IDisposable
                 }
             }
             long stepping = System.Diagnostics.Stopwatch.GetTimestamp();
-            _trainer.ApplyGradient();
+            if (WorkerCompression.SparseAggregate) _trainer.ApplySparseGradient();
+            else _trainer.ApplyGradient();
             OptimizerMs += System.Diagnostics.Stopwatch.GetElapsedTime(stepping).TotalMilliseconds;
         }
         AppliedRound = round;

@@ -370,7 +370,8 @@ public sealed partial class WorkerNode : IDisposable
     {
         _gradientBufferHoldsOwn = false;
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
-        _trainer.ApplyGradient();
+        if (Compression.SparseAggregate) _trainer.ApplySparseGradient();
+        else _trainer.ApplyGradient();
         OptimizerMs += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
     }
 

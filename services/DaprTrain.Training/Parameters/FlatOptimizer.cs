@@ -49,8 +49,20 @@ public sealed class FlatOptimizer : IDisposable
     /// <summary>The state buffers in a fixed order (empty for plain SGD).</summary>
     public IReadOnlyList<Tensor> StateBuffers => new[] { _firstMoment, _secondMoment }.OfType<Tensor>().ToList();
 
-    public void Step(Tensor gradient)
+    public void Step(Tensor gradient) => Step(gradient, sparse: false);
+
+    /// <summary>
+    /// One step. With <paramref name="sparse"/>, coordinates whose gradient is exactly zero are left alone: their weight,
+    /// momentum and second moment do not move (PyTorch's SparseAdam, TensorFlow's LazyAdam). For sparse aggregates (top-k),
+    /// where a zero means "not sent this round", not "no slope".
+    /// </summary>
+    public void Step(Tensor gradient, bool sparse)
     {
+        if (sparse)
+        {
+            SparseStep(gradient);
+            return;
+        }
         // Every scalar is an explicit, disposed-at-the-end local: an implicit double-to-Scalar conversion is
         // unreachable once its handle is read, and a collection on another thread could finalize it while
         // libtorch still reads it (seen in CI as "Unknown scalar type"; OptimizerTests reproduces it). That includes
@@ -87,6 +99,41 @@ public sealed class FlatOptimizer : IDisposable
         _secondMoment!.mul_(beta2).addcmul_(gradient, gradient, value: oneMinusBeta2);
         var denominator = _secondMoment.sqrt().div_(sqrtBiasCorrection2).add_(epsilon, alpha: one);
         _weights.addcdiv_(_firstMoment, denominator, value: stepSize);
+    }
+
+    private void SparseStep(Tensor gradient)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        StepCount++;
+        var s = Settings;
+        using var one = 1.0.ToScalar();
+        using var zero = 0.0.ToScalar();
+        using var descent = (-s.LearningRate).ToScalar();
+        var sent = gradient.ne(zero);
+        if (s.Kind == OptimizerKind.Sgd)
+        {
+            if (_firstMoment is null)
+            {
+                _weights.add_(gradient, alpha: descent);
+                return;
+            }
+            using var momentum = s.Momentum.ToScalar();
+            _firstMoment.copy_(where(sent, _firstMoment.mul(momentum).add_(gradient, alpha: one), _firstMoment));
+            _weights.add_(_firstMoment.mul(sent), alpha: descent);
+            return;
+        }
+        using var beta1 = s.Beta1.ToScalar();
+        using var oneMinusBeta1 = (1 - s.Beta1).ToScalar();
+        using var beta2 = s.Beta2.ToScalar();
+        using var oneMinusBeta2 = (1 - s.Beta2).ToScalar();
+        using var epsilon = s.Epsilon.ToScalar();
+        using var sqrtBiasCorrection2 = Math.Sqrt(1 - Math.Pow(s.Beta2, StepCount)).ToScalar();
+        using var stepSize = (-s.LearningRate / (1 - Math.Pow(s.Beta1, StepCount))).ToScalar();
+        _firstMoment!.copy_(where(sent, _firstMoment.mul(beta1).add_(gradient, alpha: oneMinusBeta1), _firstMoment));
+        _secondMoment!.copy_(where(sent, _secondMoment.mul(beta2).addcmul_(gradient, gradient, value: oneMinusBeta2), _secondMoment));
+        var denominator = _secondMoment.sqrt().div_(sqrtBiasCorrection2).add_(epsilon, alpha: one);
+        _weights.addcdiv_(_firstMoment.mul(sent), denominator, value: stepSize);
     }
 
     public void RestoreState(long stepCount, IReadOnlyList<float[]> buffers)
