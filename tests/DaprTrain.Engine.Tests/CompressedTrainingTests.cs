@@ -55,6 +55,28 @@ public class CompressedTrainingTests(ITestOutputHelper output)
         second.FinalWeights.Should().Equal(first.FinalWeights);
     }
 
+    /// <summary>
+    /// Seeded compressed runs under the broker's duplicates and reordering (late copies, duplicates dropped after decoding),
+    /// against the weight hashes the engine gave before received values were decoded into pooled arrays (recorded from
+    /// commit 6089e95, where each message got a new array). Pooling must not move a bit. (p2p and ps share a hash: the server
+    /// steps on the same mean the p2p replicas do.)
+    /// </summary>
+    [Theory]
+    [InlineData("p2p", "int8", 9263649319128652346UL)]
+    [InlineData("p2p", "topk:0.01", 4007798055839933140UL)]
+    [InlineData("p2p-scatter", "topk:0.01", 3936094530006031109UL)]
+    [InlineData("ps", "int8", 9263649319128652346UL)]
+    public async Task A_seeded_compressed_run_with_duplicates_and_reordering_gives_the_weights_recorded_before_pooling(string topology, string codec, ulong recorded)
+    {
+        var result = await Jobs.RunAsync(With(Coordination.Topologies.Parse(topology), 20, codec, "duplicate=0.5", "reorder"));
+        result.DuplicatesIgnored.Should().BePositive();
+        result.LateMessages.Should().BePositive();
+        result.FinalWeightHashes.Values.Distinct().Should().ContainSingle();
+        ulong hash = System.IO.Hashing.XxHash3.HashToUInt64(System.Runtime.InteropServices.MemoryMarshal.AsBytes(result.FinalWeights.AsSpan()));
+        output.WriteLine($"{topology} {codec}: weight hash {hash}");
+        hash.Should().Be(recorded);
+    }
+
     [Theory]
     [InlineData("p2p-scatter", "int8")]
     [InlineData("p2p", "topk:0.01")]
