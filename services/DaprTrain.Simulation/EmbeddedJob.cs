@@ -216,6 +216,7 @@ public sealed class EmbeddedJob : IDisposable
             Requests = requests,
             ConsistencyChecks = _consistencyChecks,
             MessageBuffersReused = _cluster.MessageBuffersReused,
+            DecodedArraysReused = _cluster.DecodedArraysReused,
             ParameterCount = reference.Parameters.Count,
             FinalWeightHashes = hashes,
             FinalWeights = weights,

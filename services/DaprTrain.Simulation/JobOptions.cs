@@ -9,6 +9,10 @@ using DaprTrain.Training.Data;
 namespace DaprTrain.Simulation;
 
 /// <summary>Everything that defines a distributed run. Two runs with equal options and data give equal weights.</summary>
+/// <param name="PoolDecodedValues">
+/// Nodes decode received compressed messages into pooled arrays (on by default; the weights are the same either way, which
+/// a test checks against a run with it off).
+/// </param>
 public sealed record JobOptions(
     string JobId,
     Topology Topology,
@@ -29,7 +33,8 @@ public sealed record JobOptions(
     ServerlessOptions? Serverless = null,
     AggregationRule? Aggregator = null,
     bool SignMessages = true,
-    CompressionSpec? Compression = null)
+    CompressionSpec? Compression = null,
+    bool PoolDecodedValues = true)
 {
     /// <summary>The workers' gradient codec (none when not given).</summary>
     public CompressionSpec Codec => Compression ?? CompressionSpec.None;

@@ -47,6 +47,9 @@ public sealed class RunResult
     /// <summary>Worker messages whose bytes came from an earlier round's dead message rather than a new allocation.</summary>
     public long MessageBuffersReused { get; init; }
 
+    /// <summary>Received compressed messages whose values were decoded into an array an earlier message had (pooling on).</summary>
+    public long DecodedArraysReused { get; init; }
+
     public required int ParameterCount { get; init; }
 
     public required IReadOnlyDictionary<string, ulong> FinalWeightHashes { get; init; }

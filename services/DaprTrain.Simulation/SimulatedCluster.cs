@@ -23,6 +23,7 @@ internal sealed class SimulatedCluster : IDisposable
     private readonly TrainingData _data;
     private readonly ILoggerFactory _loggers;
     private readonly MessageBufferPool _buffers = new();
+    private readonly DecodedValuesPool? _decodedValues;
     private readonly HashSet<byte[]> _roundMessages = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<string, WorkerNode?> _workers = new(StringComparer.Ordinal);
     // One key per node id for the whole run: a simulated restart is the same node, and keeps the run's results what they
@@ -45,6 +46,9 @@ internal sealed class SimulatedCluster : IDisposable
         _shards = Sharding.Split(data.TrainIndices, data.Train.Labels, options.Workers, options.Trainer.Seed, options.Sharding);
         View = new MembershipView(0, [], new Dictionary<int, string>(), null, []);
         Compute = GradientCompute.For(options, loggers);
+        // One pool for every node of the job: a round's arrays, given back by the nodes that forget it, carry the next round's
+        // messages at any node. Workers x workers is a p2p round's worth (each node holds one per peer), the most in use at once.
+        _decodedValues = options.PoolDecodedValues ? new DecodedValuesPool(maxPerLength: Math.Max(1, options.Workers * options.Workers)) : null;
     }
 
     public JobOptions Options { get; }
@@ -76,6 +80,9 @@ internal sealed class SimulatedCluster : IDisposable
     public long GradientsDropped { get; set; }
 
     public long MessageBuffersReused => _buffers.Reused;
+
+    /// <summary>Received compressed messages decoded into an array an earlier message had (0 when pooling is off).</summary>
+    public long DecodedArraysReused => _decodedValues?.Reused ?? 0;
 
     public TrainingData Data => _data;
 
@@ -130,6 +137,7 @@ internal sealed class SimulatedCluster : IDisposable
             Attack = Options.Faults.AttackOf(id),
             Key = IdentityOf(id)?.Key,
             Compression = Options.Codec,
+            DecodedValues = _decodedValues,
         };
         _workers[id] = worker;
         Accounting.Up(id, Clock.NowMs);
@@ -149,7 +157,13 @@ internal sealed class SimulatedCluster : IDisposable
 
     public void StartServer()
     {
-        Server = new ParameterServerNode(Options.JobId, Options.Trainer, _loggers.CreateLogger<ParameterServerNode>()) { Aggregator = Aggregator, Key = IdentityOf(ParameterServerNode.NodeId)?.Key, WorkerCompression = Options.Codec };
+        Server = new ParameterServerNode(Options.JobId, Options.Trainer, _loggers.CreateLogger<ParameterServerNode>())
+        {
+            Aggregator = Aggregator,
+            Key = IdentityOf(ParameterServerNode.NodeId)?.Key,
+            DecodedValues = _decodedValues,
+            WorkerCompression = Options.Codec,
+        };
         Accounting.Up(ParameterServerNode.NodeId, Clock.NowMs);
         Bus.Subscribe(TopicNames.Gradients, ParameterServerNode.NodeId, Server.HandleGradient);
     }

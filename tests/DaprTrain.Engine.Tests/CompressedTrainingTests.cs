@@ -55,6 +55,54 @@ public class CompressedTrainingTests(ITestOutputHelper output)
         second.FinalWeights.Should().Equal(first.FinalWeights);
     }
 
+    /// <summary>
+    /// Seeded compressed runs under the broker's duplicates and reordering (late copies, duplicates dropped after decoding),
+    /// against the weight hashes the engine gave before received values were decoded into pooled arrays (recorded from
+    /// commit 6089e95, where each message got a new array). Pooling must not move a bit. (p2p and ps share a hash: the server
+    /// steps on the same mean the p2p replicas do.) The top-k hashes were recorded again after top-k's steps became lazy
+    /// (a deliberate change of its weights, commit 8ece1b1); the test below checks the same runs against new arrays too.
+    /// </summary>
+    [Theory]
+    [InlineData("p2p", "int8", 9263649319128652346UL)]
+    [InlineData("p2p", "topk:0.01", 17111631423842897583UL)]
+    [InlineData("p2p-scatter", "topk:0.01", 3694108829420197523UL)]
+    [InlineData("ps", "int8", 9263649319128652346UL)]
+    public async Task A_seeded_compressed_run_with_duplicates_and_reordering_gives_the_weights_recorded_before_pooling(string topology, string codec, ulong recorded)
+    {
+        var result = await Jobs.RunAsync(With(Coordination.Topologies.Parse(topology), 20, codec, "duplicate=0.5", "reorder"));
+        result.DuplicatesIgnored.Should().BePositive();
+        result.LateMessages.Should().BePositive();
+        result.FinalWeightHashes.Values.Distinct().Should().ContainSingle();
+        ulong hash = System.IO.Hashing.XxHash3.HashToUInt64(System.Runtime.InteropServices.MemoryMarshal.AsBytes(result.FinalWeights.AsSpan()));
+        output.WriteLine($"{topology} {codec}: weight hash {hash}");
+        hash.Should().Be(recorded);
+    }
+
+    /// <summary>
+    /// The same runs with received values decoded into pooled arrays (the default) and into a new array per message: the
+    /// same weights, under duplicates, reordering and lost messages (all decoded, then dropped or held a round early). No
+    /// kill here: a dead worker's lease expires at a virtual time that follows measured compute, so the round its shards
+    /// move in varies between two runs of one seed (seen: round 9 in one, 10 in the other), pooled or not; a disposed
+    /// node's arrays are checked in <see cref="PooledReceiveTests"/>.
+    /// </summary>
+    [Theory]
+    [InlineData("p2p", "qsgd:7")]
+    [InlineData("p2p", "topk:0.01")]
+    [InlineData("p2p-scatter", "int8")]
+    [InlineData("p2p-scatter", "topk:0.01")]
+    [InlineData("ps", "fp16")]
+    public async Task Pooled_decoding_gives_the_weights_of_a_new_array_per_message(string topology, string codec)
+    {
+        string[] faults = ["duplicate=0.5", "reorder", "drop=0.05"];
+        var pooled = await Jobs.RunAsync(With(Coordination.Topologies.Parse(topology), 20, codec, faults));
+        var fresh = await Jobs.RunAsync(With(Coordination.Topologies.Parse(topology), 20, codec, faults) with { PoolDecodedValues = false });
+        pooled.DecodedArraysReused.Should().BePositive("the pooled run must reuse arrays for the comparison to mean anything");
+        fresh.DecodedArraysReused.Should().Be(0);
+        pooled.LateMessages.Should().BePositive();
+        pooled.FinalWeightHashes.Values.Distinct().Should().ContainSingle();
+        pooled.FinalWeights.Should().Equal(fresh.FinalWeights);
+    }
+
     [Theory]
     [InlineData("p2p-scatter", "int8")]
     [InlineData("p2p", "topk:0.01")]

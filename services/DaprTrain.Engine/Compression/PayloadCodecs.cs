@@ -25,23 +25,36 @@ public static class PayloadCodecs
     };
 
     /// <summary>
-    /// Decodes a compressed payload of <paramref name="count"/> values into a new array, after checking that the count is
-    /// within <paramref name="maxValues"/> (before anything is allocated: what a sender claims never sizes memory beyond
-    /// what the receiver accepts). Each codec then checks the payload's length and every value. Throws
+    /// Decodes a compressed payload of <paramref name="count"/> values into an array, after checking that the count is
+    /// within <paramref name="maxValues"/> (before anything is rented or allocated: what a sender claims never sizes memory
+    /// beyond what the receiver accepts). Each codec then checks the payload's length and every value. Throws
     /// <see cref="MessageRejectedException"/> with the reason.
     /// </summary>
-    public static float[] Decode(byte encoding, ReadOnlySpan<byte> payload, int count, int maxValues = DefaultMaxValues)
+    /// <param name="arrays">
+    /// Where the array comes from (the receiving node's pool; its caller gives it back when done with the values); a new
+    /// array when null. An array from the pool is given back here if the payload is rejected.
+    /// </param>
+    public static float[] Decode(byte encoding, ReadOnlySpan<byte> payload, int count, int maxValues = DefaultMaxValues, DecodedValuesPool? arrays = null)
     {
         if (!IsKnown(encoding)) throw new MessageRejectedException($"unknown payload encoding {encoding}");
         if (count > maxValues) throw new MessageRejectedException($"{Name(encoding)} message declares {count} values; at most {maxValues} are accepted");
-        // Every codec writes every value (top-k clears first): no need to zero the array twice.
-        var values = GC.AllocateUninitializedArray<float>(count);
-        switch (encoding)
+        // Every codec writes every value (top-k clears first), so neither a new array nor a reused one is zeroed here, and a
+        // reused one keeps nothing of the message it held before (CompressionCodecTests checks this for every codec).
+        var values = arrays?.Rent(count) ?? GC.AllocateUninitializedArray<float>(count);
+        try
         {
-            case Fp16Codec.Encoding: Fp16Codec.Decode(payload, values); break;
-            case Int8Codec.Encoding: Int8Codec.Decode(payload, values); break;
-            case TopKCodec.Encoding: TopKCodec.Decode(payload, values); break;
-            default: QsgdCodec.Decode(payload, values); break;
+            switch (encoding)
+            {
+                case Fp16Codec.Encoding: Fp16Codec.Decode(payload, values); break;
+                case Int8Codec.Encoding: Int8Codec.Decode(payload, values); break;
+                case TopKCodec.Encoding: TopKCodec.Decode(payload, values); break;
+                default: QsgdCodec.Decode(payload, values); break;
+            }
+        }
+        catch (MessageRejectedException)
+        {
+            arrays?.Return(values);
+            throw;
         }
         return values;
     }

@@ -112,7 +112,11 @@ public static class WireCodec
     public static WireMessage Decode(byte[] message) => Decode(message, message.Length, Compression.PayloadCodecs.DefaultMaxValues);
 
     /// <summary>Decodes the message in the first <paramref name="length"/> bytes (a signed message's trailer follows it).</summary>
-    public static WireMessage Decode(byte[] message, int length, int maxValues = Compression.PayloadCodecs.DefaultMaxValues)
+    /// <param name="decodedValues">
+    /// Where the array of a compressed message's values comes from: the caller then gives it back
+    /// (<see cref="DecodedValuesPool.Return"/>) once nothing reads the message's values. A new array when null.
+    /// </param>
+    public static WireMessage Decode(byte[] message, int length, int maxValues = Compression.PayloadCodecs.DefaultMaxValues, DecodedValuesPool? decodedValues = null)
     {
         ReadOnlySpan<byte> bytes = message.AsSpan(0, length);
         if (bytes.Length < FixedHeader + 2 + 2 + 8) throw new MessageRejectedException($"truncated message ({bytes.Length} bytes)");
@@ -139,7 +143,7 @@ public static class WireCodec
         long payload = bytes.Length - 8 - position;
         if (encoding != Float32Encoding)
         {
-            var decoded = Compression.PayloadCodecs.Decode(encoding, bytes.Slice(position, (int)payload), count, maxValues);
+            var decoded = Compression.PayloadCodecs.Decode(encoding, bytes.Slice(position, (int)payload), count, maxValues, decodedValues);
             return new WireMessage(kind, job, generation, round, sender, samples, slice, offset, decoded);
         }
         if (payload != 4L * count) throw new MessageRejectedException($"wrong length: header declares {count} values, payload holds {payload} bytes");

@@ -8,8 +8,12 @@ namespace DaprTrain.Engine.Nodes;
 /// view that names it (a peer starts round 1 the moment the coordinator admits the last worker, before that worker
 /// has heard it is in). It counts once a view names the sender and is forgotten with its round otherwise. At most
 /// <see cref="MaxStrangersPerRound"/> strangers are held per round, so senders that are no members cannot fill memory.
+/// <para>
+/// Every contribution it lets go of (its round forgotten, a duplicate stranger, a replaced own gradient) goes to
+/// <c>release</c>: values decoded into a pooled array go back to the pool there, as nothing else holds them.
+/// </para>
 /// </summary>
-internal sealed class HeldContributions
+internal sealed class HeldContributions(Action<ReadOnlyMemory<float>> release)
 {
     public const int MaxStrangersPerRound = 8;
 
@@ -25,13 +29,17 @@ internal sealed class HeldContributions
         _memberSet = new HashSet<string>(members, StringComparer.Ordinal);
         foreach (var key in _strangers.Keys.Where(k => _memberSet.Contains(k.Sender)).ToList())
         {
-            _members.TryAdd(key, _strangers[key]);
+            if (!_members.TryAdd(key, _strangers[key])) release(_strangers[key].Values);
             _strangers.Remove(key);
         }
     }
 
     /// <summary>The node's own contribution: it always counts, and a recomputed one replaces the earlier.</summary>
-    public void PutOwn(long round, Contribution own) => _members[(round, own.Sender)] = own;
+    public void PutOwn(long round, Contribution own)
+    {
+        if (_members.TryGetValue((round, own.Sender), out var earlier)) release(earlier.Values);
+        _members[(round, own.Sender)] = own;
+    }
 
     public Outcome Hold(long round, Contribution contribution)
     {
@@ -63,19 +71,21 @@ internal sealed class HeldContributions
     /// <summary>Forgets one sender's contribution to a round (held or held apart).</summary>
     public void Forget(long round, string sender)
     {
-        _members.Remove((round, sender));
-        _strangers.Remove((round, sender));
+        if (_members.Remove((round, sender), out var held)) release(held.Values);
+        if (_strangers.Remove((round, sender), out var apart)) release(apart.Values);
     }
 
     /// <summary>Forgets every round up to and including <paramref name="round"/>: they are closed.</summary>
     public void ForgetThrough(long round)
     {
-        foreach (var key in _members.Keys.Where(k => k.Round <= round).ToList()) _members.Remove(key);
-        foreach (var key in _strangers.Keys.Where(k => k.Round <= round).ToList()) _strangers.Remove(key);
+        foreach (var key in _members.Keys.Where(k => k.Round <= round).ToList()) Forget(key.Round, key.Sender);
+        foreach (var key in _strangers.Keys.Where(k => k.Round <= round).ToList()) Forget(key.Round, key.Sender);
     }
 
     public void Clear()
     {
+        foreach (var held in _members.Values) release(held.Values);
+        foreach (var apart in _strangers.Values) release(apart.Values);
         _members.Clear();
         _strangers.Clear();
     }

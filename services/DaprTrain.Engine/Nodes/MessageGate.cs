@@ -30,6 +30,15 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
     public MessageKeys? Keys { get; set; }
 
     /// <summary>
+    /// Where the values of compressed messages are decoded into (the node's pool), or null for a new array per message.
+    /// The gate gives back the values of every message it drops; the node those of messages it accepted, when it forgets them.
+    /// </summary>
+    public DecodedValuesPool? DecodedValues { get; set; }
+
+    /// <summary>Gives a message's decoded values back to the pool: nothing reads them any more (values of a float32 message are no pool's and stay).</summary>
+    public void Release(ReadOnlyMemory<float> values) => DecodedValues?.Return(values);
+
+    /// <summary>
     /// Decodes and authenticates: the message, or why it is dropped (already counted and logged). A signed message from a
     /// sender the view gives no key yet is kept for <paramref name="defer"/> when given (a peer's first gradient can overtake
     /// the view that registers its key, as it can overtake the view that names it) and judged once a view names the key.
@@ -47,13 +56,17 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
         try
         {
             // A compressed message decodes into at most the node's model size, whatever count it claims.
-            message = WireCodec.Decode(payload, length, maxValues);
+            message = WireCodec.Decode(payload, length, maxValues, DecodedValues);
         }
         catch (MessageRejectedException ex)
         {
             return Dropped(Reject("malformed", ex.Reason));
         }
-        if (message.JobId != jobId) return Dropped(Reject("unknown job", $"unknown job '{message.JobId}' (this node runs '{jobId}')"));
+        if (message.JobId != jobId)
+        {
+            Release(message.Values);
+            return Dropped(Reject("unknown job", $"unknown job '{message.JobId}' (this node runs '{jobId}')"));
+        }
         if (Keys is not null && defer is not null && !Keys.TryGet(message.Sender, out _) && length != payload.Length)
         {
             if (_deferred.Count >= MaxDeferred)
@@ -63,10 +76,16 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
                 Reject("unregistered key", $"{oldest.Sender}'s message for round {oldest.Round} waited for a view with its key while {MaxDeferred} others did");
             }
             _deferred.Add((payload, message.Sender, message.Round, defer));
+            // Only the bytes wait; they are decoded again when the view comes.
+            Release(message.Values);
             logger.LogDebug("{Node} keeps {Sender}'s round {Round} message until a view registers its key", node, message.Sender, message.Round);
             return (null, DeliveryResult.Applied);
         }
-        if (Keys is not null && MessageSignature.Check(payload, length, message, Keys) is { } bad) return Dropped(Reject(bad.Category, bad.Reason));
+        if (Keys is not null && MessageSignature.Check(payload, length, message, Keys) is { } bad)
+        {
+            Release(message.Values);
+            return Dropped(Reject(bad.Category, bad.Reason));
+        }
         return (message, DeliveryResult.Applied);
     }
 
@@ -97,7 +116,16 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
     {
         var (opened, dropped) = Open(payload, defer, maxValues);
         if (opened is not { } message) return (defer is not null && dropped == DeliveryResult.Applied ? Verdict.Deferred : Verdict.Reject, null, dropped);
+        var judged = Judge(message, expectedKind, generation, openRound, shapeProblem, knownSender, maxSamples);
+        if (judged.Verdict == Verdict.Accept) return judged;
+        // Dropped: nothing will read its values.
+        Release(message.Values);
+        return (judged.Verdict, null, judged.Result);
+    }
 
+    private (Verdict Verdict, WireMessage? Message, DeliveryResult Result) Judge(
+        WireMessage message, MessageKind expectedKind, int generation, long openRound, Func<WireMessage, string?> shapeProblem, Func<string, bool>? knownSender, int maxSamples)
+    {
         if (message.Kind != expectedKind) return Reject("wrong kind", $"{message.Kind} message where {expectedKind} was expected");
         if (message.Generation < generation) return Late(message, $"generation {message.Generation} is older than {generation}");
         if (message.Generation > generation) return Reject("future generation", $"generation {message.Generation} from the future (current {generation})");
@@ -113,15 +141,17 @@ internal sealed class MessageGate(string node, string jobId, ILogger logger, Nod
         return (Verdict.Accept, message, DeliveryResult.Applied);
     }
 
-    /// <summary>The answer for an accepted contribution, by what holding it did; counted.</summary>
+    /// <summary>The answer for an accepted contribution, by what holding it did; counted. Values not held are given back.</summary>
     public DeliveryResult Answer(WireMessage message, HeldContributions.Outcome outcome)
     {
         switch (outcome)
         {
             case HeldContributions.Outcome.Duplicate:
+                Release(message.Values);
                 counters.CountDuplicate();
                 return DeliveryResult.Duplicate;
             case HeldContributions.Outcome.TooManyStrangers:
+                Release(message.Values);
                 return Reject("unknown sender", $"sender '{message.Sender}' is not a member of the job, and "
                     + $"{HeldContributions.MaxStrangersPerRound} senders no view names are already held for round {message.Round}").Result;
             default:

@@ -17,15 +17,27 @@ public sealed class ParameterServerNode : IDisposable
 
     private readonly Trainer _trainer;
     private readonly MessageGate _gate;
-    private readonly HeldContributions _held = new();
+    private readonly HeldContributions _held;
     private readonly ILogger _logger;
 
     public ParameterServerNode(string jobId, TrainerOptions options, ILogger logger)
     {
         JobId = jobId;
         _trainer = new Trainer(options);
-        _gate = new MessageGate(NodeId, jobId, logger, Counters);
+        _gate = new MessageGate(NodeId, jobId, logger, Counters) { DecodedValues = new DecodedValuesPool() };
+        _held = new HeldContributions(_gate.Release);
         _logger = logger;
+    }
+
+    /// <summary>
+    /// Where the values of compressed gradients the server receives are decoded into; each array goes back when the server
+    /// forgets the round, drops the message, or is disposed. Its own pool unless its owner shares one among its nodes (the
+    /// embedded job); null decodes into a new array per message, as before pooling.
+    /// </summary>
+    public DecodedValuesPool? DecodedValues
+    {
+        get => _gate.DecodedValues;
+        init => _gate.DecodedValues = value;
     }
 
     /// <summary>How the server aggregates a round (resolved for the job's workers; the mean by default).</summary>
@@ -150,5 +162,10 @@ public sealed class ParameterServerNode : IDisposable
         _held.Clear();
     }
 
-    public void Dispose() => _trainer.Dispose();
+    public void Dispose()
+    {
+        // A pool shared among nodes gets back what the server held.
+        _held.Clear();
+        _trainer.Dispose();
+    }
 }

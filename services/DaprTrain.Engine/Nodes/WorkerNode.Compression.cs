@@ -93,7 +93,7 @@ public sealed partial class WorkerNode
         Aggregate(contributions, reduced, null, decision.Round);
         var header = new WireMessage(MessageKind.ReducedSlice, JobId, Generation, decision.Round, Id, samples, mine, offset, ReadOnlyMemory<float>.Empty);
         byte[] message = Signed(ReducedCompressor.Encode(header, reduced, offset, _buffers, Trailer));
-        _reduced[(decision.Round, mine)] = reduced;
+        PutOwnReduced((decision.Round, mine), reduced);
         _compressedReduced = (decision, Generation, message);
         return message;
     }

@@ -58,7 +58,7 @@ public sealed partial class WorkerNode
         Aggregate(contributions, reduced.Span, null, decision.Round);
         WireCodec.Seal(message, Trailer);
         Signed(message);
-        _reduced[(decision.Round, mine)] = reduced;
+        PutOwnReduced((decision.Round, mine), reduced);
         return message;
     }
 
@@ -72,6 +72,7 @@ public sealed partial class WorkerNode
         var m = message!;
         if (!_reduced.TryAdd((m.Round, m.SliceIndex), m.Values))
         {
+            _gate.Release(m.Values);
             Counters.CountDuplicate();
             return DeliveryResult.Duplicate;
         }

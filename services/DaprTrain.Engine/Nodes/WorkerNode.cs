@@ -21,7 +21,7 @@ public sealed partial class WorkerNode : IDisposable
     private readonly ILogger _logger;
     private readonly int _parameterCount;
     private readonly MessageBufferPool? _buffers;
-    private readonly HeldContributions _held = new();
+    private readonly HeldContributions _held;
     private readonly Dictionary<(long Round, int Slice), ReadOnlyMemory<float>> _reduced = [];
     private readonly ulong _samplerSeed;
     private (byte[] Bytes, bool Sealed) _ownMessage = ([], true);
@@ -43,7 +43,8 @@ public sealed partial class WorkerNode : IDisposable
         _data = data;
         _trainer = new Trainer(options);
         _logger = logger;
-        _gate = new MessageGate(id, jobId, logger, Counters);
+        _gate = new MessageGate(id, jobId, logger, Counters) { DecodedValues = new DecodedValuesPool() };
+        _held = new HeldContributions(_gate.Release);
         _parameterCount = _trainer.Parameters.Count;
         _batch = new long[options.BatchSize];
         _samplerSeed = SplitMix64.Derive(options.Seed, "sampler:" + id).NextUInt64();
@@ -61,6 +62,17 @@ public sealed partial class WorkerNode : IDisposable
     public long OpenRound => AppliedRound + 1;
 
     public NodeCounters Counters { get; } = new();
+
+    /// <summary>
+    /// Where the values of the compressed messages this worker receives are decoded into; each array goes back when the
+    /// worker forgets the message's round, drops the message, or is disposed. The worker's own pool unless its owner shares
+    /// one among its nodes (the embedded job); null decodes into a new array per message, as before pooling.
+    /// </summary>
+    public DecodedValuesPool? DecodedValues
+    {
+        get => _gate.DecodedValues;
+        init => _gate.DecodedValues = value;
+    }
 
     /// <summary>How this replica aggregates a round (resolved for the job's workers; the mean by default).</summary>
     public AggregationRule Aggregator { get; init; } = AggregationRule.Mean;
@@ -258,6 +270,20 @@ public sealed partial class WorkerNode : IDisposable
         // Decoded and authenticated first: under signing, only the key the view registers for "ps" can sign weights.
         var (opened, dropped) = _gate.Open(payload, maxValues: ParameterCount);
         if (opened is not { } m) return dropped;
+        try
+        {
+            return TakeWeights(m);
+        }
+        finally
+        {
+            // Weights are float32 (read in place); values a compressed weights message was decoded into are no longer read.
+            _gate.Release(m.Values);
+        }
+    }
+
+    /// <summary>Judges opened weights (sender, length, generation, round) and takes them when they are newer than the replica's.</summary>
+    private DeliveryResult TakeWeights(WireMessage m)
+    {
         if (m.Kind != MessageKind.Weights || m.Sender != ParameterServerNode.NodeId) return Rejected("wrong kind", $"{m.Kind} from {m.Sender} where weights from ps were expected");
         if (m.Values.Length != ParameterCount) return Rejected("wrong length", $"wrong length: weights of {m.Values.Length} values; the model has {ParameterCount}");
         if (m.Generation > _viewGeneration)
@@ -298,7 +324,7 @@ public sealed partial class WorkerNode : IDisposable
         AppliedRound = checkpoint.Round;
         Generation = checkpoint.Generation;
         _held.Clear();
-        _reduced.Clear();
+        ForgetAllReduced();
     }
 
     /// <summary>
@@ -315,7 +341,7 @@ public sealed partial class WorkerNode : IDisposable
                 if (sender != Id && _held.TryGet(round, sender, out var held) && held.Values.Length != ParameterCount) _held.Forget(round, sender);
             }
         }
-        foreach (var key in _reduced.Keys.Where(k => k.Round >= OpenRound).ToList()) _reduced.Remove(key);
+        foreach (var key in _reduced.Keys.Where(k => k.Round >= OpenRound).ToList()) ForgetReduced(key);
     }
 
     /// <summary>
@@ -382,11 +408,32 @@ public sealed partial class WorkerNode : IDisposable
     {
         AppliedRound = round;
         _held.ForgetThrough(round);
-        foreach (var key in _reduced.Keys.Where(k => k.Round <= round).ToList()) _reduced.Remove(key);
+        foreach (var key in _reduced.Keys.Where(k => k.Round <= round).ToList()) ForgetReduced(key);
+    }
+
+    /// <summary>p2p-scatter: stops holding a reduced slice; one a peer sent goes back to the decode pool.</summary>
+    private void ForgetReduced((long Round, int Slice) key)
+    {
+        if (_reduced.Remove(key, out var values)) _gate.Release(values);
+    }
+
+    private void ForgetAllReduced()
+    {
+        foreach (var key in _reduced.Keys.ToList()) ForgetReduced(key);
+    }
+
+    /// <summary>p2p-scatter: holds this owner's reduced slice of the round (a resent share replaces the one before).</summary>
+    private void PutOwnReduced((long Round, int Slice) key, ReadOnlyMemory<float> values)
+    {
+        ForgetReduced(key);
+        _reduced[key] = values;
     }
 
     public void Dispose()
     {
+        // A pool shared among nodes gets back what this worker held.
+        _held.Clear();
+        ForgetAllReduced();
         _trainer.Dispose();
         _flippedLabels?.Dispose();
     }
