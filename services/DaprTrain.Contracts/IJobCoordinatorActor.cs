@@ -11,6 +11,8 @@ public sealed record JoinRequestDto(string Member, string PublicKey, string Proo
 /// <summary>A leave, signed by the member's registered key over the view version it leaves from.</summary>
 public sealed record LeaveRequestDto(string Member, long Version, string Signature);
 
+public sealed record HeartbeatDto(string Member, long Sequence, string Signature);
+
 /// <summary>The parameter server's key for a generation, with an HMAC under the job's secret over job, generation and key.</summary>
 public sealed record ServerKeyDto(int Generation, string PublicKey, string Proof);
 
@@ -37,7 +39,8 @@ public interface IJobCoordinatorActor : IActor
     /// <summary>Only the job's worker ids, with a proof of the job's secret; the key joins the views.</summary>
     Task<MembershipDto> JoinAsync(JoinRequestDto request);
 
-    Task<bool> HeartbeatAsync(string member);
+    /// <summary>Renews the member's lease: signed with its registered key over a sequence number that rises with every heartbeat.</summary>
+    Task<bool> HeartbeatAsync(HeartbeatDto heartbeat);
 
     /// <summary>A member leaves only for itself: signed with its registered key.</summary>
     Task<MembershipDto> LeaveAsync(LeaveRequestDto request);

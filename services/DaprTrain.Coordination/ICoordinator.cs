@@ -6,7 +6,8 @@ public interface ICoordinator
     /// <param name="identity">The key the member registers and, in a job with admission, the secret that proves it may join.</param>
     Task<MembershipView> JoinAsync(string member, Security.MemberIdentity? identity);
 
-    Task<bool> HeartbeatAsync(string member);
+    /// <param name="identity">Signs the heartbeat (a rising sequence number): no one renews another member's lease.</param>
+    Task<bool> HeartbeatAsync(string member, Security.MemberIdentity? identity);
 
     /// <param name="identity">Signs the leave: a member leaves only for itself.</param>
     Task<MembershipView> LeaveAsync(string member, Security.MemberIdentity? identity);
@@ -43,7 +44,13 @@ public sealed class InProcessCoordinator(JobCoordinator coordinator) : ICoordina
         ? coordinator.Join(member, identity.Key.PublicKey, identity.JoinProof(coordinator.JobId, member))
         : coordinator.Join(member));
 
-    public Task<bool> HeartbeatAsync(string member) => Turn(() => coordinator.Heartbeat(member));
+    public Task<bool> HeartbeatAsync(string member, Security.MemberIdentity? identity) => Turn(() =>
+    {
+        // Signed only where the coordinator checks (a job with admission): an embedded run that signs its messages has no job secret.
+        if (identity is null || coordinator.Admission is null) return coordinator.Heartbeat(member);
+        var (sequence, signature) = identity.NextHeartbeat(coordinator.JobId, member);
+        return coordinator.Heartbeat(member, sequence, signature);
+    });
 
     public Task<MembershipView> LeaveAsync(string member, Security.MemberIdentity? identity) => Turn(() => identity is not null
         ? coordinator.Leave(member, coordinator.Version, identity.LeaveProof(coordinator.JobId, member, coordinator.Version))

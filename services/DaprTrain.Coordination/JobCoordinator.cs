@@ -19,7 +19,8 @@ public sealed record CoordinatorSnapshot(
     List<string>? SyncRequests = null,
     Dictionary<string, string>? Keys = null,
     int Generation = 0,
-    Dictionary<long, Dictionary<string, ulong>>? WeightHashes = null);
+    Dictionary<long, Dictionary<string, ulong>>? WeightHashes = null,
+    Dictionary<string, long>? HeartbeatSequences = null);
 
 /// <summary>
 /// Membership, leases, data-shard assignment, checkpoint-writer election and the per-round agreement of
@@ -37,6 +38,7 @@ public sealed class JobCoordinator
     private readonly HashSet<string> _syncRequests = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _keys = new(StringComparer.Ordinal);
     private readonly SortedDictionary<long, Dictionary<string, ulong>> _weightHashes = [];
+    private readonly Dictionary<string, long> _heartbeatSequences = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
 
     public JobCoordinator(string jobId, int shardCount, TimeSpan leaseDuration, TimeProvider time, bool workersWriteCheckpoints)
@@ -89,6 +91,8 @@ public sealed class JobCoordinator
             return View([]);
         }
         _leases[member] = _time.GetUtcNow() + LeaseDuration;
+        // A new registration counts its heartbeats from 1 again; the old key's heartbeats no longer verify.
+        if (publicKey is not null && (!_keys.TryGetValue(member, out var previous) || previous != publicKey)) _heartbeatSequences.Remove(member);
         if (publicKey is not null) _keys[member] = publicKey;
         if (isNew) Reassign();
         return View([]);
@@ -106,10 +110,23 @@ public sealed class JobCoordinator
         return View([]);
     }
 
-    /// <summary>Renews the lease; false when the member is unknown (its lease already expired: it must join again).</summary>
-    public bool Heartbeat(string member)
+    /// <summary>
+    /// Renews the lease; false when the member is unknown (its lease already expired: it must join again). Under admission
+    /// a heartbeat is signed by the member's registered key over its sequence number, which rises with every heartbeat of
+    /// that registration: an insider can neither keep another member's lease alive nor replay one of its heartbeats. A
+    /// validly signed heartbeat whose number is not above the last one renews nothing (a newer one got here first, or it is
+    /// a replay) and still answers true, so two heartbeats of one member that cross on the way do not make it rejoin.
+    /// </summary>
+    /// <exception cref="UnauthorizedAccessException">Under admission, a heartbeat that is not signed by the member's registered key over its sequence.</exception>
+    public bool Heartbeat(string member, long sequence = 0, string? signature = null)
     {
         if (!_leases.ContainsKey(member)) return false;
+        if (Admission is not null)
+        {
+            if (JobAdmission.CheckHeartbeat(JobId, member, sequence, _keys.GetValueOrDefault(member), signature) is { } refused) throw new UnauthorizedAccessException(refused);
+            if (sequence <= _heartbeatSequences.GetValueOrDefault(member)) return true;
+            _heartbeatSequences[member] = sequence;
+        }
         _leases[member] = _time.GetUtcNow() + LeaseDuration;
         return true;
     }
@@ -260,7 +277,8 @@ public sealed class JobCoordinator
         [.. _syncRequests],
         new Dictionary<string, string>(_keys, StringComparer.Ordinal),
         Generation,
-        _weightHashes.ToDictionary(h => h.Key, h => new Dictionary<string, ulong>(h.Value, StringComparer.Ordinal)));
+        _weightHashes.ToDictionary(h => h.Key, h => new Dictionary<string, ulong>(h.Value, StringComparer.Ordinal)),
+        new Dictionary<string, long>(_heartbeatSequences, StringComparer.Ordinal));
 
     public static JobCoordinator Restore(CoordinatorSnapshot snapshot, TimeProvider time, JobAdmission? admission = null)
     {
@@ -282,6 +300,7 @@ public sealed class JobCoordinator
         }
         foreach (var d in snapshot.Decisions) coordinator._decisions[(d.Generation, d.Round)] = new RoundDecision(d.Generation, d.Round, d.Included, d.Reporters);
         foreach (var member in snapshot.SyncRequests ?? []) coordinator._syncRequests.Add(member);
+        foreach (var (member, sequence) in snapshot.HeartbeatSequences ?? []) coordinator._heartbeatSequences[member] = sequence;
         return coordinator;
     }
 

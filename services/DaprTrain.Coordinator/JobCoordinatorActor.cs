@@ -99,9 +99,19 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         return ToDto(view);
     }
 
-    public async Task<bool> HeartbeatAsync(string member)
+    public async Task<bool> HeartbeatAsync(HeartbeatDto heartbeat)
     {
-        bool known = State.Heartbeat(member);
+        ArgumentNullException.ThrowIfNull(heartbeat);
+        bool known;
+        try
+        {
+            known = State.Heartbeat(heartbeat.Member, heartbeat.Sequence, heartbeat.Signature);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            Logger.LogWarning("job {Job}: refused a heartbeat: {Reason}", Id.GetId(), ex.Message);
+            throw;
+        }
         if (known) await SaveAsync();
         return known;
     }

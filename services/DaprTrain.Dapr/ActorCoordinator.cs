@@ -17,7 +17,11 @@ public sealed class ActorCoordinator(IActorProxyFactory proxies, string jobId) :
         return ToView(await _actor.JoinAsync(new JoinRequestDto(member, proven.Key.PublicKey, proven.JoinProof(jobId, member))));
     }
 
-    public Task<bool> HeartbeatAsync(string member) => _actor.HeartbeatAsync(member);
+    public Task<bool> HeartbeatAsync(string member, MemberIdentity? identity)
+    {
+        var (sequence, signature) = Required(identity).NextHeartbeat(jobId, member);
+        return _actor.HeartbeatAsync(new HeartbeatDto(member, sequence, signature));
+    }
 
     /// <summary>Signed over the version of the view it leaves from (read first: a leave signed for an old view is refused).</summary>
     public async Task<MembershipView> LeaveAsync(string member, MemberIdentity? identity)
@@ -34,7 +38,7 @@ public sealed class ActorCoordinator(IActorProxyFactory proxies, string jobId) :
     }
 
     private static MemberIdentity Required(MemberIdentity? identity) =>
-        identity ?? throw new ArgumentNullException(nameof(identity), "the coordinator actor takes no join, leave or server key without the node's key");
+        identity ?? throw new ArgumentNullException(nameof(identity), "the coordinator actor takes no join, heartbeat, leave or server key without the node's key");
 
     public async Task<MembershipView> GetViewAsync() => ToView(await _actor.GetViewAsync());
 

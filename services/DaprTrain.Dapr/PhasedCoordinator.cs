@@ -16,10 +16,10 @@ public sealed class PhasedCoordinator(ICoordinator inner, RoundPhases phases) : 
         return await inner.JoinAsync(member, identity);
     }
 
-    public async Task<bool> HeartbeatAsync(string member)
+    public async Task<bool> HeartbeatAsync(string member, MemberIdentity? identity)
     {
         using var _ = phases.Time(RoundPhase.Coordinator, "Heartbeat");
-        return await inner.HeartbeatAsync(member);
+        return await inner.HeartbeatAsync(member, identity);
     }
 
     public async Task<MembershipView> LeaveAsync(string member, MemberIdentity? identity)

@@ -109,7 +109,7 @@ public sealed class EmbeddedJob : IDisposable
         double start = _cluster.Clock.NowMs;
 
         // Live processes renew their leases on a timer, also while they wait (for a restarting server, say).
-        foreach (var worker in _cluster.LiveWorkers) await _cluster.Coordinator.HeartbeatAsync(worker.Id);
+        foreach (var worker in _cluster.LiveWorkers) await _cluster.Coordinator.HeartbeatAsync(worker.Id, _cluster.IdentityOf(worker.Id));
         await _cluster.RefreshViewAsync();
         _progress.View(_cluster.View);
         _recovery.Detected(_cluster.View.Expired, round);

@@ -113,7 +113,7 @@ internal sealed class Recovery(SimulatedCluster cluster, JobCheckpoints checkpoi
         cluster.Log.LogInformation("parameter server restored round {Round} (generation {Generation}); {Lost} completed rounds lost",
             latest.Checkpoint.Round, MaxGeneration, record.RoundsLost);
 
-        foreach (var worker in cluster.LiveWorkers) await cluster.Coordinator.HeartbeatAsync(worker.Id);
+        foreach (var worker in cluster.LiveWorkers) await cluster.Coordinator.HeartbeatAsync(worker.Id, cluster.IdentityOf(worker.Id));
         // The restored server's generation reaches the workers through the coordinator's view, never through its weights alone.
         await cluster.RegisterServerAsync();
         await ServerSendsWeightsAsync(() => cluster.LiveWorkers.All(InStepWithServer));

@@ -112,7 +112,7 @@ internal sealed class SimulatedCluster : IDisposable
     }
 
     /// <summary>The node's key, which it registers with the coordinator (null when the run does not sign).</summary>
-    private DaprTrain.Coordination.Security.MemberIdentity? IdentityOf(string id)
+    public DaprTrain.Coordination.Security.MemberIdentity? IdentityOf(string id)
     {
         if (!Options.SignMessages) return null;
         if (!_identities.TryGetValue(id, out var identity))
@@ -188,7 +188,7 @@ internal sealed class SimulatedCluster : IDisposable
         Accounting.Busy(worker.Id, Compute.WorkerBusyMs(computeMs) + slowMs);
         Accounting.Node(worker.Id).Rounds++;
         Clock.SetForStep(ready);
-        await Coordinator.HeartbeatAsync(worker.Id);
+        await Coordinator.HeartbeatAsync(worker.Id, IdentityOf(worker.Id));
         Clock.SetForStep(start);
         return ready;
     }

@@ -82,7 +82,7 @@ public sealed class WorkerLoop(
                 await Task.Delay(TimeSpan.FromMilliseconds(100), time, stoppingToken);
                 // The lease can run out before the job starts (a slow start, a loaded machine: joining, then reading the
                 // store took longer than a lease): a heartbeat then says "not a member", and only a new join counts it.
-                if (!await coordinator.HeartbeatAsync(_id))
+                if (!await coordinator.HeartbeatAsync(_id, identityKey))
                 {
                     logger.LogWarning("{Worker}: its lease ran out while it waited for the others; joining again", _id);
                     await coordinator.JoinAsync(_id, identityKey);
@@ -94,7 +94,7 @@ public sealed class WorkerLoop(
 
         // Heartbeats run on their own timer: a round can wait longer than a lease (deadlines, a slow peer).
         using var heartbeats = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        var heartbeatLoop = time.RenewLeaseAsync(() => coordinator.HeartbeatAsync(_id), TimeSpan.FromMilliseconds(job.HeartbeatMs), TimeSpan.FromMilliseconds(200),
+        var heartbeatLoop = time.RenewLeaseAsync(() => coordinator.HeartbeatAsync(_id, identityKey), TimeSpan.FromMilliseconds(job.HeartbeatMs), TimeSpan.FromMilliseconds(200),
             expired: () => _expelled = true, failed: ex => logger.LogWarning("{Worker}: heartbeat failed ({Error})", _id, ex.Message), heartbeats.Token);
         while (!stoppingToken.IsCancellationRequested && runtime.Use(n => n.AppliedRound) < job.Rounds)
         {
@@ -343,7 +343,7 @@ public sealed class WorkerLoop(
         logger.LogInformation("{Worker} asks for the job's current state (newer than round {Round})", _id, seenRound);
         while (!stoppingToken.IsCancellationRequested)
         {
-            if (!await coordinator.HeartbeatAsync(_id))
+            if (!await coordinator.HeartbeatAsync(_id, identityKey))
             {
                 // As in the wait for the others: a lease that ran out while the state was read is renewed by a join.
                 await coordinator.JoinAsync(_id, identityKey);

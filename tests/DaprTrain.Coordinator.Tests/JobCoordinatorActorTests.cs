@@ -22,6 +22,12 @@ public class JobCoordinatorActorTests
         return identity;
     }
 
+    private HeartbeatDto HeartbeatOf(string member, MemberIdentity? signer = null)
+    {
+        var (sequence, signature) = (signer ?? Identity(member)).NextHeartbeat("job-1", member);
+        return new HeartbeatDto(member, sequence, signature);
+    }
+
     private JoinRequestDto JoinOf(string member) => new(member, Identity(member).Key.PublicKey, Identity(member).JoinProof("job-1", member));
 
     private async Task<LeaveRequestDto> LeaveOf(JobCoordinatorActor actor, string member, MemberIdentity? signer = null)
@@ -64,8 +70,8 @@ public class JobCoordinatorActorTests
         var actor = await ActivateAsync();
         foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
         _clock.SetUtcNow(Start.AddMilliseconds(800));
-        (await actor.HeartbeatAsync("worker-2")).Should().BeTrue();
-        (await actor.HeartbeatAsync("worker-3")).Should().BeTrue();
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-2"))).Should().BeTrue();
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-3"))).Should().BeTrue();
         _clock.SetUtcNow(Start.AddMilliseconds(1200));
 
         await FireLeaseReminderAsync(actor);
@@ -74,7 +80,40 @@ public class JobCoordinatorActorTests
         view.Members.Should().Equal("worker-2", "worker-3");
         view.ShardOwners[0].Should().Be("worker-2");
         view.CheckpointWriter.Should().Be("worker-2");
-        (await actor.HeartbeatAsync("worker-1")).Should().BeFalse("an expired worker must join again");
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-1"))).Should().BeFalse("an expired worker must join again");
+    }
+
+    [Fact]
+    public async Task A_heartbeat_renews_only_when_signed_by_the_members_own_key_and_never_twice_for_one_sequence()
+    {
+        // Issue 11: heartbeats were unsigned, so an insider could keep a dead member's lease alive.
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        _clock.SetUtcNow(Start.AddMilliseconds(800));
+
+        var forged = async () => await actor.HeartbeatAsync(HeartbeatOf("worker-1", signer: Identity("worker-2")));
+        (await forged.Should().ThrowAsync<UnauthorizedAccessException>()).WithMessage("*not signed by worker-1's registered key*");
+        var unsigned = async () => await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 7, ""));
+        (await unsigned.Should().ThrowAsync<UnauthorizedAccessException>()).WithMessage("*not signed by worker-1's registered key*");
+        var noSequence = async () => await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 0, "AAAA"));
+        (await noSequence.Should().ThrowAsync<UnauthorizedAccessException>()).WithMessage("*without a sequence number*");
+        var oversized = async () => await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 8, new string('A', 100_000)));
+        (await oversized.Should().ThrowAsync<UnauthorizedAccessException>()).WithMessage("*carries no signature*");
+
+        // worker-1's own heartbeat, captured and replayed later: accepted once; the replay renews nothing.
+        var captured = HeartbeatOf("worker-1");
+        (await actor.HeartbeatAsync(captured)).Should().BeTrue();
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-2"))).Should().BeTrue();
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-3"))).Should().BeTrue();
+        _clock.SetUtcNow(Start.AddMilliseconds(1600));
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-2"))).Should().BeTrue();
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-3"))).Should().BeTrue();
+        // The replay reaches the actor after it was deactivated and activated again: the sequences are in its stored state.
+        var reactivated = await ActivateAsync();
+        (await reactivated.HeartbeatAsync(captured)).Should().BeTrue("a valid heartbeat that a newer one overtook is not an error");
+        _clock.SetUtcNow(Start.AddMilliseconds(2000));
+        await FireLeaseReminderAsync(reactivated);
+        (await reactivated.GetViewAsync()).Members.Should().Equal(["worker-2", "worker-3"], "the replayed heartbeat renewed nothing: worker-1's lease ran out at 1800 ms");
     }
 
     [Fact]

@@ -93,7 +93,7 @@ public sealed class RoundPhasesTests
         long applied = 0;
 
         // A heartbeat on its own timer, started outside the round's flow, and a delivery handled beside it.
-        await coordinator.HeartbeatAsync("worker-1");
+        await coordinator.HeartbeatAsync("worker-1", null);
         phases.RecordOffPath("receive /messages/gradients", 2.5);
         await phases.RunAsync(async () =>
         {
@@ -150,7 +150,7 @@ public sealed class RoundPhasesTests
             return Task.FromResult(View);
         }
 
-        public Task<bool> HeartbeatAsync(string member)
+        public Task<bool> HeartbeatAsync(string member, DaprTrain.Coordination.Security.MemberIdentity? identity)
         {
             clock.Advance(ms);
             return Task.FromResult(true);

@@ -334,7 +334,8 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         public Task<MembershipView> JoinAsync(string joining, MemberIdentity? identity) => inner.JoinAsync(joining, identity);
 
-        public Task<bool> HeartbeatAsync(string beating) => _expired.TryRemove(beating, out _) ? Task.FromResult(false) : inner.HeartbeatAsync(beating);
+        public Task<bool> HeartbeatAsync(string beating, DaprTrain.Coordination.Security.MemberIdentity? identity) =>
+            _expired.TryRemove(beating, out _) ? Task.FromResult(false) : inner.HeartbeatAsync(beating, identity);
 
         public Task<MembershipView> LeaveAsync(string leaving, MemberIdentity? identity) => inner.LeaveAsync(leaving, identity);
 
@@ -371,7 +372,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
             return view;
         }
 
-        public Task<bool> HeartbeatAsync(string beating) => inner.HeartbeatAsync(beating);
+        public Task<bool> HeartbeatAsync(string beating, DaprTrain.Coordination.Security.MemberIdentity? identity) => inner.HeartbeatAsync(beating, identity);
 
         public Task<MembershipView> LeaveAsync(string leaving, MemberIdentity? identity) => inner.LeaveAsync(leaving, identity);
 

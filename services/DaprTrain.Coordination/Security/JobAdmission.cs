@@ -73,6 +73,32 @@ public sealed class JobAdmission
 
     private static byte[] LeaveStatement(string job, string member, long version) => Encoding.UTF8.GetBytes($"daprtrain-leave\n{job}\n{member}\n{version}");
 
+    public static string HeartbeatProof(NodeKey key, string job, string member, long sequence) => Convert.ToBase64String(key.Sign(HeartbeatStatement(job, member, sequence)));
+
+    /// <summary>A heartbeat signed by the member's registered key over its sequence number (at least 1).</summary>
+    public static string? CheckHeartbeat(string job, string member, long sequence, string? registeredKey, string? signature)
+    {
+        if (sequence < 1) return $"heartbeat of {member} without a sequence number (got {sequence})";
+        // An ECDSA P-256 signature is 64 bytes (88 characters of base64); anything much longer is not one, and is not decoded.
+        if (signature is null || signature.Length > 512) return $"heartbeat {sequence} of {member} carries no signature of a registered key";
+        if (registeredKey is null) return $"{member} has no registered key to sign its heartbeats with";
+        using var key = PublicKeys.TryImport(registeredKey, out _);
+        byte[] decoded;
+        try
+        {
+            decoded = Convert.FromBase64String(signature ?? "");
+        }
+        catch (FormatException)
+        {
+            return $"heartbeat of {member}: the signature is not base64";
+        }
+        return key is not null && PublicKeys.Verify(key, HeartbeatStatement(job, member, sequence), decoded)
+            ? null
+            : $"heartbeat {sequence} of {member} is not signed by {member}'s registered key";
+    }
+
+    private static byte[] HeartbeatStatement(string job, string member, long sequence) => Encoding.UTF8.GetBytes($"daprtrain-heartbeat\n{job}\n{member}\n{sequence}");
+
     private bool Matches(string? proof, string statement)
     {
         byte[] presented;
@@ -100,4 +126,13 @@ public sealed record MemberIdentity(NodeKey Key, string? Secret)
     public string ServerProof(string job, int generation) => Secret is null ? "" : JobAdmission.ServerProof(Secret, job, generation, Key.PublicKey);
 
     public string LeaveProof(string job, string member, long version) => JobAdmission.LeaveProof(Key, job, member, version);
+
+    private long _heartbeats;
+
+    /// <summary>The next heartbeat of this identity: a rising sequence number and the key's signature over it.</summary>
+    public (long Sequence, string Signature) NextHeartbeat(string job, string member)
+    {
+        long sequence = Interlocked.Increment(ref _heartbeats);
+        return (sequence, JobAdmission.HeartbeatProof(Key, job, member, sequence));
+    }
 }
