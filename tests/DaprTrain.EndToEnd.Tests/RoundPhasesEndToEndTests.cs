@@ -51,6 +51,10 @@ public sealed class RoundPhasesEndToEndTests
         }
         foreach (var process in server is null ? workers : [.. workers, server])
         {
+            // The table is written after the node's status says it finished (its loop ends, then it prints): wait for the
+            // line instead of reading the output at once (seen failing once on a loaded machine, the table in the output by the time the failure was reported).
+            await cluster.WaitUntilAsync(() => Task.FromResult(process.Output.Any(l => l.Contains("accounted: ", StringComparison.Ordinal))),
+                TimeSpan.FromSeconds(30), $"{process.Name}'s table of phases");
             process.Output.Should().Contain(l => l.Contains("where a round's time went", StringComparison.Ordinal), $"{process.Name} prints its table when the job ends");
             process.Output.Should().Contain(l => l.Contains("accounted: ", StringComparison.Ordinal));
         }
