@@ -56,19 +56,12 @@ public sealed class JobAdmission
     public static string? CheckLeave(string job, string member, long version, string? registeredKey, string? signature)
     {
         if (registeredKey is null) return $"{member} has no registered key to sign its leave with";
-        using var key = PublicKeys.TryImport(registeredKey, out _);
-        byte[] decoded;
-        try
+        return SignedBy(registeredKey, LeaveStatement(job, member, version), signature) switch
         {
-            decoded = Convert.FromBase64String(signature ?? "");
-        }
-        catch (FormatException)
-        {
-            return $"leave of {member}: the signature is not base64";
-        }
-        return key is not null && PublicKeys.Verify(key, LeaveStatement(job, member, version), decoded)
-            ? null
-            : $"leave of {member} is not signed by {member}'s registered key over view version {version}";
+            Signed.Yes => null,
+            Signed.NotBase64 => $"leave of {member}: the signature is not base64",
+            _ => $"leave of {member} is not signed by {member}'s registered key over view version {version}",
+        };
     }
 
     private static byte[] LeaveStatement(string job, string member, long version) => Encoding.UTF8.GetBytes($"daprtrain-leave\n{job}\n{member}\n{version}");
@@ -82,6 +75,26 @@ public sealed class JobAdmission
         // An ECDSA P-256 signature is 64 bytes (88 characters of base64); anything much longer is not one, and is not decoded.
         if (signature is null || signature.Length > 512) return $"heartbeat {sequence} of {member} carries no signature of a registered key";
         if (registeredKey is null) return $"{member} has no registered key to sign its heartbeats with";
+        return SignedBy(registeredKey, HeartbeatStatement(job, member, sequence), signature) switch
+        {
+            Signed.Yes => null,
+            Signed.NotBase64 => $"heartbeat of {member}: the signature is not base64",
+            _ => $"heartbeat {sequence} of {member} is not signed by {member}'s registered key",
+        };
+    }
+
+    private static byte[] HeartbeatStatement(string job, string member, long sequence) => Encoding.UTF8.GetBytes($"daprtrain-heartbeat\n{job}\n{member}\n{sequence}");
+
+    private enum Signed
+    {
+        Yes,
+        No,
+        NotBase64,
+    }
+
+    /// <summary>Whether <paramref name="signature"/> (base64) is the registered key's signature over <paramref name="statement"/>.</summary>
+    private static Signed SignedBy(string registeredKey, byte[] statement, string? signature)
+    {
         using var key = PublicKeys.TryImport(registeredKey, out _);
         byte[] decoded;
         try
@@ -90,14 +103,10 @@ public sealed class JobAdmission
         }
         catch (FormatException)
         {
-            return $"heartbeat of {member}: the signature is not base64";
+            return Signed.NotBase64;
         }
-        return key is not null && PublicKeys.Verify(key, HeartbeatStatement(job, member, sequence), decoded)
-            ? null
-            : $"heartbeat {sequence} of {member} is not signed by {member}'s registered key";
+        return key is not null && PublicKeys.Verify(key, statement, decoded) ? Signed.Yes : Signed.No;
     }
-
-    private static byte[] HeartbeatStatement(string job, string member, long sequence) => Encoding.UTF8.GetBytes($"daprtrain-heartbeat\n{job}\n{member}\n{sequence}");
 
     private bool Matches(string? proof, string statement)
     {
