@@ -224,4 +224,78 @@ public class JobCoordinatorActorTests
         await back.Should().ThrowAsync<ArgumentException>().WithMessage("*older than the registered 2*");
         (await actor.GetViewAsync()).Generation.Should().Be(2);
     }
+
+    [Fact]
+    public async Task The_last_report_answers_with_the_decision_and_its_view_version_which_survive_reactivation()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        long version = (await actor.GetViewAsync()).Version;
+        string[] all = ["worker-1", "worker-2", "worker-3"];
+
+        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-1", 0, 1, all, DeadlineMs: 60_000))).Should().BeNull("the others have not reported");
+        (await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000))).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-2", 0, 1, all, DeadlineMs: 60_000))).Should().BeNull();
+        var decision = await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-3", 0, 1, ["worker-1", "worker-3"], DeadlineMs: 60_000));
+
+        decision.Should().NotBeNull("worker-3's report completed the round");
+        decision!.Included.Should().Equal("worker-1", "worker-3");
+        decision.ViewVersion.Should().Be(version);
+        (await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000))).Should().BeEquivalentTo(decision, "the others poll the same decision");
+        var again = await ActivateAsync();
+        (await again.CloseRoundAsync(new RoundKeyDto(0, 1))).Should().BeEquivalentTo(decision, "the decision and its version are saved");
+    }
+
+    [Fact]
+    public async Task A_poll_expires_a_lease_that_ran_out_so_the_round_closes_without_waiting_for_the_reminder()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        long version = (await actor.GetViewAsync()).Version;
+        _clock.SetUtcNow(Start.AddMilliseconds(800));
+        await actor.HeartbeatAsync("worker-1");
+        await actor.HeartbeatAsync("worker-2");
+        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-1", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000))).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-2", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000))).Should().BeNull("worker-3's lease is still alive");
+        _clock.SetUtcNow(Start.AddMilliseconds(1200));
+
+        var decision = await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000));
+
+        decision.Should().NotBeNull("the poll expired worker-3, and every member left has reported");
+        decision!.ViewVersion.Should().BeGreaterThan(version, "the decision names the view without worker-3: every worker asks for it");
+        (await (await ActivateAsync()).GetViewAsync()).Members.Should().Equal("worker-1", "worker-2");
+    }
+
+    public static TheoryData<RoundReportDto, string> HostileReports => new()
+    {
+        { new RoundReportDto("", 0, 1, [], 1000), "*member id*" },
+        { new RoundReportDto(new string('w', 129), 0, 1, [], 1000), "*member id*" },
+        { new RoundReportDto("worker-1", -1, 1, [], 1000), "*negative*" },
+        { new RoundReportDto("worker-1", 0, 0, [], 1000), "*round 0*" },
+        { new RoundReportDto("worker-1", 0, 1, [.. Enumerable.Range(0, JobCoordinatorActor.MaxReportedSenders + 1).Select(i => $"s{i}")], 1000), "*senders*" },
+        { new RoundReportDto("worker-1", 0, 1, ["worker-1", new string('s', 129)], 1000), "*sender ids*" },
+        { new RoundReportDto("worker-1", 0, 1, ["worker-1", " "], 1000), "*sender ids*" },
+        { new RoundReportDto("worker-1", 0, 1, [], 0), "*deadline*" },
+        { new RoundReportDto("worker-1", 0, 1, [], JobCoordinatorActor.MaxDeadlineMs + 1), "*deadline*" },
+    };
+
+    [Theory]
+    [MemberData(nameof(HostileReports))]
+    public async Task A_report_out_of_bounds_is_refused_before_anything_is_stored(RoundReportDto report, string reason)
+    {
+        // Any app that can reach the actor can call it.
+        var actor = await ActivateAsync();
+        await actor.JoinAsync(JoinOf("worker-1"));
+        string saved = _store[JobCoordinatorActor.StateKey];
+
+        var closing = () => actor.ReportAndTryCloseAsync(report);
+
+        await closing.Should().ThrowAsync<ArgumentException>().WithMessage(reason);
+        _store[JobCoordinatorActor.StateKey].Should().Be(saved, "nothing was stored");
+        if (report.DeadlineMs is >= 1 and <= JobCoordinatorActor.MaxDeadlineMs)
+        {
+            var reporting = () => actor.ReportAsync(report);
+            await reporting.Should().ThrowAsync<ArgumentException>().WithMessage(reason, "the plain report takes the same bounds");
+        }
+    }
 }

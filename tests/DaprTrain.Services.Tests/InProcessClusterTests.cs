@@ -344,6 +344,9 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received) => inner.ReportAsync(reporting, generation, round, received);
 
+        public Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline) =>
+            inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline);
+
         public Task<RoundDecision> CloseRoundAsync(int generation, long round) => inner.CloseRoundAsync(generation, round);
 
         public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => inner.TryCloseRoundAsync(generation, round, deadline);
@@ -380,6 +383,9 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
 
         public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received) => inner.ReportAsync(reporting, generation, round, received);
+
+        public Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline) =>
+            inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline);
 
         public Task<RoundDecision> CloseRoundAsync(int generation, long round) => inner.CloseRoundAsync(generation, round);
 
