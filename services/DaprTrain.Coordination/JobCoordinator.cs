@@ -193,6 +193,9 @@ public sealed class JobCoordinator
         return everyone || late ? Close(generation, round) : null;
     }
 
+    /// <summary>The round's decision if it was taken (and is still kept), without changing anything.</summary>
+    public RoundDecision? DecisionOf(int generation, long round) => _decisions.GetValueOrDefault((generation, round));
+
     /// <summary>
     /// A member's report and, in the same step, the round's decision when that report completed it (or the deadline since
     /// the first report has passed): what the last reporter would otherwise poll <see cref="TryClose"/> for (issue 16).

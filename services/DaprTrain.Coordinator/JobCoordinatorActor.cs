@@ -160,6 +160,8 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     public async Task<RoundDecisionDto> CloseRoundAsync(RoundKeyDto round)
     {
         ArgumentNullException.ThrowIfNull(round);
+        // A decision already taken (and saved) is answered as it is: no state write for a call that changes nothing.
+        if (State.DecisionOf(round.Generation, round.Round) is { } known) return ToDto(known);
         var decision = State.Close(round.Generation, round.Round);
         await SaveAsync();
         Decided(decision);
@@ -169,6 +171,8 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     public async Task<RoundDecisionDto?> TryCloseRoundAsync(RoundKeyDto round)
     {
         ArgumentNullException.ThrowIfNull(round);
+        // The others' polls end with a decision the last report already took and saved: answered without a state write.
+        if (State.DecisionOf(round.Generation, round.Round) is { } known) return ToDto(known);
         // TryClose expires leases that ran out; the view says whether it did (then saved, and told, even with no decision yet).
         var view = State.CurrentView();
         if (view.Expired.Count > 0) Tell(view);

@@ -15,6 +15,7 @@ public class JobCoordinatorActorTests
     private const string Secret = "a-test-secret-of-job-1";
     private static readonly CoordinatorOptions Options = new() { Shards = 3, LeaseMs = 1000, WorkersWriteCheckpoints = true, Secret = Secret, Workers = 3 };
     private readonly Dictionary<string, MemberIdentity> _identities = [];
+    private TestActorStateManager? _state;
 
     private MemberIdentity Identity(string member, string secret = Secret)
     {
@@ -33,7 +34,8 @@ public class JobCoordinatorActorTests
     private async Task<JobCoordinatorActor> ActivateAsync()
     {
         var host = ActorHost.CreateForTest<JobCoordinatorActor>(new ActorTestOptions { ActorId = new ActorId("job-1"), TimerManager = _timers });
-        var actor = new JobCoordinatorActor(host, Options, _clock, new TestActorStateManager(_store));
+        _state = new TestActorStateManager(_store);
+        var actor = new JobCoordinatorActor(host, Options, _clock, _state);
         await actor.ActivateAsync();
         return actor;
     }
@@ -244,6 +246,21 @@ public class JobCoordinatorActorTests
         (await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000))).Should().BeEquivalentTo(decision, "the others poll the same decision");
         var again = await ActivateAsync();
         (await again.CloseRoundAsync(new RoundKeyDto(0, 1))).Should().BeEquivalentTo(decision, "the decision and its version are saved");
+    }
+
+    [Fact]
+    public async Task Polls_answered_with_a_decision_already_taken_write_no_state()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2" }) await actor.JoinAsync(JoinOf(w));
+        await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-1", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000));
+        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-2", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000))).Should().NotBeNull();
+        int saves = _state!.Saves;
+
+        (await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000))).Should().NotBeNull();
+        (await actor.CloseRoundAsync(new RoundKeyDto(0, 1))).Round.Should().Be(1);
+
+        _state.Saves.Should().Be(saves, "nothing changed: the decision was saved when it was taken");
     }
 
     [Fact]
