@@ -23,11 +23,13 @@ public sealed record WeightHashDto(string Member, long Round, string Hash);
 
 public sealed record WeightCheckDto(long Round, bool Complete, string? Majority, string[] Diverged);
 
-public sealed record RoundReportDto(string Member, int Generation, long Round, string[] Received);
+/// <summary>A member's report of the senders it holds for a round; <see cref="DeadlineMs"/> only for <see cref="IJobCoordinatorActor.ReportAndTryCloseAsync"/>.</summary>
+public sealed record RoundReportDto(string Member, int Generation, long Round, string[] Received, int DeadlineMs = 0);
 
 public sealed record RoundKeyDto(int Generation, long Round, int DeadlineMs = 0);
 
-public sealed record RoundDecisionDto(int Generation, long Round, string[] Included, string[] Reporters);
+/// <summary>A round's decision and the view version it was taken under (-1: unknown, so the node fetches the view).</summary>
+public sealed record RoundDecisionDto(int Generation, long Round, string[] Included, string[] Reporters, long ViewVersion = -1);
 
 /// <summary>
 /// One actor per job (the actor id is the job id): membership with leases renewed by heartbeats and expired by a
@@ -39,7 +41,11 @@ public interface IJobCoordinatorActor : IActor
     /// <summary>Only the job's worker ids, with a proof of the job's secret; the key joins the views.</summary>
     Task<MembershipDto> JoinAsync(JoinRequestDto request);
 
-    /// <summary>Renews the member's lease: signed with its registered key over a sequence number that rises with every heartbeat.</summary>
+    /// <summary>
+    /// Renews the member's lease: signed with its registered key over a sequence number that rises with every heartbeat.
+    /// False for a member that is not in the job and for a heartbeat its registered key did not sign (refused, logged):
+    /// either way the caller must join again.
+    /// </summary>
     Task<bool> HeartbeatAsync(HeartbeatDto heartbeat);
 
     /// <summary>A member leaves only for itself: signed with its registered key.</summary>
@@ -51,6 +57,12 @@ public interface IJobCoordinatorActor : IActor
     Task<MembershipDto> GetViewAsync();
 
     Task ReportAsync(RoundReportDto report);
+
+    /// <summary>
+    /// A report and, in the same turn, the decision when this report completed the round (or the deadline since the first
+    /// report passed); null while it is open. Saves the last reporter a <see cref="TryCloseRoundAsync"/> poll (issue 16).
+    /// </summary>
+    Task<RoundDecisionDto?> ReportAndTryCloseAsync(RoundReportDto report);
 
     Task<RoundDecisionDto> CloseRoundAsync(RoundKeyDto round);
 

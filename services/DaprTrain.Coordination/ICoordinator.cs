@@ -19,6 +19,13 @@ public interface ICoordinator
 
     Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received);
 
+    /// <summary>
+    /// A report and, in the same call, the decision when this report completed the round (or <paramref name="deadline"/>
+    /// passed since the first report); null while the round is open, when the others poll <see cref="TryCloseRoundAsync"/>.
+    /// The decision names the view version it was taken under (<see cref="RoundDecision.ViewVersion"/>).
+    /// </summary>
+    Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline);
+
     Task<RoundDecision> CloseRoundAsync(int generation, long round);
 
     /// <summary>The decision once every member reported or <paramref name="deadline"/> passed since the first report; null before.</summary>
@@ -64,6 +71,9 @@ public sealed class InProcessCoordinator(JobCoordinator coordinator) : ICoordina
 
     public Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received) =>
         Turn(() => { coordinator.Report(member, generation, round, received); return true; });
+
+    public Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline) =>
+        Turn(() => coordinator.ReportAndTryClose(member, generation, round, received, deadline));
 
     public Task<RoundDecision> CloseRoundAsync(int generation, long round) => Turn(() => coordinator.Close(generation, round));
 

@@ -4,7 +4,8 @@ namespace DaprTrain.Coordination;
 
 public sealed record ReportSnapshot(string Member, int Generation, long Round, string[] Received);
 
-public sealed record DecisionSnapshot(int Generation, long Round, string[] Included, string[] Reporters);
+/// <param name="ViewVersion">The view version when the round was decided (-1 in a snapshot written before decisions carried it).</param>
+public sealed record DecisionSnapshot(int Generation, long Round, string[] Included, string[] Reporters, long ViewVersion = -1);
 
 public sealed record CoordinatorSnapshot(
     string JobId,
@@ -60,6 +61,11 @@ public sealed class JobCoordinator
 
     public bool WorkersWriteCheckpoints { get; }
 
+    /// <summary>
+    /// The version of the view: it changes whenever anything a view holds changes (members, shards, the checkpoint writer,
+    /// the members waiting for a state, the keys, the server's generation), so a node that holds a view of the version a
+    /// round's decision names holds what <see cref="CurrentView"/> would answer, and needs no new one (issue 16).
+    /// </summary>
     public long Version { get; private set; }
 
     /// <summary>
@@ -91,10 +97,14 @@ public sealed class JobCoordinator
             return View([]);
         }
         _leases[member] = _time.GetUtcNow() + LeaseDuration;
+        // A member whose lease ran out but was not removed yet comes back with a new key (a restarted process): the views
+        // change (its peers must take its messages under the new key) though the members do not.
+        bool newKey = publicKey is not null && _keys.TryGetValue(member, out var before) && before != publicKey;
         // A new registration counts its heartbeats from 1 again; the old key's heartbeats no longer verify.
         if (publicKey is not null && (!_keys.TryGetValue(member, out var previous) || previous != publicKey)) _heartbeatSequences.Remove(member);
         if (publicKey is not null) _keys[member] = publicKey;
         if (isNew) Reassign();
+        else if (newKey) Version++;
         return View([]);
     }
 
@@ -140,13 +150,17 @@ public sealed class JobCoordinator
             if (version != Version) throw new UnauthorizedAccessException($"leave of {member} signed for view version {version}; the current one is {Version}");
             if (JobAdmission.CheckLeave(JobId, member, version, _keys.GetValueOrDefault(member), signature) is { } refused) throw new UnauthorizedAccessException(refused);
         }
-        _syncRequests.Remove(member);
+        bool wasSyncing = _syncRequests.Remove(member);
         if (_leases.Remove(member)) Reassign();
+        else if (wasSyncing) Version++;
         return View([]);
     }
 
     /// <summary>The current view after expiring leases that ran out (the reminder's job in Dapr mode).</summary>
-    public MembershipView CurrentView()
+    public MembershipView CurrentView() => View(ExpireLapsedLeases());
+
+    /// <summary>Removes the members whose lease ran out (a new view version when there are any); the removed, in order.</summary>
+    private List<string> ExpireLapsedLeases()
     {
         var now = _time.GetUtcNow();
         var expired = _leases.Where(l => l.Value < now).Select(l => l.Key).OrderBy(m => m, StringComparer.Ordinal).ToList();
@@ -156,16 +170,19 @@ public sealed class JobCoordinator
             _syncRequests.Remove(member);
         }
         if (expired.Count > 0) Reassign();
-        return View(expired);
+        return expired;
     }
 
     /// <summary>A member that joined a running job asks the checkpoint writer for a state it can continue from.</summary>
     public void RequestSync(string member)
     {
-        if (_leases.ContainsKey(member)) _syncRequests.Add(member);
+        if (_leases.ContainsKey(member) && _syncRequests.Add(member)) Version++;
     }
 
-    public void CompleteSync(string member) => _syncRequests.Remove(member);
+    public void CompleteSync(string member)
+    {
+        if (_syncRequests.Remove(member)) Version++;
+    }
 
     /// <summary>A member states which senders' gradients it holds for the round.</summary>
     public void Report(string member, int generation, long round, IEnumerable<string> received)
@@ -179,15 +196,33 @@ public sealed class JobCoordinator
 
     /// <summary>
     /// The barrier for services that run in real time: the round's decision once every member has reported, or
-    /// once <paramref name="deadline"/> has passed since the first report; null while it is still open.
+    /// once <paramref name="deadline"/> has passed since the first report; null while it is still open. Leases that ran
+    /// out are expired first (as <see cref="CurrentView"/> does), so a dead member does not hold the round until the
+    /// lease reminder runs.
     /// </summary>
     public RoundDecision? TryClose(int generation, long round, TimeSpan deadline)
     {
         if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
+        ExpireLapsedLeases();
         var reports = _reports.GetValueOrDefault((generation, round));
         bool everyone = reports is not null && _leases.Keys.Where(m => !_syncRequests.Contains(m)).All(reports.ContainsKey);
         bool late = _firstReport.TryGetValue((generation, round), out var first) && _time.GetUtcNow() - first >= deadline;
         return everyone || late ? Close(generation, round) : null;
+    }
+
+    /// <summary>The round's decision if it was taken (and is still kept), without changing anything.</summary>
+    public RoundDecision? DecisionOf(int generation, long round) => _decisions.GetValueOrDefault((generation, round));
+
+    /// <summary>
+    /// A member's report and, in the same step, the round's decision when that report completed it (or the deadline since
+    /// the first report has passed): what the last reporter would otherwise poll <see cref="TryClose"/> for (issue 16).
+    /// Leases that ran out are expired first, so a member whose lease ran out has no say in the round.
+    /// </summary>
+    public RoundDecision? ReportAndTryClose(string member, int generation, long round, IEnumerable<string> received, TimeSpan deadline)
+    {
+        ExpireLapsedLeases();
+        Report(member, generation, round, received);
+        return TryClose(generation, round, deadline);
     }
 
     /// <summary>
@@ -208,7 +243,7 @@ public sealed class JobCoordinator
         }
         var decision = new RoundDecision(generation, round,
             (common ?? []).OrderBy(s => s, StringComparer.Ordinal).ToList(),
-            reports.Keys.OrderBy(s => s, StringComparer.Ordinal).ToList());
+            reports.Keys.OrderBy(s => s, StringComparer.Ordinal).ToList(), Version);
         _decisions[(generation, round)] = decision;
         // Keep a short history for late or repeated Close calls; older rounds can never be asked about again.
         foreach (var old in _decisions.Keys.Where(k => k.Generation < generation || k.Round < round - 16).ToList()) _decisions.Remove(old);
@@ -273,7 +308,7 @@ public sealed class JobCoordinator
         _leases.ToDictionary(l => l.Key, l => l.Value.ToUnixTimeMilliseconds()),
         new Dictionary<int, string>(_shardOwners),
         _reports.SelectMany(r => r.Value.Select(m => new ReportSnapshot(m.Key, r.Key.Generation, r.Key.Round, [.. m.Value]))).ToList(),
-        _decisions.Values.Select(d => new DecisionSnapshot(d.Generation, d.Round, [.. d.Included], [.. d.Reporters])).ToList(),
+        _decisions.Values.Select(d => new DecisionSnapshot(d.Generation, d.Round, [.. d.Included], [.. d.Reporters], d.ViewVersion)).ToList(),
         [.. _syncRequests],
         new Dictionary<string, string>(_keys, StringComparer.Ordinal),
         Generation,
@@ -298,7 +333,7 @@ public sealed class JobCoordinator
             if (!coordinator._reports.TryGetValue(key, out var reports)) coordinator._reports[key] = reports = new(StringComparer.Ordinal);
             reports[report.Member] = new HashSet<string>(report.Received, StringComparer.Ordinal);
         }
-        foreach (var d in snapshot.Decisions) coordinator._decisions[(d.Generation, d.Round)] = new RoundDecision(d.Generation, d.Round, d.Included, d.Reporters);
+        foreach (var d in snapshot.Decisions) coordinator._decisions[(d.Generation, d.Round)] = new RoundDecision(d.Generation, d.Round, d.Included, d.Reporters, d.ViewVersion);
         foreach (var member in snapshot.SyncRequests ?? []) coordinator._syncRequests.Add(member);
         foreach (var (member, sequence) in snapshot.HeartbeatSequences ?? []) coordinator._heartbeatSequences[member] = sequence;
         return coordinator;

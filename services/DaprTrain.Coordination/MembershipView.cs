@@ -36,4 +36,9 @@ public sealed record WeightCheck(long Round, bool Complete, ulong? Majority, IRe
 }
 
 /// <summary>The set of senders every reporting member holds for a round: what all replicas aggregate.</summary>
-public sealed record RoundDecision(int Generation, long Round, IReadOnlyList<string> Included, IReadOnlyList<string> Reporters);
+/// <param name="ViewVersion">
+/// The coordinator's <see cref="MembershipView.Version"/> when it decided the round (-1: unknown). Every replica takes the
+/// same decision, so all of them learn of a changed view from the same round: a node whose view has another version
+/// fetches the view before its next round; one whose view has this version holds the current view (issue 16).
+/// </param>
+public sealed record RoundDecision(int Generation, long Round, IReadOnlyList<string> Included, IReadOnlyList<string> Reporters, long ViewVersion = -1);

@@ -109,8 +109,11 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         }
         catch (UnauthorizedAccessException ex)
         {
+            // Renews nothing, and answers as for a member that is not (or no longer) in the job: a worker restarted with a new
+            // key while its old registration's lease still runs gets here, and must keep joining until that lease ran out and
+            // its new key is taken. A forger learns nothing it did not know.
             Logger.LogWarning("job {Job}: refused a heartbeat: {Reason}", Id.GetId(), ex.Message);
-            throw;
+            return false;
         }
         if (known) await SaveAsync();
         return known;
@@ -142,29 +145,80 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         return ToDto(view);
     }
 
+    /// <summary>The most senders a report may name: far above any job's workers (Job:Workers is at most 64), far below a state bloat.</summary>
+    public const int MaxReportedSenders = 1024;
+
+    /// <summary>The longest deadline a report may ask for, the most Job:RoundDeadlineMs allows.</summary>
+    public const int MaxDeadlineMs = 600_000;
+
     public async Task ReportAsync(RoundReportDto report)
     {
-        ArgumentNullException.ThrowIfNull(report);
+        Validate(report, withDeadline: false);
         State.Report(report.Member, report.Generation, report.Round, report.Received ?? []);
         await SaveAsync();
     }
 
+    public async Task<RoundDecisionDto?> ReportAndTryCloseAsync(RoundReportDto report)
+    {
+        Validate(report, withDeadline: true);
+        // Leases that ran out are expired first, as GetView would (the dashboard hears of it as it would from GetView).
+        var view = State.CurrentView();
+        var decision = State.ReportAndTryClose(report.Member, report.Generation, report.Round, report.Received ?? [], TimeSpan.FromMilliseconds(report.DeadlineMs));
+        await SaveAsync();
+        Tell(view);
+        Decided(decision);
+        return decision is null ? null : ToDto(decision);
+    }
+
     public async Task<RoundDecisionDto> CloseRoundAsync(RoundKeyDto round)
     {
+        ArgumentNullException.ThrowIfNull(round);
+        // A decision already taken (and saved) is answered as it is: no state write for a call that changes nothing.
+        if (State.DecisionOf(round.Generation, round.Round) is { } known) return ToDto(known);
         var decision = State.Close(round.Generation, round.Round);
         await SaveAsync();
         Decided(decision);
-        return new RoundDecisionDto(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters]);
+        return ToDto(decision);
     }
 
     public async Task<RoundDecisionDto?> TryCloseRoundAsync(RoundKeyDto round)
     {
+        ArgumentNullException.ThrowIfNull(round);
+        // The others' polls end with a decision the last report already took and saved: answered without a state write.
+        if (State.DecisionOf(round.Generation, round.Round) is { } known) return ToDto(known);
+        // TryClose expires leases that ran out; the view says whether it did (then saved, and told, even with no decision yet).
+        var view = State.CurrentView();
+        if (view.Expired.Count > 0) Tell(view);
         var decision = State.TryClose(round.Generation, round.Round, TimeSpan.FromMilliseconds(Math.Max(round.DeadlineMs, 1)));
-        if (decision is null) return null;
+        if (decision is null)
+        {
+            if (view.Expired.Count > 0) await SaveAsync();
+            return null;
+        }
         await SaveAsync();
         Decided(decision);
-        return new RoundDecisionDto(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters]);
+        return ToDto(decision);
     }
+
+    /// <summary>
+    /// Any app that can reach the actor can call it: a report is bounded before it is stored (member and sender ids of at
+    /// most 128 characters, at most <see cref="MaxReportedSenders"/> of them, no negative generation, rounds from 1, and
+    /// where it closes the round a deadline of 1 ms to <see cref="MaxDeadlineMs"/>).
+    /// </summary>
+    private static void Validate(RoundReportDto report, bool withDeadline)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        if (string.IsNullOrWhiteSpace(report.Member) || report.Member.Length > 128) throw new ArgumentException("member id must be 1 to 128 characters");
+        if (report.Generation < 0) throw new ArgumentException($"generation {report.Generation} is negative");
+        if (report.Round < 1) throw new ArgumentException($"round {report.Round} is not a round (they start at 1)");
+        var received = report.Received ?? [];
+        if (received.Length > MaxReportedSenders) throw new ArgumentException($"a report names {received.Length} senders; at most {MaxReportedSenders}");
+        if (received.Any(s => string.IsNullOrWhiteSpace(s) || s.Length > 128)) throw new ArgumentException("sender ids must be 1 to 128 characters");
+        if (withDeadline && (report.DeadlineMs < 1 || report.DeadlineMs > MaxDeadlineMs)) throw new ArgumentException($"deadline {report.DeadlineMs} ms is not 1 to {MaxDeadlineMs} ms");
+    }
+
+    private static RoundDecisionDto ToDto(RoundDecision decision) =>
+        new(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters], decision.ViewVersion);
 
     public async Task<WeightCheckDto> CompareWeightsAsync(WeightHashDto report)
     {

@@ -45,11 +45,17 @@ public sealed class ActorCoordinator(IActorProxyFactory proxies, string jobId) :
     public Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received) =>
         _actor.ReportAsync(new RoundReportDto(member, generation, round, [.. received]));
 
+    public async Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline)
+    {
+        var decision = await _actor.ReportAndTryCloseAsync(new RoundReportDto(member, generation, round, [.. received], DeadlineMs(deadline)));
+        return decision is null ? null : ToDecision(decision);
+    }
+
     public async Task<RoundDecision> CloseRoundAsync(int generation, long round) => ToDecision(await _actor.CloseRoundAsync(new RoundKeyDto(generation, round)));
 
     public async Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline)
     {
-        var decision = await _actor.TryCloseRoundAsync(new RoundKeyDto(generation, round, (int)deadline.TotalMilliseconds));
+        var decision = await _actor.TryCloseRoundAsync(new RoundKeyDto(generation, round, DeadlineMs(deadline)));
         return decision is null ? null : ToDecision(decision);
     }
 
@@ -65,5 +71,7 @@ public sealed class ActorCoordinator(IActorProxyFactory proxies, string jobId) :
     private static MembershipView ToView(MembershipDto dto) =>
         new(dto.Version, dto.Members, dto.ShardOwners, dto.CheckpointWriter, dto.Expired, dto.SyncRequests ?? [], dto.Keys ?? [], dto.Generation);
 
-    private static RoundDecision ToDecision(RoundDecisionDto dto) => new(dto.Generation, dto.Round, dto.Included, dto.Reporters);
+    private static RoundDecision ToDecision(RoundDecisionDto dto) => new(dto.Generation, dto.Round, dto.Included, dto.Reporters, dto.ViewVersion);
+
+    private static int DeadlineMs(TimeSpan deadline) => (int)Math.Clamp(deadline.TotalMilliseconds, 1, int.MaxValue);
 }

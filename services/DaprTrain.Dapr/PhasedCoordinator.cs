@@ -46,6 +46,12 @@ public sealed class PhasedCoordinator(ICoordinator inner, RoundPhases phases) : 
         await inner.ReportAsync(member, generation, round, received);
     }
 
+    public async Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline)
+    {
+        using var _ = phases.Time(RoundPhase.Coordinator, "ReportAndTryClose");
+        return await inner.ReportAndTryCloseAsync(member, generation, round, received, deadline);
+    }
+
     public async Task<RoundDecision> CloseRoundAsync(int generation, long round)
     {
         using var _ = phases.Time(RoundPhase.Coordinator, "CloseRound");

@@ -67,6 +67,16 @@ public sealed class TrainingJobOptions : IValidatableObject
     public bool WakeOnDelivery { get; set; } = true;
 
     /// <summary>
+    /// A node asks the coordinator for the membership view only when it has reason to think the view changed, not every
+    /// round: between peers when the round's decision names another view version (or after an error, a rejoin, a
+    /// resynchronisation), under a parameter server after a wait that ran out, a message its view's keys could not verify,
+    /// weights of a newer generation, or once its view is <see cref="HeartbeatMs"/> old. The report that completes a round's
+    /// agreement answers with the decision, so that reporter does not poll for it. False brings back a view every round and
+    /// the decision by polling alone, for measuring what they cost (issue 16).
+    /// </summary>
+    public bool FewerCoordinatorCalls { get; set; } = true;
+
+    /// <summary>
     /// mnist (from DataDir; an empty DataDir means synthetic data, as before datasets had names), fashion-mnist (from DataDir,
     /// else DAPRTRAIN_FASHION_MNIST, /usr/share/datasets/fashion-mnist or the user cache; never downloaded by a service) or synthetic.
     /// </summary>

@@ -42,6 +42,10 @@ public sealed class WorkerLoop(
     private readonly string _id = identity.Value.WorkerId;
     private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(identity.Value.WorkerId);
     private volatile bool _expelled;
+    // The view between rounds: asked for again only when something says it may have changed (issue 16). Peers learn it from
+    // each round's decision; under a parameter server, where none comes, a view is kept at most a heartbeat period.
+    private readonly HeldView _held = new(coordinator, time, everyRound: !options.Value.FewerCoordinatorCalls,
+        maxAge: plan.DecidedByPeers ? null : TimeSpan.FromMilliseconds(options.Value.HeartbeatMs));
     private long _divergenceHandled;
     private ReplicaEvaluator? _evaluator;
 
@@ -91,6 +95,7 @@ public sealed class WorkerLoop(
             }
         }
         runtime.Use(node => { node.ApplyView(view, shards); return 0; });
+        _held.Take(view);
 
         // Heartbeats run on their own timer: a round can wait longer than a lease (deadlines, a slow peer).
         using var heartbeats = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -106,7 +111,9 @@ public sealed class WorkerLoop(
             }
             catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
-                // The sidecar, the coordinator or the store is briefly away (a restart, a network blip): try the round again.
+                // The sidecar, the coordinator or the store is briefly away (a restart, a network blip): try the round again,
+                // with a fresh view (whatever happened meanwhile, the view may have changed).
+                _held.Invalidate();
                 logger.LogWarning("{Worker}: round failed ({Error}); trying again", _id, ex.Message);
                 await Task.Delay(TimeSpan.FromMilliseconds(500), time, stoppingToken);
             }
@@ -139,6 +146,7 @@ public sealed class WorkerLoop(
             logger.LogWarning("{Worker} was removed from the job (lease expired); joining again", _id);
             _progress.State("rejoining", runtime.Use(n => n.AppliedRound), "its lease expired; joining again");
             await coordinator.JoinAsync(_id, identityKey);
+            _held.Invalidate();
             // Only peers take a state from the checkpoints. Under a parameter server the server's next weights bring
             // this worker up to date, and waiting for a checkpoint newer than the server's latest would wait for ever
             // when every worker was expelled: the server writes none until their gradients come.
@@ -148,7 +156,9 @@ public sealed class WorkerLoop(
             }
             return;
         }
-        var view = await coordinator.GetViewAsync();
+        // Weights of a generation the view does not name: only a view from the coordinator can let them in.
+        if (runtime.Use(n => n.NeedsView)) _held.Invalidate();
+        var view = await _held.CurrentAsync();
         if (!view.Members.Contains(_id, StringComparer.Ordinal))
         {
             // The lease ran out before a heartbeat could say so: no round without membership (no slice to own, no say).
@@ -179,15 +189,38 @@ public sealed class WorkerLoop(
             // The server decides; without its weights within two deadlines (a server restarting, a lost message) the
             // gradient is sent again.
             // Weights of a generation the view does not name yet end the wait: the next round asks the coordinator first.
-            using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.Gathered(n, round, contributors) || n.NeedsView, deadline * 2, Poll, stoppingToken);
+            // No decision tells a worker here that the view changed (the shards it trains on): a view a heartbeat period
+            // old is renewed now, while the server gathers the round, rather than before the next round's compute.
+            if (job.FewerCoordinatorCalls && _held.Old)
+            {
+                var renewed = await _held.CurrentAsync(orOld: true);
+                runtime.Use(node => { node.ApplyView(renewed, shards); return 0; });
+            }
+            bool weightsCame;
+            using (phases.Time(RoundPhase.Wait)) weightsCame = await runtime.UntilAsync(time, n => plan.Gathered(n, round, contributors) || n.NeedsView, deadline * 2, Poll, stoppingToken);
+            // No weights within two deadlines: the server may have moved on to another generation and key.
+            if (!weightsCame) _held.Invalidate();
             return;
         }
 
         using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.Gathered(n, round, contributors), deadline, Poll, stoppingToken);
-        await coordinator.ReportAsync(_id, 0, round, runtime.Use(n => n.HeldSenders(round)));
+        var holds = runtime.Use(n => n.HeldSenders(round));
         RoundDecision? decided = null;
-        using (phases.Time(RoundPhase.Wait, "agreement")) await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, Poll, stoppingToken);
+        if (job.FewerCoordinatorCalls) decided = await coordinator.ReportAndTryCloseAsync(_id, 0, round, holds, deadline);
+        else await coordinator.ReportAsync(_id, 0, round, holds);
+        if (decided is null)
+        {
+            using (phases.Time(RoundPhase.Wait, "agreement"))
+            {
+                // The report's answer said the round is open: the others' reports take at least a poll to come.
+                if (job.FewerCoordinatorCalls) await Task.Delay(Poll, time, stoppingToken);
+                await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, Poll, stoppingToken);
+            }
+        }
         var closed = decided ?? await coordinator.CloseRoundAsync(0, round);
+        // The decision names the view version it was taken under: every replica learns from the same decision whether the
+        // view changed, and the next round asks for it only then.
+        _held.Decided(closed);
         // Every replica settles the coordinator's decision alike, against the members of the view it applied.
         var decision = runtime.Use(n => plan.Settle(closed, n.Members));
         _progress.LastIncluded = decision.Included.Count;
@@ -219,6 +252,7 @@ public sealed class WorkerLoop(
             else ReportCheckpoint(state);
             // The joiners now have a state to continue from; from the next round on the others wait for their gradients.
             foreach (var joiner in view.PendingSyncs) await coordinator.SetSyncRequestAsync(joiner, pending: false);
+            if (view.PendingSyncs.Count > 0) _held.Invalidate();
         }
         if (round % 10 == 0) logger.LogInformation("{Worker} completed round {Round}/{Rounds}", _id, round, job.Rounds);
     }
@@ -339,6 +373,8 @@ public sealed class WorkerLoop(
     {
         var job = options.Value;
         using var synchronising = phases.Time(RoundPhase.Checkpoint, "synchronise");
+        // Its own sync request changes the view (and whatever made it synchronise may have): the next round asks for one.
+        _held.Invalidate();
         await coordinator.SetSyncRequestAsync(_id, pending: true);
         logger.LogInformation("{Worker} asks for the job's current state (newer than round {Round})", _id, seenRound);
         while (!stoppingToken.IsCancellationRequested)

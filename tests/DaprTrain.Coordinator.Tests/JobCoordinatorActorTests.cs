@@ -15,6 +15,7 @@ public class JobCoordinatorActorTests
     private const string Secret = "a-test-secret-of-job-1";
     private static readonly CoordinatorOptions Options = new() { Shards = 3, LeaseMs = 1000, WorkersWriteCheckpoints = true, Secret = Secret, Workers = 3 };
     private readonly Dictionary<string, MemberIdentity> _identities = [];
+    private TestActorStateManager? _state;
 
     private MemberIdentity Identity(string member, string secret = Secret)
     {
@@ -39,7 +40,8 @@ public class JobCoordinatorActorTests
     private async Task<JobCoordinatorActor> ActivateAsync()
     {
         var host = ActorHost.CreateForTest<JobCoordinatorActor>(new ActorTestOptions { ActorId = new ActorId("job-1"), TimerManager = _timers });
-        var actor = new JobCoordinatorActor(host, Options, _clock, new TestActorStateManager(_store));
+        _state = new TestActorStateManager(_store);
+        var actor = new JobCoordinatorActor(host, Options, _clock, _state);
         await actor.ActivateAsync();
         return actor;
     }
@@ -91,14 +93,14 @@ public class JobCoordinatorActorTests
         foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
         _clock.SetUtcNow(Start.AddMilliseconds(800));
 
-        var forged = async () => await actor.HeartbeatAsync(HeartbeatOf("worker-1", signer: Identity("worker-2")));
-        (await forged.Should().ThrowAsync<UnauthorizedAccessException>()).WithMessage("*not signed by worker-1's registered key*");
-        var unsigned = async () => await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 7, ""));
-        (await unsigned.Should().ThrowAsync<UnauthorizedAccessException>()).WithMessage("*not signed by worker-1's registered key*");
-        var noSequence = async () => await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 0, "AAAA"));
-        (await noSequence.Should().ThrowAsync<UnauthorizedAccessException>()).WithMessage("*without a sequence number*");
-        var oversized = async () => await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 8, new string('A', 100_000)));
-        (await oversized.Should().ThrowAsync<UnauthorizedAccessException>()).WithMessage("*carries no signature*");
+        // Refused with the reason in the coordinator's log, and answered as for a non-member: nothing is renewed.
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-1", signer: Identity("worker-2")))).Should().BeFalse("worker-2's key did not sign for worker-1");
+        (await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 7, ""))).Should().BeFalse("an unsigned heartbeat");
+        (await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 0, "AAAA"))).Should().BeFalse("no sequence number");
+        (await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 8, new string('A', 100_000)))).Should().BeFalse("not a signature: too long to be one");
+        JobAdmission.CheckHeartbeat("job-1", "worker-1", 7, Identity("worker-1").Key.PublicKey, "").Should().Contain("not signed by worker-1's registered key");
+        JobAdmission.CheckHeartbeat("job-1", "worker-1", 0, Identity("worker-1").Key.PublicKey, "AAAA").Should().Contain("without a sequence number");
+        JobAdmission.CheckHeartbeat("job-1", "worker-1", 8, Identity("worker-1").Key.PublicKey, new string('A', 100_000)).Should().Contain("carries no signature");
 
         // worker-1's own heartbeat, captured and replayed later: accepted once; the replay renews nothing.
         var captured = HeartbeatOf("worker-1");
@@ -114,6 +116,22 @@ public class JobCoordinatorActorTests
         _clock.SetUtcNow(Start.AddMilliseconds(2000));
         await FireLeaseReminderAsync(reactivated);
         (await reactivated.GetViewAsync()).Members.Should().Equal(["worker-2", "worker-3"], "the replayed heartbeat renewed nothing: worker-1's lease ran out at 1800 ms");
+    }
+
+    [Fact]
+    public async Task A_heartbeat_signed_by_another_key_keeps_no_lease_alive()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        _clock.SetUtcNow(Start.AddMilliseconds(800));
+        // worker-2, an insider, keeps heartbeating for worker-1 (dead) with its own key and ever new sequence numbers.
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-1", signer: Identity("worker-2")))).Should().BeFalse();
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-2"))).Should().BeTrue();
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-3"))).Should().BeTrue();
+        _clock.SetUtcNow(Start.AddMilliseconds(1200));
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-1", signer: Identity("worker-2")))).Should().BeFalse();
+        await FireLeaseReminderAsync(actor);
+        (await actor.GetViewAsync()).Members.Should().Equal(["worker-2", "worker-3"], "worker-1's lease ran out at 1000 ms: forged heartbeats renewed nothing");
     }
 
     [Fact]
@@ -262,5 +280,94 @@ public class JobCoordinatorActorTests
         await forge.Should().ThrowAsync<UnauthorizedAccessException>();
         await back.Should().ThrowAsync<ArgumentException>().WithMessage("*older than the registered 2*");
         (await actor.GetViewAsync()).Generation.Should().Be(2);
+    }
+
+    [Fact]
+    public async Task The_last_report_answers_with_the_decision_and_its_view_version_which_survive_reactivation()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        long version = (await actor.GetViewAsync()).Version;
+        string[] all = ["worker-1", "worker-2", "worker-3"];
+
+        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-1", 0, 1, all, DeadlineMs: 60_000))).Should().BeNull("the others have not reported");
+        (await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000))).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-2", 0, 1, all, DeadlineMs: 60_000))).Should().BeNull();
+        var decision = await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-3", 0, 1, ["worker-1", "worker-3"], DeadlineMs: 60_000));
+
+        decision.Should().NotBeNull("worker-3's report completed the round");
+        decision!.Included.Should().Equal("worker-1", "worker-3");
+        decision.ViewVersion.Should().Be(version);
+        (await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000))).Should().BeEquivalentTo(decision, "the others poll the same decision");
+        var again = await ActivateAsync();
+        (await again.CloseRoundAsync(new RoundKeyDto(0, 1))).Should().BeEquivalentTo(decision, "the decision and its version are saved");
+    }
+
+    [Fact]
+    public async Task Polls_answered_with_a_decision_already_taken_write_no_state()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2" }) await actor.JoinAsync(JoinOf(w));
+        await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-1", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000));
+        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-2", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000))).Should().NotBeNull();
+        int saves = _state!.Saves;
+
+        (await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000))).Should().NotBeNull();
+        (await actor.CloseRoundAsync(new RoundKeyDto(0, 1))).Round.Should().Be(1);
+
+        _state.Saves.Should().Be(saves, "nothing changed: the decision was saved when it was taken");
+    }
+
+    [Fact]
+    public async Task A_poll_expires_a_lease_that_ran_out_so_the_round_closes_without_waiting_for_the_reminder()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        long version = (await actor.GetViewAsync()).Version;
+        _clock.SetUtcNow(Start.AddMilliseconds(800));
+        await actor.HeartbeatAsync(HeartbeatOf("worker-1"));
+        await actor.HeartbeatAsync(HeartbeatOf("worker-2"));
+        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-1", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000))).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-2", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000))).Should().BeNull("worker-3's lease is still alive");
+        _clock.SetUtcNow(Start.AddMilliseconds(1200));
+
+        var decision = await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000));
+
+        decision.Should().NotBeNull("the poll expired worker-3, and every member left has reported");
+        decision!.ViewVersion.Should().BeGreaterThan(version, "the decision names the view without worker-3: every worker asks for it");
+        (await (await ActivateAsync()).GetViewAsync()).Members.Should().Equal("worker-1", "worker-2");
+    }
+
+    public static TheoryData<RoundReportDto, string> HostileReports => new()
+    {
+        { new RoundReportDto("", 0, 1, [], 1000), "*member id*" },
+        { new RoundReportDto(new string('w', 129), 0, 1, [], 1000), "*member id*" },
+        { new RoundReportDto("worker-1", -1, 1, [], 1000), "*negative*" },
+        { new RoundReportDto("worker-1", 0, 0, [], 1000), "*round 0*" },
+        { new RoundReportDto("worker-1", 0, 1, [.. Enumerable.Range(0, JobCoordinatorActor.MaxReportedSenders + 1).Select(i => $"s{i}")], 1000), "*senders*" },
+        { new RoundReportDto("worker-1", 0, 1, ["worker-1", new string('s', 129)], 1000), "*sender ids*" },
+        { new RoundReportDto("worker-1", 0, 1, ["worker-1", " "], 1000), "*sender ids*" },
+        { new RoundReportDto("worker-1", 0, 1, [], 0), "*deadline*" },
+        { new RoundReportDto("worker-1", 0, 1, [], JobCoordinatorActor.MaxDeadlineMs + 1), "*deadline*" },
+    };
+
+    [Theory]
+    [MemberData(nameof(HostileReports))]
+    public async Task A_report_out_of_bounds_is_refused_before_anything_is_stored(RoundReportDto report, string reason)
+    {
+        // Any app that can reach the actor can call it.
+        var actor = await ActivateAsync();
+        await actor.JoinAsync(JoinOf("worker-1"));
+        string saved = _store[JobCoordinatorActor.StateKey];
+
+        var closing = () => actor.ReportAndTryCloseAsync(report);
+
+        await closing.Should().ThrowAsync<ArgumentException>().WithMessage(reason);
+        _store[JobCoordinatorActor.StateKey].Should().Be(saved, "nothing was stored");
+        if (report.DeadlineMs is >= 1 and <= JobCoordinatorActor.MaxDeadlineMs)
+        {
+            var reporting = () => actor.ReportAsync(report);
+            await reporting.Should().ThrowAsync<ArgumentException>().WithMessage(reason, "the plain report takes the same bounds");
+        }
     }
 }

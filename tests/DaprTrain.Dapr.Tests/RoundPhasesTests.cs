@@ -164,6 +164,8 @@ public sealed class RoundPhasesTests
 
         public Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received) => throw new NotSupportedException();
 
+        public Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline) => throw new NotSupportedException();
+
         public Task<RoundDecision> CloseRoundAsync(int generation, long round) => throw new NotSupportedException();
 
         public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => throw new NotSupportedException();

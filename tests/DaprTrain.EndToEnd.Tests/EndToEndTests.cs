@@ -55,8 +55,13 @@ public abstract class EndToEndScenarios
         var one = await cluster.StatusAsync("worker-1");
         var two = await cluster.StatusAsync("worker-2");
         one.GetProperty("weightHash").GetString().Should().Be(two.GetProperty("weightHash").GetString(), cluster.Logs);
+        // The survivors took the dead worker's shard over: they saw the view without it (issue 16: a worker asks for the view
+        // only when a decision names another version, so a worker that never did would keep its own shard alone).
+        Shards(one).Concat(Shards(two)).Order().Should().Equal([0, 1, 2], cluster.Logs);
         if (cluster.SidecarProvider is DoubleSidecars sidecars) sidecars.Components.Reminders.Fired.Should().BePositive("the coordinator's lease reminder fired through the double");
     }
+
+    private static IEnumerable<int> Shards(JsonElement status) => status.GetProperty("shards").EnumerateArray().Select(s => s.GetInt32());
 
     /// <summary>
     /// p2p-scatter: each worker owns a slice of the model (its own slices.{id} and reduced.{id} topics). A killed owner's

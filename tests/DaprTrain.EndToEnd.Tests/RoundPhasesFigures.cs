@@ -20,22 +20,39 @@ public sealed class RoundPhasesFigures
         string[] topologies = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_TOPOLOGIES") is { Length: > 0 } only ? only.Split(',') : ["p2p", "ps"];
         // DAPRTRAIN_FIGURES_COMPARE=1: each configuration twice in a row, the waits on the 10 ms poll alone (as before issue
         // 16's change) and woken by deliveries, so that the two are measured under the same load.
-        bool compare = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_COMPARE") == "1";
-        var summary = new StringBuilder("| configuration | waits | workers' round ms | workers' wait ms a round | workers' waits: ms from the delivery to the wait seeing it | ps round ms | ps wait ms a round | ps: ms from the delivery to the wait seeing it |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        // DAPRTRAIN_FIGURES_COMPARE=calls: each configuration twice in a row, the coordinator calls of before issue 16's cut
+        // (a view every round, the decision by polling alone: Job:FewerCoordinatorCalls=false) and after it.
+        string? compareWhat = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_COMPARE");
+        bool compare = compareWhat == "1";
+        bool compareCalls = compareWhat == "calls";
+        var summary = new StringBuilder(compareCalls
+            ? "| configuration | coordinator calls | workers' calls a round (GetView, report, polls) | workers' coordinator ms a round | workers' round ms | ps calls a round | ps coordinator ms a round | ps round ms |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+            : "| configuration | waits | workers' round ms | workers' wait ms a round | workers' waits: ms from the delivery to the wait seeing it | ps round ms | ps wait ms a round | ps: ms from the delivery to the wait seeing it |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         foreach (string topology in topologies)
         {
             foreach (int workers in new[] { 2, 4 })
             {
                 // DAPRTRAIN_FIGURES_REPEAT=R: the pair (or the one run) R times over, interleaved, to show the spread on a shared machine.
                 int repeat = int.TryParse(Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_REPEAT"), out int r) && r > 0 ? r : 1;
-                foreach (bool wake in Enumerable.Repeat(compare ? new[] { false, true } : [true], repeat).SelectMany(w => w))
+                foreach (bool variant in Enumerable.Repeat(compare || compareCalls ? new[] { false, true } : [true], repeat).SelectMany(w => w))
                 {
-                    var (table, workerReadings, server) = await MeasureAsync(topology, workers, wake);
+                    bool wake = !compare || variant;
+                    bool fewerCalls = !compareCalls || variant;
+                    var (table, workerReadings, server) = await MeasureAsync(topology, workers, wake, fewerCalls);
                     string waits = wake ? "woken by deliveries" : "10 ms poll only";
+                    string calls = fewerCalls ? "view on change, decision from the report" : "view every round, decision by polling";
                     Console.WriteLine(table);
-                    tables.Append(compare ? $"({waits})\n\n" : "").Append(table).Append('\n');
-                    summary.Append(System.Globalization.CultureInfo.InvariantCulture, $"| {topology}, N={workers} | {waits} | {workerReadings.Average(w => w.WallMs / w.Rounds):F1} | {workerReadings.Average(w => w.MsPerRound("wait")):F1} | {Seen(workerReadings)} | ");
-                    summary.Append(server is null ? "- | - | - |\n" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{server.WallMs / server.Rounds:F1} | {server.MsPerRound("wait"):F1} | {Seen([server])} |\n"));
+                    tables.Append(compare ? $"({waits})\n\n" : compareCalls ? $"({calls})\n\n" : "").Append(table).Append('\n');
+                    if (compareCalls)
+                    {
+                        summary.Append(System.Globalization.CultureInfo.InvariantCulture, $"| {topology}, N={workers} | {calls} | {Calls(workerReadings)} | {workerReadings.Average(w => w.MsPerRound("coordinator")):F1} | {workerReadings.Average(w => w.WallMs / w.Rounds):F1} | ");
+                        summary.Append(server is null ? "- | - | - |\n" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Calls([server])} | {server.MsPerRound("coordinator"):F1} | {server.WallMs / server.Rounds:F1} |\n"));
+                    }
+                    else
+                    {
+                        summary.Append(System.Globalization.CultureInfo.InvariantCulture, $"| {topology}, N={workers} | {waits} | {workerReadings.Average(w => w.WallMs / w.Rounds):F1} | {workerReadings.Average(w => w.MsPerRound("wait")):F1} | {Seen(workerReadings)} | ");
+                        summary.Append(server is null ? "- | - | - |\n" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{server.WallMs / server.Rounds:F1} | {server.MsPerRound("wait"):F1} | {Seen([server])} |\n"));
+                    }
                     File.WriteAllText(Path.Combine(Path.GetTempPath(), "daprtrain-phase-figures.md"), tables.ToString() + "\n" + summary);
                 }
             }
@@ -52,11 +69,20 @@ public sealed class RoundPhasesFigures
         return count == 0 ? "-" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{ms / count:F2} ({(double)count / readings.Sum(r => r.Rounds):F1} a round)");
     }
 
-    private static async Task<(string Table, IReadOnlyList<PhaseReading> Workers, PhaseReading? Server)> MeasureAsync(string topology, int workers, bool wakeOnDelivery)
+    /// <summary>Coordinator calls on the round's path a round, mean over the nodes: all of them, then the views, the reports and the polls for the decision.</summary>
+    private static string Calls(IReadOnlyList<PhaseReading> readings)
+    {
+        double PerRound(Func<string, bool> which) => readings.Average(r => (double)r.Details.Where(d => d.Key.StartsWith("coordinator ", StringComparison.Ordinal) && which(d.Key["coordinator ".Length..])).Sum(d => d.Value.Count) / Math.Max(1, r.Rounds));
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{PerRound(_ => true):F2} ({PerRound(m => m == "GetView"):F2}, {PerRound(m => m is "Report" or "ReportAndTryClose"):F2}, {PerRound(m => m == "TryCloseRound"):F2})");
+    }
+
+    private static async Task<(string Table, IReadOnlyList<PhaseReading> Workers, PhaseReading? Server)> MeasureAsync(string topology, int workers, bool wakeOnDelivery, bool fewerCoordinatorCalls = true)
     {
         // Clean: deadlines and leases no healthy round reaches on a loaded machine, so every round has every gradient.
         var job = EndToEndScenarios.Job(topology, workers, Rounds, deadlineMs: 20_000, leaseMs: 30_000);
         job["Job__WakeOnDelivery"] = wakeOnDelivery ? "true" : "false";
+        job["Job__FewerCoordinatorCalls"] = fewerCoordinatorCalls ? "true" : "false";
         // DAPRTRAIN_FIGURES_OMP_THREADS=1: every service's torch on one thread (OpenMP), as PyTorch DDP's baseline runs.
         string? threads = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_OMP_THREADS");
         if (!string.IsNullOrEmpty(threads)) job["OMP_NUM_THREADS"] = threads;
@@ -91,7 +117,7 @@ public sealed class RoundPhasesFigures
         foreach (var node in nodes) last[node] = PhaseReading.From(await cluster.StatusAsync(node));
 
         var readings = nodes.ToDictionary(n => n, n => last[n].Since(first[n]));
-        string title = $"{topology}, {workers} workers, rounds {From}-{Rounds} ({Environment.ProcessorCount} cores{(string.IsNullOrEmpty(threads) ? "" : $", OMP_NUM_THREADS={threads}")}, waits {(wakeOnDelivery ? "woken by deliveries" : "on the 10 ms poll only")})";
+        string title = $"{topology}, {workers} workers, rounds {From}-{Rounds} ({Environment.ProcessorCount} cores{(string.IsNullOrEmpty(threads) ? "" : $", OMP_NUM_THREADS={threads}")}, waits {(wakeOnDelivery ? "woken by deliveries" : "on the 10 ms poll only")}{(fewerCoordinatorCalls ? "" : ", a view every round and the decision by polling")})";
         var workerReadings = ids.Select(i => readings[i]).ToList();
         var server = ps ? readings["parameter-server"] : null;
         string table = PhaseTables.Render(title, workerReadings, server, doubleLast.Since(doubleFirst), Rounds - jobRoundFirst);

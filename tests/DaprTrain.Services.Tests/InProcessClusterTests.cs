@@ -318,6 +318,205 @@ public sealed class InProcessClusterTests : IAsyncDisposable
             () => $"server at {serverRuntime.Use(n => n.AppliedRound)}, workers at {string.Join(",", runtimes.Select(r => r.Use(n => n.AppliedRound)))}");
     }
 
+    /// <summary>Starts <paramref name="count"/> p2p workers, each with its own <see cref="CountingCoordinator"/> over <paramref name="inner"/>.</summary>
+    private (List<WorkerRuntime> Runtimes, List<CountingCoordinator> Coordinators) StartCounted(InProcessCoordinator inner, string job, int count, int rounds, string deadlineMs, string topology = "p2p")
+    {
+        var coordinators = Enumerable.Range(1, count).Select(i => new CountingCoordinator(inner, $"worker-{i}", rounds)).ToList();
+        var workers = Enumerable.Range(1, count).Select(i => Host<WorkerRuntime>($"{job}/worker-{i}", topology, count,
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", job).UseSetting("Job:RoundDeadlineMs", deadlineMs), coordinators[i - 1], rounds)).ToList();
+        for (int i = 0; i < count; i++)
+        {
+            foreach (var subscription in workers[i].Services.GetRequiredService<DaprTrain.Engine.Topologies.RoundPlan>().Subscriptions($"worker-{i + 1}"))
+            {
+                _broker.Subscribe(subscription.Topic, $"{job}/worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.Route(subscription.Topic));
+            }
+        }
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        return ([.. workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>())], coordinators);
+    }
+
+    /// <summary>
+    /// Issue 16: a clean p2p job asks for no view on the round's path after the start, reports once a round through the
+    /// call that answers with the decision, and only the members whose report did not complete the round poll for it.
+    /// </summary>
+    [Fact]
+    public async Task Clean_p2p_workers_ask_for_no_view_during_the_rounds_and_the_last_reporter_never_polls()
+    {
+        const int workers = 3;
+        var inner = new InProcessCoordinator(new JobCoordinator("counted", workers, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true));
+        var (runtimes, coordinators) = StartCounted(inner, "counted", workers, Rounds, "5000");
+        await WaitUntil(() => runtimes.All(r => r.FinalAccuracy is not null), TimeSpan.FromMinutes(1), () => string.Join(", ", runtimes.Select(r => r.Ready ? r.Use(n => n.AppliedRound) : 0)));
+
+        foreach (var c in coordinators)
+        {
+            c.ViewsDuringRounds.Should().Be(0, $"{c.Member}'s view never changed after the start, and every decision said so");
+            c.Count("Report").Should().Be(0, "the report that answers with the decision replaces it");
+            c.Count("ReportAndTryClose").Should().Be(Rounds);
+            c.Count("CompareWeights").Should().Be(Rounds / 5, "weights are compared every checkpoint interval (5)");
+            c.Count("CloseRound").Should().Be(0, "no round reached its deadline");
+        }
+        for (long round = 1; round <= Rounds; round++)
+        {
+            coordinators.Count(c => c.PolledIn(round)).Should().Be(workers - 1, $"in round {round} one report completed the agreement and answered with the decision; only the others polled");
+        }
+        runtimes.Select(r => r.Use(n => n.WeightHash)).Distinct().Should().ContainSingle();
+    }
+
+    /// <summary>
+    /// Issue 16: workers keep their view while the decisions say it has not changed, so a change must reach every one of
+    /// them by the next round: a member joins when round 5's first report comes (before its decision), and every worker's
+    /// report of round 6 comes from a node whose view names it; it leaves at round 8's first report, and round 9's views
+    /// no longer name it. The member sends nothing: rounds with it wait for its gradient and report until the deadline.
+    /// </summary>
+    [Theory]
+    [InlineData("p2p")]
+    [InlineData("p2p-scatter")]
+    public async Task A_membership_change_reaches_every_peer_by_the_next_round(string topology)
+    {
+        const int workers = 3, rounds = 12;
+        string job = "change-" + topology;
+        var inner = new InProcessCoordinator(new JobCoordinator(job, workers, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true));
+        var (runtimes, coordinators) = StartCounted(inner, job, workers, rounds, "400", topology);
+        var seen = new System.Collections.Concurrent.ConcurrentBag<(string Member, long Round, bool NamesGhost)>();
+        int joined = 0, left = 0;
+        foreach (var (c, runtime) in coordinators.Zip(runtimes))
+        {
+            c.BeforeReport = async round =>
+            {
+                if (round == 5 && Interlocked.Exchange(ref joined, 1) == 0) await inner.JoinAsync("worker-9", null);
+                if (round == 8 && Interlocked.Exchange(ref left, 1) == 0) await inner.LeaveAsync("worker-9", null);
+                seen.Add((c.Member, round, runtime.Use(n => n.Members.Contains("worker-9"))));
+            };
+        }
+        await WaitUntil(() => runtimes.All(r => r.FinalAccuracy is not null), TimeSpan.FromMinutes(2), () => string.Join(", ", runtimes.Select(r => r.Ready ? r.Use(n => n.AppliedRound) : 0)));
+
+        var reports = seen.ToList();
+        reports.Where(r => r.Round is 6 or 7 or 8).Should().HaveCount(3 * workers).And.OnlyContain(r => r.NamesGhost, "the decision of round 5 named the new view version");
+        reports.Where(r => r.Round is >= 9 or <= 4).Should().OnlyContain(r => !r.NamesGhost, "round 8's decision named the version without it");
+        coordinators.Sum(c => c.ViewsDuringRounds).Should().BeInRange(2 * workers, 3 * workers, "each worker asked for the view after each change (and at most once more, for the writer's own sync bookkeeping)");
+        runtimes.Select(r => r.Use(n => n.WeightHash)).Distinct().Should().ContainSingle("every replica applied the same decisions");
+    }
+
+    /// <summary>
+    /// Issue 16: under a parameter server no decision says when the view changed; a worker renews its view once it is a
+    /// heartbeat period old (Job:HeartbeatMs, 600 ms here), so it asks for far fewer views than it runs rounds, and still
+    /// sees a new member within a few rounds.
+    /// </summary>
+    [Fact]
+    public async Task Parameter_server_workers_renew_their_view_by_age_not_every_round()
+    {
+        const int rounds = 40;
+        var inner = new InProcessCoordinator(new JobCoordinator("ps-views", 2, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: false));
+        var server = Host<ServerRuntime>("ps-views/parameter-server", "ps", 2, b => b.UseSetting("Job:JobId", "ps-views").UseSetting("Job:RoundDeadlineMs", "300"), inner, rounds);
+        var coordinators = Enumerable.Range(1, 2).Select(i => new CountingCoordinator(inner, $"worker-{i}", rounds)).ToList();
+        var workers = Enumerable.Range(1, 2).Select(i => Host<WorkerRuntime>($"ps-views/worker-{i}", "ps", 2,
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", "ps-views").UseSetting("Job:RoundDeadlineMs", "300").UseSetting("Job:HeartbeatMs", "600"),
+            coordinators[i - 1], rounds)).ToList();
+        _broker.Subscribe("gradients", "ps-views/parameter-server", server.CreateClient(), ServerHosting.GradientsRoute);
+        for (int i = 0; i < 2; i++) _broker.Subscribe("weights", $"ps-views/worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.WeightsRoute);
+        var serverRuntime = server.Services.GetRequiredService<ServerRuntime>();
+        server.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        await WaitUntil(() => serverRuntime.Ready, TimeSpan.FromSeconds(60));
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
+
+        await WaitUntil(() => runtimes.All(r => r.Ready && r.Use(n => n.AppliedRound) >= 10), TimeSpan.FromMinutes(1));
+        foreach (var c in coordinators) c.Mark();
+        await inner.JoinAsync("worker-9", null);
+        long joinedAt = runtimes.Max(r => r.Use(n => n.AppliedRound));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        foreach (var runtime in runtimes)
+        {
+            // With the new member in the server's view, the server waits for it until the deadline: rounds of 300 ms or more.
+            await WaitUntil(() => runtime.Use(n => n.AppliedRound) >= joinedAt + 5 || runtime.Use(n => n.Members.Contains("worker-9")), TimeSpan.FromMinutes(1));
+            runtime.Use(n => n.Members).Should().Contain("worker-9", $"a view a heartbeat period old is renewed (seen after {started.ElapsedMilliseconds} ms)");
+        }
+        await inner.LeaveAsync("worker-9", null);
+        await WaitUntil(() => runtimes.All(r => r.FinalAccuracy is not null), TimeSpan.FromMinutes(2));
+
+        ulong serverHash = serverRuntime.Use(n => n.WeightHash);
+        runtimes.Select(r => r.Use(n => n.WeightHash)).Should().OnlyContain(h => h == serverHash);
+        coordinators.Should().OnlyContain(c => c.ViewsSinceMark < (rounds - 10) / 2, $"a view is renewed by age, not every round (views since round 10: {string.Join(", ", coordinators.Select(c => c.ViewsSinceMark))})");
+    }
+
+    /// <summary>
+    /// One worker's coordinator calls, counted by method; the views it asks for between its first and its last report;
+    /// the rounds in which it polled for a decision; and a hook before each of its reports.
+    /// </summary>
+    private sealed class CountingCoordinator(InProcessCoordinator inner, string member, long rounds) : ICoordinator
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _calls = new(StringComparer.Ordinal);
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<long, bool> _polled = new();
+        private long _lastReported;
+        private int _viewsDuringRounds;
+        private int _viewsSinceMark;
+        private bool _marked;
+
+        /// <summary>From now on, views are counted in <see cref="ViewsSinceMark"/> (a parameter server's workers make no reports).</summary>
+        public void Mark() => Volatile.Write(ref _marked, true);
+
+        public int ViewsSinceMark => Volatile.Read(ref _viewsSinceMark);
+
+        public string Member => member;
+
+        public Func<long, Task>? BeforeReport { get; set; }
+
+        public int Count(string method) => _calls.GetValueOrDefault(method);
+
+        public bool PolledIn(long round) => _polled.ContainsKey(round);
+
+        /// <summary>Views asked for after the first report and before the last round's report.</summary>
+        public int ViewsDuringRounds => Volatile.Read(ref _viewsDuringRounds);
+
+        private void Called(string method) => _calls.AddOrUpdate(method, 1, (_, n) => n + 1);
+
+        public Task<MembershipView> JoinAsync(string joining, MemberIdentity? identity) { Called("Join"); return inner.JoinAsync(joining, identity); }
+
+        public Task<bool> HeartbeatAsync(string beating) => inner.HeartbeatAsync(beating);
+
+        public Task<MembershipView> LeaveAsync(string leaving, MemberIdentity? identity) { Called("Leave"); return inner.LeaveAsync(leaving, identity); }
+
+        public Task<MembershipView> RegisterServerAsync(int generation, MemberIdentity? identity) => inner.RegisterServerAsync(generation, identity);
+
+        public Task<MembershipView> GetViewAsync()
+        {
+            Called("GetView");
+            long reported = Interlocked.Read(ref _lastReported);
+            if (reported > 0 && reported < rounds) Interlocked.Increment(ref _viewsDuringRounds);
+            if (Volatile.Read(ref _marked)) Interlocked.Increment(ref _viewsSinceMark);
+            return inner.GetViewAsync();
+        }
+
+        public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received)
+        {
+            Called("Report");
+            Interlocked.Exchange(ref _lastReported, round);
+            return inner.ReportAsync(reporting, generation, round, received);
+        }
+
+        public async Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline)
+        {
+            Called("ReportAndTryClose");
+            if (BeforeReport is { } hook) await hook(round);
+            var decision = await inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline);
+            Interlocked.Exchange(ref _lastReported, round);
+            return decision;
+        }
+
+        public Task<RoundDecision> CloseRoundAsync(int generation, long round) { Called("CloseRound"); return inner.CloseRoundAsync(generation, round); }
+
+        public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline)
+        {
+            Called("TryCloseRound");
+            _polled[round] = true;
+            return inner.TryCloseRoundAsync(generation, round, deadline);
+        }
+
+        public Task SetSyncRequestAsync(string syncing, bool pending) { Called("SetSyncRequest"); return inner.SetSyncRequestAsync(syncing, pending); }
+
+        public Task<WeightCheck> CompareWeightsAsync(string comparing, long round, ulong hash) { Called("CompareWeights"); return inner.CompareWeightsAsync(comparing, round, hash); }
+    }
+
     /// <summary>A coordinator that, once told, removes <paramref name="members"/> and answers each one's next heartbeat false.</summary>
     private sealed class LeasesRunOutOnce(InProcessCoordinator inner, string[] members) : ICoordinator
     {
@@ -344,6 +543,9 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
 
         public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received) => inner.ReportAsync(reporting, generation, round, received);
+
+        public Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline) =>
+            inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline);
 
         public Task<RoundDecision> CloseRoundAsync(int generation, long round) => inner.CloseRoundAsync(generation, round);
 
@@ -381,6 +583,9 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
 
         public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received) => inner.ReportAsync(reporting, generation, round, received);
+
+        public Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline) =>
+            inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline);
 
         public Task<RoundDecision> CloseRoundAsync(int generation, long round) => inner.CloseRoundAsync(generation, round);
 
