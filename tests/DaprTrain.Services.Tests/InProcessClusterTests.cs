@@ -472,7 +472,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         public Task<MembershipView> JoinAsync(string joining, MemberIdentity? identity) { Called("Join"); return inner.JoinAsync(joining, identity); }
 
-        public Task<bool> HeartbeatAsync(string beating) => inner.HeartbeatAsync(beating);
+        public Task<bool> HeartbeatAsync(string beating, DaprTrain.Coordination.Security.MemberIdentity? identity) => inner.HeartbeatAsync(beating, identity);
 
         public Task<MembershipView> LeaveAsync(string leaving, MemberIdentity? identity) { Called("Leave"); return inner.LeaveAsync(leaving, identity); }
 
