@@ -14,7 +14,7 @@ namespace DaprTrain.Cli;
 internal static class ExportCommand
 {
     /// <summary>Larger than any checkpoint of the models this build has (resnet with Adam: about 21 MB); a file over it is refused before it is read.</summary>
-    public const long MaxCheckpointBytes = 1L << 30;
+    public const long MaxCheckpointBytes = 256L << 20;
 
     public static Command Create(TextWriter output, TextWriter error)
     {
@@ -26,7 +26,11 @@ internal static class ExportCommand
         var fromDapr = new Option<bool>("--dapr")
         {
             Description = "Read the job's latest checkpoint from the Dapr state store through this process's sidecar " +
-                          "(run under 'dapr run --resources-path components -- ...'; DAPR_GRPC_ENDPOINT or DAPR_GRPC_PORT as the SDK reads them).",
+                          "(run under 'dapr run --app-id exporter --resources-path components/redis -- ...').",
+        };
+        var grpcEndpoint = new Option<string?>("--dapr-grpc-endpoint")
+        {
+            Description = "--dapr: the sidecar's gRPC endpoint (default: DAPR_GRPC_ENDPOINT or DAPR_GRPC_PORT, as the Dapr SDK reads them, which 'dapr run' sets).",
         };
         var store = new Option<string>("--state-store") { Description = "--dapr: the state store component.", DefaultValueFactory = _ => DaprComponents.StateStore };
         var jobId = new Option<string>("--job-id") { Description = "--state-dir, --dapr: the job's id.", DefaultValueFactory = _ => "daprtrain" };
@@ -35,6 +39,7 @@ internal static class ExportCommand
         command.Options.Add(checkpoint);
         command.Options.Add(stateDir);
         command.Options.Add(fromDapr);
+        command.Options.Add(grpcEndpoint);
         command.Options.Add(store);
         command.Options.Add(jobId);
         command.Options.Add(output_);
@@ -55,7 +60,7 @@ internal static class ExportCommand
 
             var (state, description) = file is not null ? await FromFileAsync(file, cancellationToken)
                 : folder is not null ? await FromStoreAsync(new FileCheckpointStore(CheckFolder(folder)), id, $"--state-dir '{folder}'", cancellationToken)
-                : await FromDaprAsync(result.GetValue(store)!, id, cancellationToken);
+                : await FromDaprAsync(result.GetValue(store)!, id, result.GetValue(grpcEndpoint), cancellationToken);
             TorchRuntime.EnsureInitialised(1);
             byte[] model = OnnxModels.Export(state.Model, state.Weights, description);
             await AtomicFile.WriteAsync(outPath, model, cancellationToken);
@@ -92,19 +97,24 @@ internal static class ExportCommand
         return (job.State, $"job '{jobId}' in {where} (round {job.Round}, generation {job.Generation}, written by {job.Writer})");
     }
 
-    private static async Task<(TrainingCheckpoint State, string Description)> FromDaprAsync(string storeName, string jobId, CancellationToken cancellationToken)
+    private static async Task<(TrainingCheckpoint State, string Description)> FromDaprAsync(string storeName, string jobId, string? endpoint, CancellationToken cancellationToken)
     {
-        using var client = new global::Dapr.Client.DaprClientBuilder()
-            .UseGrpcChannelOptions(new Grpc.Net.Client.GrpcChannelOptions { MaxReceiveMessageSize = null })
-            .Build();
+        if (endpoint is not null && !Uri.TryCreate(endpoint, UriKind.Absolute, out _)) throw new ArgumentException($"--dapr-grpc-endpoint '{endpoint}' is not an absolute URL");
+        // The default gRPC limit (4 MB a message) is enough: the store keeps a checkpoint as chunks of 512 KiB.
+        var builder = new global::Dapr.Client.DaprClientBuilder();
+        if (endpoint is not null) builder.UseGrpcEndpoint(endpoint);
+        using var client = builder.Build();
         try
         {
             return await FromStoreAsync(new DaprCheckpointStore(client, storeName), jobId, $"Dapr state store '{storeName}'", cancellationToken);
         }
-        catch (Grpc.Core.RpcException ex)
+        catch (Exception ex) when (ex is global::Dapr.DaprException or Grpc.Core.RpcException or System.Text.Json.JsonException)
         {
-            throw new IOException($"--dapr: the sidecar did not answer for state store '{storeName}' ({ex.Status.StatusCode}: {ex.Status.Detail}); " +
-                                  "run the command under 'dapr run --resources-path components -- ...'", ex);
+            // The SDK wraps the sidecar's gRPC errors (none listening, no such store, a store this app id is not scoped to).
+            var status = (ex as Grpc.Core.RpcException ?? ex.InnerException as Grpc.Core.RpcException)?.Status;
+            string detail = status is { } s ? $"{s.StatusCode}: {s.Detail}" : ex.Message;
+            throw new IOException($"--dapr: reading job '{jobId}' from state store '{storeName}' through the sidecar failed ({detail}); " +
+                                  "run the command under 'dapr run --app-id exporter --resources-path components/redis -- ...' (the store's scopes name exporter)", ex);
         }
     }
 

@@ -121,5 +121,23 @@ public sealed class ExportCommandTests : IDisposable
         var noFolder = await CliRun.RunAsync("export", "--state-dir", Path.Combine(_dir, "absent"), "--out", output);
         noFolder.ExitCode.Should().Be(ExitCodes.InvalidInput);
         noFolder.Error.Should().Contain("absent' does not exist");
+        // No sidecar listening: the SDK's wrapped gRPC error becomes bad environment (2) with the way to run it, not a crash.
+        var noSidecar = await CliRun.RunAsync("export", "--dapr", "--dapr-grpc-endpoint", "http://127.0.0.1:1", "--out", output);
+        noSidecar.ExitCode.Should().Be(ExitCodes.InvalidInput, noSidecar.Error);
+        noSidecar.Error.Should().Contain("through the sidecar failed").And.Contain("dapr run --app-id exporter");
+        var badEndpoint = await CliRun.RunAsync("export", "--dapr", "--dapr-grpc-endpoint", "not a url", "--out", output);
+        badEndpoint.ExitCode.Should().Be(ExitCodes.InvalidOptions);
+        File.Exists(output).Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task A_state_dir_whose_pointer_names_no_blob_is_bad_input()
+    {
+        string state = Path.Combine(_dir, "state");
+        Directory.CreateDirectory(state);
+        (await new FileCheckpointStore(state).TrySaveAsync("daprtrain/checkpoint/latest", """{"Round":1}"""u8.ToArray(), etag: null)).Should().BeTrue();
+        var result = await CliRun.RunAsync("export", "--state-dir", state, "--out", Path.Combine(_dir, "m.onnx"));
+        result.ExitCode.Should().Be(ExitCodes.InvalidInput, result.Error);
+        result.Error.Should().Contain("checkpoint pointer names no blob key or hash");
     }
 }

@@ -71,7 +71,10 @@ public sealed class JobCheckpoints(ICheckpointStore store, string jobId)
     {
         try
         {
-            return JsonSerializer.Deserialize<CheckpointPointer>(data) ?? throw new CheckpointFormatException("empty checkpoint pointer");
+            var pointer = JsonSerializer.Deserialize<CheckpointPointer>(data) ?? throw new CheckpointFormatException("empty checkpoint pointer");
+            // Positional records take missing JSON properties as null: a pointer without its key or hash names nothing to read.
+            if (string.IsNullOrEmpty(pointer.Key) || string.IsNullOrEmpty(pointer.Hash)) throw new CheckpointFormatException("checkpoint pointer names no blob key or hash");
+            return pointer;
         }
         catch (JsonException ex)
         {
