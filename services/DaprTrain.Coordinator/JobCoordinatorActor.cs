@@ -112,11 +112,30 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
             // Renews nothing, and answers as for a member that is not (or no longer) in the job: a worker restarted with a new
             // key while its old registration's lease still runs gets here, and must keep joining until that lease ran out and
             // its new key is taken. A forger learns nothing it did not know.
-            Logger.LogWarning("job {Job}: refused a heartbeat: {Reason}", Id.GetId(), ex.Message);
+            LogRefusedHeartbeat(heartbeat.Member, ex.Message);
             return false;
         }
         if (known) await SaveAsync();
         return known;
+    }
+
+    // Refused heartbeats are logged at most once per member per interval, with how many were not: any caller of the actor
+    // can send them, and a restarted worker sends one a heartbeat period until its old lease ran out.
+    private static readonly TimeSpan RefusalLogInterval = TimeSpan.FromSeconds(10);
+    private readonly Dictionary<string, (DateTimeOffset Logged, int Since)> _refusals = new(StringComparer.Ordinal);
+
+    private void LogRefusedHeartbeat(string member, string reason)
+    {
+        var now = _time.GetUtcNow();
+        string key = member.Length <= 128 ? member : member[..128];
+        if (_refusals.TryGetValue(key, out var last) && now - last.Logged < RefusalLogInterval)
+        {
+            _refusals[key] = (last.Logged, last.Since + 1);
+            return;
+        }
+        if (_refusals.Count >= 1024 && !_refusals.ContainsKey(key)) _refusals.Clear();
+        Logger.LogWarning("job {Job}: refused a heartbeat: {Reason} ({Suppressed} more refused for this id since the last report)", Id.GetId(), reason, last.Since);
+        _refusals[key] = (now, 0);
     }
 
     public async Task<MembershipDto> LeaveAsync(LeaveRequestDto request)

@@ -89,7 +89,7 @@ public sealed class WorkerLoop(
                 if (!await coordinator.HeartbeatAsync(_id, identityKey))
                 {
                     logger.LogWarning("{Worker}: its lease ran out while it waited for the others; joining again", _id);
-                    await coordinator.JoinAsync(_id, identityKey);
+                    await RejoinAsync(stoppingToken);
                 }
                 view = await coordinator.GetViewAsync();
             }
@@ -381,8 +381,10 @@ public sealed class WorkerLoop(
         {
             if (!await coordinator.HeartbeatAsync(_id, identityKey))
             {
-                // As in the wait for the others: a lease that ran out while the state was read is renewed by a join.
-                await coordinator.JoinAsync(_id, identityKey);
+                // As in the wait for the others: a lease that ran out while the state was read is renewed by a join. Until
+                // the coordinator has taken this process's key (an older registration of its id still holds a lease) it
+                // asks no state for that id, which belongs to the other registration.
+                if (!await RejoinAsync(stoppingToken)) continue;
                 await coordinator.SetSyncRequestAsync(_id, pending: true);
             }
             var latest = (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint;
@@ -411,6 +413,21 @@ public sealed class WorkerLoop(
             }
             await Task.Delay(TimeSpan.FromMilliseconds(20), time, stoppingToken);
         }
+    }
+
+    /// <summary>
+    /// Joins again; true when the view registers this process's key for its id. False while another registration of the
+    /// id (this worker before a restart, with another key) still holds a lease: the coordinator keeps that key, and its
+    /// heartbeats from this process are refused. It then waits a heartbeat period before the caller tries again, so a
+    /// restarted worker asks about once a heartbeat until the old lease has run out instead of in a tight loop.
+    /// </summary>
+    private async Task<bool> RejoinAsync(CancellationToken stoppingToken)
+    {
+        var view = await coordinator.JoinAsync(_id, identityKey);
+        if (view.PublicKeys.TryGetValue(_id, out var registered) && registered == identityKey.Key.PublicKey) return true;
+        logger.LogWarning("{Worker}: the coordinator still holds another key for this id (an earlier process of it); joining again in {Ms} ms", _id, options.Value.HeartbeatMs);
+        await Task.Delay(TimeSpan.FromMilliseconds(options.Value.HeartbeatMs), time, stoppingToken);
+        return false;
     }
 
     /// <summary>p2p replicas all live in generation 0, whoever wrote the state.</summary>

@@ -60,7 +60,8 @@ public class CompressedTrainingTests(ITestOutputHelper output)
     /// against the weight hashes the engine gave before received values were decoded into pooled arrays (recorded from
     /// commit 6089e95, where each message got a new array). Pooling must not move a bit. (p2p and ps share a hash: the server
     /// steps on the same mean the p2p replicas do.) The top-k hashes were recorded again after top-k's steps became lazy
-    /// (a deliberate change of its weights, commit 8ece1b1); the test below checks the same runs against new arrays too.
+    /// (a deliberate change of its weights, commit 8ece1b1), on a build that already pooled, so for top-k this test only
+    /// pins the weights; the test below is what checks pooling against new arrays for those runs.
     /// </summary>
     [Theory]
     [InlineData("p2p", "int8", 9263649319128652346UL)]

@@ -94,7 +94,8 @@ public partial class HelmChartTests
         ComponentName().Matches(components).Select(m => m.Groups[1].Value).Should().BeEquivalentTo([DaprComponents.PubSub, DaprComponents.StateStore]);
         components.Should().Contain("name: actorStateStore").And.Contain("name: keyPrefix");
         components.Should().Contain("- dashboard", "the dashboard subscribes through the pub/sub component, so it is in its scopes");
-        components.Should().Contain($"- {DaprApps.Exporter}", "`daprtrain export --dapr` reads the checkpoints through the state store, so it is in its scopes");
+        components.Should().Contain($"{{{{- if .Values.exporter.enabled }}}}\n  # `daprtrain export --dapr`").And.Contain($"- {DaprApps.Exporter}",
+            "`daprtrain export --dapr` reads the checkpoints through the state store: its app id is in the scopes when the values ask for it");
     }
 
     [Fact]

@@ -128,8 +128,13 @@ public sealed class JobAdmission
 }
 
 /// <summary>What a node proves itself with: its key pair and (in a job with admission) the job's secret.</summary>
-public sealed record MemberIdentity(NodeKey Key, string? Secret)
+/// <remarks>A class, not a record: it counts its heartbeats, and a copy (or value equality) would split or compare that count.</remarks>
+public sealed class MemberIdentity(NodeKey key, string? secret)
 {
+    public NodeKey Key { get; } = key;
+
+    public string? Secret { get; } = secret;
+
     public string JoinProof(string job, string member) => Secret is null ? "" : JobAdmission.JoinProof(Secret, job, member, Key.PublicKey);
 
     public string ServerProof(string job, int generation) => Secret is null ? "" : JobAdmission.ServerProof(Secret, job, generation, Key.PublicKey);
