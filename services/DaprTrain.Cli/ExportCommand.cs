@@ -51,7 +51,7 @@ internal static class ExportCommand
             int sources = (file is null ? 0 : 1) + (folder is null ? 0 : 1) + (dapr ? 1 : 0);
             if (sources != 1) throw new ArgumentException("name one checkpoint to export: --checkpoint FILE, --state-dir DIR or --dapr");
             string id = result.GetValue(jobId)!;
-            if ((folder is not null || dapr) && !IsJobId(id))
+            if ((folder is not null || dapr) && !DaprTrain.Simulation.JobOptions.IsJobId(id))
             {
                 throw new ArgumentException($"--job-id '{id}' must be 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or a digit (as the jobs' ids are)");
             }
@@ -117,9 +117,6 @@ internal static class ExportCommand
                                   "run the command under 'dapr run --app-id exporter --resources-path components/redis -- ...' (the store's scopes name exporter)", ex);
         }
     }
-
-    private static bool IsJobId(string id) =>
-        id.Length is > 0 and <= 64 && char.IsAsciiLetterOrDigit(id[0]) && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
 
     private static string CheckFolder(string folder) =>
         Directory.Exists(folder) ? folder : throw new DirectoryNotFoundException($"--state-dir '{folder}' does not exist");

@@ -44,10 +44,14 @@ public sealed record JobOptions(
 
     public const int MaxWorkers = 64;
 
+    /// <summary>1 to 64 letters, digits, '-', '_' or '.', starting with a letter or a digit (the progress events' id pattern).</summary>
+    public static bool IsJobId(string? id) =>
+        id is { Length: > 0 and <= 64 } && char.IsAsciiLetterOrDigit(id[0]) && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+
     public void Validate()
     {
         // The progress events' id pattern (schemas/progress-event.schema.json): a job the dashboard could not show is refused here.
-        if (string.IsNullOrWhiteSpace(JobId) || JobId.Length > 64 || !char.IsAsciiLetterOrDigit(JobId[0]) || JobId.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
+        if (!IsJobId(JobId))
         {
             throw new ArgumentException($"job id '{JobId}' must be 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or a digit.");
         }
