@@ -63,6 +63,52 @@ public sealed class StoreTests : IDisposable
         await act.Should().ThrowAsync<CheckpointFormatException>().WithMessage("*does not match the hash*");
     }
 
+    [Fact]
+    public async Task A_reader_whose_blob_is_deleted_by_two_newer_checkpoints_reads_the_newest_instead_of_failing()
+    {
+        // Seen in CI: a worker read the pointer, the writer then saved twice and deleted that blob, and the worker's read
+        // of its chunks failed ("chunk 2 of 3 is missing"), which stopped the worker.
+        var inner = new InMemoryCheckpointStore();
+        var writer = new JobCheckpoints(inner, "job");
+        (await writer.TrySaveAsync(Checkpoint(10))).Should().BeTrue();
+        var reader = new JobCheckpoints(new WritesBeforeTheFirstBlobRead(inner, async () =>
+        {
+            await writer.TrySaveAsync(Checkpoint(20));
+            await writer.TrySaveAsync(Checkpoint(30));
+        }), "job");
+
+        var latest = await reader.LoadLatestAsync();
+
+        latest!.Value.Checkpoint.Round.Should().Be(30, "the pointer moved while the blob was read: the read starts again from it");
+    }
+
+    [Fact]
+    public async Task A_blob_that_the_pointer_still_names_and_that_is_gone_is_an_error()
+    {
+        var inner = new InMemoryCheckpointStore();
+        var writer = new JobCheckpoints(inner, "job");
+        (await writer.TrySaveAsync(Checkpoint(10))).Should().BeTrue();
+        foreach (var key in inner.Keys.Where(k => k.Contains("/checkpoint/10/", StringComparison.Ordinal)).ToList()) await inner.TryDeleteAsync(key, null);
+        var read = async () => await writer.LoadLatestAsync();
+        await read.Should().ThrowAsync<CheckpointFormatException>().WithMessage("*not in the store*");
+    }
+
+    /// <summary>Runs <paramref name="write"/> once, just before the first read of a key other than the pointer (a blob).</summary>
+    private sealed class WritesBeforeTheFirstBlobRead(ICheckpointStore inner, Func<Task> write) : ICheckpointStore
+    {
+        private Func<Task>? _pending = write;
+
+        public async Task<StoredValue?> GetAsync(string key, CancellationToken cancellationToken = default)
+        {
+            if (!key.EndsWith("/latest", StringComparison.Ordinal) && Interlocked.Exchange(ref _pending, null) is { } pending) await pending();
+            return await inner.GetAsync(key, cancellationToken);
+        }
+
+        public Task<bool> TrySaveAsync(string key, byte[] data, string? etag, CancellationToken cancellationToken = default) => inner.TrySaveAsync(key, data, etag, cancellationToken);
+
+        public Task<bool> TryDeleteAsync(string key, string? etag, CancellationToken cancellationToken = default) => inner.TryDeleteAsync(key, etag, cancellationToken);
+    }
+
     private static JobCheckpoint Checkpoint(long round) => new(round, 0, "worker-1",
         new TrainingCheckpoint("mlp", new OptimizerSettings(OptimizerKind.Sgd, 0.1), round, round, 1, 0, 0, [round, 1, 2], []));
 }

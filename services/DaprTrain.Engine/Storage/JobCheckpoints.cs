@@ -55,16 +55,37 @@ public sealed class JobCheckpoints(ICheckpointStore store, string jobId)
         return true;
     }
 
+    /// <summary>How often a read starts again because writers moved the pointer while it read the blob.</summary>
+    private const int MaxPointerMoves = 8;
+
+    /// <summary>
+    /// The latest checkpoint. Reading the pointer and then its blob is two reads: meanwhile writers can move the pointer twice
+    /// and delete the blob it named (a chunked blob then lacks chunks). A blob that is missing, incomplete or not what the
+    /// pointer recorded is therefore a failure only if the pointer still names it; otherwise the read starts again from the
+    /// new pointer (at most <see cref="MaxPointerMoves"/> times).
+    /// </summary>
     public async Task<(JobCheckpoint Checkpoint, long Bytes)?> LoadLatestAsync(CancellationToken cancellationToken = default)
     {
-        var latest = await store.GetAsync(LatestKey, cancellationToken);
-        if (latest is null) return null;
-        var pointer = ParsePointer(latest.Data);
-        var blob = await store.GetAsync(pointer.Key, cancellationToken)
-            ?? throw new CheckpointFormatException($"checkpoint pointer names {pointer.Key}, which is not in the store");
-        string hash = XxHash3.HashToUInt64(blob.Data).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
-        if (hash != pointer.Hash) throw new CheckpointFormatException($"checkpoint {pointer.Key} does not match the hash its pointer records");
-        return (Decode(blob.Data), blob.Data.Length);
+        for (int attempt = 0; ; attempt++)
+        {
+            var latest = await store.GetAsync(LatestKey, cancellationToken);
+            if (latest is null) return null;
+            var pointer = ParsePointer(latest.Data);
+            try
+            {
+                var blob = await store.GetAsync(pointer.Key, cancellationToken)
+                    ?? throw new CheckpointFormatException($"checkpoint pointer names {pointer.Key}, which is not in the store");
+                string hash = XxHash3.HashToUInt64(blob.Data).ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+                if (hash != pointer.Hash) throw new CheckpointFormatException($"checkpoint {pointer.Key} does not match the hash its pointer records");
+                return (Decode(blob.Data), blob.Data.Length);
+            }
+            catch (Exception ex) when (ex is CheckpointFormatException or InvalidDataException && attempt < MaxPointerMoves)
+            {
+                var now = await store.GetAsync(LatestKey, cancellationToken);
+                if (now is not null && ParsePointer(now.Data).Key != pointer.Key) continue;
+                throw;
+            }
+        }
     }
 
     private static CheckpointPointer ParsePointer(byte[] data)
