@@ -32,6 +32,10 @@ public class CompressedWireTests
     private static byte[] TopK(uint kept, uint[] indices, float[] values) =>
         [.. BitConverter.GetBytes(kept), .. indices.SelectMany(BitConverter.GetBytes), .. values.SelectMany(BitConverter.GetBytes)];
 
+    /// <summary>k, the exponent, the halves' bits, then the index bytes as given (LEB128 gaps).</summary>
+    private static byte[] SparseHalf(uint kept, sbyte exponent, ushort[] halves, byte[] indexBytes) =>
+        [.. BitConverter.GetBytes(kept), (byte)exponent, .. halves.SelectMany(b => BitConverter.GetBytes(b)), .. indexBytes];
+
     private static byte[] Int8(float[] scales, sbyte[] codes) => [.. scales.SelectMany(BitConverter.GetBytes), .. codes.Select(c => (byte)c)];
 
     private static byte[] Qsgd(ushort levels, float[] norms, byte[] codes) => [.. BitConverter.GetBytes(levels), .. norms.SelectMany(BitConverter.GetBytes), .. codes];
@@ -108,6 +112,53 @@ public class CompressedWireTests
     [Fact]
     public void A_non_finite_top_k_value_is_rejected() =>
         Rejection(Message(TopKCodec.Encoding, 10, TopK(2, [1, 2], [1, float.NaN]))).Should().Be("non-finite top-k value NaN at position 1");
+
+    [Fact]
+    public void A_well_formed_sparse_fp16_message_decodes()
+    {
+        // Gaps 2 and 300 (0xAC 0x02): indices 2 and 303; 1.0 and -2.0 times 2^-3.
+        var message = Message(SparseHalfCodec.Encoding, 400, SparseHalf(2, -3, [0x3C00, 0xC000], [2, 0xAC, 0x02]));
+        var values = WireCodec.Decode(message, message.Length, maxValues: 400).Values;
+        values.Length.Should().Be(400);
+        values.Span[2].Should().Be(0.125f);
+        values.Span[303].Should().Be(-0.25f);
+        values.ToArray().Count(v => v != 0).Should().Be(2);
+    }
+
+    [Theory]
+    [InlineData(11u, new byte[] { 0 }, "sparse-fp16 message keeps 11 values of 10")]
+    [InlineData(2u, new byte[] { 0 }, "wrong length: sparse-fp16 payload of 8 bytes for 2 kept values")]
+    [InlineData(1u, new byte[] { 10 }, "sparse-fp16 index 10 at position 0 is outside 0..9")]
+    [InlineData(1u, new byte[] { 0x80 }, "sparse-fp16 index 0 is truncated")]
+    [InlineData(1u, new byte[] { 0x81, 0x00 }, "sparse-fp16 index 0 has a superfluous zero byte")]
+    [InlineData(1u, new byte[] { 0x80, 0x80, 0x80, 0x80, 0x80, 0x01 }, "sparse-fp16 index 0 is longer than 5 bytes")]
+    [InlineData(1u, new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, 0x7F }, "sparse-fp16 index 0 does not fit 32 bits")]
+    [InlineData(1u, new byte[] { 3, 0 }, "sparse-fp16 payload has 1 bytes after its 1 indices")]
+    public void Sparse_fp16_counts_and_indices_that_lie_are_rejected(uint kept, byte[] indexBytes, string reason)
+    {
+        var halves = Enumerable.Repeat((ushort)0x3C00, (int)Math.Min(kept, 1)).ToArray();
+        var message = Message(SparseHalfCodec.Encoding, 10, SparseHalf(kept, 0, halves, indexBytes));
+        Rejection(message, maxValues: 10).Should().Be(reason);
+    }
+
+    [Fact]
+    public void Sparse_fp16_indices_that_run_past_the_vector_after_many_gaps_are_rejected() =>
+        Rejection(Message(SparseHalfCodec.Encoding, 10, SparseHalf(3, 0, [0x3C00, 0x3C00, 0x3C00], [4, 4, 4]))).Should().Be("sparse-fp16 index 14 at position 2 is outside 0..9");
+
+    [Theory]
+    [InlineData((sbyte)-127)]
+    [InlineData((sbyte)112)]
+    [InlineData(sbyte.MaxValue)]
+    public void A_sparse_fp16_scale_that_could_overflow_or_lose_exactness_is_rejected(sbyte exponent) =>
+        Rejection(Message(SparseHalfCodec.Encoding, 10, SparseHalf(1, exponent, [0x3C00], [0]))).Should().Be($"sparse-fp16 scale exponent {exponent} is outside -126..111");
+
+    [Fact]
+    public void A_non_finite_sparse_fp16_value_is_rejected() =>
+        Rejection(Message(SparseHalfCodec.Encoding, 10, SparseHalf(2, 0, [0x3C00, 0x7E00], [0, 0]))).Should().Be("non-finite sparse-fp16 value (bits 0x7e00) at position 1");
+
+    [Fact]
+    public void A_sparse_fp16_count_above_what_the_receiver_accepts_is_rejected_before_anything_is_allocated() =>
+        Rejection(Message(SparseHalfCodec.Encoding, 2_000_000_000, SparseHalf(0, 0, [], [])), maxValues: 101_770).Should().Be("sparse-fp16 message declares 2000000000 values; at most 101770 are accepted");
 
     [Theory]
     [InlineData((ushort)0)]

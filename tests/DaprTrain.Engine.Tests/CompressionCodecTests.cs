@@ -309,6 +309,122 @@ public class CompressionCodecTests
         ((double)dense / compressed).Should().BeGreaterThan(ratio * 0.99);
     }
 
+    /// <summary>A sparse vector like an owner's reduced top-k slice: <paramref name="nonZeros"/> Gaussian values at random places.</summary>
+    private static float[] Sparse(int count, int nonZeros, ulong seed)
+    {
+        var random = new SplitMix64(seed);
+        var values = new float[count];
+        for (int placed = 0; placed < nonZeros;)
+        {
+            int at = (int)(random.NextUInt64() % (ulong)count);
+            if (values[at] != 0) continue;
+            values[at] = random.NextGaussian() * 1e-2f;
+            placed++;
+        }
+        return values;
+    }
+
+    [Theory]
+    [InlineData(101_770 / 4, 1_000)]
+    [InlineData(5_000_000, 7)] // gaps of about 700,000: 3-byte indices
+    [InlineData(10, 10)] // every value: gaps of 0
+    public void Sparse_fp16_keeps_exactly_the_support_and_11_significant_bits_of_each_value(int count, int nonZeros)
+    {
+        var values = Sparse(count, nonZeros, 21);
+        values[^1] = 0.031f; // the last index
+        var indices = new int[count];
+        var support = indices.AsSpan(0, SparseHalfCodec.Support(values, indices));
+        var payload = new byte[SparseHalfCodec.EncodedBytes(support)];
+        SparseHalfCodec.Encode(values, support, payload);
+        var decoded = new float[count];
+        decoded.AsSpan().Fill(float.NaN); // whatever the pool's array held before
+        SparseHalfCodec.Decode(payload, decoded);
+        float largest = values.Max(Math.Abs);
+        Enumerable.Range(0, count).Where(i => values[i] == 0 && decoded[i] != 0).Should().BeEmpty("only the support is sent");
+        foreach (int i in support)
+        {
+            // Scaled so the largest is in [2^14, 2^15): relative error at most 2^-11 down to 2^-24 of the largest (the
+            // halves' subnormals), an absolute 2^-25 of the largest below.
+            Math.Abs(decoded[i] - values[i]).Should().BeLessThanOrEqualTo(Math.Max(Math.Abs(values[i]) * MathF.ScaleB(1, -11), largest * MathF.ScaleB(1, -25)), $"index {i}");
+            Math.Sign(decoded[i]).Should().Be(Math.Sign(values[i]));
+        }
+    }
+
+    [Fact]
+    public void Sparse_fp16_takes_about_3_bytes_a_non_zero_where_top_k_takes_8()
+    {
+        // An owner's reduced slice under top-k 1% with 4 senders: up to 4% of the slice is non-zero, gaps of about 25.
+        var values = Sparse(25_443, 1_000, 5);
+        var indices = new int[values.Length];
+        int k = SparseHalfCodec.Support(values, indices);
+        long bytes = SparseHalfCodec.EncodedBytes(indices.AsSpan(0, k));
+        ((double)bytes / k).Should().BeInRange(3.0, 3.1, "2 bytes of half and 1 of gap (below 128) nearly always");
+        (TopKCodec.EncodedBytes(k) / (double)bytes).Should().BeGreaterThan(2.5);
+    }
+
+    [Fact]
+    public void Sparse_fp16_scales_so_that_tiny_and_huge_values_neither_underflow_nor_overflow()
+    {
+        foreach (float scale in new[] { 1e-30f, 1e-6f, 1f, 1e6f, 1e30f })
+        {
+            float[] values = [0, 3 * scale, 0, -scale, 0.001f * scale, 0];
+            int[] support = [1, 3, 4];
+            var payload = new byte[SparseHalfCodec.EncodedBytes(support)];
+            SparseHalfCodec.Encode(values, support, payload);
+            var decoded = new float[values.Length];
+            SparseHalfCodec.Decode(payload, decoded);
+            for (int i = 0; i < values.Length; i++)
+            {
+                Math.Abs(decoded[i] - values[i]).Should().BeLessThanOrEqualTo(Math.Abs(values[i]) * 1e-3f, $"value {values[i]} at scale {scale}");
+            }
+        }
+    }
+
+    [Fact]
+    public void The_reduced_slice_compressor_sends_the_whole_support_and_keeps_only_the_rounding_on_it()
+    {
+        var compressor = GradientCompressor.ForReducedSlices(CompressionSpec.Parse("topk:0.01"), 1, 25_000);
+        compressor.SendsSupport.Should().BeTrue();
+        float[] before = [.. compressor.Residual];
+        for (int round = 1; round <= 30; round++)
+        {
+            // 4% non-zero: far more than top-k's 1% would keep, all of it sent.
+            var reduced = Sparse(25_000, 1_000, (ulong)round);
+            float[] sent = [.. reduced];
+            byte[] message = compressor.Encode(Header() with { Round = round }, sent, 0);
+            message[6].Should().Be(SparseHalfCodec.Encoding);
+            WireCodec.Decode(message).Values.ToArray().Should().Equal(sent, "the owner applies what its peers decode");
+            var residual = compressor.Residual;
+            for (int i = 0; i < reduced.Length; i++)
+            {
+                if (reduced[i] == 0)
+                {
+                    // Off the support nothing is sent and the residual waits: the support never grows into the residual's.
+                    sent[i].Should().Be(0f, $"round {round}: index {i} was not in the reduced slice");
+                    residual[i].Should().Be(before[i], $"round {round}: index {i} was not sent");
+                }
+                else
+                {
+                    sent[i].Should().NotBe(0f);
+                    Math.Abs(residual[i]).Should().BeLessThan(Math.Abs(reduced[i] + before[i]) * 1e-3f + 1e-9f, "only the halves' rounding stays behind");
+                }
+            }
+            before = [.. residual];
+        }
+    }
+
+    [Theory]
+    [InlineData("fp16")]
+    [InlineData("int8")]
+    [InlineData("qsgd:7")]
+    public void The_reduced_slice_compressor_compresses_dense_codecs_like_a_senders(string codec)
+    {
+        var spec = CompressionSpec.Parse(codec);
+        GradientCompressor.ForReducedSlices(spec, 1, 10).SendsSupport.Should().BeFalse();
+        var act = () => new GradientCompressor(spec, 1, 10, sendsSupport: true);
+        act.Should().Throw<ArgumentException>().WithMessage($"only top-k's aggregates are sent on their support, not {codec}'s*");
+    }
+
     private static float[] RoundTrip(CompressionSpec spec, float[] values)
     {
         float[] copy = [.. values];

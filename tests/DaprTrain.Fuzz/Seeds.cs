@@ -25,7 +25,7 @@ public static class Seeds
     public static IReadOnlyList<(string, byte[])> Wire() =>
         [.. WireMessages().Select((m, i) => ($"wire-{i}", WireCodec.Encode(m))), .. CompressedWire()];
 
-    /// <summary>A gradient and a slice in every compressed encoding (fp16, int8, top-k, qsgd in nibbles and in bytes).</summary>
+    /// <summary>A gradient and a slice in every compressed encoding (fp16, int8, top-k, qsgd in nibbles and in bytes), and a reduced slice in sparse-fp16.</summary>
     public static IReadOnlyList<(string, byte[])> CompressedWire()
     {
         var gradient = WireMessages()[0] with { Values = ReadOnlyMemory<float>.Empty };
@@ -37,6 +37,11 @@ public static class Seeds
             seeds.Add(($"wire-{codec.Replace(':', '-')}", new DaprTrain.Engine.Compression.GradientCompressor(spec, 1, 40).Encode(gradient, Values(40, 5), 0)));
             seeds.Add(($"wire-{codec.Replace(':', '-')}-slice", new DaprTrain.Engine.Compression.GradientCompressor(spec, 1, 72).Encode(slice, Values(24, 6), 48)));
         }
+        // A reduced slice under top-k: sent on its support as halves with delta-coded indices (sparse-fp16).
+        var reduced = Values(24, 7);
+        for (int i = 0; i < reduced.Length; i += 3) reduced[i] = 0;
+        var owner = DaprTrain.Engine.Compression.GradientCompressor.ForReducedSlices(DaprTrain.Engine.Compression.CompressionSpec.Parse("topk:0.25"), 1, 72);
+        seeds.Add(("wire-sparse-fp16-slice", owner.Encode(slice, reduced, 48)));
         return seeds;
     }
 

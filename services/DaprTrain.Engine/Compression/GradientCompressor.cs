@@ -19,13 +19,34 @@ namespace DaprTrain.Engine.Compression;
 /// against gradients computed at the weights this node had, and a restarted process starts with none. Zero is also what
 /// every process that starts from the same state has, so a rejoin is deterministic.
 /// </para>
+/// <para>
+/// With <paramref name="sendsSupport"/> (<see cref="ForReducedSlices"/>: p2p-scatter's owner under top-k) the vector is
+/// sent whole on its support, the coordinates where it is not zero, as halves with delta-coded indices
+/// (<see cref="SparseHalfCodec"/>), instead of being cut to k again: the owner's reduced slice is the union of the senders'
+/// top-k sets, and what a sender's top-k chose then arrives in full, as it does in p2p. The residual takes only the
+/// halves' rounding, and only on the support: a coordinate's rounding waits in the residual until the coordinate is sent
+/// again, so the support stays the senders' union and never grows into the residual's.
+/// </para>
 /// </summary>
-public sealed class GradientCompressor(CompressionSpec spec, ulong seed, int parameterCount)
+public sealed class GradientCompressor(CompressionSpec spec, ulong seed, int parameterCount, bool sendsSupport = false)
 {
     private readonly float[] _residual = new float[parameterCount];
     private float[]? _scratch;
+    private int[]? _support;
 
     public CompressionSpec Spec { get; } = spec;
+
+    /// <summary>The vector is sent on its support with <see cref="SparseHalfCodec"/> (see the class remarks).</summary>
+    public bool SendsSupport { get; } = !sendsSupport || spec.Kind == CompressionKind.TopK
+        ? sendsSupport
+        : throw new ArgumentException($"only top-k's aggregates are sent on their support, not {spec}'s", nameof(sendsSupport));
+
+    /// <summary>
+    /// The compressor for p2p-scatter's reduced slices: under top-k it sends each reduced slice on its support
+    /// (<see cref="SendsSupport"/>); under the dense codecs it compresses like a sender's.
+    /// </summary>
+    public static GradientCompressor ForReducedSlices(CompressionSpec spec, ulong seed, int parameterCount) =>
+        new(spec, seed, parameterCount, sendsSupport: spec.Kind == CompressionKind.TopK);
 
     /// <summary>
     /// Error feedback is for the biased, contractive codecs (fp16, int8, top-k: ||x - C(x)|| &lt; ||x||). QSGD is unbiased and
@@ -50,6 +71,8 @@ public sealed class GradientCompressor(CompressionSpec spec, ulong seed, int par
     {
         if (Spec.IsNone) throw new InvalidOperationException("compression none sends float32: WireCodec.Encode");
         var residual = _residual.AsSpan(offset, values.Length);
+        // The support is the vector's own, taken before the residual is added (see the class remarks).
+        var support = SendsSupport ? Support(values) : default;
         // p = g + e, kept in the residual's place until the decoded values are known.
         TensorPrimitives.Add(values, residual, residual);
         if (values.Length > 0 && !float.IsFinite(TensorPrimitives.MaxMagnitude(residual)))
@@ -60,11 +83,15 @@ public sealed class GradientCompressor(CompressionSpec spec, ulong seed, int par
             residual.Clear();
             return WireCodec.Encode(header, values, buffers, trailerBytes);
         }
-        long payloadBytes = PayloadBytes(residual);
+        long payloadBytes = SendsSupport ? SparseHalfCodec.EncodedBytes(support) : PayloadBytes(residual);
         var (message, at) = WireCodec.BeginEncoded(header, EncodingByte, values.Length, payloadBytes, buffers, trailerBytes);
         var payload = message.AsSpan(at, (int)payloadBytes);
         switch (Spec.Kind)
         {
+            case CompressionKind.TopK when SendsSupport:
+                SparseHalfCodec.Encode(residual, support, payload);
+                SparseHalfCodec.Decode(payload, values);
+                break;
             case CompressionKind.Fp16:
                 Fp16Codec.Encode(residual, payload);
                 Fp16Codec.Decode(payload, values);
@@ -82,14 +109,14 @@ public sealed class GradientCompressor(CompressionSpec spec, ulong seed, int par
                 QsgdCodec.Decode(payload, values);
                 break;
         }
-        // e = p - D(C(p)); none for QSGD (see FeedsBackError).
+        // e = p - D(C(p)); none for QSGD (see FeedsBackError). Off the support D(C(p)) is zero and e stays as it was.
         if (FeedsBackError) TensorPrimitives.Subtract(residual, values, residual);
         else residual.Clear();
         WireCodec.Seal(message, trailerBytes);
         return message;
     }
 
-    private byte EncodingByte => Spec.Kind switch
+    private byte EncodingByte => SendsSupport ? SparseHalfCodec.Encoding : Spec.Kind switch
     {
         CompressionKind.Fp16 => Fp16Codec.Encoding,
         CompressionKind.Int8 => Int8Codec.Encoding,
@@ -108,6 +135,12 @@ public sealed class GradientCompressor(CompressionSpec spec, ulong seed, int par
     /// <summary>QSGD's random stream for one message: the job's seed, the sender, the kind, the slice and the round; a resent round rounds alike.</summary>
     private ulong RoundingSeed(WireMessage header) =>
         SplitMix64.Derive(seed, $"qsgd:{header.Sender}:{(int)header.Kind}:{header.SliceIndex}:{header.Generation}", header.Round).NextUInt64();
+
+    private ReadOnlySpan<int> Support(ReadOnlySpan<float> values)
+    {
+        if (_support is null || _support.Length < values.Length) _support = new int[values.Length];
+        return _support.AsSpan(0, SparseHalfCodec.Support(values, _support));
+    }
 
     private Span<float> Scratch(int length)
     {

@@ -12,7 +12,7 @@ public static class PayloadCodecs
     /// </summary>
     public const int DefaultMaxValues = 16 * 1024 * 1024;
 
-    public static bool IsKnown(byte encoding) => encoding is Fp16Codec.Encoding or Int8Codec.Encoding or TopKCodec.Encoding or QsgdCodec.Encoding;
+    public static bool IsKnown(byte encoding) => encoding is Fp16Codec.Encoding or Int8Codec.Encoding or TopKCodec.Encoding or QsgdCodec.Encoding or SparseHalfCodec.Encoding;
 
     public static string Name(byte encoding) => encoding switch
     {
@@ -21,6 +21,7 @@ public static class PayloadCodecs
         Int8Codec.Encoding => "int8",
         TopKCodec.Encoding => "top-k",
         QsgdCodec.Encoding => "qsgd",
+        SparseHalfCodec.Encoding => "sparse-fp16",
         _ => $"unknown ({encoding})",
     };
 
@@ -38,7 +39,7 @@ public static class PayloadCodecs
     {
         if (!IsKnown(encoding)) throw new MessageRejectedException($"unknown payload encoding {encoding}");
         if (count > maxValues) throw new MessageRejectedException($"{Name(encoding)} message declares {count} values; at most {maxValues} are accepted");
-        // Every codec writes every value (top-k clears first), so neither a new array nor a reused one is zeroed here, and a
+        // Every codec writes every value (the sparse ones clear first), so neither a new array nor a reused one is zeroed here, and a
         // reused one keeps nothing of the message it held before (CompressionCodecTests checks this for every codec).
         var values = arrays?.Rent(count) ?? GC.AllocateUninitializedArray<float>(count);
         try
@@ -48,6 +49,7 @@ public static class PayloadCodecs
                 case Fp16Codec.Encoding: Fp16Codec.Decode(payload, values); break;
                 case Int8Codec.Encoding: Int8Codec.Decode(payload, values); break;
                 case TopKCodec.Encoding: TopKCodec.Decode(payload, values); break;
+                case SparseHalfCodec.Encoding: SparseHalfCodec.Decode(payload, values); break;
                 default: QsgdCodec.Decode(payload, values); break;
             }
         }

@@ -11,7 +11,7 @@ namespace DaprTrain.Engine.Messaging;
 /// u16+UTF-8 sender, the values, and an XxHash3-64 of all bytes before it. Decoding rejects anything malformed
 /// with a reason: a poison message must be dropped, never retried.
 /// <para>
-/// Encodings 1 to 4 carry compressed values (<see cref="Compression.PayloadCodecs"/>: fp16, int8, top-k, qsgd); the value
+/// Encodings 1 to 5 carry compressed values (<see cref="Compression.PayloadCodecs"/>: fp16, int8, top-k, qsgd, sparse-fp16); the value
 /// count is then the number of values the payload decodes into, and the checksum covers the compressed bytes as they
 /// travel. The header did not change, and a float32 message is byte for byte what it was, so the version stays 1: a
 /// reader that predates an encoding rejects it by its encoding byte ("unknown payload encoding"), which is the reason

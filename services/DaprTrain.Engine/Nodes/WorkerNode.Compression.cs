@@ -11,10 +11,14 @@ namespace DaprTrain.Engine.Nodes;
 /// p2p and ps: the whole gradient is one compressed message. p2p-scatter: the gradient (plus the residual) is compressed
 /// per slice, each slice on its own (top-k keeps ratio x slice length of each), for the owner of that slice; the own slice
 /// goes through the codec too without travelling, so the owner reduces the same kind of vector from every sender. The
-/// owner's reduced slice, which every peer applies, is compressed again with the same codec and a second residual of the
-/// owner's (double compression with error feedback on both sides, as in DoubleSqueeze, Tang et al. 2019): a sum of N top-k
-/// slices holds up to N x k non-zeros, and sent as they are they would cost N times the first phase. Every replica, the
-/// owner's included, applies the decoded reduced slice, so the replicas stay bit-identical.
+/// owner's reduced slice, which every peer applies, is compressed again with a second residual of the owner's. Under
+/// top-k it is sent whole on its support, the union of up to N senders' top-k sets, as halves with delta-coded indices
+/// (<see cref="SparseHalfCodec"/>, about 3 bytes a non-zero): what each sender's top-k chose arrives in full, as in p2p,
+/// and the residual keeps only the halves' rounding. (Cutting the union to k again, DoubleSqueeze-style double
+/// compression, kept the bytes at k but left most of what arrived waiting in the owner's residual: 3.3 points below
+/// uncompressed on Fashion-MNIST against p2p's 1.2; BENCHMARKS.md.) Under fp16, int8 and QSGD the reduced slice is
+/// compressed like a sender's (double compression with error feedback on both sides, as in DoubleSqueeze, Tang et al.
+/// 2019). Every replica, the owner's included, applies the decoded reduced slice, so the replicas stay bit-identical.
 /// </para>
 /// </summary>
 public sealed partial class WorkerNode
@@ -33,7 +37,7 @@ public sealed partial class WorkerNode
 
     private GradientCompressor GradientCompressor => _compressor ??= new GradientCompressor(Compression, _trainer.Options.Seed, _parameterCount);
 
-    private GradientCompressor ReducedCompressor => _reducedCompressor ??= new GradientCompressor(Compression, _trainer.Options.Seed, _parameterCount);
+    private GradientCompressor ReducedCompressor => _reducedCompressor ??= GradientCompressor.ForReducedSlices(Compression, _trainer.Options.Seed, _parameterCount);
 
     /// <summary>The own gradient goes to a float buffer of this node; its message is made when it is first sent (after an attack may have bent it).</summary>
     private Memory<float> BeginOwnCompressed(int samples)
