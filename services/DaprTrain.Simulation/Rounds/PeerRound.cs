@@ -64,7 +64,9 @@ internal static class PeerRound
             }
             cluster.Accounting.Exchange(watch.Elapsed.TotalMilliseconds);
         }
-        if (shared) cluster.DeliverUntil(shareStart + deadlineMs, () => participants.All(w => plan.ReadyToApply(w, decision)));
+        // The deadline counts from when the slowest owner has reduced, as the gradients' counts from the slowest compute:
+        // a reduce is measured wall time, and a machine's load must never decide whether a seeded run's slice is late.
+        if (shared) cluster.DeliverUntil(shareStart + shareMs + deadlineMs, () => participants.All(w => plan.ReadyToApply(w, decision)));
 
         double applyMs = cluster.TimeEach(participants, worker =>
         {
