@@ -17,8 +17,10 @@ public sealed class WorkerOptions
 
     /// <summary>
     /// Job:Attack, for experiments only: this worker turns Byzantine and bends every gradient it sends (signflip[:S],
-    /// gaussian[:sigma], noise[:sigma], labelflip or zero, optionally @round=R). Empty: an honest worker. ALIE is refused:
-    /// it needs the honest gradients of the round, which only the embedded mode's colluding attackers are handed.
+    /// gaussian[:sigma], noise[:sigma], labelflip, alie[:z] or zero, optionally @round=R). Empty: an honest worker. ALIE
+    /// (p2p only) makes its gradient from the round's other gradients, which a p2p worker receives from the topic anyway:
+    /// it waits for them (up to the round's deadline) before it sends its own, an insider that reads before it writes.
+    /// Under ps a worker never sees another's gradient, and under p2p-scatter only slices of them, so ALIE is refused there.
     /// </summary>
     public string? Attack { get; set; }
 
@@ -42,8 +44,8 @@ public sealed class WorkerOptionsValidation(IOptions<TrainingJobOptions> job) : 
         if (string.IsNullOrWhiteSpace(options.Attack)) return ValidateOptionsResult.Success;
         try
         {
-            return options.ParsedAttack()!.NeedsHonestGradients
-                ? ValidateOptionsResult.Fail($"Job:Attack '{options.Attack}': alie needs the honest gradients of every round, which a worker service is not handed; run ALIE in the embedded mode (daprtrain --fault byzantine:worker-N=alie).")
+            return options.ParsedAttack()!.NeedsHonestGradients && job.Value.Topology != DaprTrain.Coordination.Topology.PeerToPeer
+                ? ValidateOptionsResult.Fail($"Job:Attack '{options.Attack}': alie needs the round's other gradients, which a {job.Value.TopologyName} worker never receives whole; use Job:Topology p2p, or the embedded mode (daprtrain --fault byzantine:worker-N=alie), whose colluders are handed them.")
                 : ValidateOptionsResult.Success;
         }
         catch (ArgumentException ex)

@@ -168,7 +168,7 @@ public sealed class WorkerLoop(
         long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
         // A retried round sends what it already computed: peers may hold the first copy, and every copy must be equal.
         if (functionOptions.Value.Enabled && !runtime.Use(node => node.HasOwnGradient(node.OpenRound)) && !await ComputeByFunctionsAsync(job, stoppingToken)) return;
-        var contribution = runtime.Use(node =>
+        bool colludes = runtime.Use(node =>
         {
             if (!node.HasOwnGradient(node.OpenRound))
             {
@@ -177,13 +177,18 @@ public sealed class WorkerLoop(
                 node.ComputeGradient();
                 TrainingMetrics.BusyTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tags);
             }
+            return node.Colludes(node.OpenRound) && !node.OwnGradientSent;
+        });
+        var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
+        var contributors = view.Members.Except(view.PendingSyncs).ToList();
+        if (colludes) await ColludeAsync(round, contributors, deadline, stoppingToken);
+        var contribution = runtime.Use(node =>
+        {
             using var encoding = phases.Time(RoundPhase.Encode);
             return plan.Contribute(node);
         });
         await PublishAsync(contribution, stoppingToken);
 
-        var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
-        var contributors = view.Members.Except(view.PendingSyncs).ToList();
         if (!plan.DecidedByPeers)
         {
             // The server decides; without its weights within two deadlines (a server restarting, a lost message) the
@@ -350,6 +355,24 @@ public sealed class WorkerLoop(
     {
         _progress.Checkpoint(state, JobCheckpoints.EncodedLength(state));
         Evaluate(state.Round);
+    }
+
+    /// <summary>
+    /// ALIE in the Dapr worker (Job:Attack alie, p2p only; see <see cref="WorkerOptions.Attack"/>): this insider reads the
+    /// round's other gradients from the topic before it writes its own, waiting for them up to the round's deadline, and
+    /// sends mean - z x std of what it holds. It knows no other colluder, so z is the paper's for n contributors and f = 1.
+    /// </summary>
+    private async Task ColludeAsync(long round, IReadOnlyList<string> contributors, TimeSpan deadline, CancellationToken stoppingToken)
+    {
+        var peers = contributors.Where(m => m != _id).ToList();
+        using (phases.Time(RoundPhase.Wait, "alie")) await runtime.UntilAsync(time, n => peers.All(p => n.Holds(round, p)), deadline, Poll, stoppingToken);
+        int used = runtime.Use(node =>
+        {
+            var honest = node.PeerGradients(round);
+            if (honest.Count > 0) node.Collude(honest, contributors.Count, colluding: 1);
+            return honest.Count;
+        });
+        if (used == 0) logger.LogWarning("{Worker}: no peer's gradient came within the deadline of round {Round}; it sends its own", _id, round);
     }
 
     private async Task PublishAsync(IReadOnlyList<Outgoing> messages, CancellationToken cancellationToken)

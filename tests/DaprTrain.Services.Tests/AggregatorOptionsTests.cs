@@ -15,7 +15,7 @@ public class AggregatorOptionsTests
     [Theory]
     [InlineData("Job:Aggregator", "avg", "*Job:Aggregator: aggregator 'avg' is not known*")]
     [InlineData("Job:Aggregator", "krum:1", "*krum needs n > 2f + 2 does not hold for n = 3, f = 1*")]
-    [InlineData("Job:Attack", "alie", "*alie needs the honest gradients*")]
+    [InlineData("Job:Attack", "alie:101", "*Job:Attack*z must be from 0 to 100*")]
     [InlineData("Job:Attack", "signflip:-1", "*Job:Attack*the scale S must be above 0*")]
     [InlineData("Job:Compress", "zip", "*Job:Compress: compression 'zip' is not known; codecs: none | fp16*")]
     [InlineData("Job:Compress", "topk:2", "*Job:Compress: compression 'topk:2': topk needs a ratio above 0 and at most 1*")]

@@ -4,6 +4,7 @@ using DaprTrain.Dapr;
 using DaprTrain.Dapr.Hosting;
 using DaprTrain.Coordination;
 using DaprTrain.Coordination.Security;
+using DaprTrain.Engine.Aggregation;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Storage;
 using DaprTrain.ParameterServer;
@@ -12,6 +13,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace DaprTrain.Services.Tests;
 
@@ -89,11 +91,12 @@ public sealed class InProcessClusterTests : IAsyncDisposable
     }
 
     /// <summary>Trains three workers of <paramref name="topology"/> under their own job id and coordinator; returns their weight hashes.</summary>
-    private async Task<ulong[]> TrainThreeAsync(string topology, string compress = "none")
+    private async Task<ulong[]> TrainThreeAsync(string topology, string compress = "none", string? thirdAttacks = null)
     {
         var coordinator = new InProcessCoordinator(new JobCoordinator(topology, 3, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true));
         var workers = Enumerable.Range(1, 3).Select(i => Host<WorkerRuntime>($"{topology}/worker-{i}", topology, 3,
-            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", topology).UseSetting("Job:Compress", compress), coordinator)).ToList();
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", topology).UseSetting("Job:Compress", compress)
+                  .UseSetting("Job:Attack", i == 3 ? thirdAttacks ?? "" : ""), coordinator)).ToList();
         for (int i = 0; i < 3; i++)
         {
             // Every topic the plan declares for this worker, as daprd reads them from GET /dapr/subscribe.
@@ -127,6 +130,41 @@ public sealed class InProcessClusterTests : IAsyncDisposable
     {
         var compressed = await TrainThreeAsync(topology, codec);
         compressed.Distinct().Should().ContainSingle($"every {topology} replica applies what {codec} decodes to, the sender's own included");
+    }
+
+    /// <summary>
+    /// ALIE in the Dapr worker (issue 11): worker-3 reads the round's two other gradients from the topic before it sends
+    /// its own, and what it sends is, bit for bit, mean - z x std of them (z the paper's for n = 3, f = 1), every round.
+    /// </summary>
+    [Fact]
+    public async Task An_alie_worker_sends_mean_minus_z_std_of_the_gradients_it_read_from_its_peers()
+    {
+        var hashes = await TrainThreeAsync("p2p", thirdAttacks: "alie:1.5");
+        hashes.Distinct().Should().ContainSingle("the attacker's own replica aggregates what it sent, like every other replica");
+        var gradients = _broker.Published.Where(p => p.Topic == "gradients")
+            .Select(p => WireCodec.Decode(p.Message, MessageSignature.MessageLength(p.Message)))
+            .GroupBy(m => m.Round).Where(g => g.Select(m => m.Sender).Distinct().Count() == 3).ToList();
+        gradients.Should().HaveCountGreaterThanOrEqualTo(Rounds, "every round's three gradients went through the broker");
+        var attack = GradientAttack.Parse("alie:1.5");
+        foreach (var round in gradients)
+        {
+            var honest = round.Where(m => m.Sender != "worker-3").OrderBy(m => m.Sender, StringComparer.Ordinal).Select(m => m.Values).ToList();
+            var sent = round.First(m => m.Sender == "worker-3").Values.ToArray();
+            var expected = new float[sent.Length];
+            attack.ApplyAlie(expected, honest, workers: 3, colluding: 1);
+            sent.Should().Equal(expected, $"round {round.Key}: worker-3 sends ALIE of what worker-1 and worker-2 sent");
+        }
+    }
+
+    [Theory]
+    [InlineData("ps")]
+    [InlineData("p2p-scatter")]
+    public void Alie_is_refused_where_a_worker_never_receives_its_peers_whole_gradients(string topology)
+    {
+        using var bad = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true")
+            .UseSetting("Job:Topology", topology).UseSetting("Job:Attack", "alie"));
+        var act = () => bad.CreateClient();
+        act.Should().Throw<OptionsValidationException>().WithMessage($"*alie needs the round's other gradients, which a {topology} worker never receives whole*");
     }
 
     [Fact]
@@ -605,6 +643,9 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         private readonly Lock _gate = new();
         private readonly Dictionary<string, List<Subscriber>> _subscribers = [];
 
+        /// <summary>Every message published, copied as it was published (a node's send buffers are reused).</summary>
+        public System.Collections.Concurrent.ConcurrentQueue<(string Topic, string App, byte[] Message)> Published { get; } = new();
+
         public void Subscribe(string topic, string app, HttpClient client, string route)
         {
             lock (_gate)
@@ -628,6 +669,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         {
             List<Subscriber> targets;
             lock (_gate) targets = _subscribers.TryGetValue(topic, out var list) ? [.. list] : [];
+            Published.Enqueue((topic, publisher, [.. message]));
             foreach (var chunk in ChunkCodec.Split(message))
             {
                 foreach (var target in targets) target.Queue.Writer.TryWrite(CloudEvent(topic, publisher, chunk));

@@ -173,7 +173,8 @@ public sealed partial class WorkerNode : IDisposable
 
     /// <summary>
     /// ALIE: replaces this worker's computed gradient for the open round with mean - z x std of <paramref name="honest"/>,
-    /// before it is sent. Only the embedded mode can hand the honest gradients of the round over (an omniscient attacker).
+    /// before it is sent. The embedded mode hands the honest gradients of the round over (an omniscient attacker); the Dapr
+    /// worker hands what it received from its p2p peers before sending its own (<see cref="PeerGradients"/>).
     /// </summary>
     public void Collude(IReadOnlyList<ReadOnlyMemory<float>> honest, int workers, int colluding)
     {
@@ -183,6 +184,16 @@ public sealed partial class WorkerNode : IDisposable
         attack.ApplyAlie(System.Runtime.InteropServices.MemoryMarshal.AsMemory(own.Values).Span, honest, workers, colluding);
         _gradientBufferHoldsOwn = false;
     }
+
+    /// <summary>Whether this worker's gradient for the open round has gone out (its message is sealed): then it can no longer change.</summary>
+    public bool OwnGradientSent => _ownMessage.Sealed;
+
+    /// <summary>
+    /// The gradients this worker holds for <paramref name="round"/> from its peers, in sender order: what a p2p worker
+    /// receives from the topic, and what an ALIE insider in the Dapr worker makes its gradient from (<see cref="Collude"/>).
+    /// </summary>
+    public IReadOnlyList<ReadOnlyMemory<float>> PeerGradients(long round) =>
+        [.. HeldSenders(round).Where(s => s != Id).Order(StringComparer.Ordinal).Select(s => _held.TryGet(round, s, out var c) ? c.Values : ReadOnlyMemory<float>.Empty)];
 
     /// <summary>This worker's gradient for the open round as it will be sent.</summary>
     public ReadOnlyMemory<float> OwnGradient => OwnContribution().Values;
