@@ -151,12 +151,28 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         serverRuntime.Use(n => n.AppliedRound).Should().BeGreaterThanOrEqualTo(Rounds);
     }
 
-    [Fact]
-    public async Task A_worker_started_again_mid_run_takes_the_current_state_and_ends_with_the_others_weights()
+    /// <param name="admission">
+    /// With the job's secret, the coordinator checks what the Dapr actor checks: every join, heartbeat, report, close,
+    /// weight hash and sync request signed by the caller's registered key (issue 11). A call it refused would stop the
+    /// worker here (in process, a refusal is an exception), so the run shows each kind of call is signed as it is checked,
+    /// the restarted worker's new key and its sync requests, and the writer's clearing of them, included.
+    /// </param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_worker_started_again_mid_run_takes_the_current_state_and_ends_with_the_others_weights(bool admission)
     {
         const int rounds = 40;
-        var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 3, TimeSpan.FromMilliseconds(1500), TimeProvider.System, workersWriteCheckpoints: true));
-        WebApplicationFactory<WorkerRuntime> Start(int i) => Host<WorkerRuntime>($"worker-{i}", "p2p", 3, b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:RoundDeadlineMs", "1000"), coordinator, rounds);
+        const string secret = "a-test-secret-of-the-job";
+        var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 3, TimeSpan.FromMilliseconds(1500), TimeProvider.System, workersWriteCheckpoints: true)
+        {
+            Admission = admission ? JobAdmission.ForWorkers(secret, 3) : null,
+        });
+        WebApplicationFactory<WorkerRuntime> Start(int i) => Host<WorkerRuntime>($"worker-{i}", "p2p", 3, b =>
+        {
+            b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:RoundDeadlineMs", "1000");
+            if (admission) b.UseSetting("Job:Secret", secret);
+        }, coordinator, rounds);
         var workers = Enumerable.Range(1, 3).Select(Start).ToList();
         for (int i = 0; i < 3; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
         foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
