@@ -21,7 +21,9 @@ public sealed record CoordinatorSnapshot(
     Dictionary<string, string>? Keys = null,
     int Generation = 0,
     Dictionary<long, Dictionary<string, ulong>>? WeightHashes = null,
-    Dictionary<string, long>? HeartbeatSequences = null);
+    Dictionary<string, long>? HeartbeatSequences = null,
+    Dictionary<string, long>? ReportSequences = null,
+    Dictionary<string, long>? SyncSequences = null);
 
 /// <summary>
 /// Membership, leases, data-shard assignment, checkpoint-writer election and the per-round agreement of
@@ -40,6 +42,9 @@ public sealed class JobCoordinator
     private readonly Dictionary<string, string> _keys = new(StringComparer.Ordinal);
     private readonly SortedDictionary<long, Dictionary<string, ulong>> _weightHashes = [];
     private readonly Dictionary<string, long> _heartbeatSequences = new(StringComparer.Ordinal);
+    // The last report and sync request sequence numbers taken from each caller's registration: a replay acts on nothing.
+    private readonly Dictionary<string, long> _reportSequences = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _syncSequences = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
 
     public JobCoordinator(string jobId, int shardCount, TimeSpan leaseDuration, TimeProvider time, bool workersWriteCheckpoints)
@@ -69,8 +74,9 @@ public sealed class JobCoordinator
     public long Version { get; private set; }
 
     /// <summary>
-    /// Who may join and how they prove it (Dapr mode: always). Null only where every caller is this process's own code
-    /// (the embedded mode and unit tests): then ids and keys are taken as given.
+    /// Who may join and how they prove it (Dapr mode: always); with it, every later call of a member (heartbeat, leave,
+    /// report, close, weight hash, sync request) must be signed by the key it registered. Null only where every caller is
+    /// this process's own code (the embedded mode and unit tests): then ids and keys are taken as given.
     /// </summary>
     public JobAdmission? Admission { get; init; }
 
@@ -100,8 +106,13 @@ public sealed class JobCoordinator
         // A member whose lease ran out but was not removed yet comes back with a new key (a restarted process): the views
         // change (its peers must take its messages under the new key) though the members do not.
         bool newKey = publicKey is not null && _keys.TryGetValue(member, out var before) && before != publicKey;
-        // A new registration counts its heartbeats from 1 again; the old key's heartbeats no longer verify.
-        if (publicKey is not null && (!_keys.TryGetValue(member, out var previous) || previous != publicKey)) _heartbeatSequences.Remove(member);
+        // A new registration counts its heartbeats, reports and sync requests from 1 again; the old key's calls no longer verify.
+        if (publicKey is not null && (!_keys.TryGetValue(member, out var previous) || previous != publicKey))
+        {
+            _heartbeatSequences.Remove(member);
+            _reportSequences.Remove(member);
+            _syncSequences.Remove(member);
+        }
         if (publicKey is not null) _keys[member] = publicKey;
         if (isNew) Reassign();
         else if (newKey) Version++;
@@ -174,18 +185,85 @@ public sealed class JobCoordinator
     }
 
     /// <summary>A member that joined a running job asks the checkpoint writer for a state it can continue from.</summary>
-    public void RequestSync(string member)
+    /// <param name="caller">Who asks (the member when null): under admission only the member itself.</param>
+    /// <param name="sequence">Under admission: the caller's next sync request number (<see cref="MemberIdentity.NextSyncRequest"/>).</param>
+    /// <param name="signature">Under admission: the caller's signature over <see cref="SignedCall.SyncRequest"/>.</param>
+    /// <exception cref="UnauthorizedAccessException">Under admission, a request its caller's registered key did not sign, of a caller that is not a member, or for another member.</exception>
+    public void RequestSync(string member, string? caller = null, long sequence = 0, string? signature = null)
     {
+        caller ??= member;
+        if (Admission is not null)
+        {
+            var call = SignedCall.SyncRequest(JobId, caller, sequence, member, pending: true);
+            Authenticate(call, signature);
+            // A member that waits for a state neither counts in the rounds nor writes checkpoints: nobody else may say it waits.
+            if (caller != member) throw new UnauthorizedAccessException($"{Shorten(caller)} may not ask a state for {Shorten(member)}: a member asks only for itself");
+            if (!Fresh(call, sequence, _syncSequences)) return;
+        }
         if (_leases.ContainsKey(member) && _syncRequests.Add(member)) Version++;
     }
 
-    public void CompleteSync(string member)
+    /// <summary>The member has a state to continue from: said by the member, or by the checkpoint writer that wrote one for it.</summary>
+    /// <param name="caller">Who says it (the member when null): under admission the member itself or the current checkpoint writer.</param>
+    /// <exception cref="UnauthorizedAccessException">Under admission, a call its caller's registered key did not sign, or of another caller.</exception>
+    public void CompleteSync(string member, string? caller = null, long sequence = 0, string? signature = null)
     {
+        caller ??= member;
+        if (Admission is not null)
+        {
+            var call = SignedCall.SyncRequest(JobId, caller, sequence, member, pending: false);
+            Authenticate(call, signature);
+            // Anyone else clearing it would make the others wait for the gradients of a member that is still loading a state.
+            if (caller != member && caller != Writer())
+            {
+                throw new UnauthorizedAccessException($"{Shorten(caller)} may not clear {Shorten(member)}'s sync request: only {Shorten(member)} or the checkpoint writer ({Writer() ?? "none"}) may");
+            }
+            if (!Fresh(call, sequence, _syncSequences)) return;
+        }
         if (_syncRequests.Remove(member)) Version++;
     }
 
-    /// <summary>A member states which senders' gradients it holds for the round.</summary>
-    public void Report(string member, int generation, long round, IEnumerable<string> received)
+    /// <summary>
+    /// Under admission, whether a round call may act: throws when it is not signed by its caller's registered key or the
+    /// caller is not a member; false (act on nothing) when it carries a sequence number not above the caller's last one,
+    /// a replay or a call a newer one overtook.
+    /// </summary>
+    private bool Admit(SignedCall call, string? signature, long sequence, Dictionary<string, long> sequences)
+    {
+        Authenticate(call, signature);
+        return Fresh(call, sequence, sequences);
+    }
+
+    /// <summary>Under admission only: throws unless the caller is a member and the call is signed by its registered key.</summary>
+    private void Authenticate(SignedCall call, string? signature)
+    {
+        var admission = Admission ?? throw new InvalidOperationException("round calls are authenticated only under admission");
+        // Only members act on a round: a worker whose lease was expired learns it from its heartbeats and joins again.
+        if (!_leases.ContainsKey(call.Caller)) throw new UnauthorizedAccessException($"{call.Name} of {Shorten(call.Caller)}, which is not a member of the job");
+        if (admission.CheckCall(call, _keys.GetValueOrDefault(call.Caller), signature) is { } refused) throw new UnauthorizedAccessException(refused);
+    }
+
+    private static bool Fresh(SignedCall call, long sequence, Dictionary<string, long> sequences)
+    {
+        if (sequence < 1) throw new UnauthorizedAccessException($"{call.Name} of {Shorten(call.Caller)} without a sequence number (got {sequence})");
+        if (sequence <= sequences.GetValueOrDefault(call.Caller)) return false;
+        sequences[call.Caller] = sequence;
+        return true;
+    }
+
+    private static string Shorten(string id) => id.Length <= 64 ? id : id[..64] + "...";
+
+    /// <summary>A member states which senders' gradients it holds for the round (a later report of the round replaces it).</summary>
+    /// <param name="sequence">Under admission: the member's next report number (<see cref="MemberIdentity.NextReport"/>).</param>
+    /// <param name="signature">Under admission: the member's signature over <see cref="SignedCall.Report"/>; a member reports only for itself.</param>
+    /// <exception cref="UnauthorizedAccessException">Under admission, a report its registered key did not sign, or of a caller that is not a member.</exception>
+    public void Report(string member, int generation, long round, IReadOnlyList<string> received, long sequence = 0, string? signature = null)
+    {
+        if (Admission is not null && !Admit(SignedCall.Report(JobId, member, sequence, generation, round, received), signature, sequence, _reportSequences)) return;
+        Record(member, generation, round, received);
+    }
+
+    private void Record(string member, int generation, long round, IReadOnlyList<string> received)
     {
         if (!_leases.ContainsKey(member)) return;
         if (_decisions.ContainsKey((generation, round))) return;
@@ -200,14 +278,25 @@ public sealed class JobCoordinator
     /// out are expired first (as <see cref="CurrentView"/> does), so a dead member does not hold the round until the
     /// lease reminder runs.
     /// </summary>
-    public RoundDecision? TryClose(int generation, long round, TimeSpan deadline)
+    /// <param name="caller">Under admission: a member, whose signature over <see cref="SignedCall.TryCloseRound"/> is <paramref name="signature"/>.</param>
+    /// <exception cref="UnauthorizedAccessException">Under admission, when the round is still open and the call is not signed by a member's registered key.</exception>
+    public RoundDecision? TryClose(int generation, long round, TimeSpan deadline, string? caller = null, string? signature = null)
+    {
+        // A decision already taken is answered to any caller: it is what every member applies, and reading it changes nothing.
+        if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
+        // The deadline is the caller's: without the check anyone could close a round a millisecond after its first report.
+        if (Admission is not null) Authenticate(SignedCall.TryCloseRound(JobId, caller ?? "", generation, round, deadline), signature);
+        return TryDecide(generation, round, deadline);
+    }
+
+    private RoundDecision? TryDecide(int generation, long round, TimeSpan deadline)
     {
         if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
         ExpireLapsedLeases();
         var reports = _reports.GetValueOrDefault((generation, round));
         bool everyone = reports is not null && _leases.Keys.Where(m => !_syncRequests.Contains(m)).All(reports.ContainsKey);
         bool late = _firstReport.TryGetValue((generation, round), out var first) && _time.GetUtcNow() - first >= deadline;
-        return everyone || late ? Close(generation, round) : null;
+        return everyone || late ? Decide(generation, round) : null;
     }
 
     /// <summary>The round's decision if it was taken (and is still kept), without changing anything.</summary>
@@ -218,18 +307,37 @@ public sealed class JobCoordinator
     /// the first report has passed): what the last reporter would otherwise poll <see cref="TryClose"/> for (issue 16).
     /// Leases that ran out are expired first, so a member whose lease ran out has no say in the round.
     /// </summary>
-    public RoundDecision? ReportAndTryClose(string member, int generation, long round, IEnumerable<string> received, TimeSpan deadline)
+    /// <remarks>
+    /// Under admission the report is signed as <see cref="SignedCall.ReportAndTryClose"/> (the deadline with it); one whose
+    /// sequence number was taken already (a replay) acts on nothing and answers the decision if the round has one.
+    /// </remarks>
+    /// <exception cref="UnauthorizedAccessException">Under admission, a report its registered key did not sign, or of a caller that is not a member.</exception>
+    public RoundDecision? ReportAndTryClose(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline, long sequence = 0, string? signature = null)
     {
+        if (Admission is not null && !Admit(SignedCall.ReportAndTryClose(JobId, member, sequence, generation, round, received, deadline), signature, sequence, _reportSequences))
+        {
+            return DecisionOf(generation, round);
+        }
         ExpireLapsedLeases();
-        Report(member, generation, round, received);
-        return TryClose(generation, round, deadline);
+        Record(member, generation, round, received);
+        return TryDecide(generation, round, deadline);
     }
 
     /// <summary>
     /// Closes the round: the included senders are those every reporting member holds, so every replica
-    /// aggregates the same set. Idempotent: closing again returns the same decision.
+    /// aggregates the same set. Idempotent: closing again returns the same decision (to any caller, as <see cref="TryClose"/>).
     /// </summary>
-    public RoundDecision Close(int generation, long round)
+    /// <param name="caller">Under admission: a member, whose signature over <see cref="SignedCall.CloseRound"/> is <paramref name="signature"/>.</param>
+    /// <exception cref="UnauthorizedAccessException">Under admission, when the round is still open and the call is not signed by a member's registered key.</exception>
+    public RoundDecision Close(int generation, long round, string? caller = null, string? signature = null)
+    {
+        if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
+        // Closing leaves out whoever has not reported yet: only a member may, or anyone could exclude the real ones.
+        if (Admission is not null) Authenticate(SignedCall.CloseRound(JobId, caller ?? "", generation, round), signature);
+        return Decide(generation, round);
+    }
+
+    private RoundDecision Decide(int generation, long round)
     {
         if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
         _reports.Remove((generation, round), out var reports);
@@ -255,8 +363,12 @@ public sealed class JobCoordinator
     /// complete comparison this member took part in (this round's when it was the last to report, else an earlier one),
     /// so every replica learns within two comparisons whether it diverged. The last few rounds are kept.
     /// </summary>
-    public WeightCheck CompareWeights(string member, long round, ulong hash)
+    /// <param name="signature">Under admission: the member's signature over <see cref="SignedCall.WeightHash"/>; a member states only its own hash.</param>
+    /// <exception cref="UnauthorizedAccessException">Under admission, a hash its registered key did not sign, or of a caller that is not a member.</exception>
+    public WeightCheck CompareWeights(string member, long round, ulong hash, string? signature = null)
     {
+        // Without the check anyone could state a false hash for a member and have it marked diverged (and resynchronised).
+        if (Admission is not null) Authenticate(SignedCall.WeightHash(JobId, member, round, hash), signature);
         if (!_leases.ContainsKey(member)) return WeightCheck.None;
         if (!_weightHashes.TryGetValue(round, out var hashes)) _weightHashes[round] = hashes = new(StringComparer.Ordinal);
         hashes[member] = hash;
@@ -313,7 +425,9 @@ public sealed class JobCoordinator
         new Dictionary<string, string>(_keys, StringComparer.Ordinal),
         Generation,
         _weightHashes.ToDictionary(h => h.Key, h => new Dictionary<string, ulong>(h.Value, StringComparer.Ordinal)),
-        new Dictionary<string, long>(_heartbeatSequences, StringComparer.Ordinal));
+        new Dictionary<string, long>(_heartbeatSequences, StringComparer.Ordinal),
+        new Dictionary<string, long>(_reportSequences, StringComparer.Ordinal),
+        new Dictionary<string, long>(_syncSequences, StringComparer.Ordinal));
 
     public static JobCoordinator Restore(CoordinatorSnapshot snapshot, TimeProvider time, JobAdmission? admission = null)
     {
@@ -336,14 +450,19 @@ public sealed class JobCoordinator
         foreach (var d in snapshot.Decisions) coordinator._decisions[(d.Generation, d.Round)] = new RoundDecision(d.Generation, d.Round, d.Included, d.Reporters, d.ViewVersion);
         foreach (var member in snapshot.SyncRequests ?? []) coordinator._syncRequests.Add(member);
         foreach (var (member, sequence) in snapshot.HeartbeatSequences ?? []) coordinator._heartbeatSequences[member] = sequence;
+        foreach (var (member, sequence) in snapshot.ReportSequences ?? []) coordinator._reportSequences[member] = sequence;
+        foreach (var (member, sequence) in snapshot.SyncSequences ?? []) coordinator._syncSequences[member] = sequence;
         return coordinator;
     }
+
+    /// <summary>The checkpoint writer a view names: the first member that does not wait for a state (it cannot write one), or the server.</summary>
+    private string? Writer() =>
+        WorkersWriteCheckpoints ? _leases.Keys.Where(m => !_syncRequests.Contains(m)).Order(StringComparer.Ordinal).FirstOrDefault() : "ps";
 
     private MembershipView View(IReadOnlyList<string> expired)
     {
         var members = _leases.Keys.OrderBy(m => m, StringComparer.Ordinal).ToList();
-        // A member that waits for a state cannot be the one that writes it.
-        string? writer = WorkersWriteCheckpoints ? members.FirstOrDefault(m => !_syncRequests.Contains(m)) : "ps";
+        string? writer = Writer();
         // The keys of the members and of the server; a key whose member has left stays out of the view, so its messages are dropped.
         var keys = _keys.Where(k => k.Key == ServerKeyName || _leases.ContainsKey(k.Key)).ToDictionary(k => k.Key, k => k.Value, StringComparer.Ordinal);
         return new MembershipView(Version, members, new Dictionary<int, string>(_shardOwners), writer, expired,

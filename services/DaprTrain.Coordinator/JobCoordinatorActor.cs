@@ -112,29 +112,31 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
             // Renews nothing, and answers as for a member that is not (or no longer) in the job: a worker restarted with a new
             // key while its old registration's lease still runs gets here, and must keep joining until that lease ran out and
             // its new key is taken. A forger learns nothing it did not know.
-            LogRefusedHeartbeat(heartbeat.Member, ex.Message);
+            LogRefused("heartbeat", heartbeat.Member, ex.Message);
             return false;
         }
         if (known) await SaveAsync();
         return known;
     }
 
-    // Refused heartbeats are logged at most once per member per interval, with how many were not: any caller of the actor
-    // can send them, and a restarted worker sends one a heartbeat period until its old lease ran out.
+    // Refused heartbeats and round calls are logged at most once per caller and call per interval, with how many were not:
+    // any caller of the actor can send them, a restarted worker sends a heartbeat a period until its old lease ran out, and a
+    // worker whose lease was expired polls until it learns it.
     private static readonly TimeSpan RefusalLogInterval = TimeSpan.FromSeconds(10);
     private readonly Dictionary<string, (DateTimeOffset Logged, int Since)> _refusals = new(StringComparer.Ordinal);
 
-    private void LogRefusedHeartbeat(string member, string reason)
+    private void LogRefused(string call, string? caller, string reason)
     {
         var now = _time.GetUtcNow();
-        string key = member.Length <= 128 ? member : member[..128];
+        caller ??= "";
+        string key = call + "\n" + (caller.Length <= 128 ? caller : caller[..128]);
         if (_refusals.TryGetValue(key, out var last) && now - last.Logged < RefusalLogInterval)
         {
             _refusals[key] = (last.Logged, last.Since + 1);
             return;
         }
         if (_refusals.Count >= 1024 && !_refusals.ContainsKey(key)) _refusals.Clear();
-        Logger.LogWarning("job {Job}: refused a heartbeat: {Reason} ({Suppressed} more refused for this id since the last report)", Id.GetId(), reason, last.Since);
+        Logger.LogWarning("job {Job}: refused a {Call}: {Reason} ({Suppressed} more refused for this id since the last report)", Id.GetId(), call, reason, last.Since);
         _refusals[key] = (now, 0);
     }
 
@@ -173,7 +175,15 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     public async Task ReportAsync(RoundReportDto report)
     {
         Validate(report, withDeadline: false);
-        State.Report(report.Member, report.Generation, report.Round, report.Received ?? []);
+        try
+        {
+            State.Report(report.Member, report.Generation, report.Round, report.Received ?? [], report.Sequence, report.Signature);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            LogRefused("report", report.Member, ex.Message);
+            return;
+        }
         await SaveAsync();
     }
 
@@ -182,7 +192,19 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         Validate(report, withDeadline: true);
         // Leases that ran out are expired first, as GetView would (the dashboard hears of it as it would from GetView).
         var view = State.CurrentView();
-        var decision = State.ReportAndTryClose(report.Member, report.Generation, report.Round, report.Received ?? [], TimeSpan.FromMilliseconds(report.DeadlineMs));
+        RoundDecision? decision;
+        try
+        {
+            decision = State.ReportAndTryClose(report.Member, report.Generation, report.Round, report.Received ?? [], TimeSpan.FromMilliseconds(report.DeadlineMs),
+                report.Sequence, report.Signature);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            LogRefused("report", report.Member, ex.Message);
+            if (view.Expired.Count > 0) await SaveAsync();
+            Tell(view);
+            return State.DecisionOf(report.Generation, report.Round) is { } known ? ToDto(known) : null;
+        }
         await SaveAsync();
         Tell(view);
         Decided(decision);
@@ -191,10 +213,19 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
 
     public async Task<RoundDecisionDto> CloseRoundAsync(RoundKeyDto round)
     {
-        ArgumentNullException.ThrowIfNull(round);
+        Validate(round, withDeadline: false);
         // A decision already taken (and saved) is answered as it is: no state write for a call that changes nothing.
         if (State.DecisionOf(round.Generation, round.Round) is { } known) return ToDto(known);
-        var decision = State.Close(round.Generation, round.Round);
+        RoundDecision decision;
+        try
+        {
+            decision = State.Close(round.Generation, round.Round, round.Caller, round.Signature);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            LogRefused("close", round.Caller, ex.Message);
+            throw;
+        }
         await SaveAsync();
         Decided(decision);
         return ToDto(decision);
@@ -202,13 +233,22 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
 
     public async Task<RoundDecisionDto?> TryCloseRoundAsync(RoundKeyDto round)
     {
-        ArgumentNullException.ThrowIfNull(round);
+        Validate(round, withDeadline: true);
         // The others' polls end with a decision the last report already took and saved: answered without a state write.
         if (State.DecisionOf(round.Generation, round.Round) is { } known) return ToDto(known);
         // TryClose expires leases that ran out; the view says whether it did (then saved, and told, even with no decision yet).
         var view = State.CurrentView();
         if (view.Expired.Count > 0) Tell(view);
-        var decision = State.TryClose(round.Generation, round.Round, TimeSpan.FromMilliseconds(Math.Max(round.DeadlineMs, 1)));
+        RoundDecision? decision;
+        try
+        {
+            decision = State.TryClose(round.Generation, round.Round, TimeSpan.FromMilliseconds(round.DeadlineMs), round.Caller, round.Signature);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            LogRefused("try-close", round.Caller, ex.Message);
+            decision = null;
+        }
         if (decision is null)
         {
             if (view.Expired.Count > 0) await SaveAsync();
@@ -227,13 +267,37 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     private static void Validate(RoundReportDto report, bool withDeadline)
     {
         ArgumentNullException.ThrowIfNull(report);
-        if (string.IsNullOrWhiteSpace(report.Member) || report.Member.Length > 128) throw new ArgumentException("member id must be 1 to 128 characters");
-        if (report.Generation < 0) throw new ArgumentException($"generation {report.Generation} is negative");
-        if (report.Round < 1) throw new ArgumentException($"round {report.Round} is not a round (they start at 1)");
+        ValidateId(report.Member, "member");
+        ValidateRound(report.Generation, report.Round);
         var received = report.Received ?? [];
         if (received.Length > MaxReportedSenders) throw new ArgumentException($"a report names {received.Length} senders; at most {MaxReportedSenders}");
         if (received.Any(s => string.IsNullOrWhiteSpace(s) || s.Length > 128)) throw new ArgumentException("sender ids must be 1 to 128 characters");
-        if (withDeadline && (report.DeadlineMs < 1 || report.DeadlineMs > MaxDeadlineMs)) throw new ArgumentException($"deadline {report.DeadlineMs} ms is not 1 to {MaxDeadlineMs} ms");
+        if (withDeadline) ValidateDeadline(report.DeadlineMs);
+    }
+
+    /// <summary>A close or try-close is bounded as a report is (its deadline only where it is used, the try-close's).</summary>
+    private static void Validate(RoundKeyDto round, bool withDeadline)
+    {
+        ArgumentNullException.ThrowIfNull(round);
+        ValidateId(round.Caller, "caller");
+        ValidateRound(round.Generation, round.Round);
+        if (withDeadline) ValidateDeadline(round.DeadlineMs);
+    }
+
+    private static void ValidateId(string? id, string what)
+    {
+        if (string.IsNullOrWhiteSpace(id) || id.Length > 128) throw new ArgumentException($"{what} id must be 1 to 128 characters");
+    }
+
+    private static void ValidateRound(int generation, long round)
+    {
+        if (generation < 0) throw new ArgumentException($"generation {generation} is negative");
+        if (round < 1) throw new ArgumentException($"round {round} is not a round (they start at 1)");
+    }
+
+    private static void ValidateDeadline(int deadlineMs)
+    {
+        if (deadlineMs < 1 || deadlineMs > MaxDeadlineMs) throw new ArgumentException($"deadline {deadlineMs} ms is not 1 to {MaxDeadlineMs} ms");
     }
 
     private static RoundDecisionDto ToDto(RoundDecision decision) =>
@@ -242,11 +306,22 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     public async Task<WeightCheckDto> CompareWeightsAsync(WeightHashDto report)
     {
         ArgumentNullException.ThrowIfNull(report);
+        ValidateId(report.Member, "member");
         if (!ulong.TryParse(report.Hash, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out ulong hash))
         {
             throw new ArgumentException($"weight hash '{report.Hash}' is not 16 hex digits");
         }
-        var check = State.CompareWeights(report.Member, report.Round, hash);
+        WeightCheck check;
+        try
+        {
+            check = State.CompareWeights(report.Member, report.Round, hash, report.Signature);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            // Nothing stored, and nothing the caller acts on: an incomplete comparison of its round.
+            LogRefused("weight hash", report.Member, ex.Message);
+            return new WeightCheckDto(report.Round, false, null, []);
+        }
         // Once per comparison, by whoever completes it: the job's replicas no longer agree.
         if (check.Complete && check.Round == report.Round && check.Diverged.Count > 0)
         {
@@ -260,8 +335,18 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     public async Task SetSyncRequestAsync(SyncRequestDto request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Pending) State.RequestSync(request.Member);
-        else State.CompleteSync(request.Member);
+        ValidateId(request.Caller, "caller");
+        ValidateId(request.Member, "member");
+        try
+        {
+            if (request.Pending) State.RequestSync(request.Member, request.Caller, request.Sequence, request.Signature);
+            else State.CompleteSync(request.Member, request.Caller, request.Sequence, request.Signature);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            LogRefused("sync request", request.Caller, ex.Message);
+            return;
+        }
         await SaveAsync();
     }
 

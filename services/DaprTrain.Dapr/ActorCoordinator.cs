@@ -38,40 +38,57 @@ public sealed class ActorCoordinator(IActorProxyFactory proxies, string jobId) :
     }
 
     private static MemberIdentity Required(MemberIdentity? identity) =>
-        identity ?? throw new ArgumentNullException(nameof(identity), "the coordinator actor takes no join, heartbeat, leave or server key without the node's key");
+        identity ?? throw new ArgumentNullException(nameof(identity), "the coordinator actor takes no call of a member or the server without the node's key");
 
     public async Task<MembershipView> GetViewAsync() => ToView(await _actor.GetViewAsync());
 
-    public Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received) =>
-        _actor.ReportAsync(new RoundReportDto(member, generation, round, [.. received]));
-
-    public async Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline)
+    public Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received, MemberIdentity? identity)
     {
-        var decision = await _actor.ReportAndTryCloseAsync(new RoundReportDto(member, generation, round, [.. received], DeadlineMs(deadline)));
+        var proven = Required(identity);
+        long sequence = proven.NextReport();
+        string signature = proven.Sign(SignedCall.Report(jobId, member, sequence, generation, round, received));
+        return _actor.ReportAsync(new RoundReportDto(member, generation, round, [.. received], 0, sequence, signature));
+    }
+
+    public async Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline, MemberIdentity? identity)
+    {
+        var proven = Required(identity);
+        long sequence = proven.NextReport();
+        string signature = proven.Sign(SignedCall.ReportAndTryClose(jobId, member, sequence, generation, round, received, deadline));
+        var decision = await _actor.ReportAndTryCloseAsync(new RoundReportDto(member, generation, round, [.. received], SignedCall.DeadlineMs(deadline), sequence, signature));
         return decision is null ? null : ToDecision(decision);
     }
 
-    public async Task<RoundDecision> CloseRoundAsync(int generation, long round) => ToDecision(await _actor.CloseRoundAsync(new RoundKeyDto(generation, round)));
-
-    public async Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline)
+    public async Task<RoundDecision> CloseRoundAsync(string caller, int generation, long round, MemberIdentity? identity)
     {
-        var decision = await _actor.TryCloseRoundAsync(new RoundKeyDto(generation, round, DeadlineMs(deadline)));
+        string signature = Required(identity).Sign(SignedCall.CloseRound(jobId, caller, generation, round));
+        return ToDecision(await _actor.CloseRoundAsync(new RoundKeyDto(caller, generation, round, 0, signature)));
+    }
+
+    public async Task<RoundDecision?> TryCloseRoundAsync(string caller, int generation, long round, TimeSpan deadline, MemberIdentity? identity)
+    {
+        string signature = Required(identity).Sign(SignedCall.TryCloseRound(jobId, caller, generation, round, deadline));
+        var decision = await _actor.TryCloseRoundAsync(new RoundKeyDto(caller, generation, round, SignedCall.DeadlineMs(deadline), signature));
         return decision is null ? null : ToDecision(decision);
     }
 
-    public async Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash)
+    public async Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash, MemberIdentity? identity)
     {
-        var check = await _actor.CompareWeightsAsync(new WeightHashDto(member, round, hash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture)));
+        string signature = Required(identity).Sign(SignedCall.WeightHash(jobId, member, round, hash));
+        var check = await _actor.CompareWeightsAsync(new WeightHashDto(member, round, hash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), signature));
         return new WeightCheck(check.Round, check.Complete,
             check.Majority is null ? null : ulong.Parse(check.Majority, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture), check.Diverged);
     }
 
-    public Task SetSyncRequestAsync(string member, bool pending) => _actor.SetSyncRequestAsync(new SyncRequestDto(member, pending));
+    public Task SetSyncRequestAsync(string caller, string member, bool pending, MemberIdentity? identity)
+    {
+        var proven = Required(identity);
+        long sequence = proven.NextSyncRequest();
+        return _actor.SetSyncRequestAsync(new SyncRequestDto(caller, member, pending, sequence, proven.Sign(SignedCall.SyncRequest(jobId, caller, sequence, member, pending))));
+    }
 
     private static MembershipView ToView(MembershipDto dto) =>
         new(dto.Version, dto.Members, dto.ShardOwners, dto.CheckpointWriter, dto.Expired, dto.SyncRequests ?? [], dto.Keys ?? [], dto.Generation);
 
     private static RoundDecision ToDecision(RoundDecisionDto dto) => new(dto.Generation, dto.Round, dto.Included, dto.Reporters, dto.ViewVersion);
-
-    private static int DeadlineMs(TimeSpan deadline) => (int)Math.Clamp(deadline.TotalMilliseconds, 1, int.MaxValue);
 }

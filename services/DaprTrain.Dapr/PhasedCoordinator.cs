@@ -40,39 +40,39 @@ public sealed class PhasedCoordinator(ICoordinator inner, RoundPhases phases) : 
         return await inner.GetViewAsync();
     }
 
-    public async Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received)
+    public async Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received, MemberIdentity? identity)
     {
         using var _ = phases.Time(RoundPhase.Coordinator, "Report");
-        await inner.ReportAsync(member, generation, round, received);
+        await inner.ReportAsync(member, generation, round, received, identity);
     }
 
-    public async Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline)
+    public async Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline, MemberIdentity? identity)
     {
         using var _ = phases.Time(RoundPhase.Coordinator, "ReportAndTryClose");
-        return await inner.ReportAndTryCloseAsync(member, generation, round, received, deadline);
+        return await inner.ReportAndTryCloseAsync(member, generation, round, received, deadline, identity);
     }
 
-    public async Task<RoundDecision> CloseRoundAsync(int generation, long round)
+    public async Task<RoundDecision> CloseRoundAsync(string caller, int generation, long round, MemberIdentity? identity)
     {
         using var _ = phases.Time(RoundPhase.Coordinator, "CloseRound");
-        return await inner.CloseRoundAsync(generation, round);
+        return await inner.CloseRoundAsync(caller, generation, round, identity);
     }
 
-    public async Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline)
+    public async Task<RoundDecision?> TryCloseRoundAsync(string caller, int generation, long round, TimeSpan deadline, MemberIdentity? identity)
     {
         using var _ = phases.Time(RoundPhase.Coordinator, "TryCloseRound");
-        return await inner.TryCloseRoundAsync(generation, round, deadline);
+        return await inner.TryCloseRoundAsync(caller, generation, round, deadline, identity);
     }
 
-    public async Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash)
+    public async Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash, MemberIdentity? identity)
     {
         using var _ = phases.Time(RoundPhase.Coordinator, "CompareWeights");
-        return await inner.CompareWeightsAsync(member, round, hash);
+        return await inner.CompareWeightsAsync(member, round, hash, identity);
     }
 
-    public async Task SetSyncRequestAsync(string member, bool pending)
+    public async Task SetSyncRequestAsync(string caller, string member, bool pending, MemberIdentity? identity)
     {
         using var _ = phases.Time(RoundPhase.Coordinator, "SetSyncRequest");
-        await inner.SetSyncRequestAsync(member, pending);
+        await inner.SetSyncRequestAsync(caller, member, pending, identity);
     }
 }

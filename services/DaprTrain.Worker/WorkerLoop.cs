@@ -211,18 +211,18 @@ public sealed class WorkerLoop(
         using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.Gathered(n, round, contributors), deadline, Poll, stoppingToken);
         var holds = runtime.Use(n => n.HeldSenders(round));
         RoundDecision? decided = null;
-        if (job.FewerCoordinatorCalls) decided = await coordinator.ReportAndTryCloseAsync(_id, 0, round, holds, deadline);
-        else await coordinator.ReportAsync(_id, 0, round, holds);
+        if (job.FewerCoordinatorCalls) decided = await coordinator.ReportAndTryCloseAsync(_id, 0, round, holds, deadline, identityKey);
+        else await coordinator.ReportAsync(_id, 0, round, holds, identityKey);
         if (decided is null)
         {
             using (phases.Time(RoundPhase.Wait, "agreement"))
             {
                 // The report's answer said the round is open: the others' reports take at least a poll to come.
                 if (job.FewerCoordinatorCalls) await Task.Delay(Poll, time, stoppingToken);
-                await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(0, round, deadline)) is not null, deadline * 4, Poll, stoppingToken);
+                await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(_id, 0, round, deadline, identityKey)) is not null, deadline * 4, Poll, stoppingToken);
             }
         }
-        var closed = decided ?? await coordinator.CloseRoundAsync(0, round);
+        var closed = decided ?? await coordinator.CloseRoundAsync(_id, 0, round, identityKey);
         // The decision names the view version it was taken under: every replica learns from the same decision whether the
         // view changed, and the next round asks for it only then.
         _held.Decided(closed);
@@ -256,7 +256,7 @@ public sealed class WorkerLoop(
             if (!await checkpoints.TrySaveAsync(state, stoppingToken)) logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
             else ReportCheckpoint(state);
             // The joiners now have a state to continue from; from the next round on the others wait for their gradients.
-            foreach (var joiner in view.PendingSyncs) await coordinator.SetSyncRequestAsync(joiner, pending: false);
+            foreach (var joiner in view.PendingSyncs) await coordinator.SetSyncRequestAsync(_id, joiner, pending: false, identityKey);
             if (view.PendingSyncs.Count > 0) _held.Invalidate();
         }
         if (round % 10 == 0) logger.LogInformation("{Worker} completed round {Round}/{Rounds}", _id, round, job.Rounds);
@@ -325,7 +325,7 @@ public sealed class WorkerLoop(
     private async Task<bool> DivergedAsync(long round)
     {
         ulong hash = runtime.Use(n => n.WeightHash);
-        var check = await coordinator.CompareWeightsAsync(_id, round, hash);
+        var check = await coordinator.CompareWeightsAsync(_id, round, hash, identityKey);
         // A comparison acted on once: the state taken since then is judged by the next one.
         if (!check.Complete || check.Round <= _divergenceHandled || !check.Diverged.Contains(_id, StringComparer.Ordinal)) return false;
         _divergenceHandled = round;
@@ -398,7 +398,7 @@ public sealed class WorkerLoop(
         using var synchronising = phases.Time(RoundPhase.Checkpoint, "synchronise");
         // Its own sync request changes the view (and whatever made it synchronise may have): the next round asks for one.
         _held.Invalidate();
-        await coordinator.SetSyncRequestAsync(_id, pending: true);
+        await coordinator.SetSyncRequestAsync(_id, _id, pending: true, identityKey);
         logger.LogInformation("{Worker} asks for the job's current state (newer than round {Round})", _id, seenRound);
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -408,13 +408,13 @@ public sealed class WorkerLoop(
                 // the coordinator has taken this process's key (an older registration of its id still holds a lease) it
                 // asks no state for that id, which belongs to the other registration.
                 if (!await RejoinAsync(stoppingToken)) continue;
-                await coordinator.SetSyncRequestAsync(_id, pending: true);
+                await coordinator.SetSyncRequestAsync(_id, _id, pending: true, identityKey);
             }
             var latest = (await checkpoints.LoadLatestAsync(stoppingToken))?.Checkpoint;
             if (latest is not null && (latest.Round > seenRound || latest.Round >= job.Rounds))
             {
                 Restore(latest);
-                await coordinator.SetSyncRequestAsync(_id, pending: false);
+                await coordinator.SetSyncRequestAsync(_id, _id, pending: false, identityKey);
                 _progress.LastIncluded = null;
                 _progress.State("alive", latest.Round, $"continues from the state of round {latest.Round} written by {latest.Writer}");
                 logger.LogInformation("{Worker} continues from round {Round}, written by {Writer}", _id, latest.Round, latest.Writer);
@@ -429,7 +429,7 @@ public sealed class WorkerLoop(
                 long own = runtime.Use(n => n.AppliedRound);
                 bool fromCheckpoint = latest is not null && latest.Round > own;
                 if (fromCheckpoint) Restore(latest!);
-                await coordinator.SetSyncRequestAsync(_id, pending: false);
+                await coordinator.SetSyncRequestAsync(_id, _id, pending: false, identityKey);
                 logger.LogWarning("{Worker}: no member can serve a newer state; continuing from round {Round} ({Source})", _id,
                     runtime.Use(n => n.AppliedRound), fromCheckpoint ? "the latest checkpoint" : "its own replica");
                 return;

@@ -2,6 +2,7 @@ using Dapr.Actors;
 using Dapr.Actors.Runtime;
 using DaprTrain.Contracts;
 using DaprTrain.Coordination.Security;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 
 namespace DaprTrain.Coordinator.Tests;
@@ -16,6 +17,7 @@ public class JobCoordinatorActorTests
     private static readonly CoordinatorOptions Options = new() { Shards = 3, LeaseMs = 1000, WorkersWriteCheckpoints = true, Secret = Secret, Workers = 3 };
     private readonly Dictionary<string, MemberIdentity> _identities = [];
     private TestActorStateManager? _state;
+    private readonly CapturingLoggerFactory _logs = new();
 
     private MemberIdentity Identity(string member, string secret = Secret)
     {
@@ -29,6 +31,33 @@ public class JobCoordinatorActorTests
         return new HeartbeatDto(member, sequence, signature);
     }
 
+    // The round calls as a worker signs them (ActorCoordinator); signer: another key, for the forgeries.
+    private RoundReportDto ReportOf(string member, long round, string[] received, int deadlineMs = 0, MemberIdentity? signer = null)
+    {
+        var identity = signer ?? Identity(member);
+        long sequence = identity.NextReport();
+        var call = deadlineMs == 0
+            ? SignedCall.Report("job-1", member, sequence, 0, round, received)
+            : SignedCall.ReportAndTryClose("job-1", member, sequence, 0, round, received, TimeSpan.FromMilliseconds(deadlineMs));
+        return new RoundReportDto(member, 0, round, received, deadlineMs, sequence, identity.Sign(call));
+    }
+
+    private RoundKeyDto CloseOf(string caller, long round, MemberIdentity? signer = null) =>
+        new(caller, 0, round, 0, (signer ?? Identity(caller)).Sign(SignedCall.CloseRound("job-1", caller, 0, round)));
+
+    private RoundKeyDto TryCloseOf(string caller, long round, int deadlineMs = 60_000, MemberIdentity? signer = null) =>
+        new(caller, 0, round, deadlineMs, (signer ?? Identity(caller)).Sign(SignedCall.TryCloseRound("job-1", caller, 0, round, TimeSpan.FromMilliseconds(deadlineMs))));
+
+    private WeightHashDto HashOf(string member, long round, ulong hash, MemberIdentity? signer = null) =>
+        new(member, round, hash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), (signer ?? Identity(member)).Sign(SignedCall.WeightHash("job-1", member, round, hash)));
+
+    private SyncRequestDto SyncOf(string caller, string member, bool pending, MemberIdentity? signer = null)
+    {
+        var identity = signer ?? Identity(caller);
+        long sequence = identity.NextSyncRequest();
+        return new SyncRequestDto(caller, member, pending, sequence, identity.Sign(SignedCall.SyncRequest("job-1", caller, sequence, member, pending)));
+    }
+
     private JoinRequestDto JoinOf(string member) => new(member, Identity(member).Key.PublicKey, Identity(member).JoinProof("job-1", member));
 
     private async Task<LeaveRequestDto> LeaveOf(JobCoordinatorActor actor, string member, MemberIdentity? signer = null)
@@ -39,7 +68,7 @@ public class JobCoordinatorActorTests
 
     private async Task<JobCoordinatorActor> ActivateAsync()
     {
-        var host = ActorHost.CreateForTest<JobCoordinatorActor>(new ActorTestOptions { ActorId = new ActorId("job-1"), TimerManager = _timers });
+        var host = ActorHost.CreateForTest<JobCoordinatorActor>(new ActorTestOptions { ActorId = new ActorId("job-1"), TimerManager = _timers, LoggerFactory = _logs });
         _state = new TestActorStateManager(_store);
         var actor = new JobCoordinatorActor(host, Options, _clock, _state);
         await actor.ActivateAsync();
@@ -134,6 +163,157 @@ public class JobCoordinatorActorTests
         (await actor.GetViewAsync()).Members.Should().Equal(["worker-2", "worker-3"], "worker-1's lease ran out at 1000 ms: forged heartbeats renewed nothing");
     }
 
+    // Issue 11's remaining hole: reports, closes, weight hashes and sync requests named a member (or nobody) and proved
+    // nothing, so any app with a sidecar could report for another member, close a round early and leave real members out,
+    // have a member marked diverged, or mark and clear sync requests. Each test below failed before they were signed.
+
+    [Fact]
+    public async Task A_report_counts_only_when_signed_by_the_members_own_key()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        string[] all = ["worker-1", "worker-2", "worker-3"];
+        string saved = _store[JobCoordinatorActor.StateKey];
+
+        // Reports for worker-2 and worker-3 that hold only worker-1: counted, they would complete the round without the
+        // others' gradients (the decision takes what every reporter holds).
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 1, ["worker-1"], 60_000, signer: Identity("worker-1")))).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-3", 1, ["worker-1"], 60_000) with { Signature = "" })).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-3", 1, ["worker-1"], 60_000) with { Signature = "@@ not base64 @@" })).Should().BeNull();
+        await actor.ReportAsync(ReportOf("worker-2", 1, ["worker-1"], signer: Identity("worker-3")));
+        // Signed, but for other fields than it carries: a signature covers every one.
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 1, all, 60_000) with { Received = ["worker-1"] })).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 1, ["worker-1"], 60_000) with { DeadlineMs = 1 })).Should().BeNull();
+        // And mallory, who has a key of its own but is no member (it could not join).
+        (await actor.ReportAndTryCloseAsync(ReportOf("mallory", 1, ["worker-1"], 60_000))).Should().BeNull();
+        _store[JobCoordinatorActor.StateKey].Should().Be(saved, "a refused report stores nothing");
+
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 1, all, 60_000))).Should().BeNull("worker-2 and worker-3 have not reported: the forgeries did not count");
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 1, all, 60_000))).Should().BeNull();
+        var decision = await actor.ReportAndTryCloseAsync(ReportOf("worker-3", 1, all, 60_000));
+        decision.Should().NotBeNull();
+        decision!.Included.Should().Equal(all, "only the members' own reports decided the round");
+        _logs.Messages.Should().Contain(m => m.Contains("refused a report: report of worker-2 is not signed by worker-2's registered key"))
+            .And.Contain(m => m.Contains("refused a report: report of worker-3 carries no signature"))
+            .And.Contain(m => m.Contains("refused a report: report of mallory, which is not a member of the job"));
+    }
+
+    [Fact]
+    public async Task A_replayed_report_does_not_replace_the_members_newer_report_even_after_reactivation()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        string[] all = ["worker-1", "worker-2", "worker-3"];
+        // worker-1 reported round 1 holding only itself, then (its round retried after an error) holding everyone.
+        var first = ReportOf("worker-1", 1, ["worker-1"], 60_000);
+        (await actor.ReportAndTryCloseAsync(first)).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 1, all, 60_000))).Should().BeNull();
+
+        // The first, recorded and sent again, after the actor was deactivated: validly signed, but its number was taken.
+        var reactivated = await ActivateAsync();
+        (await reactivated.ReportAndTryCloseAsync(first)).Should().BeNull();
+        await reactivated.ReportAsync(first with { DeadlineMs = 0, Signature = Identity("worker-1").Sign(SignedCall.Report("job-1", "worker-1", first.Sequence, 0, 1, ["worker-1"])) });
+
+        (await reactivated.ReportAndTryCloseAsync(ReportOf("worker-2", 1, all, 60_000))).Should().BeNull();
+        var decision = await reactivated.ReportAndTryCloseAsync(ReportOf("worker-3", 1, all, 60_000));
+        decision!.Included.Should().Equal(all, "worker-1's newer report stands: the replay would have left worker-2 and worker-3 out");
+    }
+
+    [Fact]
+    public async Task Only_a_member_closes_a_round_and_only_with_its_own_signature()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        string[] all = ["worker-1", "worker-2", "worker-3"];
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 1, all, 60_000))).Should().BeNull();
+        _clock.SetUtcNow(Start.AddMilliseconds(50));
+        var mallory = Identity("mallory");
+
+        // Closing now would decide the round with worker-1's report alone: worker-2 and worker-3 left out of it.
+        var closeByStranger = () => actor.CloseRoundAsync(CloseOf("mallory", 1));
+        var closeForged = () => actor.CloseRoundAsync(CloseOf("worker-2", 1, signer: mallory));
+        var closeUnsigned = () => actor.CloseRoundAsync(CloseOf("worker-2", 1) with { Signature = "" });
+        await closeByStranger.Should().ThrowAsync<UnauthorizedAccessException>().WithMessage("*mallory, which is not a member*");
+        await closeForged.Should().ThrowAsync<UnauthorizedAccessException>().WithMessage("*not signed by worker-2's registered key*");
+        await closeUnsigned.Should().ThrowAsync<UnauthorizedAccessException>().WithMessage("*carries no signature*");
+        // A try-close with a deadline of 1 ms (one past since the first report) is a close too.
+        (await actor.TryCloseRoundAsync(TryCloseOf("mallory", 1, deadlineMs: 1))).Should().BeNull("mallory is no member");
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-2", 1, deadlineMs: 1, signer: mallory))).Should().BeNull("not worker-2's key");
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-2", 1) with { DeadlineMs = 1 })).Should().BeNull("signed for a deadline of 60 s, not 1 ms");
+
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 1))).Should().BeNull("the round is still open");
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 1, all, 60_000))).Should().BeNull();
+        var decision = await actor.ReportAndTryCloseAsync(ReportOf("worker-3", 1, all, 60_000));
+        decision!.Reporters.Should().Equal(all, "nobody closed the round before the members reported");
+        (await actor.CloseRoundAsync(CloseOf("mallory", 1))).Should().BeEquivalentTo(decision, "a decision taken is answered to anyone: reading it changes nothing");
+    }
+
+    [Fact]
+    public async Task A_forged_weight_hash_does_not_mark_another_member_diverged()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+        foreach (var w in new[] { "worker-1", "worker-2" }) (await actor.CompareWeightsAsync(HashOf(w, 10, 0xAA))).Complete.Should().BeFalse();
+        (await actor.CompareWeightsAsync(HashOf("worker-3", 10, 0xAA))).Diverged.Should().BeEmpty();
+
+        // A false hash for worker-2's round 10, after its real one: counted, it would replace it, and worker-2 would learn at
+        // its next comparison that it diverged and throw its state away for a checkpoint.
+        var forged = await actor.CompareWeightsAsync(HashOf("worker-2", 10, 0xBB, signer: Identity("worker-1")));
+        var unsigned = await actor.CompareWeightsAsync(HashOf("worker-2", 10, 0xBB) with { Signature = "" });
+        var tampered = await actor.CompareWeightsAsync(HashOf("worker-2", 10, 0xAA) with { Hash = "00000000000000bb" });
+
+        foreach (var refused in new[] { forged, unsigned, tampered }) refused.Should().BeEquivalentTo(new WeightCheckDto(10, false, null, []), "refused: an incomplete comparison");
+        var next = await actor.CompareWeightsAsync(HashOf("worker-2", 20, 0xCC));
+        next.Round.Should().Be(10, "round 20's comparison is incomplete: worker-2 learns round 10's");
+        next.Diverged.Should().BeEmpty("worker-2's own hash for round 10 stands");
+    }
+
+    [Fact]
+    public async Task A_sync_request_is_the_members_own_and_a_replayed_one_does_not_flip_the_state_back()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
+
+        // Nobody asks a state for another member (it would stop counting in the rounds and could not write checkpoints).
+        await actor.SetSyncRequestAsync(SyncOf("worker-1", "worker-2", pending: true));
+        await actor.SetSyncRequestAsync(SyncOf("worker-2", "worker-2", pending: true, signer: Identity("worker-1")));
+        await actor.SetSyncRequestAsync(SyncOf("mallory", "worker-1", pending: true));
+        (await actor.GetViewAsync()).SyncRequests.Should().BeEmpty();
+
+        var asked = SyncOf("worker-3", "worker-3", pending: true);
+        await actor.SetSyncRequestAsync(asked);
+        (await actor.GetViewAsync()).SyncRequests.Should().Equal("worker-3");
+        // Only worker-3 or the checkpoint writer (worker-1) that wrote it a state clears it; worker-2 is neither.
+        await actor.SetSyncRequestAsync(SyncOf("worker-2", "worker-3", pending: false));
+        (await actor.GetViewAsync()).SyncRequests.Should().Equal("worker-3");
+        await actor.SetSyncRequestAsync(SyncOf("worker-1", "worker-3", pending: false));
+        (await actor.GetViewAsync()).SyncRequests.Should().BeEmpty("the checkpoint writer served it");
+
+        // worker-3's request, recorded and sent again, and again after the actor was deactivated: its number was taken.
+        await actor.SetSyncRequestAsync(asked);
+        (await actor.GetViewAsync()).SyncRequests.Should().BeEmpty("a replay does not make worker-3 wait for a state again");
+        var reactivated = await ActivateAsync();
+        await reactivated.SetSyncRequestAsync(asked);
+        (await reactivated.GetViewAsync()).SyncRequests.Should().BeEmpty("the numbers taken are in the actor's stored state");
+        await reactivated.SetSyncRequestAsync(SyncOf("worker-3", "worker-3", pending: true));
+        (await reactivated.GetViewAsync()).SyncRequests.Should().Equal(["worker-3"], "its next request, with a new number, counts");
+    }
+
+    [Fact]
+    public async Task Refused_calls_are_logged_once_per_caller_and_call_every_ten_seconds_with_a_count()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2" }) await actor.JoinAsync(JoinOf(w));
+        for (int i = 0; i < 5; i++) await actor.ReportAsync(ReportOf("worker-2", 1, [], signer: Identity("worker-1")));
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-2", 1, signer: Identity("worker-1")))).Should().BeNull();
+        _clock.SetUtcNow(Start.AddSeconds(11));
+        await actor.ReportAsync(ReportOf("worker-2", 1, [], signer: Identity("worker-1")));
+
+        var refusals = _logs.Messages.Where(m => m.Contains("refused a")).ToList();
+        refusals.Should().HaveCount(3, "one report refusal, one try-close refusal (another call), one report refusal 11 s later");
+        refusals[2].Should().Contain("(4 more refused for this id since the last report)");
+    }
+
     [Fact]
     public async Task The_round_barrier_releases_with_every_member_and_without_a_missing_one()
     {
@@ -141,14 +321,14 @@ public class JobCoordinatorActorTests
         foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await actor.JoinAsync(JoinOf(w));
         foreach (var w in new[] { "worker-1", "worker-2", "worker-3" })
         {
-            await actor.ReportAsync(new RoundReportDto(w, 0, 1, ["worker-1", "worker-2", "worker-3"]));
+            await actor.ReportAsync(ReportOf(w, 1, ["worker-1", "worker-2", "worker-3"]));
         }
-        (await actor.CloseRoundAsync(new RoundKeyDto(0, 1))).Included.Should().Equal("worker-1", "worker-2", "worker-3");
+        (await actor.CloseRoundAsync(CloseOf("worker-1", 1))).Included.Should().Equal("worker-1", "worker-2", "worker-3");
 
         // Round 2: worker-3 is gone; the others received nothing from it.
-        await actor.ReportAsync(new RoundReportDto("worker-1", 0, 2, ["worker-1", "worker-2"]));
-        await actor.ReportAsync(new RoundReportDto("worker-2", 0, 2, ["worker-1", "worker-2"]));
-        var decision = await actor.CloseRoundAsync(new RoundKeyDto(0, 2));
+        await actor.ReportAsync(ReportOf("worker-1", 2, ["worker-1", "worker-2"]));
+        await actor.ReportAsync(ReportOf("worker-2", 2, ["worker-1", "worker-2"]));
+        var decision = await actor.CloseRoundAsync(CloseOf("worker-2", 2));
         decision.Included.Should().Equal("worker-1", "worker-2");
         decision.Reporters.Should().Equal("worker-1", "worker-2");
     }
@@ -158,15 +338,15 @@ public class JobCoordinatorActorTests
     {
         var first = await ActivateAsync();
         foreach (var w in new[] { "worker-1", "worker-2", "worker-3" }) await first.JoinAsync(JoinOf(w));
-        await first.ReportAsync(new RoundReportDto("worker-1", 0, 5, ["worker-1", "worker-3"]));
-        var decided = await first.CloseRoundAsync(new RoundKeyDto(0, 5));
+        await first.ReportAsync(ReportOf("worker-1", 5, ["worker-1", "worker-3"]));
+        var decided = await first.CloseRoundAsync(CloseOf("worker-1", 5));
         await first.LeaveAsync(await LeaveOf(first, "worker-2"));
 
         var second = await ActivateAsync();
         var view = await second.GetViewAsync();
         view.Members.Should().Equal("worker-1", "worker-3");
         view.ShardOwners[1].Should().Be("worker-1");
-        (await second.CloseRoundAsync(new RoundKeyDto(0, 5))).Should().BeEquivalentTo(decided, "a closed round's decision is kept");
+        (await second.CloseRoundAsync(CloseOf("worker-3", 5))).Should().BeEquivalentTo(decided, "a closed round's decision is kept");
         _store.Should().ContainKey(JobCoordinatorActor.StateKey);
     }
 
@@ -290,17 +470,17 @@ public class JobCoordinatorActorTests
         long version = (await actor.GetViewAsync()).Version;
         string[] all = ["worker-1", "worker-2", "worker-3"];
 
-        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-1", 0, 1, all, DeadlineMs: 60_000))).Should().BeNull("the others have not reported");
-        (await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000))).Should().BeNull();
-        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-2", 0, 1, all, DeadlineMs: 60_000))).Should().BeNull();
-        var decision = await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-3", 0, 1, ["worker-1", "worker-3"], DeadlineMs: 60_000));
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 1, all, 60_000))).Should().BeNull("the others have not reported");
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 1))).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 1, all, 60_000))).Should().BeNull();
+        var decision = await actor.ReportAndTryCloseAsync(ReportOf("worker-3", 1, ["worker-1", "worker-3"], 60_000));
 
         decision.Should().NotBeNull("worker-3's report completed the round");
         decision!.Included.Should().Equal("worker-1", "worker-3");
         decision.ViewVersion.Should().Be(version);
-        (await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000))).Should().BeEquivalentTo(decision, "the others poll the same decision");
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 1))).Should().BeEquivalentTo(decision, "the others poll the same decision");
         var again = await ActivateAsync();
-        (await again.CloseRoundAsync(new RoundKeyDto(0, 1))).Should().BeEquivalentTo(decision, "the decision and its version are saved");
+        (await again.CloseRoundAsync(CloseOf("worker-2", 1))).Should().BeEquivalentTo(decision, "the decision and its version are saved");
     }
 
     [Fact]
@@ -308,12 +488,12 @@ public class JobCoordinatorActorTests
     {
         var actor = await ActivateAsync();
         foreach (var w in new[] { "worker-1", "worker-2" }) await actor.JoinAsync(JoinOf(w));
-        await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-1", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000));
-        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-2", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000))).Should().NotBeNull();
+        await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 1, ["worker-1", "worker-2"], 60_000));
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 1, ["worker-1", "worker-2"], 60_000))).Should().NotBeNull();
         int saves = _state!.Saves;
 
-        (await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000))).Should().NotBeNull();
-        (await actor.CloseRoundAsync(new RoundKeyDto(0, 1))).Round.Should().Be(1);
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 1))).Should().NotBeNull();
+        (await actor.CloseRoundAsync(CloseOf("worker-1", 1))).Round.Should().Be(1);
 
         _state.Saves.Should().Be(saves, "nothing changed: the decision was saved when it was taken");
     }
@@ -327,11 +507,11 @@ public class JobCoordinatorActorTests
         _clock.SetUtcNow(Start.AddMilliseconds(800));
         await actor.HeartbeatAsync(HeartbeatOf("worker-1"));
         await actor.HeartbeatAsync(HeartbeatOf("worker-2"));
-        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-1", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000))).Should().BeNull();
-        (await actor.ReportAndTryCloseAsync(new RoundReportDto("worker-2", 0, 1, ["worker-1", "worker-2"], DeadlineMs: 60_000))).Should().BeNull("worker-3's lease is still alive");
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 1, ["worker-1", "worker-2"], 60_000))).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 1, ["worker-1", "worker-2"], 60_000))).Should().BeNull("worker-3's lease is still alive");
         _clock.SetUtcNow(Start.AddMilliseconds(1200));
 
-        var decision = await actor.TryCloseRoundAsync(new RoundKeyDto(0, 1, 60_000));
+        var decision = await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 1));
 
         decision.Should().NotBeNull("the poll expired worker-3, and every member left has reported");
         decision!.ViewVersion.Should().BeGreaterThan(version, "the decision names the view without worker-3: every worker asks for it");
@@ -340,15 +520,15 @@ public class JobCoordinatorActorTests
 
     public static TheoryData<RoundReportDto, string> HostileReports => new()
     {
-        { new RoundReportDto("", 0, 1, [], 1000), "*member id*" },
-        { new RoundReportDto(new string('w', 129), 0, 1, [], 1000), "*member id*" },
-        { new RoundReportDto("worker-1", -1, 1, [], 1000), "*negative*" },
-        { new RoundReportDto("worker-1", 0, 0, [], 1000), "*round 0*" },
-        { new RoundReportDto("worker-1", 0, 1, [.. Enumerable.Range(0, JobCoordinatorActor.MaxReportedSenders + 1).Select(i => $"s{i}")], 1000), "*senders*" },
-        { new RoundReportDto("worker-1", 0, 1, ["worker-1", new string('s', 129)], 1000), "*sender ids*" },
-        { new RoundReportDto("worker-1", 0, 1, ["worker-1", " "], 1000), "*sender ids*" },
-        { new RoundReportDto("worker-1", 0, 1, [], 0), "*deadline*" },
-        { new RoundReportDto("worker-1", 0, 1, [], JobCoordinatorActor.MaxDeadlineMs + 1), "*deadline*" },
+        { new RoundReportDto("", 0, 1, [], 1000, 1, ""), "*member id*" },
+        { new RoundReportDto(new string('w', 129), 0, 1, [], 1000, 1, ""), "*member id*" },
+        { new RoundReportDto("worker-1", -1, 1, [], 1000, 1, ""), "*negative*" },
+        { new RoundReportDto("worker-1", 0, 0, [], 1000, 1, ""), "*round 0*" },
+        { new RoundReportDto("worker-1", 0, 1, [.. Enumerable.Range(0, JobCoordinatorActor.MaxReportedSenders + 1).Select(i => $"s{i}")], 1000, 1, ""), "*senders*" },
+        { new RoundReportDto("worker-1", 0, 1, ["worker-1", new string('s', 129)], 1000, 1, ""), "*sender ids*" },
+        { new RoundReportDto("worker-1", 0, 1, ["worker-1", " "], 1000, 1, ""), "*sender ids*" },
+        { new RoundReportDto("worker-1", 0, 1, [], 0, 1, ""), "*deadline*" },
+        { new RoundReportDto("worker-1", 0, 1, [], JobCoordinatorActor.MaxDeadlineMs + 1, 1, ""), "*deadline*" },
     };
 
     [Theory]
@@ -368,6 +548,35 @@ public class JobCoordinatorActorTests
         {
             var reporting = () => actor.ReportAsync(report);
             await reporting.Should().ThrowAsync<ArgumentException>().WithMessage(reason, "the plain report takes the same bounds");
+        }
+    }
+
+    private sealed class CapturingLoggerFactory : ILoggerFactory, ILogger
+    {
+        private readonly List<string> _messages = [];
+
+        public IReadOnlyList<string> Messages
+        {
+            get { lock (_messages) return [.. _messages]; }
+        }
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public void AddProvider(ILoggerProvider provider)
+        {
+        }
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (_messages) _messages.Add(formatter(state, exception));
+        }
+
+        public void Dispose()
+        {
         }
     }
 }

@@ -162,16 +162,17 @@ public sealed class RoundPhasesTests
 
         public Task<MembershipView> RegisterServerAsync(int generation, MemberIdentity? identity) => throw new NotSupportedException();
 
-        public Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received) => throw new NotSupportedException();
+        public Task ReportAsync(string member, int generation, long round, IReadOnlyList<string> received, MemberIdentity? identity) => throw new NotSupportedException();
 
-        public Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline) => throw new NotSupportedException();
+        public Task<RoundDecision?> ReportAndTryCloseAsync(string member, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline, MemberIdentity? identity) =>
+            throw new NotSupportedException();
 
-        public Task<RoundDecision> CloseRoundAsync(int generation, long round) => throw new NotSupportedException();
+        public Task<RoundDecision> CloseRoundAsync(string caller, int generation, long round, MemberIdentity? identity) => throw new NotSupportedException();
 
-        public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => throw new NotSupportedException();
+        public Task<RoundDecision?> TryCloseRoundAsync(string caller, int generation, long round, TimeSpan deadline, MemberIdentity? identity) => throw new NotSupportedException();
 
-        public Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash) => throw new NotSupportedException();
+        public Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash, MemberIdentity? identity) => throw new NotSupportedException();
 
-        public Task SetSyncRequestAsync(string member, bool pending) => throw new NotSupportedException();
+        public Task SetSyncRequestAsync(string caller, string member, bool pending, MemberIdentity? identity) => throw new NotSupportedException();
     }
 }

@@ -80,6 +80,10 @@ public sealed class HostileInputTests
     /// for the open round and the two after it with SampleCount 1,000,000 (before signatures the first such message for a
     /// sender and round won, the real ones became duplicates, and accuracy fell from 88.8% to 11.1%). Unsigned, or signed
     /// by a key nobody registered: each is dropped with its reason, and the job finishes with identical replicas.
+    /// Then the coordinator's round calls, forged through a sidecar as any app with one could: a report for worker-2, a
+    /// close of the job's last round in advance (it would have been decided with nobody's report, an empty round), a
+    /// try-close with a 1 ms deadline, a false weight hash for worker-2 and a sync request for it. Each is refused with
+    /// its reason in the coordinator's log.
     /// </summary>
     [Fact]
     public async Task Forged_gradients_posted_to_a_workers_route_are_dropped_and_the_job_finishes_as_if_they_never_came()
@@ -105,12 +109,42 @@ public sealed class HostileInputTests
         }
 
         answers.Should().HaveCount(6).And.OnlyContain(a => a == "200 {\"status\":\"DROP\"}", "a forged message is poison: dropped, not retried");
+
+        // The actor's method routes through worker-1's sidecar, with JSON bodies as the actor proxies send them.
+        var actor = new Uri($"http://127.0.0.1:{cluster.Sidecars["worker-1"].AppEnvironment["DAPR_HTTP_PORT"]}/v1.0/actors/JobCoordinatorActor/{job["Job__JobId"]}/method/");
+        string foreign = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(64));
+        const int last = 30;
+        var forgedCalls = new (string Method, string Body)[]
+        {
+            ("ReportAndTryCloseAsync", $$"""{"member":"worker-2","generation":0,"round":{{last}},"received":["worker-2"],"deadlineMs":1,"sequence":1000000,"signature":"{{foreign}}"}"""),
+            ("CloseRoundAsync", $$"""{"caller":"mallory","generation":0,"round":{{last}},"deadlineMs":0,"signature":"{{foreign}}"}"""),
+            ("TryCloseRoundAsync", $$"""{"caller":"worker-2","generation":0,"round":{{last}},"deadlineMs":1,"signature":""}"""),
+            ("CompareWeightsAsync", $$"""{"member":"worker-2","round":{{last}},"hash":"00000000000000bb","signature":"{{foreign}}"}"""),
+            ("SetSyncRequestAsync", $$"""{"caller":"worker-1","member":"worker-2","pending":true,"sequence":1000000,"signature":"{{foreign}}"}"""),
+        };
+        var actorAnswers = new Dictionary<string, string>();
+        foreach (var (method, body) in forgedCalls)
+        {
+            using var response = await cluster.Http.PutAsync(new Uri(actor, method), new StringContent(body, Encoding.UTF8, "application/json"));
+            actorAnswers[method] = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+        }
+        actorAnswers["ReportAndTryCloseAsync"].Should().Be("200 null", "refused: nothing stored, and the round is open");
+        actorAnswers["TryCloseRoundAsync"].Should().Be("200 null", "refused: the round is still open");
+        actorAnswers["CloseRoundAsync"].Should().NotStartWith("2", "a refused close has no decision to answer");
+        actorAnswers["CompareWeightsAsync"].Should().StartWith("200").And.Contain("\"complete\":false", "refused: an incomplete comparison");
+        actorAnswers["SetSyncRequestAsync"].Should().StartWith("200");
         var accuracies = await cluster.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(3));
         accuracies.Should().AllSatisfy(a => a.Should().BeGreaterThan(0.86), "the real gradients of worker-2 were not taken for duplicates");
         var statusOne = await cluster.StatusAsync("worker-1");
         var statusTwo = await cluster.StatusAsync("worker-2");
         statusOne.GetProperty("weightHash").GetString().Should().Be(statusTwo.GetProperty("weightHash").GetString(), cluster.Logs);
         cluster.AllOutput.Should().Contain("unsigned message").And.Contain("which the view does not register", "each is dropped with its reason");
+        cluster.AllOutput.Should().Contain("refused a report: report of worker-2 is not signed by worker-2's registered key")
+            .And.Contain("refused a close: close of mallory, which is not a member of the job")
+            .And.Contain("refused a try-close: try-close of worker-2 carries no signature")
+            .And.Contain("refused a weight hash: weight hash of worker-2 is not signed by worker-2's registered key")
+            .And.Contain("refused a sync request: sync request of worker-1 is not signed by worker-1's registered key")
+            .And.NotContain("REPLICAS DIVERGED", "the false hash for worker-2 was not taken");
     }
 
     /// <summary>The MLP's parameter count: a forged gradient must have the right shape to get as far as the signature check.</summary>

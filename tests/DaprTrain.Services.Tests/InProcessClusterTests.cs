@@ -189,12 +189,28 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         serverRuntime.Use(n => n.AppliedRound).Should().BeGreaterThanOrEqualTo(Rounds);
     }
 
-    [Fact]
-    public async Task A_worker_started_again_mid_run_takes_the_current_state_and_ends_with_the_others_weights()
+    /// <param name="admission">
+    /// With the job's secret, the coordinator checks what the Dapr actor checks: every join, heartbeat, report, close,
+    /// weight hash and sync request signed by the caller's registered key (issue 11). A call it refused would stop the
+    /// worker here (in process, a refusal is an exception), so the run shows each kind of call is signed as it is checked,
+    /// the restarted worker's new key and its sync requests, and the writer's clearing of them, included.
+    /// </param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_worker_started_again_mid_run_takes_the_current_state_and_ends_with_the_others_weights(bool admission)
     {
         const int rounds = 40;
-        var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 3, TimeSpan.FromMilliseconds(1500), TimeProvider.System, workersWriteCheckpoints: true));
-        WebApplicationFactory<WorkerRuntime> Start(int i) => Host<WorkerRuntime>($"worker-{i}", "p2p", 3, b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:RoundDeadlineMs", "1000"), coordinator, rounds);
+        const string secret = "a-test-secret-of-the-job";
+        var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 3, TimeSpan.FromMilliseconds(1500), TimeProvider.System, workersWriteCheckpoints: true)
+        {
+            Admission = admission ? JobAdmission.ForWorkers(secret, 3) : null,
+        });
+        WebApplicationFactory<WorkerRuntime> Start(int i) => Host<WorkerRuntime>($"worker-{i}", "p2p", 3, b =>
+        {
+            b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:RoundDeadlineMs", "1000");
+            if (admission) b.UseSetting("Job:Secret", secret);
+        }, coordinator, rounds);
         var workers = Enumerable.Range(1, 3).Select(Start).ToList();
         for (int i = 0; i < 3; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
         foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
@@ -525,34 +541,46 @@ public sealed class InProcessClusterTests : IAsyncDisposable
             return inner.GetViewAsync();
         }
 
-        public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received)
+        public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received, MemberIdentity? identity)
         {
             Called("Report");
             Interlocked.Exchange(ref _lastReported, round);
-            return inner.ReportAsync(reporting, generation, round, received);
+            return inner.ReportAsync(reporting, generation, round, received, identity);
         }
 
-        public async Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline)
+        public async Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline, MemberIdentity? identity)
         {
             Called("ReportAndTryClose");
             if (BeforeReport is { } hook) await hook(round);
-            var decision = await inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline);
+            var decision = await inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline, identity);
             Interlocked.Exchange(ref _lastReported, round);
             return decision;
         }
 
-        public Task<RoundDecision> CloseRoundAsync(int generation, long round) { Called("CloseRound"); return inner.CloseRoundAsync(generation, round); }
+        public Task<RoundDecision> CloseRoundAsync(string caller, int generation, long round, MemberIdentity? identity)
+        {
+            Called("CloseRound");
+            return inner.CloseRoundAsync(caller, generation, round, identity);
+        }
 
-        public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline)
+        public Task<RoundDecision?> TryCloseRoundAsync(string caller, int generation, long round, TimeSpan deadline, MemberIdentity? identity)
         {
             Called("TryCloseRound");
             _polled[round] = true;
-            return inner.TryCloseRoundAsync(generation, round, deadline);
+            return inner.TryCloseRoundAsync(caller, generation, round, deadline, identity);
         }
 
-        public Task SetSyncRequestAsync(string syncing, bool pending) { Called("SetSyncRequest"); return inner.SetSyncRequestAsync(syncing, pending); }
+        public Task SetSyncRequestAsync(string caller, string syncing, bool pending, MemberIdentity? identity)
+        {
+            Called("SetSyncRequest");
+            return inner.SetSyncRequestAsync(caller, syncing, pending, identity);
+        }
 
-        public Task<WeightCheck> CompareWeightsAsync(string comparing, long round, ulong hash) { Called("CompareWeights"); return inner.CompareWeightsAsync(comparing, round, hash); }
+        public Task<WeightCheck> CompareWeightsAsync(string comparing, long round, ulong hash, MemberIdentity? identity)
+        {
+            Called("CompareWeights");
+            return inner.CompareWeightsAsync(comparing, round, hash, identity);
+        }
     }
 
     /// <summary>A coordinator that, once told, removes <paramref name="members"/> and answers each one's next heartbeat false.</summary>
@@ -580,18 +608,20 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
 
-        public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received) => inner.ReportAsync(reporting, generation, round, received);
+        public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received, MemberIdentity? identity) =>
+            inner.ReportAsync(reporting, generation, round, received, identity);
 
-        public Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline) =>
-            inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline);
+        public Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline, MemberIdentity? identity) =>
+            inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline, identity);
 
-        public Task<RoundDecision> CloseRoundAsync(int generation, long round) => inner.CloseRoundAsync(generation, round);
+        public Task<RoundDecision> CloseRoundAsync(string caller, int generation, long round, MemberIdentity? identity) => inner.CloseRoundAsync(caller, generation, round, identity);
 
-        public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => inner.TryCloseRoundAsync(generation, round, deadline);
+        public Task<RoundDecision?> TryCloseRoundAsync(string caller, int generation, long round, TimeSpan deadline, MemberIdentity? identity) =>
+            inner.TryCloseRoundAsync(caller, generation, round, deadline, identity);
 
-        public Task SetSyncRequestAsync(string syncing, bool pending) => inner.SetSyncRequestAsync(syncing, pending);
+        public Task SetSyncRequestAsync(string caller, string syncing, bool pending, MemberIdentity? identity) => inner.SetSyncRequestAsync(caller, syncing, pending, identity);
 
-        public Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash) => inner.CompareWeightsAsync(member, round, hash);
+        public Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash, MemberIdentity? identity) => inner.CompareWeightsAsync(member, round, hash, identity);
     }
 
     /// <summary>A coordinator whose lease for <paramref name="member"/> runs out right after its first join.</summary>
@@ -620,18 +650,20 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         public Task<MembershipView> GetViewAsync() => inner.GetViewAsync();
 
-        public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received) => inner.ReportAsync(reporting, generation, round, received);
+        public Task ReportAsync(string reporting, int generation, long round, IReadOnlyList<string> received, MemberIdentity? identity) =>
+            inner.ReportAsync(reporting, generation, round, received, identity);
 
-        public Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline) =>
-            inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline);
+        public Task<RoundDecision?> ReportAndTryCloseAsync(string reporting, int generation, long round, IReadOnlyList<string> received, TimeSpan deadline, MemberIdentity? identity) =>
+            inner.ReportAndTryCloseAsync(reporting, generation, round, received, deadline, identity);
 
-        public Task<RoundDecision> CloseRoundAsync(int generation, long round) => inner.CloseRoundAsync(generation, round);
+        public Task<RoundDecision> CloseRoundAsync(string caller, int generation, long round, MemberIdentity? identity) => inner.CloseRoundAsync(caller, generation, round, identity);
 
-        public Task<RoundDecision?> TryCloseRoundAsync(int generation, long round, TimeSpan deadline) => inner.TryCloseRoundAsync(generation, round, deadline);
+        public Task<RoundDecision?> TryCloseRoundAsync(string caller, int generation, long round, TimeSpan deadline, MemberIdentity? identity) =>
+            inner.TryCloseRoundAsync(caller, generation, round, deadline, identity);
 
-        public Task SetSyncRequestAsync(string syncing, bool pending) => inner.SetSyncRequestAsync(syncing, pending);
+        public Task SetSyncRequestAsync(string caller, string syncing, bool pending, MemberIdentity? identity) => inner.SetSyncRequestAsync(caller, syncing, pending, identity);
 
-        public Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash) => inner.CompareWeightsAsync(member, round, hash);
+        public Task<WeightCheck> CompareWeightsAsync(string member, long round, ulong hash, MemberIdentity? identity) => inner.CompareWeightsAsync(member, round, hash, identity);
     }
 
     /// <summary>

@@ -8,8 +8,9 @@ namespace DaprTrain.Coordination.Security;
 /// HMAC-SHA256 under the job's secret over the job, the member and the public key it registers (so a captured proof
 /// registers no other key). The parameter server proves its key the same way for a generation. A member leaves only
 /// for itself: a leave is signed with the key the member registered, over the view version it leaves from (so a
-/// recorded leave cannot be replayed once the membership has changed). The secret comes from a Kubernetes Secret the
-/// chart generates, or the run file; never from a view or a message.
+/// recorded leave cannot be replayed once the membership has changed). Heartbeats and the calls of a round (reports,
+/// closes, weight hashes, sync requests: <see cref="SignedCall"/>) are signed by the caller's registered key too. The
+/// secret comes from a Kubernetes Secret the chart generates, or the run file; never from a view or a message.
 /// </summary>
 public sealed class JobAdmission
 {
@@ -85,6 +86,55 @@ public sealed class JobAdmission
 
     private static byte[] HeartbeatStatement(string job, string member, long sequence) => Encoding.UTF8.GetBytes($"daprtrain-heartbeat\n{job}\n{member}\n{sequence}");
 
+    /// <summary>
+    /// A round call (<see cref="SignedCall"/>) signed by its caller's registered key; null when it is, else why not. The
+    /// members' keys are kept imported (importing one costs about as much as verifying with it, and every member's report,
+    /// every poll of an open round and every weight hash is checked), at most <see cref="MaxImportedKeys"/> of them.
+    /// </summary>
+    public string? CheckCall(SignedCall call, string? registeredKey, string? signature)
+    {
+        string caller = Shorten(call.Caller);
+        // As for heartbeats: an ECDSA P-256 signature is 88 characters of base64; a much longer string is not one and is not decoded.
+        if (string.IsNullOrEmpty(signature) || signature.Length > 512) return $"{call.Name} of {caller} carries no signature of a registered key";
+        if (registeredKey is null) return $"{caller} has no registered key to sign its {call.Name} with";
+        byte[] decoded;
+        try
+        {
+            decoded = Convert.FromBase64String(signature);
+        }
+        catch (FormatException)
+        {
+            return $"{call.Name} of {caller}: the signature is not base64";
+        }
+        return Verified(registeredKey, call.Bytes(), decoded) ? null : $"{call.Name} of {caller} is not signed by {caller}'s registered key";
+    }
+
+    /// <summary>Keys kept imported: far above a job's members and server (Job:Workers is at most 64), and each registration's once.</summary>
+    public const int MaxImportedKeys = 256;
+
+    private readonly Dictionary<string, ECDsa> _imported = new(StringComparer.Ordinal);
+    private readonly Lock _importing = new();
+
+    private bool Verified(string registeredKey, byte[] statement, byte[] signature)
+    {
+        // One coordinator calls at a time (an actor's turn, the in-process coordinator's lock); the lock is for anyone else.
+        lock (_importing)
+        {
+            if (!_imported.TryGetValue(registeredKey, out var key))
+            {
+                // Registered keys were checked at their join; one that is not a P-256 key verifies nothing.
+                if (PublicKeys.TryImport(registeredKey, out _) is not { } imported) return false;
+                if (_imported.Count >= MaxImportedKeys)
+                {
+                    foreach (var old in _imported.Values) old.Dispose();
+                    _imported.Clear();
+                }
+                _imported[registeredKey] = key = imported;
+            }
+            return PublicKeys.Verify(key, statement, signature);
+        }
+    }
+
     private enum Signed
     {
         Yes,
@@ -128,7 +178,7 @@ public sealed class JobAdmission
 }
 
 /// <summary>What a node proves itself with: its key pair and (in a job with admission) the job's secret.</summary>
-/// <remarks>A class, not a record: it counts its heartbeats, and a copy (or value equality) would split or compare that count.</remarks>
+/// <remarks>A class, not a record: it counts its heartbeats, reports and sync requests, and a copy (or value equality) would split or compare those counts.</remarks>
 public sealed class MemberIdentity(NodeKey key, string? secret)
 {
     public NodeKey Key { get; } = key;
@@ -142,6 +192,17 @@ public sealed class MemberIdentity(NodeKey key, string? secret)
     public string LeaveProof(string job, string member, long version) => JobAdmission.LeaveProof(Key, job, member, version);
 
     private long _heartbeats;
+    private long _reports;
+    private long _syncRequests;
+
+    /// <summary>The key's signature over a round call (base64), as the coordinator checks it (<see cref="JobAdmission.CheckCall"/>).</summary>
+    public string Sign(SignedCall call) => Convert.ToBase64String(Key.Sign(call.Bytes()));
+
+    /// <summary>The next report's sequence number (reports of one member are sent one at a time, by its round loop).</summary>
+    public long NextReport() => Interlocked.Increment(ref _reports);
+
+    /// <summary>The next sync request's sequence number (a counter of its own: see <see cref="SignedCall"/>).</summary>
+    public long NextSyncRequest() => Interlocked.Increment(ref _syncRequests);
 
     /// <summary>The next heartbeat of this identity: a rising sequence number and the key's signature over it.</summary>
     public (long Sequence, string Signature) NextHeartbeat(string job, string member)

@@ -39,8 +39,9 @@ internal static class PeerRound
         // The round is not over before its gradients are computed (with one worker, no delivery moves the clock).
         cluster.Clock.AdvanceTo(Math.Max(cluster.Clock.NowMs, computed));
 
-        foreach (var worker in participants) await cluster.Coordinator.ReportAsync(worker.Id, 0, round, worker.HeldSenders(round));
-        var agreed = await cluster.Coordinator.CloseRoundAsync(0, round);
+        foreach (var worker in participants) await cluster.Coordinator.ReportAsync(worker.Id, 0, round, worker.HeldSenders(round), identity: null);
+        // The simulation closes the round itself, for every participant at once; its coordinator has no admission to check a caller.
+        var agreed = await cluster.Coordinator.CloseRoundAsync("simulation", 0, round, identity: null);
         var decision = plan.Settle(agreed, members);
         if (decision.Included.Count < agreed.Included.Count)
         {
