@@ -144,7 +144,7 @@ public sealed class JobCoordinator
         if (!_leases.ContainsKey(member)) return false;
         if (Admission is not null)
         {
-            if (JobAdmission.CheckHeartbeat(JobId, member, sequence, _keys.GetValueOrDefault(member), signature) is { } refused) throw new UnauthorizedAccessException(refused);
+            if (Admission.CheckHeartbeat(JobId, member, sequence, _keys.GetValueOrDefault(member), signature) is { } refused) throw new UnauthorizedAccessException(refused);
             if (sequence <= _heartbeatSequences.GetValueOrDefault(member)) return true;
             _heartbeatSequences[member] = sequence;
         }

@@ -127,9 +127,10 @@ public class JobCoordinatorActorTests
         (await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 7, ""))).Should().BeFalse("an unsigned heartbeat");
         (await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 0, "AAAA"))).Should().BeFalse("no sequence number");
         (await actor.HeartbeatAsync(new HeartbeatDto("worker-1", 8, new string('A', 100_000)))).Should().BeFalse("not a signature: too long to be one");
-        JobAdmission.CheckHeartbeat("job-1", "worker-1", 7, Identity("worker-1").Key.PublicKey, "").Should().Contain("not signed by worker-1's registered key");
-        JobAdmission.CheckHeartbeat("job-1", "worker-1", 0, Identity("worker-1").Key.PublicKey, "AAAA").Should().Contain("without a sequence number");
-        JobAdmission.CheckHeartbeat("job-1", "worker-1", 8, Identity("worker-1").Key.PublicKey, new string('A', 100_000)).Should().Contain("carries no signature");
+        var admission = JobAdmission.ForWorkers(new string('s', JobAdmission.MinSecretLength), 3);
+        admission.CheckHeartbeat("job-1", "worker-1", 7, Identity("worker-1").Key.PublicKey, "").Should().Contain("not signed by worker-1's registered key");
+        admission.CheckHeartbeat("job-1", "worker-1", 0, Identity("worker-1").Key.PublicKey, "AAAA").Should().Contain("without a sequence number");
+        admission.CheckHeartbeat("job-1", "worker-1", 8, Identity("worker-1").Key.PublicKey, new string('A', 100_000)).Should().Contain("carries no signature");
 
         // worker-1's own heartbeat, captured and replayed later: accepted once; the replay renews nothing.
         var captured = HeartbeatOf("worker-1");

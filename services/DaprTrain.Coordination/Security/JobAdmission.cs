@@ -69,19 +69,26 @@ public sealed class JobAdmission
 
     public static string HeartbeatProof(NodeKey key, string job, string member, long sequence) => Convert.ToBase64String(key.Sign(HeartbeatStatement(job, member, sequence)));
 
-    /// <summary>A heartbeat signed by the member's registered key over its sequence number (at least 1).</summary>
-    public static string? CheckHeartbeat(string job, string member, long sequence, string? registeredKey, string? signature)
+    /// <summary>
+    /// A heartbeat signed by the member's registered key over its sequence number (at least 1). Verified with the key kept
+    /// imported, as the round calls are (<see cref="CheckCall"/>): a heartbeat comes from every member every period.
+    /// </summary>
+    public string? CheckHeartbeat(string job, string member, long sequence, string? registeredKey, string? signature)
     {
         if (sequence < 1) return $"heartbeat of {member} without a sequence number (got {sequence})";
         // An ECDSA P-256 signature is 64 bytes (88 characters of base64); anything much longer is not one, and is not decoded.
         if (signature is null || signature.Length > 512) return $"heartbeat {sequence} of {member} carries no signature of a registered key";
         if (registeredKey is null) return $"{member} has no registered key to sign its heartbeats with";
-        return SignedBy(registeredKey, HeartbeatStatement(job, member, sequence), signature) switch
+        byte[] decoded;
+        try
         {
-            Signed.Yes => null,
-            Signed.NotBase64 => $"heartbeat of {member}: the signature is not base64",
-            _ => $"heartbeat {sequence} of {member} is not signed by {member}'s registered key",
-        };
+            decoded = Convert.FromBase64String(signature);
+        }
+        catch (FormatException)
+        {
+            return $"heartbeat of {member}: the signature is not base64";
+        }
+        return Verified(registeredKey, HeartbeatStatement(job, member, sequence), decoded) ? null : $"heartbeat {sequence} of {member} is not signed by {member}'s registered key";
     }
 
     private static byte[] HeartbeatStatement(string job, string member, long sequence) => Encoding.UTF8.GetBytes($"daprtrain-heartbeat\n{job}\n{member}\n{sequence}");
