@@ -77,6 +77,14 @@ public sealed class TrainingJobOptions : IValidatableObject
     public bool FewerCoordinatorCalls { get; set; } = true;
 
     /// <summary>
+    /// The parameter server captures its checkpoint between rounds and writes it to the state store while the next round
+    /// runs (one write at a time; the last is written before the job ends), instead of on the round's path. What the store
+    /// holds, and when a restarted server finds it, is as before: a crash during a write leaves the previous checkpoint, as
+    /// it did. False writes on the path, for measuring what it cost (issue 16).
+    /// </summary>
+    public bool CheckpointInBackground { get; set; } = true;
+
+    /// <summary>
     /// Job:TorchThreads: libtorch's intra-op threads in this process, 1 to this machine's cores, or 0 for libtorch's own
     /// default (one a core). 1 by default: a job runs several services a host (N workers, the coordinator, the server, their
     /// sidecars), each of which would otherwise start a thread a core, and the MLP's batch is too small to gain from more
