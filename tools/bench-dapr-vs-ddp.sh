@@ -6,7 +6,7 @@
 #   tools/bench-dapr-vs-ddp.sh [--passes P] [--workers "2 4"] [--topologies "p2p ps"] [--variant 'LABEL:NAME=VALUE;...']...
 #                              [--no-baselines] [--no-build]
 #
-# --variant: each Dapr job runs once per variant, the variants back to back, with the variant's settings in every
+# --variant: each Dapr job runs once per variant, the variants back to back (in reverse order every other pass), with the variant's settings in every
 #   service's environment (e.g. --variant '1 thread:Job__TorchThreads=1' --variant 'libtorch default:Job__TorchThreads=0').
 #   Without one, the services' defaults.
 # --no-baselines: the Dapr jobs only (for comparing variants; no ratios).
@@ -88,8 +88,15 @@ for pass in $(seq 1 "$passes"); do
         record "$pass" "$n" ddp failed "$l" "$bench"
       fi
     fi
+    # The variants in turn, their order reversed every other pass: under a load that drifts, the one run second is not
+    # always the one that meets the heavier load.
+    order=("${variants[@]}")
+    if [ $((pass % 2)) -eq 0 ]; then
+      order=()
+      for ((i = ${#variants[@]} - 1; i >= 0; i--)); do order+=("${variants[$i]}"); done
+    fi
     for topology in $topologies; do
-      for v in "${variants[@]}"; do
+      for v in "${order[@]}"; do
         label="${v%%:*}"
         settings="${v#*:}"
         l=$(load)
