@@ -18,11 +18,24 @@ internal static class BenchCommand
             Description = "Run only these sections (repeatable): " + string.Join(", ", sections) + ". Default: all of them.",
             AllowMultipleArgumentsPerToken = true,
         }.AcceptOnlyFromAmong(sections);
+        var workers = new Option<int[]>("--workers")
+        {
+            Description = "The pytorch section's worker counts (repeatable; default 2 4 8). tools/bench-dapr-vs-ddp.sh runs one at a time, between the Dapr jobs.",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        workers.Validators.Add(r =>
+        {
+            foreach (int n in r.GetValueOrDefault<int[]>() ?? [])
+            {
+                if (n is < 1 or > 64) r.AddError($"--workers must be between 1 and 64 (got {n}).");
+            }
+        });
         var command = new Command("bench", "Measure training throughput, gradient exchange (the MLP's and the residual CNN's), aggregation rules, the services' chunking and checkpoint codec cost, signing; prints Markdown for BENCHMARKS.md.");
         command.Options.Add(quick);
         command.Options.Add(threads);
         command.Options.Add(plots);
         command.Options.Add(only);
+        command.Options.Add(workers);
         command.SetAction(async (result, cancellationToken) =>
         {
             TorchRuntime.EnsureInitialised(result.GetValue(threads));
@@ -36,7 +49,7 @@ internal static class BenchCommand
             if (chosen.Contains("engine-resnet")) await new EngineBenchmarks(output, result.GetValue(quick)).RunResNetAsync();
             if (chosen.Contains("signing")) await SigningBenchmarks.RunAsync(output, result.GetValue(quick));
             if (chosen.Contains("serverless")) await new ServerlessBenchmarks(output, result.GetValue(quick), result.GetValue(plots)).RunAsync();
-            if (chosen.Contains("pytorch")) await new PyTorchBenchmarks(output, result.GetValue(quick)).RunAsync();
+            if (chosen.Contains("pytorch")) await new PyTorchBenchmarks(output, result.GetValue(quick), result.GetValue(workers) is { Length: > 0 } counts ? counts : [2, 4, 8]).RunAsync();
             return ExitCodes.Success;
         });
         return command;

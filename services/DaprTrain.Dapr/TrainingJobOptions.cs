@@ -77,6 +77,22 @@ public sealed class TrainingJobOptions : IValidatableObject
     public bool FewerCoordinatorCalls { get; set; } = true;
 
     /// <summary>
+    /// The parameter server captures its checkpoint between rounds and writes it to the state store while the next round
+    /// runs (one write at a time; the last is written before the job ends), instead of on the round's path. What the store
+    /// holds, and when a restarted server finds it, is as before: a crash during a write leaves the previous checkpoint, as
+    /// it did. False writes on the path, for measuring what it cost (issue 16).
+    /// </summary>
+    public bool CheckpointInBackground { get; set; } = true;
+
+    /// <summary>
+    /// Job:TorchThreads: libtorch's intra-op threads in this process, 1 to this machine's cores, or 0 for libtorch's own
+    /// default (one a core). 1 by default: a job runs several services a host (N workers, the coordinator, the server, their
+    /// sidecars), each of which would otherwise start a thread a core, and the MLP's batch is too small to gain from more
+    /// (issue 16: BENCHMARKS.md, "libtorch threads per service"). Give a service that has cores to itself more.
+    /// </summary>
+    public int TorchThreads { get; set; } = 1;
+
+    /// <summary>
     /// mnist (from DataDir; an empty DataDir means synthetic data, as before datasets had names), fashion-mnist (from DataDir,
     /// else DAPRTRAIN_FASHION_MNIST, /usr/share/datasets/fashion-mnist or the user cache; never downloaded by a service) or synthetic.
     /// </summary>
@@ -177,6 +193,11 @@ public sealed class TrainingJobOptions : IValidatableObject
         {
             yield return new ValidationResult($"Job:Topology {topology.Name()} needs at least {topology.MinWorkers()} workers; Workers = {Workers}.", [nameof(Workers)]);
         }
+        if (TorchThreads < 0 || TorchThreads > Environment.ProcessorCount)
+        {
+            yield return new ValidationResult($"Job:TorchThreads must be between 1 and {Environment.ProcessorCount}, the cores this process has, or 0 for libtorch's "
+                + $"default (got {TorchThreads}).", [nameof(TorchThreads)]);
+        }
         if ((long)MaxChunkBytes + PublishRequestOverheadBytes > SidecarMaxBodyBytes)
         {
             yield return new ValidationResult($"Job:MaxChunkBytes {MaxChunkBytes} does not fit the sidecar's body limit (Job:SidecarMaxBodyBytes {SidecarMaxBodyBytes}, "
@@ -209,8 +230,13 @@ public sealed class TrainingJobOptions : IValidatableObject
 
 public static class TrainingJobOptionsExtensions
 {
+    /// <summary>
+    /// The job's trainer settings. Every trainer a service makes comes from here, so this is where the process's torch threads
+    /// are set (Job:TorchThreads), once, before its first tensor.
+    /// </summary>
     public static DaprTrain.Training.TrainerOptions Trainer(this TrainingJobOptions job)
     {
+        DaprTrain.Training.TorchRuntime.EnsureInitialised(job.TorchThreads == 0 ? null : job.TorchThreads);
         var kind = job.Optimizer == "sgd" ? DaprTrain.Training.Parameters.OptimizerKind.Sgd : DaprTrain.Training.Parameters.OptimizerKind.Adam;
         return new(job.Model, new DaprTrain.Training.Parameters.OptimizerSettings(kind, job.LearningRate, Momentum: kind == DaprTrain.Training.Parameters.OptimizerKind.Sgd ? 0.9 : 0), job.BatchSize, job.Seed);
     }

@@ -13,7 +13,7 @@ namespace DaprTrain.ParameterServer;
 /// <summary>
 /// Starts from the latest checkpoint in the state store (in a new generation) or from scratch, then per round:
 /// wait for the first gradient, then for every member's or the deadline; average, step, publish the weights;
-/// checkpoint every few rounds.
+/// checkpoint every few rounds (captured between rounds, written while the next round runs: Job:CheckpointInBackground).
 /// </summary>
 public sealed class ServerLoop(
     IOptions<TrainingJobOptions> options,
@@ -34,6 +34,9 @@ public sealed class ServerLoop(
     private static readonly System.Diagnostics.TagList Tags = TrainingMetrics.Node(ParameterServerNode.NodeId);
 
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>The checkpoint write in flight (Job:CheckpointInBackground), if any; at most one at a time.</summary>
+    private Task _checkpointWrite = Task.CompletedTask;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -75,7 +78,43 @@ public sealed class ServerLoop(
                 await Task.Delay(TimeSpan.FromMilliseconds(500), time, stoppingToken);
             }
         }
+        // The last checkpoint is written before the loop ends, as it was when the writes were on the round's path.
+        await TakeCheckpointWriteAsync();
         if (runtime.Use(n => n.AppliedRound) >= job.Rounds) logger.LogInformation("{Phases}", phases.Snapshot().Table());
+    }
+
+    /// <summary>Waits for the write in flight; a write that failed for good fails here, in a round, as it did on the round's path.</summary>
+    private Task TakeCheckpointWriteAsync()
+    {
+        var write = _checkpointWrite;
+        _checkpointWrite = Task.CompletedTask;
+        return write;
+    }
+
+    /// <summary>
+    /// Saves a captured state and reports it. Off the round's path (<paramref name="background"/>), a transient failure of the
+    /// store loses this checkpoint with a warning, as a failed round lost it on the path; the next one is taken as usual.
+    /// </summary>
+    private async Task WriteCheckpointAsync(JobCheckpoints checkpoints, JobCheckpoint state, bool background, CancellationToken stoppingToken)
+    {
+        long started = time.GetTimestamp();
+        try
+        {
+            if (await checkpoints.TrySaveAsync(state, stoppingToken))
+            {
+                progress.Emit(ParameterServerNode.NodeId, DaprTrain.Coordination.Progress.ProgressEvent.Checkpoint(state.Round, state.Generation, state.Writer,
+                    JobCheckpoints.EncodedLength(state)));
+            }
+            else logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", state.Round);
+        }
+        catch (Exception ex) when (background && DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
+        {
+            logger.LogWarning("checkpoint of round {Round} was not written ({Error}); the next one is taken as usual", state.Round, ex.Message);
+        }
+        finally
+        {
+            if (background) phases.RecordOffPath("checkpoint write", time.GetElapsedTime(started).TotalMilliseconds);
+        }
     }
 
     private async Task RunRoundAsync(TrainingJobOptions job, JobCheckpoints checkpoints, CancellationToken stoppingToken)
@@ -117,13 +156,22 @@ public sealed class ServerLoop(
         using var checkpointing = round % job.CheckpointEvery == 0 ? phases.Time(RoundPhase.Checkpoint) : null;
         if (round % job.CheckpointEvery == 0)
         {
+            // One write at a time: the previous one has swapped the pointer before this one reads it (what the round waits
+            // for here, if anything, counts as checkpoint).
+            await TakeCheckpointWriteAsync();
+            // A copy of the weights and the optimizer's state, taken between rounds: the write needs nothing of the node.
             var state = runtime.Use(n => n.CaptureState());
-            if (await checkpoints.TrySaveAsync(state, stoppingToken))
+            if (job.CheckpointInBackground)
             {
-                progress.Emit(ParameterServerNode.NodeId, DaprTrain.Coordination.Progress.ProgressEvent.Checkpoint(state.Round, state.Generation, state.Writer,
-                    JobCheckpoints.EncodedLength(state)));
+                // The weights are out: the workers compute and publish while the state store takes the checkpoint (issue 16:
+                // on the round's path it took 10-20% of the server's round). The write runs in no round's context, so
+                // nothing it does is timed into a round or traced under this round's span.
+                using (ExecutionContext.SuppressFlow())
+                {
+                    _checkpointWrite = Task.Run(() => WriteCheckpointAsync(checkpoints, state, background: true, stoppingToken), CancellationToken.None);
+                }
             }
-            else logger.LogWarning("checkpoint of round {Round} lost a race for the pointer", round);
+            else await WriteCheckpointAsync(checkpoints, state, background: false, stoppingToken);
         }
         if (round % 10 == 0) logger.LogInformation("completed round {Round}/{Rounds}", round, job.Rounds);
     }

@@ -10,8 +10,8 @@ namespace DaprTrain.EndToEnd.Tests;
 [Trait("Category", "Figures")]
 public sealed class RoundPhasesFigures
 {
-    private const int Rounds = 40;
-    private const int From = 10;
+    internal const int Rounds = 40;
+    internal const int From = 10;
 
     [FiguresFact]
     public async Task Where_a_Dapr_rounds_time_goes_p2p_and_ps_at_2_and_4_workers()
@@ -77,15 +77,21 @@ public sealed class RoundPhasesFigures
             $"{PerRound(_ => true):F2} ({PerRound(m => m == "GetView"):F2}, {PerRound(m => m is "Report" or "ReportAndTryClose"):F2}, {PerRound(m => m == "TryCloseRound"):F2})");
     }
 
-    private static async Task<(string Table, IReadOnlyList<PhaseReading> Workers, PhaseReading? Server)> MeasureAsync(string topology, int workers, bool wakeOnDelivery, bool fewerCoordinatorCalls = true)
+    /// <summary>
+    /// One clean job and its phase table; <paramref name="settings"/> (environment names, Job__TorchThreads=1 and the like)
+    /// go to every service after the defaults, so a measurement can change any of them.
+    /// </summary>
+    internal static async Task<(string Table, IReadOnlyList<PhaseReading> Workers, PhaseReading? Server)> MeasureAsync(string topology, int workers, bool wakeOnDelivery,
+        bool fewerCoordinatorCalls = true, IReadOnlyDictionary<string, string>? settings = null)
     {
         // Clean: deadlines and leases no healthy round reaches on a loaded machine, so every round has every gradient.
         var job = EndToEndScenarios.Job(topology, workers, Rounds, deadlineMs: 20_000, leaseMs: 30_000);
         job["Job__WakeOnDelivery"] = wakeOnDelivery ? "true" : "false";
         job["Job__FewerCoordinatorCalls"] = fewerCoordinatorCalls ? "true" : "false";
-        // DAPRTRAIN_FIGURES_OMP_THREADS=1: every service's torch on one thread (OpenMP), as PyTorch DDP's baseline runs.
-        string? threads = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_OMP_THREADS");
-        if (!string.IsNullOrEmpty(threads)) job["OMP_NUM_THREADS"] = threads;
+        foreach (var (name, value) in settings ?? new Dictionary<string, string>()) job[name] = value;
+        // DAPRTRAIN_FIGURES_TORCH_THREADS=N: every service's torch on N threads (Job:TorchThreads; 0 is libtorch's default).
+        string? threads = Environment.GetEnvironmentVariable("DAPRTRAIN_FIGURES_TORCH_THREADS");
+        if (!string.IsNullOrEmpty(threads)) job["Job__TorchThreads"] = threads;
         var sidecars = new DoubleSidecars();
         await using var cluster = new Cluster(job, sidecars);
         await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
@@ -117,7 +123,8 @@ public sealed class RoundPhasesFigures
         foreach (var node in nodes) last[node] = PhaseReading.From(await cluster.StatusAsync(node));
 
         var readings = nodes.ToDictionary(n => n, n => last[n].Since(first[n]));
-        string title = $"{topology}, {workers} workers, rounds {From}-{Rounds} ({Environment.ProcessorCount} cores{(string.IsNullOrEmpty(threads) ? "" : $", OMP_NUM_THREADS={threads}")}, waits {(wakeOnDelivery ? "woken by deliveries" : "on the 10 ms poll only")}{(fewerCoordinatorCalls ? "" : ", a view every round and the decision by polling")})";
+        string extra = settings is { Count: > 0 } ? ", " + string.Join(", ", settings.Select(s => $"{s.Key}={s.Value}")) : "";
+        string title = $"{topology}, {workers} workers, rounds {From}-{Rounds} ({Environment.ProcessorCount} cores{(string.IsNullOrEmpty(threads) ? "" : $", Job:TorchThreads={threads}")}{extra}, waits {(wakeOnDelivery ? "woken by deliveries" : "on the 10 ms poll only")}{(fewerCoordinatorCalls ? "" : ", a view every round and the decision by polling")})";
         var workerReadings = ids.Select(i => readings[i]).ToList();
         var server = ps ? readings["parameter-server"] : null;
         string table = PhaseTables.Render(title, workerReadings, server, doubleLast.Since(doubleFirst), Rounds - jobRoundFirst);

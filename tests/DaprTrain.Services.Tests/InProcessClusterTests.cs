@@ -42,7 +42,8 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         await Task.CompletedTask;
     }
 
-    private WebApplicationFactory<T> Host<T>(string app, string topology, int workers, Action<IWebHostBuilder> settings, ICoordinator? coordinator = null, int rounds = Rounds) where T : class
+    private WebApplicationFactory<T> Host<T>(string app, string topology, int workers, Action<IWebHostBuilder> settings, ICoordinator? coordinator = null, int rounds = Rounds,
+        ICheckpointStore? store = null) where T : class
     {
         var factory = new WebApplicationFactory<T>().WithWebHostBuilder(b =>
         {
@@ -53,7 +54,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
             b.ConfigureTestServices(services =>
             {
                 services.AddSingleton(coordinator ?? _coordinator);
-                services.AddSingleton<ICheckpointStore>(_store);
+                services.AddSingleton(store ?? _store);
                 services.AddSingleton<IMessagePublisher>(_broker.PublisherFor(app));
             });
         });
@@ -187,6 +188,60 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         ulong serverHash = serverRuntime.Use(n => n.WeightHash);
         runtimes.Select(r => r.Use(n => n.WeightHash)).Should().OnlyContain(h => h == serverHash);
         serverRuntime.Use(n => n.AppliedRound).Should().BeGreaterThanOrEqualTo(Rounds);
+    }
+
+    [Fact]
+    public async Task The_parameter_server_goes_on_while_its_checkpoint_is_written_and_writes_the_last_one_before_its_loop_ends()
+    {
+        var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 2, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: false));
+        // The store takes round 5's checkpoint only when the test lets it.
+        var store = new HeldCheckpointStore(_store, "/checkpoint/5/");
+        var server = Host<ServerRuntime>("parameter-server", "ps", 2, _ => { }, coordinator, store: store);
+        var workers = Enumerable.Range(1, 2).Select(i => Host<WorkerRuntime>($"worker-{i}", "ps", 2,
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}"), coordinator)).ToList();
+        _broker.Subscribe("gradients", "parameter-server", server.CreateClient(), ServerHosting.GradientsRoute);
+        for (int i = 0; i < 2; i++) _broker.Subscribe("weights", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.WeightsRoute);
+        var serverRuntime = server.Services.GetRequiredService<ServerRuntime>();
+        server.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        await WaitUntil(() => serverRuntime.Ready, TimeSpan.FromSeconds(60));
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        var checkpoints = new JobCheckpoints(_store, "daprtrain");
+
+        // Round 5's write is held, and the rounds go on past it; the store still names the checkpoint of the start.
+        await WaitUntil(() => serverRuntime.Use(n => n.AppliedRound) >= 8, TimeSpan.FromMinutes(2), () => $"server at round {serverRuntime.Use(n => n.AppliedRound)}");
+        store.Held.Should().BeTrue();
+        (await checkpoints.LoadLatestAsync())!.Value.Checkpoint.Round.Should().Be(0);
+
+        // Round 10's write waits for round 5's; once the store takes them, the loop ends with round 10's in the store.
+        store.Release();
+        var loop = server.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<ServerLoop>().Single();
+        await loop.ExecuteTask!.WaitAsync(TimeSpan.FromMinutes(2));
+        serverRuntime.Use(n => n.AppliedRound).Should().Be(Rounds);
+        (await checkpoints.LoadLatestAsync())!.Value.Checkpoint.Round.Should().Be(10);
+    }
+
+    /// <summary>A store whose saves of keys containing <paramref name="held"/> wait until <see cref="Release"/>.</summary>
+    private sealed class HeldCheckpointStore(ICheckpointStore inner, string held) : ICheckpointStore
+    {
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool Held { get; private set; }
+
+        public void Release() => _released.TrySetResult();
+
+        public Task<StoredValue?> GetAsync(string key, CancellationToken cancellationToken = default) => inner.GetAsync(key, cancellationToken);
+
+        public async Task<bool> TrySaveAsync(string key, byte[] data, string? etag, CancellationToken cancellationToken = default)
+        {
+            if (key.Contains(held, StringComparison.Ordinal))
+            {
+                Held = true;
+                await _released.Task.WaitAsync(cancellationToken);
+            }
+            return await inner.TrySaveAsync(key, data, etag, cancellationToken);
+        }
+
+        public Task<bool> TryDeleteAsync(string key, string? etag, CancellationToken cancellationToken = default) => inner.TryDeleteAsync(key, etag, cancellationToken);
     }
 
     /// <param name="admission">

@@ -46,6 +46,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .Values.job.checkpointEvery | quote }}
 - name: JOB__HEARTBEATMS
   value: {{ .Values.job.heartbeatMs | quote }}
+- name: JOB__TORCHTHREADS
+  value: {{ .Values.job.torchThreads | quote }}
 - name: JOB__HOLDOUT
   value: {{ .Values.job.holdout | quote }}
 - name: JOB__MAXCHUNKBYTES

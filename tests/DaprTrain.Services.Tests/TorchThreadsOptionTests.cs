@@ -1,0 +1,35 @@
+using DaprTrain.Dapr;
+using DaprTrain.ParameterServer;
+using DaprTrain.Worker;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Options;
+
+namespace DaprTrain.Services.Tests;
+
+/// <summary>Job:TorchThreads (issue 16): out of range stops a service at start, saying the range; a valid value is what torch runs on.</summary>
+public class TorchThreadsOptionTests
+{
+    public static TheoryData<string> Bad => new() { "-1", (Environment.ProcessorCount + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) };
+
+    [Theory]
+    [MemberData(nameof(Bad))]
+    public void Out_of_range_stops_the_worker_and_the_server_at_start(string value)
+    {
+        string message = $"*Job:TorchThreads must be between 1 and {Environment.ProcessorCount}, the cores this process has, or 0 for libtorch's default (got {value})*";
+        using var worker = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:TorchThreads", value));
+        ((Action)(() => worker.CreateClient())).Should().Throw<OptionsValidationException>().WithMessage(message);
+        using var server = new WebApplicationFactory<ServerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:TorchThreads", value));
+        ((Action)(() => server.CreateClient())).Should().Throw<OptionsValidationException>().WithMessage(message);
+    }
+
+    [Fact]
+    public void The_default_is_one_thread_and_a_trainer_of_the_job_runs_on_it()
+    {
+        var job = new TrainingJobOptions();
+        job.TorchThreads.Should().Be(1);
+        job.Validate(new System.ComponentModel.DataAnnotations.ValidationContext(job)).Should().BeEmpty();
+        job.Trainer();
+        TorchSharp.torch.get_num_threads().Should().Be(1);
+    }
+}
