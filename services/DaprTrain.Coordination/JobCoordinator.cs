@@ -23,7 +23,8 @@ public sealed record CoordinatorSnapshot(
     Dictionary<long, Dictionary<string, ulong>>? WeightHashes = null,
     Dictionary<string, long>? HeartbeatSequences = null,
     Dictionary<string, long>? ReportSequences = null,
-    Dictionary<string, long>? SyncSequences = null);
+    Dictionary<string, long>? SyncSequences = null,
+    long AgreedRound = -1);
 
 /// <summary>
 /// Membership, leases, data-shard assignment, checkpoint-writer election and the per-round agreement of
@@ -34,6 +35,20 @@ public sealed record CoordinatorSnapshot(
 public sealed class JobCoordinator
 {
     private readonly Dictionary<string, DateTimeOffset> _leases = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The newest round decided with reports from more than half the members (-1: none yet). Under admission a member may
+    /// report, close or state a weight hash only for rounds up to <see cref="AgreementLead"/> past it: one insider cannot
+    /// decide rounds far ahead (a decision prunes the kept ones 16 rounds behind it, so the others' pollers would find
+    /// theirs gone and close it again, empty), nor fill the weight comparisons with rounds nobody else reaches.
+    /// </summary>
+    private long _agreedRound = -1;
+
+    /// <summary>How far past the last round agreed by a majority a member's round calls may go: the next round, and one more.</summary>
+    public const long AgreementLead = 2;
+
+    /// <summary>Rounds back from the agreed one whose weight hashes are still taken (the decisions kept are 16 back).</summary>
+    public const long WeightHashLag = 16;
     private readonly Dictionary<int, string> _shardOwners = [];
     private readonly Dictionary<(int Generation, long Round), Dictionary<string, HashSet<string>>> _reports = [];
     private readonly Dictionary<(int Generation, long Round), RoundDecision> _decisions = [];
@@ -253,6 +268,18 @@ public sealed class JobCoordinator
 
     private static string Shorten(string id) => id.Length <= 64 ? id : id[..64] + "...";
 
+    /// <summary>Under admission: refuses a round call beyond the agreement window (see <see cref="_agreedRound"/>), or of another generation than the server's.</summary>
+    private void CheckWindow(string call, string caller, int generation, long round)
+    {
+        if (Admission is null) return;
+        if (generation != Generation) throw new UnauthorizedAccessException($"{call} of {Shorten(caller)} for generation {generation}; the job's is {Generation}");
+        if (round < 0) throw new UnauthorizedAccessException($"{call} of {Shorten(caller)} for round {round}");
+        if (_agreedRound >= 0 && round > _agreedRound + AgreementLead)
+        {
+            throw new UnauthorizedAccessException($"{call} of {Shorten(caller)} for round {round}, beyond round {_agreedRound + AgreementLead} (the last round a majority agreed on is {_agreedRound})");
+        }
+    }
+
     /// <summary>A member states which senders' gradients it holds for the round (a later report of the round replaces it).</summary>
     /// <param name="sequence">Under admission: the member's next report number (<see cref="MemberIdentity.NextReport"/>).</param>
     /// <param name="signature">Under admission: the member's signature over <see cref="SignedCall.Report"/>; a member reports only for itself.</param>
@@ -260,6 +287,7 @@ public sealed class JobCoordinator
     public void Report(string member, int generation, long round, IReadOnlyList<string> received, long sequence = 0, string? signature = null)
     {
         if (Admission is not null && !Admit(SignedCall.Report(JobId, member, sequence, generation, round, received), signature, sequence, _reportSequences)) return;
+        CheckWindow("report", member, generation, round);
         Record(member, generation, round, received);
     }
 
@@ -286,6 +314,7 @@ public sealed class JobCoordinator
         if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
         // The deadline is the caller's: without the check anyone could close a round a millisecond after its first report.
         if (Admission is not null) Authenticate(SignedCall.TryCloseRound(JobId, caller ?? "", generation, round, deadline), signature);
+        CheckWindow("try-close", caller ?? "", generation, round);
         return TryDecide(generation, round, deadline);
     }
 
@@ -318,6 +347,7 @@ public sealed class JobCoordinator
         {
             return DecisionOf(generation, round);
         }
+        CheckWindow("report", member, generation, round);
         ExpireLapsedLeases();
         Record(member, generation, round, received);
         return TryDecide(generation, round, deadline);
@@ -334,6 +364,7 @@ public sealed class JobCoordinator
         if (_decisions.TryGetValue((generation, round), out var decided)) return decided;
         // Closing leaves out whoever has not reported yet: only a member may, or anyone could exclude the real ones.
         if (Admission is not null) Authenticate(SignedCall.CloseRound(JobId, caller ?? "", generation, round), signature);
+        CheckWindow("close", caller ?? "", generation, round);
         return Decide(generation, round);
     }
 
@@ -353,6 +384,7 @@ public sealed class JobCoordinator
             (common ?? []).OrderBy(s => s, StringComparer.Ordinal).ToList(),
             reports.Keys.OrderBy(s => s, StringComparer.Ordinal).ToList(), Version);
         _decisions[(generation, round)] = decision;
+        if (reports.Keys.Count(_leases.ContainsKey) * 2 > _leases.Count) _agreedRound = Math.Max(_agreedRound, round);
         // Keep a short history for late or repeated Close calls; older rounds can never be asked about again.
         foreach (var old in _decisions.Keys.Where(k => k.Generation < generation || k.Round < round - 16).ToList()) _decisions.Remove(old);
         return decision;
@@ -370,9 +402,16 @@ public sealed class JobCoordinator
         // Without the check anyone could state a false hash for a member and have it marked diverged (and resynchronised).
         if (Admission is not null) Authenticate(SignedCall.WeightHash(JobId, member, round, hash), signature);
         if (!_leases.ContainsKey(member)) return WeightCheck.None;
+        CheckWindow("weight hash", member, Generation, round);
+        if (Admission is not null && _agreedRound >= 0 && round < _agreedRound - WeightHashLag)
+        {
+            throw new UnauthorizedAccessException($"weight hash of {Shorten(member)} for round {round}, more than {WeightHashLag} rounds before the last agreed one ({_agreedRound})");
+        }
         if (!_weightHashes.TryGetValue(round, out var hashes)) _weightHashes[round] = hashes = new(StringComparer.Ordinal);
         hashes[member] = hash;
-        while (_weightHashes.Count > 4) _weightHashes.Remove(_weightHashes.Keys.First());
+        // The newest rounds stay (not the first stated): with the window above, rounds ahead of the others take at most
+        // two of the four places, so a member cannot push the rounds everyone compares out.
+        while (_weightHashes.Count > 4) _weightHashes.Remove(_weightHashes.Keys.Min());
         foreach (var (checkedRound, reported) in _weightHashes.Reverse())
         {
             if (!reported.ContainsKey(member)) continue;
@@ -386,7 +425,11 @@ public sealed class JobCoordinator
     {
         var expected = _leases.Keys.Where(m => !_syncRequests.Contains(m)).ToList();
         if (!expected.All(reported.ContainsKey)) return new WeightCheck(round, false, null, []);
-        ulong majority = reported.Values.GroupBy(h => h).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
+        var largest = reported.Values.GroupBy(h => h).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First();
+        // Only a strict majority names the diverged: on a tie (two replicas, or two against two) no hash outvotes the
+        // other, and marking either side would let one insider's false hash send an honest replica to resynchronise.
+        if (largest.Count() * 2 <= reported.Count) return new WeightCheck(round, true, null, []);
+        ulong majority = largest.Key;
         return new WeightCheck(round, true, majority, reported.Where(r => r.Value != majority).Select(r => r.Key).OrderBy(m => m, StringComparer.Ordinal).ToList());
     }
 
@@ -427,7 +470,8 @@ public sealed class JobCoordinator
         _weightHashes.ToDictionary(h => h.Key, h => new Dictionary<string, ulong>(h.Value, StringComparer.Ordinal)),
         new Dictionary<string, long>(_heartbeatSequences, StringComparer.Ordinal),
         new Dictionary<string, long>(_reportSequences, StringComparer.Ordinal),
-        new Dictionary<string, long>(_syncSequences, StringComparer.Ordinal));
+        new Dictionary<string, long>(_syncSequences, StringComparer.Ordinal),
+        _agreedRound);
 
     public static JobCoordinator Restore(CoordinatorSnapshot snapshot, TimeProvider time, JobAdmission? admission = null)
     {
@@ -436,6 +480,7 @@ public sealed class JobCoordinator
             Version = snapshot.Version,
             Admission = admission,
             Generation = snapshot.Generation,
+            _agreedRound = snapshot.AgreedRound,
         };
         foreach (var (member, key) in snapshot.Keys ?? []) coordinator._keys[member] = key;
         foreach (var (round, hashes) in snapshot.WeightHashes ?? []) coordinator._weightHashes[round] = new Dictionary<string, ulong>(hashes, StringComparer.Ordinal);

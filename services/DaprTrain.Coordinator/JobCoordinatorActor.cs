@@ -328,6 +328,11 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
             Logger.LogError("job {Job}: REPLICAS DIVERGED after round {Round}: {Members} differ from the majority's weight hash {Majority:x16}; they resynchronise from the newest checkpoint",
                 Id.GetId(), check.Round, string.Join(", ", check.Diverged), check.Majority);
         }
+        else if (check.Complete && check.Round == report.Round && check.Majority is null)
+        {
+            Logger.LogError("job {Job}: REPLICAS DISAGREE after round {Round} and no weight hash has a majority: none is resynchronised (two replicas, or a tie; see README, \"Trust model\")",
+                Id.GetId(), check.Round);
+        }
         await SaveAsync();
         return new WeightCheckDto(check.Round, check.Complete, check.Majority?.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), [.. check.Diverged]);
     }

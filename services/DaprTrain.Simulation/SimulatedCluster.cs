@@ -180,9 +180,7 @@ internal sealed class SimulatedCluster : IDisposable
     public async Task<double> ComputeAsync(WorkerNode worker, double start)
     {
         double computeMs = Compute.Run(worker, start);
-        double slowMs = Options.Faults.NodeFaults
-            .Where(f => f.Kind == NodeFaultKind.Slow && f.Node == worker.Id && f.Round <= worker.OpenRound)
-            .Sum(f => f.DelayMs);
+        double slowMs = InjectedSlowMs(worker);
         double ready = start + computeMs + slowMs;
         _computePhase = _computePhase.StartMs == start ? (start, Math.Max(_computePhase.Ms, computeMs)) : (start, computeMs);
         Accounting.Busy(worker.Id, Compute.WorkerBusyMs(computeMs) + slowMs);
@@ -221,6 +219,20 @@ internal sealed class SimulatedCluster : IDisposable
     /// nodes), never on how busy the machine that measures the compute happens to be; and retried invocations change
     /// the time and the cost of a serverless round, not its gradients.
     /// </summary>
+    /// <summary>The slowness the fault plan injects into <paramref name="worker"/>'s compute in its open round (modelled, so the same in every run of a seed).</summary>
+    public double InjectedSlowMs(WorkerNode worker) => Options.Faults.NodeFaults
+        .Where(f => f.Kind == NodeFaultKind.Slow && f.Node == worker.Id && f.Round <= worker.OpenRound)
+        .Sum(f => f.DelayMs);
+
+    /// <summary>
+    /// When <paramref name="worker"/>'s gradient leaves: at the end of the compute phase (the slowest participant's measured
+    /// compute) plus the slowness injected into it. Not at its own measured ready time: the phase's deadline counts from
+    /// the same end, so whether a gradient is late then depends only on modelled quantities (the injected slowness, the
+    /// hop, the faults on the wire), never on how busy the machine was (a hop longer than the deadline made it depend on
+    /// the gap between a worker's measured compute and the slowest one's).
+    /// </summary>
+    public double SendMs(WorkerNode worker, double roundStartMs) => ComputePhaseEndMs(roundStartMs) + InjectedSlowMs(worker);
+
     public double ComputePhaseEndMs(double roundStartMs) => roundStartMs + (_computePhase.StartMs == roundStartMs ? _computePhase.Ms : 0);
 
     /// <summary>Publishes at virtual time <paramref name="at"/>; the message is in transit for one hop over its busiest link.</summary>

@@ -269,6 +269,68 @@ public class JobCoordinatorActorTests
         next.Diverged.Should().BeEmpty("worker-2's own hash for round 10 stands");
     }
 
+    /// <summary>
+    /// An insider (a member, with its own key) closing a round far ahead: decided, it would prune the decisions kept 16
+    /// rounds behind it, the current round's among them, so the members still polling that round would find nothing and
+    /// close it again, empty, and skip a round the others applied (found in review). Round calls go at most
+    /// <see cref="JobCoordinator.AgreementLead"/> past the last round a majority agreed on.
+    /// </summary>
+    [Fact]
+    public async Task A_member_cannot_decide_rounds_far_ahead_of_the_last_one_a_majority_agreed_on()
+    {
+        var actor = await ActivateAsync();
+        string[] all = ["worker-1", "worker-2", "worker-3"];
+        foreach (var w in all) await actor.JoinAsync(JoinOf(w));
+        for (long round = 1; round <= 3; round++)
+        {
+            foreach (var w in all) await actor.ReportAndTryCloseAsync(ReportOf(w, round, all, 60_000));
+        }
+
+        var farClose = () => actor.CloseRoundAsync(CloseOf("worker-3", 1000));
+        await farClose.Should().ThrowAsync<UnauthorizedAccessException>().WithMessage("*round 1000, beyond round 5 (the last round a majority agreed on is 3)*");
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-3", 1000, all, 1))).Should().BeNull("a report far ahead is refused");
+        _clock.SetUtcNow(Start.AddSeconds(1));
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-3", 999, deadlineMs: 1))).Should().BeNull("a try-close far ahead is refused");
+        var otherGeneration = () => actor.CloseRoundAsync(new RoundKeyDto("worker-3", 7, 4, 0, Identity("worker-3").Sign(SignedCall.CloseRound("job-1", "worker-3", 7, 4))));
+        await otherGeneration.Should().ThrowAsync<UnauthorizedAccessException>().WithMessage("*generation 7; the job's is 0*");
+
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 3)))!.Reporters.Should().Equal(all, "round 3's decision is still the one every poller gets");
+        foreach (var w in all.SkipLast(1)) (await actor.ReportAndTryCloseAsync(ReportOf(w, 4, all, 60_000))).Should().BeNull();
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-3", 4, all, 60_000)))!.Included.Should().Equal(all, "the next round goes on as before");
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 6, all, 60_000))).Should().BeNull("two past the agreed round 4 is still taken");
+    }
+
+    /// <summary>
+    /// Weight comparisons name the diverged only by a strict majority: with two replicas (or a tie) one insider's false hash
+    /// would otherwise mark the honest one, whichever hash sorted first. And hashes for rounds far ahead are refused: the
+    /// four newest rounds are the ones compared, so a member could otherwise push every real round out.
+    /// </summary>
+    [Fact]
+    public async Task A_tie_marks_nobody_diverged_and_hashes_far_ahead_cannot_push_the_real_rounds_out()
+    {
+        var actor = await ActivateAsync();
+        string[] two = ["worker-1", "worker-2"];
+        foreach (var w in two) await actor.JoinAsync(JoinOf(w));
+        foreach (var w in two) await actor.ReportAndTryCloseAsync(ReportOf(w, 1, two, 60_000));
+
+        (await actor.CompareWeightsAsync(HashOf("worker-1", 1, 0xAA))).Complete.Should().BeFalse();
+        var tie = await actor.CompareWeightsAsync(HashOf("worker-2", 1, 0x01));
+        tie.Complete.Should().BeTrue();
+        tie.Diverged.Should().BeEmpty("one hash against one: neither is the majority's");
+        tie.Majority.Should().BeNull();
+        _logs.Messages.Should().Contain(e => e.Contains("no weight hash has a majority", StringComparison.Ordinal));
+
+        foreach (long far in new long[] { 1000, 1001, 1002, 1003 })
+        {
+            (await actor.CompareWeightsAsync(HashOf("worker-2", far, 0xBB))).Should().BeEquivalentTo(new WeightCheckDto(far, false, null, []), "refused");
+        }
+        (await actor.CompareWeightsAsync(HashOf("worker-1", 2, 0xCC))).Round.Should().Be(1, "round 2 is still incomplete: worker-1 learns round 1's");
+        var real = await actor.CompareWeightsAsync(HashOf("worker-2", 2, 0xCC));
+        real.Round.Should().Be(2, "round 2's hashes were kept and compared");
+        real.Complete.Should().BeTrue();
+        real.Diverged.Should().BeEmpty();
+    }
+
     [Fact]
     public async Task A_sync_request_is_the_members_own_and_a_replayed_one_does_not_flip_the_state_back()
     {

@@ -46,4 +46,23 @@ public class ScatterTests
         var relaxed = await Jobs.RunAsync(instant with { RoundDeadlineMs = 250 });
         tight.FinalWeights.Should().Equal(relaxed.FinalWeights, "no reduced slice may miss its round for the time its owner took to reduce it");
     }
+
+    /// <summary>
+    /// Whether a gradient is late depends only on what is modelled. worker-2 is made 2 ms slower and the hop takes 1 ms
+    /// against a 2.5 ms deadline: its gradient is late in every round, whoever computed fastest. (Each gradient used to
+    /// leave at its own measured ready time while the deadline counted from the slowest one's, so worker-2 made its round
+    /// whenever another worker's measured compute was more than 0.5 ms longer than its own: found in review.)
+    /// </summary>
+    [Theory]
+    [InlineData(Topology.PeerToPeer)]
+    [InlineData(Topology.ParameterServer)]
+    public async Task A_gradient_is_late_for_what_is_modelled_never_for_how_long_the_others_computed(Topology topology)
+    {
+        const long rounds = 12;
+        var options = Jobs.Options(topology, rounds, "slow:worker-2=2ms") with { Network = new NetworkModel(LatencyMs: 1, BandwidthMbps: NetworkModel.MaxBandwidthMbps), RoundDeadlineMs = 2.5 };
+        var result = await Jobs.RunAsync(options);
+        result.GradientsDropped.Should().Be(rounds, "worker-2's gradient arrives 3 ms after the compute phase, the deadline 2.5 ms after it, in every round");
+        var again = await Jobs.RunAsync(options);
+        again.FinalWeights.Should().Equal(result.FinalWeights);
+    }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using DaprTrain.Engine.Nodes;
+using DaprTrain.Engine.Topologies;
 using Microsoft.Extensions.Logging;
 
 namespace DaprTrain.Simulation.Rounds;
@@ -17,24 +18,27 @@ internal static class PeerRound
         var members = cluster.View.Members;
         double deadlineMs = cluster.Options.RoundDeadlineMs;
         double computeMs = 0;
-        var colluders = new List<(WorkerNode Worker, double Ready)>();
+        var colluders = new List<WorkerNode>();
         foreach (var worker in participants)
         {
             double ready = await cluster.ComputeAsync(worker, start);
             computeMs = Math.Max(computeMs, ready - start);
-            // A colluding (ALIE) attacker sends once it has seen the honest gradients of the round, at its own ready time.
-            if (worker.Colludes(round)) colluders.Add((worker, ready));
-            else using (cluster.Accounting.TimeExchange()) cluster.Publish(worker.Id, plan.Contribute(worker), ready);
+            if (worker.Colludes(round)) colluders.Add(worker);
+        }
+        double computed = cluster.ComputePhaseEndMs(start);
+        foreach (var worker in participants.Except(colluders))
+        {
+            using (cluster.Accounting.TimeExchange()) cluster.Publish(worker.Id, plan.Contribute(worker), cluster.SendMs(worker, start));
         }
         if (colluders.Count > 0)
         {
-            cluster.Collude([.. colluders.Select(c => c.Worker)], participants);
-            foreach (var (worker, ready) in colluders)
+            // A colluding (ALIE) attacker sends once it has seen the honest gradients of the round.
+            cluster.Collude(colluders, participants);
+            foreach (var worker in colluders)
             {
-                using (cluster.Accounting.TimeExchange()) cluster.Publish(worker.Id, plan.Contribute(worker), ready);
+                using (cluster.Accounting.TimeExchange()) cluster.Publish(worker.Id, plan.Contribute(worker), cluster.SendMs(worker, start));
             }
         }
-        double computed = cluster.ComputePhaseEndMs(start);
         cluster.DeliverUntil(computed + deadlineMs, () => participants.All(w => plan.Gathered(w, round, members)));
         // The round is not over before its gradients are computed (with one worker, no delivery moves the clock).
         cluster.Clock.AdvanceTo(Math.Max(cluster.Clock.NowMs, computed));
@@ -52,22 +56,20 @@ internal static class PeerRound
         // A second phase where the plan has one (all-gather of the reduced slices).
         double shareStart = cluster.Clock.NowMs;
         double shareMs = 0;
-        bool shared = false;
+        var shares = new List<(string Sender, IReadOnlyList<Outgoing> Messages)>();
         foreach (var worker in participants)
         {
             var watch = Stopwatch.StartNew();
             var messages = plan.Share(worker, decision);
             shareMs = Math.Max(shareMs, watch.Elapsed.TotalMilliseconds);
-            if (messages.Count > 0)
-            {
-                shared = true;
-                cluster.Publish(worker.Id, messages, shareStart + shareMs);
-            }
+            if (messages.Count > 0) shares.Add((worker.Id, messages));
             cluster.Accounting.Exchange(watch.Elapsed.TotalMilliseconds);
         }
-        // The deadline counts from when the slowest owner has reduced, as the gradients' counts from the slowest compute:
-        // a reduce is measured wall time, and a machine's load must never decide whether a seeded run's slice is late.
-        if (shared) cluster.DeliverUntil(shareStart + shareMs + deadlineMs, () => participants.All(w => plan.ReadyToApply(w, decision)));
+        // Every owner's slices leave when the slowest owner has reduced, and the deadline counts from then, as the
+        // gradients' counts from the slowest compute: a reduce is measured wall time, and a machine's load must never
+        // decide whether a seeded run's slice is late (only the modelled hop and the injected faults may).
+        foreach (var (sender, messages) in shares) cluster.Publish(sender, messages, shareStart + shareMs);
+        if (shares.Count > 0) cluster.DeliverUntil(shareStart + shareMs + deadlineMs, () => participants.All(w => plan.ReadyToApply(w, decision)));
 
         double applyMs = cluster.TimeEach(participants, worker =>
         {

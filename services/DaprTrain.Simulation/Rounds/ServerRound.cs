@@ -15,19 +15,19 @@ internal static class ServerRound
         var members = cluster.View.Members;
         server.SetMembers(members);
         double computeMs = 0;
-        var colluders = new List<(WorkerNode Worker, double Ready)>();
+        var colluders = new List<WorkerNode>();
         foreach (var worker in participants)
         {
             double ready = await cluster.ComputeAsync(worker, start);
             computeMs = Math.Max(computeMs, ready - start);
-            // A colluding (ALIE) attacker sends once it has seen the honest gradients of the round, at its own ready time.
-            if (worker.Colludes(round)) colluders.Add((worker, ready));
-            else Contribute(cluster, worker, ready, members.Count);
+            if (worker.Colludes(round)) colluders.Add(worker);
         }
+        foreach (var worker in participants.Except(colluders)) Contribute(cluster, worker, cluster.SendMs(worker, start), members.Count);
         if (colluders.Count > 0)
         {
-            cluster.Collude([.. colluders.Select(c => c.Worker)], participants);
-            foreach (var (worker, ready) in colluders) Contribute(cluster, worker, ready, members.Count);
+            // A colluding (ALIE) attacker sends once it has seen the honest gradients of the round.
+            cluster.Collude(colluders, participants);
+            foreach (var worker in colluders) Contribute(cluster, worker, cluster.SendMs(worker, start), members.Count);
         }
 
         double computed = cluster.ComputePhaseEndMs(start);
