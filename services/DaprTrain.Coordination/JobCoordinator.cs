@@ -274,10 +274,29 @@ public sealed class JobCoordinator
         if (Admission is null) return;
         if (generation != Generation) throw new UnauthorizedAccessException($"{call} of {Shorten(caller)} for generation {generation}; the job's is {Generation}");
         if (round < 0) throw new UnauthorizedAccessException($"{call} of {Shorten(caller)} for round {round}");
-        if (_agreedRound >= 0 && round > _agreedRound + AgreementLead)
+        if (round <= AgreedRound() + AgreementLead) return;
+        // Members whose leases ran out may be all that kept the last rounds from a majority (two of four workers dead):
+        // once they are expired, those rounds' reporters are a majority of who is left, and the window moves on.
+        ExpireLapsedLeases();
+        long agreed = AgreedRound();
+        if (agreed >= 0 && round > agreed + AgreementLead)
         {
-            throw new UnauthorizedAccessException($"{call} of {Shorten(caller)} for round {round}, beyond round {_agreedRound + AgreementLead} (the last round a majority agreed on is {_agreedRound})");
+            throw new UnauthorizedAccessException($"{call} of {Shorten(caller)} for round {round}, beyond round {agreed + AgreementLead} (the last round a majority agreed on is {agreed})");
         }
+    }
+
+    /// <summary>
+    /// The newest round decided with reports from more than half the members that do not wait for a state, counted
+    /// against the members now (-1: none yet). Kept as a high-water mark, so rounds pruned from the decisions still count.
+    /// </summary>
+    private long AgreedRound()
+    {
+        int voters = _leases.Keys.Count(m => !_syncRequests.Contains(m));
+        foreach (var decision in _decisions.Values)
+        {
+            if (decision.Round > _agreedRound && decision.Reporters.Count(_leases.ContainsKey) * 2 > voters) _agreedRound = decision.Round;
+        }
+        return _agreedRound;
     }
 
     /// <summary>A member states which senders' gradients it holds for the round (a later report of the round replaces it).</summary>
@@ -384,7 +403,6 @@ public sealed class JobCoordinator
             (common ?? []).OrderBy(s => s, StringComparer.Ordinal).ToList(),
             reports.Keys.OrderBy(s => s, StringComparer.Ordinal).ToList(), Version);
         _decisions[(generation, round)] = decision;
-        if (reports.Keys.Count(_leases.ContainsKey) * 2 > _leases.Count) _agreedRound = Math.Max(_agreedRound, round);
         // Keep a short history for late or repeated Close calls; older rounds can never be asked about again.
         foreach (var old in _decisions.Keys.Where(k => k.Generation < generation || k.Round < round - 16).ToList()) _decisions.Remove(old);
         return decision;
@@ -403,9 +421,9 @@ public sealed class JobCoordinator
         if (Admission is not null) Authenticate(SignedCall.WeightHash(JobId, member, round, hash), signature);
         if (!_leases.ContainsKey(member)) return WeightCheck.None;
         CheckWindow("weight hash", member, Generation, round);
-        if (Admission is not null && _agreedRound >= 0 && round < _agreedRound - WeightHashLag)
+        if (Admission is not null && AgreedRound() is >= 0 and long agreed && round < agreed - WeightHashLag)
         {
-            throw new UnauthorizedAccessException($"weight hash of {Shorten(member)} for round {round}, more than {WeightHashLag} rounds before the last agreed one ({_agreedRound})");
+            throw new UnauthorizedAccessException($"weight hash of {Shorten(member)} for round {round}, more than {WeightHashLag} rounds before the last agreed one ({agreed})");
         }
         if (!_weightHashes.TryGetValue(round, out var hashes)) _weightHashes[round] = hashes = new(StringComparer.Ordinal);
         hashes[member] = hash;

@@ -301,6 +301,39 @@ public class JobCoordinatorActorTests
     }
 
     /// <summary>
+    /// The window must not stop a job whose majority died: with two of three workers dead, worker-1's rounds are decided by
+    /// the deadline with its report alone, no majority of three; the third such round waits, and goes once the dead
+    /// members' leases have run out and worker-1 is a majority of who is left.
+    /// </summary>
+    [Fact]
+    public async Task The_window_moves_on_once_the_members_that_kept_rounds_from_a_majority_have_expired()
+    {
+        var actor = await ActivateAsync();
+        string[] all = ["worker-1", "worker-2", "worker-3"];
+        foreach (var w in all) await actor.JoinAsync(JoinOf(w));
+        foreach (var w in all) await actor.ReportAndTryCloseAsync(ReportOf(w, 1, all, 60_000));
+
+        // worker-2 and worker-3 are gone: worker-1 alone reports, and each round closes by its 5 ms deadline.
+        for (long round = 2; round <= 3; round++)
+        {
+            (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", round, ["worker-1"], 5))).Should().BeNull();
+            _clock.Advance(TimeSpan.FromMilliseconds(10));
+            (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", round, deadlineMs: 5)))!.Reporters.Should().Equal("worker-1");
+        }
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 4, ["worker-1"], 5))).Should().BeNull("round 4 is three past round 1, the last a majority of three agreed on");
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 4, deadlineMs: 5))).Should().BeNull("refused, not decided");
+
+        // Leases of 1 s from the joins: worker-1 renews its own, the others' run out.
+        _clock.SetUtcNow(Start.AddMilliseconds(900));
+        (await actor.HeartbeatAsync(HeartbeatOf("worker-1"))).Should().BeTrue();
+        _clock.SetUtcNow(Start.AddMilliseconds(1200));
+        var decision = await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 4, ["worker-1"], 5));
+        decision.Should().NotBeNull("worker-2's and worker-3's leases ran out: worker-1 is every member left, and rounds 2 and 3 were its");
+        decision!.Included.Should().Equal("worker-1");
+    }
+
+    /// <summary>
     /// Weight comparisons name the diverged only by a strict majority: with two replicas (or a tie) one insider's false hash
     /// would otherwise mark the honest one, whichever hash sorted first. And hashes for rounds far ahead are refused: the
     /// four newest rounds are the ones compared, so a member could otherwise push every real round out.
