@@ -168,7 +168,8 @@ public sealed class WorkerLoop(
         long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
         // A retried round sends what it already computed: peers may hold the first copy, and every copy must be equal.
         if (functionOptions.Value.Enabled && !runtime.Use(node => node.HasOwnGradient(node.OpenRound)) && !await ComputeByFunctionsAsync(job, stoppingToken)) return;
-        bool colludes = runtime.Use(node =>
+        // Computed and encoded in one turn of the node: between two turns a delivery may open the next round.
+        var (contribution, colludes) = runtime.Use(node =>
         {
             if (!node.HasOwnGradient(node.OpenRound))
             {
@@ -177,17 +178,25 @@ public sealed class WorkerLoop(
                 node.ComputeGradient();
                 TrainingMetrics.BusyTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, _tags);
             }
-            return node.Colludes(node.OpenRound) && !node.OwnGradientSent;
+            if (node.Colludes(node.OpenRound) && !node.OwnGradientSent) return ((IReadOnlyList<Outgoing>?)null, true);
+            using var encoding = phases.Time(RoundPhase.Encode);
+            return (plan.Contribute(node), false);
         });
         var deadline = TimeSpan.FromMilliseconds(job.RoundDeadlineMs);
         var contributors = view.Members.Except(view.PendingSyncs).ToList();
-        if (colludes) await ColludeAsync(round, contributors, deadline, stoppingToken);
-        var contribution = runtime.Use(node =>
+        if (colludes)
         {
-            using var encoding = phases.Time(RoundPhase.Encode);
-            return plan.Contribute(node);
-        });
-        await PublishAsync(contribution, stoppingToken);
+            await ColludeAsync(round, contributors, deadline, stoppingToken);
+            contribution = runtime.Use(node =>
+            {
+                // The round moved on while this insider waited (a state taken from a peer): nothing of it is sent.
+                if (node.OpenRound != round || !node.HasOwnGradient(round)) return null;
+                using var encoding = phases.Time(RoundPhase.Encode);
+                return plan.Contribute(node);
+            });
+            if (contribution is null) return;
+        }
+        await PublishAsync(contribution!, stoppingToken);
 
         if (!plan.DecidedByPeers)
         {
@@ -368,6 +377,7 @@ public sealed class WorkerLoop(
         using (phases.Time(RoundPhase.Wait, "alie")) await runtime.UntilAsync(time, n => peers.All(p => n.Holds(round, p)), deadline, Poll, stoppingToken);
         int used = runtime.Use(node =>
         {
+            if (node.OpenRound != round || node.OwnGradientSent) return -1;
             var honest = node.PeerGradients(round);
             if (honest.Count > 0) node.Collude(honest, contributors.Count, colluding: 1);
             return honest.Count;

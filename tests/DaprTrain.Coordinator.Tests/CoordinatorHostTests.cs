@@ -1,3 +1,4 @@
+using DaprTrain.Tests.Shared;
 using System.Net;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -60,11 +61,10 @@ public sealed class CoordinatorHostTests : IDisposable
     }
 
     [Fact]
-    public void An_unknown_topology_stops_the_host_at_start_and_names_the_known_ones()
+    public async Task An_unknown_topology_stops_the_host_at_start_and_names_the_known_ones()
     {
-        using var bad = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Job:Topology", "ring"));
-        var act = () => bad.CreateClient();
-        act.Should().Throw<OptionsValidationException>().WithMessage("*'ring' is not a topology; known: ps, p2p, p2p-scatter*");
+        var failure = await HostStartup.FailureAsync("DaprTrain.Coordinator", b => b.AddCoordinator(), [new("Job:Topology", "ring"), new("Job:Secret", JobSecret)]);
+        failure.Should().BeOfType<OptionsValidationException>().Which.Message.Should().Match("*'ring' is not a topology; known: ps, p2p, p2p-scatter*");
     }
 
     [Fact]
@@ -139,11 +139,10 @@ public sealed class CoordinatorHostTests : IDisposable
     }
 
     [Fact]
-    public void The_coordinator_does_not_start_without_the_jobs_secret()
+    public async Task The_coordinator_does_not_start_without_the_jobs_secret()
     {
-        using var open = new WebApplicationFactory<Program>();
-        var start = () => open.CreateClient();
-        start.Should().Throw<OptionsValidationException>().WithMessage("*Job:Secret (JOB__SECRET) must be set*");
+        var failure = await HostStartup.FailureAsync("DaprTrain.Coordinator", b => b.AddCoordinator(), []);
+        failure.Should().BeOfType<OptionsValidationException>().Which.Message.Should().Match("*Job:Secret (JOB__SECRET) must be set*");
     }
 
     [Fact]

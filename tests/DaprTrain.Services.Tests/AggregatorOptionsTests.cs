@@ -1,3 +1,4 @@
+using DaprTrain.Tests.Shared;
 using DaprTrain.Dapr;
 using DaprTrain.Engine.Aggregation;
 using DaprTrain.ParameterServer;
@@ -19,20 +20,18 @@ public class AggregatorOptionsTests
     [InlineData("Job:Attack", "signflip:-1", "*Job:Attack*the scale S must be above 0*")]
     [InlineData("Job:Compress", "zip", "*Job:Compress: compression 'zip' is not known; codecs: none | fp16*")]
     [InlineData("Job:Compress", "topk:2", "*Job:Compress: compression 'topk:2': topk needs a ratio above 0 and at most 1*")]
-    public void A_bad_rule_or_attack_stops_the_worker_at_start(string key, string value, string message)
+    public async Task A_bad_rule_or_attack_stops_the_worker_at_start(string key, string value, string message)
     {
-        using var bad = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting(key, value));
-        var act = () => bad.CreateClient();
-        act.Should().Throw<OptionsValidationException>().WithMessage(message);
+        var failure = await HostStartup.FailureAsync("DaprTrain.Worker", b => b.AddWorker(), [new("Job:DisableTrainingLoop", "true"), new(key, value)]);
+        failure.Should().BeOfType<OptionsValidationException>().Which.Message.Should().Match(message);
     }
 
     [Fact]
-    public void A_whole_vector_rule_with_p2p_scatter_stops_the_server_at_start()
+    public async Task A_whole_vector_rule_with_p2p_scatter_stops_the_server_at_start()
     {
-        using var bad = new WebApplicationFactory<ServerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true")
-            .UseSetting("Job:Topology", "p2p-scatter").UseSetting("Job:Aggregator", "bulyan"));
-        var act = () => bad.CreateClient();
-        act.Should().Throw<OptionsValidationException>().WithMessage("*bulyan:0 compares whole gradients*p2p-scatter*");
+        var failure = await HostStartup.FailureAsync("DaprTrain.ParameterServer", b => b.AddParameterServer(),
+            [new("Job:DisableTrainingLoop", "true"), new("Job:Topology", "p2p-scatter"), new("Job:Aggregator", "bulyan")]);
+        failure.Should().BeOfType<OptionsValidationException>().Which.Message.Should().Match("*bulyan:0 compares whole gradients*p2p-scatter*");
     }
 
     [Fact]
@@ -46,11 +45,10 @@ public class AggregatorOptionsTests
     }
 
     [Fact]
-    public void A_bad_codec_stops_the_server_at_start_and_a_valid_one_reaches_the_worker_node()
+    public async Task A_bad_codec_stops_the_server_at_start_and_a_valid_one_reaches_the_worker_node()
     {
-        using var bad = new WebApplicationFactory<ServerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Compress", "qsgd:0"));
-        var act = () => bad.CreateClient();
-        act.Should().Throw<OptionsValidationException>().WithMessage("*Job:Compress: compression 'qsgd:0': qsgd needs a number of levels from 1 to 127*");
+        var failure = await HostStartup.FailureAsync("DaprTrain.ParameterServer", b => b.AddParameterServer(), [new("Job:DisableTrainingLoop", "true"), new("Job:Compress", "qsgd:0")]);
+        failure.Should().BeOfType<OptionsValidationException>().Which.Message.Should().Match("*Job:Compress: compression 'qsgd:0': qsgd needs a number of levels from 1 to 127*");
 
         using var worker = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Compress", "topk:0.01"));
         worker.CreateClient();

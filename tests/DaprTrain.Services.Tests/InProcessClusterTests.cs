@@ -1,3 +1,4 @@
+using DaprTrain.Tests.Shared;
 using System.Text;
 using System.Text.Json;
 using DaprTrain.Dapr;
@@ -160,12 +161,10 @@ public sealed class InProcessClusterTests : IAsyncDisposable
     [Theory]
     [InlineData("ps")]
     [InlineData("p2p-scatter")]
-    public void Alie_is_refused_where_a_worker_never_receives_its_peers_whole_gradients(string topology)
+    public async Task Alie_is_refused_where_a_worker_never_receives_its_peers_whole_gradients(string topology)
     {
-        using var bad = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true")
-            .UseSetting("Job:Topology", topology).UseSetting("Job:Attack", "alie"));
-        var act = () => bad.CreateClient();
-        act.Should().Throw<OptionsValidationException>().WithMessage($"*alie needs the round's other gradients, which a {topology} worker never receives whole*");
+        var failure = await HostStartup.FailureAsync("DaprTrain.Worker", b => b.AddWorker(), [new("Job:DisableTrainingLoop", "true"), new("Job:Topology", topology), new("Job:Attack", "alie")]);
+        failure.Should().BeOfType<OptionsValidationException>().Which.Message.Should().Match($"*alie needs the round's other gradients, which a {topology} worker never receives whole*");
     }
 
     [Fact]

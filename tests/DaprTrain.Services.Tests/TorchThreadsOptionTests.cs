@@ -1,3 +1,4 @@
+using DaprTrain.Tests.Shared;
 using DaprTrain.Dapr;
 using DaprTrain.ParameterServer;
 using DaprTrain.Worker;
@@ -14,13 +15,12 @@ public class TorchThreadsOptionTests
 
     [Theory]
     [MemberData(nameof(Bad))]
-    public void Out_of_range_stops_the_worker_and_the_server_at_start(string value)
+    public async Task Out_of_range_stops_the_worker_and_the_server_at_start(string value)
     {
         string message = $"*Job:TorchThreads must be between 1 and {Environment.ProcessorCount}, the cores this process has, or 0 for libtorch's default (got {value})*";
-        using var worker = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:TorchThreads", value));
-        ((Action)(() => worker.CreateClient())).Should().Throw<OptionsValidationException>().WithMessage(message);
-        using var server = new WebApplicationFactory<ServerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:TorchThreads", value));
-        ((Action)(() => server.CreateClient())).Should().Throw<OptionsValidationException>().WithMessage(message);
+        KeyValuePair<string, string?>[] settings = [new("Job:DisableTrainingLoop", "true"), new("Job:TorchThreads", value)];
+        (await HostStartup.FailureAsync("DaprTrain.Worker", b => b.AddWorker(), settings)).Should().BeOfType<OptionsValidationException>().Which.Message.Should().Match(message);
+        (await HostStartup.FailureAsync("DaprTrain.ParameterServer", b => b.AddParameterServer(), settings)).Should().BeOfType<OptionsValidationException>().Which.Message.Should().Match(message);
     }
 
     [Fact]
