@@ -29,9 +29,11 @@ public sealed class ServerlessEndToEndTests
         var sidecars = new DoubleSidecars();
         await using var cluster = new Cluster(ServerlessJob(rounds: 40, attempts: 4, backoffMs: 100), sidecars);
         await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
-        // 150 ms more per invocation, as a slower platform: an invocation is in an instance long enough to kill it there.
+        // 150 ms more per invocation, as a slower platform; function-a, the one killed, 1.5 s: the test sees an invocation
+        // in it through its status and then kills it, and with 150 ms there an invocation seen under load could end before
+        // the kill (no retry: seen once in a run of the suite). 1.5 s is far longer than a status call and the kill take.
         var slow = new Dictionary<string, string> { ["Function__ExtraLatencyMs"] = "150" };
-        var doomed = await cluster.StartAsync(FunctionApp, "DaprTrain.GradientFunction", slow, name: "function-a");
+        var doomed = await cluster.StartAsync(FunctionApp, "DaprTrain.GradientFunction", new() { ["Function__ExtraLatencyMs"] = "1500" }, name: "function-a");
         await cluster.StartAsync(FunctionApp, "DaprTrain.GradientFunction", slow, name: "function-b");
         await cluster.StartAsync("worker-1", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-1" });
         await cluster.StartAsync("worker-2", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-2" });
