@@ -129,7 +129,10 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     {
         var now = _time.GetUtcNow();
         caller ??= "";
-        string key = call + "\n" + (caller.Length <= 128 ? caller : caller[..128]);
+        // Ids that are none of the job's workers share one entry: an attacker rotating made-up ids would otherwise get a
+        // line a call (and clear the table for the real ids every 1,024 of them).
+        string who = _coordinator?.Admission?.Admits(caller) == false ? "(not one of the job's workers)" : caller;
+        string key = call + "\n" + (who.Length <= 128 ? who : who[..128]);
         if (_refusals.TryGetValue(key, out var last) && now - last.Logged < RefusalLogInterval)
         {
             _refusals[key] = (last.Logged, last.Since + 1);

@@ -408,6 +408,10 @@ public class JobCoordinatorActorTests
         var refusals = _logs.Messages.Where(m => m.Contains("refused a")).ToList();
         refusals.Should().HaveCount(3, "one report refusal, one try-close refusal (another call), one report refusal 11 s later");
         refusals[2].Should().Contain("(4 more refused for this id since the last report)");
+
+        // Made-up ids are one entry between them: 200 of them within 10 s make one line, not 200.
+        for (int i = 0; i < 200; i++) (await actor.TryCloseRoundAsync(TryCloseOf($"mallory-{i}", 1))).Should().BeNull();
+        _logs.Messages.Count(m => m.Contains("refused a try-close", StringComparison.Ordinal) && m.Contains("mallory", StringComparison.Ordinal)).Should().Be(1);
     }
 
     [Fact]
