@@ -79,15 +79,7 @@ public sealed class JobAdmission
         // An ECDSA P-256 signature is 64 bytes (88 characters of base64); anything much longer is not one, and is not decoded.
         if (signature is null || signature.Length > 512) return $"heartbeat {sequence} of {member} carries no signature of a registered key";
         if (registeredKey is null) return $"{member} has no registered key to sign its heartbeats with";
-        byte[] decoded;
-        try
-        {
-            decoded = Convert.FromBase64String(signature);
-        }
-        catch (FormatException)
-        {
-            return $"heartbeat of {member}: the signature is not base64";
-        }
+        if (FromBase64(signature) is not { } decoded) return $"heartbeat of {member}: the signature is not base64";
         return Verified(registeredKey, HeartbeatStatement(job, member, sequence), decoded) ? null : $"heartbeat {sequence} of {member} is not signed by {member}'s registered key";
     }
 
@@ -104,16 +96,14 @@ public sealed class JobAdmission
         // As for heartbeats: an ECDSA P-256 signature is 88 characters of base64; a much longer string is not one and is not decoded.
         if (string.IsNullOrEmpty(signature) || signature.Length > 512) return $"{call.Name} of {caller} carries no signature of a registered key";
         if (registeredKey is null) return $"{caller} has no registered key to sign its {call.Name} with";
-        byte[] decoded;
-        try
-        {
-            decoded = Convert.FromBase64String(signature);
-        }
-        catch (FormatException)
-        {
-            return $"{call.Name} of {caller}: the signature is not base64";
-        }
+        if (FromBase64(signature) is not { } decoded) return $"{call.Name} of {caller}: the signature is not base64";
         return Verified(registeredKey, call.Bytes(), decoded) ? null : $"{call.Name} of {caller} is not signed by {caller}'s registered key";
+    }
+
+    private static byte[]? FromBase64(string text)
+    {
+        byte[] bytes = new byte[text.Length * 3 / 4 + 3];
+        return Convert.TryFromBase64String(text, bytes, out int written) ? bytes[..written] : null;
     }
 
     /// <summary>Keys kept imported: far above a job's members and server (Job:Workers is at most 64), and each registration's once.</summary>
