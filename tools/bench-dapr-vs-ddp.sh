@@ -4,11 +4,13 @@
 # figures taken under the same load; prints one Markdown table with the ratios, then the Dapr jobs' phases.
 #
 #   tools/bench-dapr-vs-ddp.sh [--passes P] [--workers "2 4"] [--topologies "p2p ps"] [--variant 'LABEL:NAME=VALUE;...']...
-#                              [--no-baselines] [--no-build]
+#                              [--rounds R] [--from F] [--no-baselines] [--no-build]
 #
 # --variant: each Dapr job runs once per variant, the variants back to back (in reverse order every other pass), with the variant's settings in every
 #   service's environment (e.g. --variant '1 thread:Job__TorchThreads=1' --variant 'libtorch default:Job__TorchThreads=0').
 #   Without one, the services' defaults.
+# --rounds, --from: each Dapr job runs R rounds (default 200) and is measured from round F on (default 100). The rounds
+#   before F are warm-up: the services' JIT and tiered compilation were most of the CPU of a round 10-40 window (perf).
 # --no-baselines: the Dapr jobs only (for comparing variants; no ratios).
 # DDP (tools/pytorch/ddp_bench.py on Debian's python3-torch for /usr/bin/python3) is skipped, saying why, where torch does
 # not import; the embedded mode is measured all the same.
@@ -16,12 +18,14 @@
 # What each figure is: DDP and embedded, `daprtrain bench --only pytorch --workers N` (MLP, batch 64 per worker, Adam
 # 1e-3, 200 rounds, ms a round after 5 warm-up rounds). Dapr, the opt-in figures fact DaprBenchFigures: a clean job of
 # the services as separate processes, each with its sidecar double (MLP, batch 64 per worker, Adam 2e-3, the shared
-# MNIST split), the workers' mean wall ms a round over rounds 10-40 (ps: the server's too). The model and batch are the
+# MNIST split), the workers' mean wall ms a round over rounds F-R (ps: the server's too), and each process's CPU a round. The model and batch are the
 # same; the data and learning rate do not change a round's work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 passes=1
+rounds=200
+from=100
 counts="2 4"
 topologies="p2p ps"
 baselines=1
@@ -33,13 +37,17 @@ while [ $# -gt 0 ]; do
     --workers) counts="$2"; shift 2 ;;
     --topologies) topologies="$2"; shift 2 ;;
     --variant) variants+=("$2"); shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --from) from="$2"; shift 2 ;;
     --no-baselines) baselines=0; shift ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$passes" in ''|*[!0-9]*|0) echo "--passes must be a positive number (got '$passes')" >&2; exit 2 ;; esac
+case "$rounds$from" in ''|*[!0-9]*) echo "--rounds and --from take numbers (got '$rounds', '$from')" >&2; exit 2 ;; esac
+[ "$from" -ge 1 ] && [ "$from" -lt "$rounds" ] || { echo "--from must be at least 1 and below --rounds (got $from, $rounds)" >&2; exit 2; }
 for n in $counts; do
   case "$n" in ''|*[!0-9]*) echo "--workers takes numbers (got '$n')" >&2; exit 2 ;; esac
 done
@@ -101,7 +109,7 @@ for pass in $(seq 1 "$passes"); do
         settings="${v#*:}"
         l=$(load)
         json="$out/dapr-$topology-n$n-p$pass-$(echo "$label" | tr -c 'A-Za-z0-9' '_').json"
-        if DAPRTRAIN_FIGURES=1 DAPRTRAIN_BENCH_TOPOLOGY="$topology" DAPRTRAIN_BENCH_WORKERS="$n" DAPRTRAIN_BENCH_SETTINGS="$settings" \
+        if DAPRTRAIN_FIGURES=1 DAPRTRAIN_BENCH_TOPOLOGY="$topology" DAPRTRAIN_BENCH_WORKERS="$n" DAPRTRAIN_BENCH_SETTINGS="$settings" DAPRTRAIN_BENCH_ROUNDS="$rounds" DAPRTRAIN_BENCH_FROM="$from" \
              DAPRTRAIN_BENCH_OUT="$json" dotnet test tests/DaprTrain.EndToEnd.Tests -c Release --no-build -nologo \
              --filter "FullyQualifiedName~DaprBenchFigures" > "${json%.json}.log" 2>&1 && [ -s "$json" ]; then
           record "$pass" "$n" "dapr $topology|$label" "$(/usr/bin/env python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workersRoundMs"])' "$json")" "$l" "$json"
@@ -154,4 +162,18 @@ if dapr:
             return text + (f" / {s:.1f}" if s is not None else "")
         total = f"{j['workersRoundMs']:.1f}" + (f" / {j['serverRoundMs']:.1f}" if j.get("serverRoundMs") is not None else "")
         print(f"| {r['n']} | {r['pass']} | {r['what'].replace('dapr ', '').replace('|', ', ')} | " + " | ".join(cell(p) for p in phases) + f" | {total} |")
+    print()
+    print("Dapr jobs, CPU ms a round by process (user + system; the sidecar doubles all run in the test process), and how much of the cores' time they fill:")
+    print()
+    print("| N | pass | job | workers (each, mean) | coordinator | parameter server | sidecar doubles | all | of cores x round |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    import os
+    cores = os.cpu_count()
+    for r in sorted(dapr, key=lambda r: (r["n"], r["pass"])):
+        cpu = json.load(open(r["file"])).get("cpuMsPerRound") or {}
+        workers = [v for k, v in cpu.items() if k.startswith("worker-")]
+        doubles = next((v for k, v in cpu.items() if k.startswith("the sidecar doubles")), None)
+        total = sum(cpu.values())
+        print(f"| {r['n']} | {r['pass']} | {r['what'].replace('dapr ', '').replace('|', ', ')} | {fmt(sum(workers) / len(workers) if workers else None)} | "
+              f"{fmt(cpu.get('coordinator'))} | {fmt(cpu.get('parameter-server'))} | {fmt(doubles)} | {fmt(total)} | {100 * total / (cores * r['ms']):.0f}% |")
 PY

@@ -23,8 +23,18 @@ public sealed class DaprBenchFigures
             .Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(pair => pair.Split('=', 2))
             .ToDictionary(pair => pair[0], pair => pair.Length == 2 ? pair[1] : throw new ArgumentException($"DAPRTRAIN_BENCH_SETTINGS: '{pair[0]}' is not NAME=VALUE"));
+        // The services' own defaults for what the end-to-end scenarios set tighter to see faults quickly (a checkpoint every 5
+        // rounds, a heartbeat every 400 ms): a user's job checkpoints every 10 rounds and renews its lease every second.
+        // (TrainingJobOptions' defaults; this project runs the services, it does not reference them.)
+        settings.TryAdd("Job__CheckpointEvery", "10");
+        settings.TryAdd("Job__HeartbeatMs", "1000");
 
-        var (table, workerReadings, server) = await RoundPhasesFigures.MeasureAsync(topology, workers, wakeOnDelivery: true, settings: settings);
+        // DAPRTRAIN_BENCH_ROUNDS and DAPRTRAIN_BENCH_FROM: the job's rounds and the first measured (the rounds before it are
+        // warm-up: the services' JIT and tiered compilation, the first connections).
+        int rounds = int.Parse(Environment.GetEnvironmentVariable("DAPRTRAIN_BENCH_ROUNDS") ?? RoundPhasesFigures.Rounds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        int from = int.Parse(Environment.GetEnvironmentVariable("DAPRTRAIN_BENCH_FROM") ?? RoundPhasesFigures.From.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        if (from < 1 || from >= rounds) throw new ArgumentException($"DAPRTRAIN_BENCH_FROM ({from}) must be at least 1 and below DAPRTRAIN_BENCH_ROUNDS ({rounds})");
+        var (table, workerReadings, server, cpu) = await RoundPhasesFigures.MeasureAsync(topology, workers, wakeOnDelivery: true, settings: settings, rounds: rounds, from: from);
         Console.WriteLine(table);
 
         static Dictionary<string, double> Phases(IReadOnlyList<PhaseReading> readings) =>
@@ -33,12 +43,14 @@ public sealed class DaprBenchFigures
         {
             ["topology"] = topology,
             ["workers"] = workers,
-            ["rounds"] = $"{RoundPhasesFigures.From}-{RoundPhasesFigures.Rounds}",
+            ["rounds"] = $"{from}-{rounds}",
             ["settings"] = settings,
             ["workersRoundMs"] = Math.Round(workerReadings.Average(w => w.WallMs / w.Rounds), 2),
             ["workersPhases"] = Phases(workerReadings),
             ["serverRoundMs"] = server is null ? null : Math.Round(server.WallMs / server.Rounds, 2),
             ["serverPhases"] = server is null ? null : Phases([server]),
+            // CPU ms a round of each process (the doubles: this test process), over the job's rounds in the measured stretch.
+            ["cpuMsPerRound"] = cpu.Processes.ToDictionary(p => p.Key, p => Math.Round(p.Value.TotalMilliseconds / Math.Max(1, cpu.Rounds), 2)),
         };
         File.WriteAllText(output, JsonSerializer.Serialize(result));
         File.WriteAllText(Path.ChangeExtension(output, ".md"), table);

@@ -38,7 +38,7 @@ public sealed class RoundPhasesFigures
                 {
                     bool wake = !compare || variant;
                     bool fewerCalls = !compareCalls || variant;
-                    var (table, workerReadings, server) = await MeasureAsync(topology, workers, wake, fewerCalls);
+                    var (table, workerReadings, server, _) = await MeasureAsync(topology, workers, wake, fewerCalls);
                     string waits = wake ? "woken by deliveries" : "10 ms poll only";
                     string calls = fewerCalls ? "view on change, decision from the report" : "view every round, decision by polling";
                     Console.WriteLine(table);
@@ -81,11 +81,11 @@ public sealed class RoundPhasesFigures
     /// One clean job and its phase table; <paramref name="settings"/> (environment names, Job__TorchThreads=1 and the like)
     /// go to every service after the defaults, so a measurement can change any of them.
     /// </summary>
-    internal static async Task<(string Table, IReadOnlyList<PhaseReading> Workers, PhaseReading? Server)> MeasureAsync(string topology, int workers, bool wakeOnDelivery,
-        bool fewerCoordinatorCalls = true, IReadOnlyDictionary<string, string>? settings = null)
+    internal static async Task<(string Table, IReadOnlyList<PhaseReading> Workers, PhaseReading? Server, CpuReading Cpu)> MeasureAsync(string topology, int workers, bool wakeOnDelivery,
+        bool fewerCoordinatorCalls = true, IReadOnlyDictionary<string, string>? settings = null, int rounds = Rounds, int from = From)
     {
         // Clean: deadlines and leases no healthy round reaches on a loaded machine, so every round has every gradient.
-        var job = EndToEndScenarios.Job(topology, workers, Rounds, deadlineMs: 20_000, leaseMs: 30_000);
+        var job = EndToEndScenarios.Job(topology, workers, rounds, deadlineMs: 20_000, leaseMs: 30_000);
         job["Job__WakeOnDelivery"] = wakeOnDelivery ? "true" : "false";
         job["Job__FewerCoordinatorCalls"] = fewerCoordinatorCalls ? "true" : "false";
         foreach (var (name, value) in settings ?? new Dictionary<string, string>()) job[name] = value;
@@ -94,44 +94,48 @@ public sealed class RoundPhasesFigures
         if (!string.IsNullOrEmpty(threads)) job["Job__TorchThreads"] = threads;
         var sidecars = new DoubleSidecars();
         await using var cluster = new Cluster(job, sidecars);
-        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        var services = new List<ServiceProcess> { await cluster.StartAsync("coordinator", "DaprTrain.Coordinator") };
         bool ps = topology == "ps";
-        if (ps) await cluster.StartAsync("parameter-server", "DaprTrain.ParameterServer");
+        if (ps) services.Add(await cluster.StartAsync("parameter-server", "DaprTrain.ParameterServer"));
         var ids = Enumerable.Range(1, workers).Select(i => $"worker-{i}").ToList();
         var processes = new List<ServiceProcess>();
         foreach (var id in ids) processes.Add(await cluster.StartAsync(id, "DaprTrain.Worker", new() { ["Job__WorkerId"] = id }));
+        services.AddRange(processes);
         var nodes = ps ? [.. ids, "parameter-server"] : ids;
 
-        // Each node's reading once it has passed round From, and the double's when the last of them has.
+        // Each node's reading once it has passed round `from`, and the double's when the last of them has.
         var first = new Dictionary<string, PhaseReading>();
         await cluster.WaitUntilAsync(async () =>
         {
             foreach (var node in nodes.Where(n => !first.ContainsKey(n)))
             {
                 var status = await cluster.StatusAsync(node);
-                if (status.ValueKind == System.Text.Json.JsonValueKind.Object && status.GetProperty("appliedRound").GetInt64() >= From) first[node] = PhaseReading.From(status);
+                if (status.ValueKind == System.Text.Json.JsonValueKind.Object && status.GetProperty("appliedRound").GetInt64() >= from) first[node] = PhaseReading.From(status);
             }
             return first.Count == nodes.Count;
-        }, TimeSpan.FromMinutes(5), $"round {From}");
+        }, TimeSpan.FromMinutes(5), $"round {from}");
         var doubleFirst = DoubleReading.From(sidecars.Components);
+        var cpuFirst = CpuReading.Of(services);
         long jobRoundFirst = await cluster.AppliedRoundAsync(nodes[^1]);
 
         await cluster.FinishedAsync(ids, TimeSpan.FromMinutes(10));
-        if (ps) await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= Rounds, TimeSpan.FromMinutes(1), "the server to finish");
+        if (ps) await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= rounds, TimeSpan.FromMinutes(1), "the server to finish");
         var doubleLast = DoubleReading.From(sidecars.Components);
+        var cpu = CpuReading.Of(services).Since(cpuFirst) with { Rounds = rounds - jobRoundFirst };
         var last = new Dictionary<string, PhaseReading>();
         foreach (var node in nodes) last[node] = PhaseReading.From(await cluster.StatusAsync(node));
 
         var readings = nodes.ToDictionary(n => n, n => last[n].Since(first[n]));
         string extra = settings is { Count: > 0 } ? ", " + string.Join(", ", settings.Select(s => $"{s.Key}={s.Value}")) : "";
-        string title = $"{topology}, {workers} workers, rounds {From}-{Rounds} ({Environment.ProcessorCount} cores{(string.IsNullOrEmpty(threads) ? "" : $", Job:TorchThreads={threads}")}{extra}, waits {(wakeOnDelivery ? "woken by deliveries" : "on the 10 ms poll only")}{(fewerCoordinatorCalls ? "" : ", a view every round and the decision by polling")})";
+        string title = $"{topology}, {workers} workers, rounds {from}-{rounds} ({Environment.ProcessorCount} cores{(string.IsNullOrEmpty(threads) ? "" : $", Job:TorchThreads={threads}")}{extra}, waits {(wakeOnDelivery ? "woken by deliveries" : "on the 10 ms poll only")}{(fewerCoordinatorCalls ? "" : ", a view every round and the decision by polling")})";
         var workerReadings = ids.Select(i => readings[i]).ToList();
         var server = ps ? readings["parameter-server"] : null;
-        string table = PhaseTables.Render(title, workerReadings, server, doubleLast.Since(doubleFirst), Rounds - jobRoundFirst);
+        string table = PhaseTables.Render(title, workerReadings, server, doubleLast.Since(doubleFirst), rounds - jobRoundFirst);
+        table += cpu.Table(rounds - jobRoundFirst, workerReadings.Average(w => w.WallMs / Math.Max(1, w.Rounds)));
         // What worker-1 printed at the end of the job (all its rounds, the first ones included), once it has.
         await cluster.WaitUntilAsync(() => Task.FromResult(processes[0].Output.Any(l => l.Contains("accounted: ", StringComparison.Ordinal))), TimeSpan.FromSeconds(30), "worker-1's table");
         var printed = processes[0].Output.SkipWhile(l => !l.Contains("worker-1: where a round's time went", StringComparison.Ordinal)).TakeWhile(l => !l.Contains("Application is shutting down", StringComparison.Ordinal)).Take(40);
         table += "\nworker-1's log at the end of the job:\n\n```\n" + string.Join("\n", printed) + "\n```\n";
-        return (table, workerReadings, server);
+        return (table, workerReadings, server, cpu);
     }
 }

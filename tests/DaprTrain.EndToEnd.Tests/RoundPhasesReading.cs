@@ -100,3 +100,43 @@ internal static class PhaseTables
         return string.Create(C, $"{perRound:F2} ms a round ({count:F1} a round, {each:F2} ms each; {string.Join(", ", list.Select(f => f.Node))})");
     }
 }
+
+/// <summary>
+/// CPU time (user + system) of each service process and of this test process, which hosts every sidecar double, between two
+/// moments: whether a round is bound by the machine's cores (their sum near cores x wall) or by waiting (issue 16).
+/// </summary>
+internal sealed record CpuReading(IReadOnlyDictionary<string, TimeSpan> Processes)
+{
+    /// <summary>The job's rounds between the two readings (set by the figures that take them).</summary>
+    public long Rounds { get; init; }
+
+    public const string Doubles = "the sidecar doubles (this test process)";
+
+    public static CpuReading Of(IEnumerable<ServiceProcess> services)
+    {
+        var cpu = services.ToDictionary(s => s.Name, s => s.Cpu, StringComparer.Ordinal);
+        cpu[Doubles] = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+        return new CpuReading(cpu);
+    }
+
+    public CpuReading Since(CpuReading earlier) =>
+        new(Processes.ToDictionary(p => p.Key, p => p.Value - earlier.Processes.GetValueOrDefault(p.Key), StringComparer.Ordinal));
+
+    /// <param name="rounds">The job's rounds between the two readings.</param>
+    /// <param name="wallMs">The workers' mean wall ms a round.</param>
+    public string Table(long rounds, double wallMs)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var text = new StringBuilder("\nCPU time a round, by process (user + system from /proc, between the same two readings; the doubles' figure includes this test's polling of /status):\n\n");
+        text.Append("| process | CPU ms a round |\n| --- | ---: |\n");
+        double total = 0;
+        foreach (var (name, cpu) in Processes.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            double ms = cpu.TotalMilliseconds / Math.Max(1, rounds);
+            total += ms;
+            text.Append(c, $"| {name} | {ms:F1} |\n");
+        }
+        text.Append(c, $"| **all** | **{total:F1}** ({total / (Environment.ProcessorCount * wallMs):P0} of {Environment.ProcessorCount} cores x {wallMs:F1} ms) |\n");
+        return text.ToString();
+    }
+}

@@ -40,6 +40,16 @@ public sealed class ServiceProcess : IDisposable
 
     public bool Exited => _process.HasExited;
 
+    /// <summary>CPU time (user + system) the process has used so far: the bench's CPU a round (issue 16).</summary>
+    public TimeSpan Cpu
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
     /// <summary>SIGKILL: no shutdown, no leave, no flush, as when a node dies.</summary>
     public void Kill()
     {
