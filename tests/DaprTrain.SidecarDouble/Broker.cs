@@ -67,10 +67,10 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
         _subscriptions.TryGetValue((appId, pubSub, topic), out var subscription) ? subscription.DeadLetterTopic : null;
 
     /// <param name="received">When the sidecar took the publish call (a Stopwatch timestamp), so its own copying counts as receiving too.</param>
-    public void Publish(string sourceAppId, string pubSub, string topic, byte[] data, string contentType, long? received = null)
+    public void Publish(string sourceAppId, string pubSub, string topic, ReadOnlySpan<byte> data, string contentType, long? received = null)
     {
         long started = received ?? System.Diagnostics.Stopwatch.GetTimestamp();
-        string envelope = Envelope(sourceAppId, pubSub, topic, data, contentType);
+        byte[] envelope = EnvelopeUtf8(sourceAppId, pubSub, topic, data, contentType);
         _components.Timings.Since("publish receive", started);
         long fanning = System.Diagnostics.Stopwatch.GetTimestamp();
         Enqueue(pubSub, topic, envelope);
@@ -78,7 +78,7 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
     }
 
     /// <summary>Puts one CloudEvent in the queue of every subscription of the topic (one consumer group per app id).</summary>
-    private void Enqueue(string pubSub, string topic, string envelope)
+    private void Enqueue(string pubSub, string topic, byte[] envelope)
     {
         foreach (var ((_, subscribedPubSub, subscribedTopic), subscription) in _subscriptions)
         {
@@ -90,26 +90,45 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
         }
     }
 
-    /// <summary>The CloudEvent daprd POSTs: binary data as data_base64, JSON as data.</summary>
-    public static string Envelope(string source, string pubSub, string topic, byte[] data, string contentType)
+    /// <summary>The CloudEvent daprd POSTs, as text: binary data as data_base64, JSON as data.</summary>
+    public static string Envelope(string source, string pubSub, string topic, byte[] data, string contentType) =>
+        Encoding.UTF8.GetString(EnvelopeUtf8(source, pubSub, topic, data, contentType));
+
+    /// <summary>
+    /// The CloudEvent daprd POSTs, in UTF-8 as it goes on the wire, written once and shared by every subscription's deliveries
+    /// (issue 16: made as a dictionary serialised to a .NET string, then transcoded again for each delivery, it was a quarter
+    /// of the double's CPU in a round). The base64 is written unescaped, as Go's encoding/json writes it ('+' and '/' included).
+    /// </summary>
+    public static byte[] EnvelopeUtf8(string source, string pubSub, string topic, ReadOnlySpan<byte> data, string contentType)
     {
-        var envelope = new Dictionary<string, object?>
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(System.Buffers.Text.Base64.GetMaxEncodedToUtf8Length(data.Length) + 1024);
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
-            ["id"] = Guid.NewGuid().ToString(),
-            ["specversion"] = "1.0",
-            ["source"] = source,
-            ["type"] = "com.dapr.event.sent",
-            ["topic"] = topic,
-            ["pubsubname"] = pubSub,
-            ["datacontenttype"] = contentType,
-            ["traceid"] = "00-00000000000000000000000000000000-0000000000000000-00",
-            ["traceparent"] = "00-00000000000000000000000000000000-0000000000000000-00",
-            ["tracestate"] = "",
-            ["time"] = DateTime.UtcNow.ToString("O"),
-        };
-        if (contentType.Contains("json", StringComparison.OrdinalIgnoreCase)) envelope["data"] = JsonSerializer.Deserialize<JsonElement>(data);
-        else envelope["data_base64"] = Convert.ToBase64String(data);
-        return JsonSerializer.Serialize(envelope);
+            json.WriteStartObject();
+            json.WriteString("id", Guid.NewGuid().ToString());
+            json.WriteString("specversion", "1.0");
+            json.WriteString("source", source);
+            json.WriteString("type", "com.dapr.event.sent");
+            json.WriteString("topic", topic);
+            json.WriteString("pubsubname", pubSub);
+            json.WriteString("datacontenttype", contentType);
+            json.WriteString("traceid", "00-00000000000000000000000000000000-0000000000000000-00");
+            json.WriteString("traceparent", "00-00000000000000000000000000000000-0000000000000000-00");
+            json.WriteString("tracestate", "");
+            json.WriteString("time", DateTime.UtcNow.ToString("O"));
+            if (contentType.Contains("json", StringComparison.OrdinalIgnoreCase))
+            {
+                json.WritePropertyName("data");
+                using var document = JsonDocument.Parse(data.ToArray());
+                document.RootElement.WriteTo(json);
+            }
+            else
+            {
+                json.WriteBase64String("data_base64", data);
+            }
+            json.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
     }
 
     /// <summary>What one delivery attempt came to, as daprd's HTTP postman reads the app's answer.</summary>
@@ -161,7 +180,10 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
     }
 
     /// <summary>A CloudEvent in a subscription's queue, and when it was put there.</summary>
-    private readonly record struct Queued(string Envelope, long Since);
+    /// <summary>What daprd sends a CloudEvent as (a StringContent's header, as before the envelope was kept in UTF-8).</summary>
+    private static readonly System.Net.Http.Headers.MediaTypeHeaderValue CloudEventContentType = new("application/cloudevents+json") { CharSet = "utf-8" };
+
+    private readonly record struct Queued(byte[] Envelope, long Since);
 
     private sealed class Subscription
     {
@@ -206,7 +228,7 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
         }
 
         /// <summary>One message through daprd's subscription handler, then the component's treatment of its outcome; false when it is to come back (reclaimed later).</summary>
-        private async Task<bool> HandleAsync(string envelope)
+        private async Task<bool> HandleAsync(byte[] envelope)
         {
             var profile = _broker.Profile;
             while (true)
@@ -248,7 +270,7 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
             }
         }
 
-        private async Task ReclaimAsync(string envelope, TimeSpan processingTimeout)
+        private async Task ReclaimAsync(byte[] envelope, TimeSpan processingTimeout)
         {
             try
             {
@@ -261,7 +283,7 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
         }
 
         /// <summary>The attempt and, under an inbound retry policy, its retries (constant back-off) while the app asks for them.</summary>
-        private async Task<(Verdict Verdict, string Reason)> RunPolicyAsync(string envelope, DeliveryProfile profile)
+        private async Task<(Verdict Verdict, string Reason)> RunPolicyAsync(byte[] envelope, DeliveryProfile profile)
         {
             for (int retries = 0; ; retries++)
             {
@@ -275,7 +297,7 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
             }
         }
 
-        private async Task<(Verdict Verdict, string Reason)> AttemptAsync(string envelope, DeliveryProfile profile)
+        private async Task<(Verdict Verdict, string Reason)> AttemptAsync(byte[] envelope, DeliveryProfile profile)
         {
             // A sidecar that is down consumes nothing: the message waits in the stream, it is no failed delivery.
             while (_broker._components.DownApps.ContainsKey(_appId)) await Task.Delay(50, _stopping);
@@ -284,7 +306,8 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
             long posting = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
-                using var content = new StringContent(envelope, Encoding.UTF8, "application/cloudevents+json");
+                using var content = new ByteArrayContent(envelope);
+                content.Headers.ContentType = CloudEventContentType;
                 using var response = await _broker._components.Http.PostAsync(target, content, _stopping);
                 string body = await response.Content.ReadAsStringAsync(_stopping);
                 var verdict = Read(response.StatusCode, body, profile.NotFoundIsDropped);

@@ -43,7 +43,7 @@ public sealed class DaprRuntimeService(string appId, SharedComponents components
         Record("PublishEvent");
         CheckSize(request);
         if (RecordCalls) _published.Enqueue(request);
-        Components.Broker.Publish(appId, request.PubsubName, request.Topic, request.Data.ToByteArray(),
+        Components.Broker.Publish(appId, request.PubsubName, request.Topic, request.Data.Span,
             string.IsNullOrEmpty(request.DataContentType) ? "application/json" : request.DataContentType, received);
         return Task.FromResult(new Google.Protobuf.WellKnownTypes.Empty());
     }
