@@ -133,19 +133,35 @@ public static class CloudEventData
         {
             // JSON may escape characters of the string ("\/" for "/"): unescaped first, which never lengthens it.
             int written = reader.CopyString(text);
-            var decoded = new byte[Base64.GetMaxDecodedFromUtf8Length(written)];
-            var status = Base64.DecodeFromUtf8(text.AsSpan(0, written), decoded, out _, out int bytes);
+            var base64 = text.AsSpan(0, written);
+            // Decoded straight into an array of the exact length, not zeroed first (it is overwritten whole): a gradient's
+            // 400 kB were zeroed, decoded, then copied again to cut the padding's bytes off (issue 16).
+            // The decoder skips white space, which daprd never writes: refused here, so that the length below is the data's.
+            if (base64.IndexOfAny(" \t\r\n"u8) >= 0)
+            {
+                problem = "data_base64 is not canonical base64 (it holds white space)";
+                return null;
+            }
+            int padding = base64.EndsWith("=="u8) ? 2 : base64.EndsWith("="u8) ? 1 : 0;
+            int exact = written % 4 != 0 ? Base64.GetMaxDecodedFromUtf8Length(written) : written / 4 * 3 - padding;
+            if (exact > maxDataBytes)
+            {
+                problem = $"data_base64 decodes to {exact} bytes, over the {maxDataBytes}-byte chunk size";
+                return null;
+            }
+            var decoded = GC.AllocateUninitializedArray<byte>(exact);
+            var status = Base64.DecodeFromUtf8(base64, decoded, out int consumed, out int bytes);
             if (status != OperationStatus.Done)
             {
                 problem = $"data_base64 is not valid base64 ({status})";
                 return null;
             }
-            if (bytes > maxDataBytes)
+            if (consumed != written || bytes != exact)
             {
-                problem = $"data_base64 decodes to {bytes} bytes, over the {maxDataBytes}-byte chunk size";
+                problem = $"data_base64 is not canonical base64 ({written} characters decoded to {bytes} bytes)";
                 return null;
             }
-            return bytes == decoded.Length ? decoded : decoded[..bytes];
+            return decoded;
         }
         finally
         {
