@@ -46,8 +46,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$passes" in ''|*[!0-9]*|0) echo "--passes must be a positive number (got '$passes')" >&2; exit 2 ;; esac
-case "$rounds$from" in ''|*[!0-9]*) echo "--rounds and --from take numbers (got '$rounds', '$from')" >&2; exit 2 ;; esac
-[ "$from" -ge 1 ] && [ "$from" -lt "$rounds" ] || { echo "--from must be at least 1 and below --rounds (got $from, $rounds)" >&2; exit 2; }
+case "$rounds" in ''|*[!0-9]*) echo "--rounds takes a number (got '$rounds')" >&2; exit 2 ;; esac
+case "$from" in ''|*[!0-9]*) echo "--from takes a number (got '$from')" >&2; exit 2 ;; esac
+[ "$from" -ge 1 ] && [ $((rounds - from)) -ge 20 ] || { echo "--from must be at least 1 and at least 20 rounds below --rounds (got --from $from, --rounds $rounds)" >&2; exit 2; }
 for n in $counts; do
   case "$n" in ''|*[!0-9]*) echo "--workers takes numbers (got '$n')" >&2; exit 2 ;; esac
 done
@@ -167,13 +168,14 @@ if dapr:
     print()
     print("| N | pass | job | workers (each, mean) | coordinator | parameter server | sidecar doubles | all | of cores x round |")
     print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    import os
-    cores = os.cpu_count()
     for r in sorted(dapr, key=lambda r: (r["n"], r["pass"])):
-        cpu = json.load(open(r["file"])).get("cpuMsPerRound") or {}
+        j = json.load(open(r["file"]))
+        cpu = j.get("cpuMsPerRound") or {}
+        cores = j.get("cores")
         workers = [v for k, v in cpu.items() if k.startswith("worker-")]
         doubles = next((v for k, v in cpu.items() if k.startswith("the sidecar doubles")), None)
-        total = sum(cpu.values())
+        total = sum(cpu.values()) if cpu else None
+        share = "-" if total is None or not cores else f"{100 * total / (cores * r['ms']):.0f}%"
         print(f"| {r['n']} | {r['pass']} | {r['what'].replace('dapr ', '').replace('|', ', ')} | {fmt(sum(workers) / len(workers) if workers else None)} | "
-              f"{fmt(cpu.get('coordinator'))} | {fmt(cpu.get('parameter-server'))} | {fmt(doubles)} | {fmt(total)} | {100 * total / (cores * r['ms']):.0f}% |")
+              f"{fmt(cpu.get('coordinator'))} | {fmt(cpu.get('parameter-server'))} | {fmt(doubles)} | {fmt(total)} | {share} |")
 PY

@@ -142,8 +142,13 @@ public static class CloudEventData
                 problem = "data_base64 is not canonical base64 (it holds white space)";
                 return null;
             }
+            if (written % 4 != 0)
+            {
+                problem = $"data_base64 is not valid base64 ({written} characters, not a multiple of 4)";
+                return null;
+            }
             int padding = base64.EndsWith("=="u8) ? 2 : base64.EndsWith("="u8) ? 1 : 0;
-            int exact = written % 4 != 0 ? Base64.GetMaxDecodedFromUtf8Length(written) : written / 4 * 3 - padding;
+            int exact = written / 4 * 3 - padding;
             if (exact > maxDataBytes)
             {
                 problem = $"data_base64 decodes to {exact} bytes, over the {maxDataBytes}-byte chunk size";

@@ -40,13 +40,25 @@ public class CloudEventDataTests
 
     [Theory]
     [InlineData("AAEC AwQF", "not canonical base64")] // white space, which the decoder would skip
-    [InlineData("AAECAwQ", "not valid base64")] // a length that is no multiple of 4
+    [InlineData("AAECAwQ", "not a multiple of 4")]
+    [InlineData("A===", "not valid base64")]
+    [InlineData("AAAA====", "not valid base64")]
     [InlineData("AAE=AwQF", "not valid base64")] // padding inside
     [InlineData("@@@@", "not valid base64")]
     public void Base64_daprd_never_writes_is_refused_with_the_reason(string base64, string reason)
     {
         Read(Event(base64), out var problem).Should().BeNull();
         problem.Should().Contain(reason);
+    }
+
+    [Fact]
+    public void An_empty_string_is_no_bytes_and_a_JSON_escape_is_read_as_its_character()
+    {
+        Read(Event(""), out var empty).Should().BeEmpty();
+        empty.Should().BeNull();
+        // "\u0041AEC" is "AAEC" once the JSON string is unescaped: 0x00 0x01 0x02.
+        Read(Event("\\u0041AEC"), out var problem).Should().Equal(0, 1, 2);
+        problem.Should().BeNull();
     }
 
     [Fact]

@@ -22,7 +22,9 @@ public sealed class DaprBenchFigures
         var settings = (Environment.GetEnvironmentVariable("DAPRTRAIN_BENCH_SETTINGS") ?? "")
             .Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(pair => pair.Split('=', 2))
-            .ToDictionary(pair => pair[0], pair => pair.Length == 2 ? pair[1] : throw new ArgumentException($"DAPRTRAIN_BENCH_SETTINGS: '{pair[0]}' is not NAME=VALUE"));
+            // Keyed as the configuration reads environment variables: case aside, and ':' written as '__'.
+            .ToDictionary(pair => pair[0].Replace(":", "__", StringComparison.Ordinal), pair => pair.Length == 2 ? pair[1] : throw new ArgumentException($"DAPRTRAIN_BENCH_SETTINGS: '{pair[0]}' is not NAME=VALUE"),
+                StringComparer.OrdinalIgnoreCase);
         // The services' own defaults for what the end-to-end scenarios set tighter to see faults quickly (a checkpoint every 5
         // rounds, a heartbeat every 400 ms): a user's job checkpoints every 10 rounds and renews its lease every second.
         // (TrainingJobOptions' defaults; this project runs the services, it does not reference them.)
@@ -33,7 +35,7 @@ public sealed class DaprBenchFigures
         // warm-up: the services' JIT and tiered compilation, the first connections).
         int rounds = int.Parse(Environment.GetEnvironmentVariable("DAPRTRAIN_BENCH_ROUNDS") ?? RoundPhasesFigures.Rounds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
         int from = int.Parse(Environment.GetEnvironmentVariable("DAPRTRAIN_BENCH_FROM") ?? RoundPhasesFigures.From.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
-        if (from < 1 || from >= rounds) throw new ArgumentException($"DAPRTRAIN_BENCH_FROM ({from}) must be at least 1 and below DAPRTRAIN_BENCH_ROUNDS ({rounds})");
+        if (from < 1 || rounds - from < 20) throw new ArgumentException($"DAPRTRAIN_BENCH_FROM ({from}) must be at least 1 and at least 20 rounds below DAPRTRAIN_BENCH_ROUNDS ({rounds})");
         var (table, workerReadings, server, cpu) = await RoundPhasesFigures.MeasureAsync(topology, workers, wakeOnDelivery: true, settings: settings, rounds: rounds, from: from);
         Console.WriteLine(table);
 
@@ -50,6 +52,7 @@ public sealed class DaprBenchFigures
             ["serverRoundMs"] = server is null ? null : Math.Round(server.WallMs / server.Rounds, 2),
             ["serverPhases"] = server is null ? null : Phases([server]),
             // CPU ms a round of each process (the doubles: this test process), over the job's rounds in the measured stretch.
+            ["cores"] = Environment.ProcessorCount,
             ["cpuMsPerRound"] = cpu.Processes.ToDictionary(p => p.Key, p => Math.Round(p.Value.TotalMilliseconds / Math.Max(1, cpu.Rounds), 2)),
         };
         File.WriteAllText(output, JsonSerializer.Serialize(result));

@@ -81,6 +81,9 @@ public sealed class RoundPhasesFigures
     /// One clean job and its phase table; <paramref name="settings"/> (environment names, Job__TorchThreads=1 and the like)
     /// go to every service after the defaults, so a measurement can change any of them.
     /// </summary>
+    /// <summary>How long a job of <paramref name="rounds"/> may take to get there: start-up, then a second a round at most.</summary>
+    private static TimeSpan Timeout(int rounds) => TimeSpan.FromMinutes(5) + TimeSpan.FromSeconds(rounds);
+
     internal static async Task<(string Table, IReadOnlyList<PhaseReading> Workers, PhaseReading? Server, CpuReading Cpu)> MeasureAsync(string topology, int workers, bool wakeOnDelivery,
         bool fewerCoordinatorCalls = true, IReadOnlyDictionary<string, string>? settings = null, int rounds = Rounds, int from = From)
     {
@@ -113,15 +116,21 @@ public sealed class RoundPhasesFigures
                 if (status.ValueKind == System.Text.Json.JsonValueKind.Object && status.GetProperty("appliedRound").GetInt64() >= from) first[node] = PhaseReading.From(status);
             }
             return first.Count == nodes.Count;
-        }, TimeSpan.FromMinutes(5), $"round {from}");
+        }, Timeout(from), $"round {from}");
+        // The double's and the processes' CPU readings bracket whole rounds of the job: the round is read first, and the closing
+        // readings are taken a few rounds before the end, so that neither the start nor what follows the last round (the
+        // held-out evaluation, the final events) is divided by rounds it did not belong to.
+        long jobRoundFirst = await cluster.AppliedRoundAsync(nodes[^1]);
         var doubleFirst = DoubleReading.From(sidecars.Components);
         var cpuFirst = CpuReading.Of(services);
-        long jobRoundFirst = await cluster.AppliedRoundAsync(nodes[^1]);
-
-        await cluster.FinishedAsync(ids, TimeSpan.FromMinutes(10));
-        if (ps) await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= rounds, TimeSpan.FromMinutes(1), "the server to finish");
+        long closeAt = rounds - Math.Max(2, (rounds - from) / 10);
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync(nodes[^1]) >= closeAt, Timeout(rounds), $"round {closeAt}");
+        long jobRoundLast = await cluster.AppliedRoundAsync(nodes[^1]);
         var doubleLast = DoubleReading.From(sidecars.Components);
-        var cpu = CpuReading.Of(services).Since(cpuFirst) with { Rounds = rounds - jobRoundFirst };
+        var cpu = CpuReading.Of(services).Since(cpuFirst) with { Rounds = jobRoundLast - jobRoundFirst };
+
+        await cluster.FinishedAsync(ids, Timeout(rounds));
+        if (ps) await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= rounds, TimeSpan.FromMinutes(1), "the server to finish");
         var last = new Dictionary<string, PhaseReading>();
         foreach (var node in nodes) last[node] = PhaseReading.From(await cluster.StatusAsync(node));
 
@@ -130,8 +139,8 @@ public sealed class RoundPhasesFigures
         string title = $"{topology}, {workers} workers, rounds {from}-{rounds} ({Environment.ProcessorCount} cores{(string.IsNullOrEmpty(threads) ? "" : $", Job:TorchThreads={threads}")}{extra}, waits {(wakeOnDelivery ? "woken by deliveries" : "on the 10 ms poll only")}{(fewerCoordinatorCalls ? "" : ", a view every round and the decision by polling")})";
         var workerReadings = ids.Select(i => readings[i]).ToList();
         var server = ps ? readings["parameter-server"] : null;
-        string table = PhaseTables.Render(title, workerReadings, server, doubleLast.Since(doubleFirst), rounds - jobRoundFirst);
-        table += cpu.Table(rounds - jobRoundFirst, workerReadings.Average(w => w.WallMs / Math.Max(1, w.Rounds)));
+        string table = PhaseTables.Render(title, workerReadings, server, doubleLast.Since(doubleFirst), jobRoundLast - jobRoundFirst);
+        table += cpu.Table(jobRoundLast - jobRoundFirst, workerReadings.Average(w => w.WallMs / Math.Max(1, w.Rounds)));
         // What worker-1 printed at the end of the job (all its rounds, the first ones included), once it has.
         await cluster.WaitUntilAsync(() => Task.FromResult(processes[0].Output.Any(l => l.Contains("accounted: ", StringComparison.Ordinal))), TimeSpan.FromSeconds(30), "worker-1's table");
         var printed = processes[0].Output.SkipWhile(l => !l.Contains("worker-1: where a round's time went", StringComparison.Ordinal)).TakeWhile(l => !l.Contains("Application is shutting down", StringComparison.Ordinal)).Take(40);

@@ -13,7 +13,7 @@ public sealed class SidecarDoubleEnvelopeTests
     [Fact]
     public void Binary_data_is_data_base64_that_decodes_to_the_published_bytes_with_nothing_escaped()
     {
-        // 0xfb 0xff 0xbf encodes to "+/+/": both characters JSON writers escape by default.
+        // 0xfb 0xff 0xbf encodes to "+/+/": System.Text.Json's default encoder escapes '+', daprd's Go encoder does not.
         var data = new byte[] { 0xfb, 0xff, 0xbf, 0xfb, 0xff, 0xbf, 1, 2 };
         byte[] envelope = Broker.EnvelopeUtf8("worker-1", "gradients", "gradients", data, "application/octet-stream");
 

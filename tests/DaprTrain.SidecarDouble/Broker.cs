@@ -179,10 +179,10 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
         _stopping.Dispose();
     }
 
-    /// <summary>A CloudEvent in a subscription's queue, and when it was put there.</summary>
-    /// <summary>What daprd sends a CloudEvent as (a StringContent's header, as before the envelope was kept in UTF-8).</summary>
+    /// <summary>What daprd sends a CloudEvent as (a StringContent's header, as before the envelope was kept in UTF-8). Never changed after this.</summary>
     private static readonly System.Net.Http.Headers.MediaTypeHeaderValue CloudEventContentType = new("application/cloudevents+json") { CharSet = "utf-8" };
 
+    /// <summary>A CloudEvent in a subscription's queue, and when it was put there.</summary>
     private readonly record struct Queued(byte[] Envelope, long Since);
 
     private sealed class Subscription

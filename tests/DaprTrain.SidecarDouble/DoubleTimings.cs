@@ -7,7 +7,7 @@ namespace DaprTrain.SidecarDouble;
 /// Where the double's own time goes (issue 16), so that a reader of a round's breakdown can tell the sidecar's part from
 /// the services': per step, how many times and how many milliseconds. The steps:
 /// <list type="bullet">
-/// <item>"publish receive": a PublishEvent call's work after gRPC has parsed it (the data copied out, the CloudEvent made: JSON with data_base64);</item>
+/// <item>"publish receive": a PublishEvent call's work after gRPC has parsed it (the CloudEvent written in UTF-8: JSON with data_base64);</item>
 /// <item>"publish fan-out": putting the CloudEvent in the queue of every subscription of the topic (one consumer group per app);</item>
 /// <item>"delivery queued": a CloudEvent waiting in a subscription's queue until a delivery worker takes it (fault delays included);</item>
 /// <item>"delivery post": one HTTP POST of a CloudEvent to the subscriber and its answer read: the app's own handling is inside it
