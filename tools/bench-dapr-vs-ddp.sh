@@ -9,7 +9,7 @@
 # --variant: each Dapr job runs once per variant, the variants back to back (in reverse order every other pass), with the variant's settings in every
 #   service's environment (e.g. --variant '1 thread:Job__TorchThreads=1' --variant 'libtorch default:Job__TorchThreads=0').
 #   Without one, the services' defaults.
-# --rounds, --from: each Dapr job runs R rounds (default 200) and is measured from round F on (default 100). The rounds
+# --rounds, --from: each Dapr job runs R rounds (default 400) and is measured from round F on (default 200). The rounds
 #   before F are warm-up: the services' JIT and tiered compilation were most of the CPU of a round 10-40 window (perf).
 # --no-baselines: the Dapr jobs only (for comparing variants; no ratios).
 # DDP (tools/pytorch/ddp_bench.py on Debian's python3-torch for /usr/bin/python3) is skipped, saying why, where torch does
@@ -24,8 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 passes=1
-rounds=200
-from=100
+rounds=400
+from=200
 counts="2 4"
 topologies="p2p ps"
 baselines=1
