@@ -287,7 +287,8 @@ public sealed class JobCoordinator
 
     /// <summary>
     /// The newest round decided with reports from more than half the members that do not wait for a state, counted
-    /// against the members now (-1: none yet). Kept as a high-water mark, so rounds pruned from the decisions still count.
+    /// against the members when it is decided and again at each call (-1: none yet): members expired since may make it a
+    /// majority later. Kept as a high-water mark, so rounds pruned from the decisions still count.
     /// </summary>
     private long AgreedRound()
     {
@@ -403,6 +404,10 @@ public sealed class JobCoordinator
             (common ?? []).OrderBy(s => s, StringComparer.Ordinal).ToList(),
             reports.Keys.OrderBy(s => s, StringComparer.Ordinal).ToList(), Version);
         _decisions[(generation, round)] = decision;
+        // Counted against the voters now, when it is decided: counted only at a later call, against the voters then, a round a
+        // member decided alone while the other waited for a state was no majority once that one was back, and the window
+        // stuck behind every member's next round for ever.
+        AgreedRound();
         // Keep a short history for late or repeated Close calls; older rounds can never be asked about again.
         foreach (var old in _decisions.Keys.Where(k => k.Generation < generation || k.Round < round - 16).ToList()) _decisions.Remove(old);
         return decision;

@@ -334,6 +334,37 @@ public class JobCoordinatorActorTests
     }
 
     /// <summary>
+    /// A round decided while the other member waited for a state (its sync request out, so no voter) was a majority of the
+    /// voters then, and stays agreed when that member is back: counted only later against the members then, it was not, and
+    /// with one more round decided by the deadline without the returning member's report, every member's next report was
+    /// refused for ever (the window stuck two rounds behind them: an end-to-end run with a sidecar down found it).
+    /// </summary>
+    [Fact]
+    public async Task Rounds_decided_while_a_member_waited_for_a_state_stay_agreed_when_it_is_back()
+    {
+        var actor = await ActivateAsync();
+        string[] two = ["worker-1", "worker-2"];
+        foreach (var w in two) await actor.JoinAsync(JoinOf(w));
+        foreach (var w in two) await actor.ReportAndTryCloseAsync(ReportOf(w, 1, two, 60_000));
+
+        // worker-2 fell behind and asks for a state: worker-1, every voter left, decides rounds 2 and 3 alone.
+        await actor.SetSyncRequestAsync(SyncOf("worker-2", "worker-2", pending: true));
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 2, ["worker-1"], 60_000)))!.Reporters.Should().Equal("worker-1");
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 3, ["worker-1"], 60_000)))!.Reporters.Should().Equal("worker-1");
+        // It took the state of round 3 and votes again; round 4 closes by the deadline before its report came.
+        await actor.SetSyncRequestAsync(SyncOf("worker-2", "worker-2", pending: false));
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 4, ["worker-1"], 5))).Should().BeNull();
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 4, deadlineMs: 5)))!.Reporters.Should().Equal("worker-1");
+
+        // Round 3 was agreed when it was decided: round 5 is within the window, and both take part in it.
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 5, two, 60_000))).Should().BeNull("worker-1 has not reported yet");
+        var decision = await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 5, two, 60_000));
+        decision.Should().NotBeNull("round 5 is two past round 3, which a majority of the voters then agreed on");
+        decision!.Reporters.Should().Equal(two);
+    }
+
+    /// <summary>
     /// Weight comparisons name the diverged only by a strict majority: with two replicas (or a tie) one insider's false hash
     /// would otherwise mark the honest one, whichever hash sorted first. And hashes for rounds far ahead are refused: the
     /// four newest rounds are the ones compared, so a member could otherwise push every real round out.
