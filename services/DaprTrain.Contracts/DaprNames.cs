@@ -14,6 +14,12 @@ public static class DaprTopics
     /// <summary>Workers' gradients (to the parameter server, or to every peer in p2p).</summary>
     public const string Gradients = "gradients";
 
+    /// <summary>
+    /// p2p: the gradients of one worker. Each worker publishes to its own and subscribes to its peers', so that the broker
+    /// delivers no worker its own gradient back (one of every N deliveries a round, and the bytes of each: issue 16).
+    /// </summary>
+    public static string GradientsFrom(string worker) => $"{Gradients}.{worker}";
+
     /// <summary>The parameter server's weights after each round.</summary>
     public const string Weights = "weights";
 

@@ -31,7 +31,7 @@ public static class WorkerHosting
 
     /// <summary>
     /// The routes of the topics the job's round plan subscribes this worker to (ps: the server's weights; p2p: peers'
-    /// gradients; p2p-scatter: its own slices.{id} and reduced.{id}), each through its own inbox.
+    /// gradients, from each peer's gradients.{id}; p2p-scatter: its own slices.{id} and reduced.{id}), each through its own inbox.
     /// </summary>
     public static WebApplication MapWorker(this WebApplication app)
     {
@@ -41,12 +41,17 @@ public static class WorkerHosting
         app.MapGet("/status", (WorkerRuntime runtime) => runtime.Ready
             ? Results.Json(runtime.Status())
             : Results.Json(new { worker = workerId, appliedRound = -1L }));
+        var job = app.Services.GetRequiredService<IOptions<TrainingJobOptions>>().Value;
         foreach (var subscription in plan.Subscriptions(workerId))
         {
             string topic = subscription.Topic;
-            app.MapPost(Route(topic), (HttpRequest request, WorkerRuntime runtime) =>
-                    runtime.Inbox(topic).HandleAsync(request, topic, runtime.Deliver(subscription.Deliver)))
-                .WithTopic(new TopicOptions { PubsubName = DaprComponents.PubSub, Name = topic, DeadLetterTopic = DaprTopics.DeadLetters });
+            var endpoint = app.MapPost(Route(topic), (HttpRequest request, WorkerRuntime runtime) =>
+                runtime.Inbox(topic).HandleAsync(request, topic, runtime.Deliver(subscription.Deliver)));
+            // One route (and one inbox) for the plan's topic, whichever broker topics bring it (p2p: each peer's own).
+            foreach (string brokerTopic in BrokerTopics.Subscribed(job.Topology, topic, workerId, job.Workers))
+            {
+                endpoint.WithTopic(new TopicOptions { PubsubName = DaprComponents.PubSub, Name = brokerTopic, DeadLetterTopic = DaprTopics.DeadLetters });
+            }
         }
         return app;
     }

@@ -389,7 +389,7 @@ public sealed class WorkerLoop(
     {
         foreach (var message in messages)
         {
-            await publisher.PublishAsync(message.Topic, message.Payload, cancellationToken);
+            await publisher.PublishAsync(BrokerTopics.Publishing(options.Value.Topology, message.Topic, _id), message.Payload, cancellationToken);
             Interlocked.Add(ref _progress.BytesSent, message.Payload.Length);
             // The project's Meter, under the names the embedded mode's accounting uses.
             TrainingMetrics.BytesSent.Add(message.Payload.Length, _tags);

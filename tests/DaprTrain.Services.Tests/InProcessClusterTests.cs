@@ -63,6 +63,23 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         return factory;
     }
 
+    /// <summary>
+    /// Subscribes an app as daprd does: to every topic its GET /dapr/subscribe declares, at the route it names (p2p workers
+    /// declare their peers' gradient topics, not one shared topic; see BrokerTopics).
+    /// </summary>
+    private async Task SubscribeAsDaprdAsync(HttpClient app, string name)
+    {
+        using var subscriptions = JsonDocument.Parse(await app.GetStringAsync("/dapr/subscribe"));
+        foreach (var entry in subscriptions.RootElement.EnumerateArray())
+        {
+            var fields = entry.EnumerateObject().ToDictionary(p => p.Name, p => p.Value, StringComparer.OrdinalIgnoreCase);
+            string route = fields.TryGetValue("route", out var single) && single.ValueKind == JsonValueKind.String
+                ? single.GetString()!
+                : fields["routes"].EnumerateObject().First(p => p.Name.Equals("default", StringComparison.OrdinalIgnoreCase)).Value.GetString()!;
+            _broker.Subscribe(fields["topic"].GetString()!, name, app, route);
+        }
+    }
+
     private static async Task WaitUntil(Func<bool> condition, TimeSpan timeout, Func<string>? state = null)
     {
         var until = DateTime.UtcNow + timeout;
@@ -77,7 +94,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
     public async Task Three_p2p_workers_train_together_and_end_with_identical_weights()
     {
         var workers = Enumerable.Range(1, 3).Select(i => Host<WorkerRuntime>($"worker-{i}", "p2p", 3, b => b.UseSetting("Job:WorkerId", $"worker-{i}"))).ToList();
-        for (int i = 0; i < 3; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
+        for (int i = 0; i < 3; i++) await SubscribeAsDaprdAsync(workers[i].CreateClient(), $"worker-{i + 1}");
         foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
 
         var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
@@ -102,10 +119,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         for (int i = 0; i < 3; i++)
         {
             // Every topic the plan declares for this worker, as daprd reads them from GET /dapr/subscribe.
-            foreach (var subscription in workers[i].Services.GetRequiredService<DaprTrain.Engine.Topologies.RoundPlan>().Subscriptions($"worker-{i + 1}"))
-            {
-                _broker.Subscribe(subscription.Topic, $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.Route(subscription.Topic));
-            }
+            await SubscribeAsDaprdAsync(workers[i].CreateClient(), $"worker-{i + 1}");
         }
         foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
         var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
@@ -143,7 +157,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
     {
         var hashes = await TrainThreeAsync("p2p", thirdAttacks: "alie:1.5");
         hashes.Distinct().Should().ContainSingle("the attacker's own replica aggregates what it sent, like every other replica");
-        var gradients = _broker.Published.Where(p => p.Topic == "gradients")
+        var gradients = _broker.Published.Where(p => p.Topic.StartsWith("gradients.", StringComparison.Ordinal))
             .Select(p => WireCodec.Decode(p.Message, MessageSignature.MessageLength(p.Message)))
             .GroupBy(m => m.Round).Where(g => g.Select(m => m.Sender).Distinct().Count() == 3).ToList();
         gradients.Should().HaveCountGreaterThanOrEqualTo(Rounds, "every round's three gradients went through the broker");
@@ -266,7 +280,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
             if (admission) b.UseSetting("Job:Secret", secret);
         }, coordinator, rounds);
         var workers = Enumerable.Range(1, 3).Select(Start).ToList();
-        for (int i = 0; i < 3; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
+        for (int i = 0; i < 3; i++) await SubscribeAsDaprdAsync(workers[i].CreateClient(), $"worker-{i + 1}");
         foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
         var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
 
@@ -279,7 +293,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
 
         // A new worker-3 process starts mid-run.
         var restarted = Start(3);
-        _broker.Subscribe("gradients", "worker-3", restarted.CreateClient(), WorkerHosting.GradientsRoute);
+        await SubscribeAsDaprdAsync(restarted.CreateClient(), "worker-3");
         restarted.Services.GetRequiredService<SidecarStatus>().MarkReady();
         var live = new[] { runtimes[0], runtimes[1], restarted.Services.GetRequiredService<WorkerRuntime>() };
 
@@ -299,7 +313,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 2, TimeSpan.FromSeconds(2), time, workersWriteCheckpoints: true));
         WebApplicationFactory<WorkerRuntime> Start(int i) => Host<WorkerRuntime>($"worker-{i}", "p2p", 2, b => b.UseSetting("Job:WorkerId", $"worker-{i}"), coordinator, rounds: 6);
         var first = Start(1);
-        _broker.Subscribe("gradients", "worker-1", first.CreateClient(), WorkerHosting.GradientsRoute);
+        await SubscribeAsDaprdAsync(first.CreateClient(), "worker-1");
         first.Services.GetRequiredService<SidecarStatus>().MarkReady();
         await WaitUntil(() => coordinator.GetViewAsync().Result.Members.Contains("worker-1"), TimeSpan.FromMinutes(1));
 
@@ -309,7 +323,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
             () => "worker-1 never joined again after its lease ran out");
 
         var second = Start(2);
-        _broker.Subscribe("gradients", "worker-2", second.CreateClient(), WorkerHosting.GradientsRoute);
+        await SubscribeAsDaprdAsync(second.CreateClient(), "worker-2");
         second.Services.GetRequiredService<SidecarStatus>().MarkReady();
         var runtimes = new[] { first, second }.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
         await WaitUntil(() => runtimes.All(r => r.Ready && r.Use(n => n.AppliedRound) >= 6), TimeSpan.FromMinutes(1));
@@ -337,7 +351,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         WebApplicationFactory<WorkerRuntime> Start(int i) => Host<WorkerRuntime>($"worker-{i}", "p2p", 2,
             b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:RoundDeadlineMs", "800").UseSetting("Job:CheckpointEvery", "7"), coordinator, rounds);
         var workers = Enumerable.Range(1, 2).Select(Start).ToList();
-        for (int i = 0; i < 2; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
+        for (int i = 0; i < 2; i++) await SubscribeAsDaprdAsync(workers[i].CreateClient(), $"worker-{i + 1}");
         foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
         var first = workers[0].Services.GetRequiredService<WorkerRuntime>();
         var second = workers[1].Services.GetRequiredService<WorkerRuntime>();
@@ -348,7 +362,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         await WaitUntil(() => first.FinalAccuracy is not null, TimeSpan.FromMinutes(1), () => $"worker-1 applied {first.Use(n => n.AppliedRound)}, members {string.Join(",", coordinator.State.CurrentView().Members)}, pending {string.Join(",", coordinator.State.CurrentView().PendingSyncs)}, open {first.Use(n => n.OpenRound)} holds {string.Join(",", first.Use(n => n.HeldSenders(n.OpenRound)))}");
 
         var returning = Start(2);
-        _broker.Subscribe("gradients", "worker-2", returning.CreateClient(), WorkerHosting.GradientsRoute);
+        await SubscribeAsDaprdAsync(returning.CreateClient(), "worker-2");
         returning.Services.GetRequiredService<SidecarStatus>().MarkReady();
         var returned = returning.Services.GetRequiredService<WorkerRuntime>();
         await WaitUntil(() => returned.FinalAccuracy is not null, TimeSpan.FromMinutes(1), () => returned.Ready ? $"worker-2 applied {returned.Use(n => n.AppliedRound)}" : "worker-2 not ready");
@@ -369,7 +383,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         var coordinator = new InProcessCoordinator(new JobCoordinator("daprtrain", 3, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true));
         var workers = Enumerable.Range(1, 3).Select(i => Host<WorkerRuntime>($"worker-{i}", "p2p", 3,
             b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:CheckpointEvery", "4"), coordinator, rounds)).ToList();
-        for (int i = 0; i < 3; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
+        for (int i = 0; i < 3; i++) await SubscribeAsDaprdAsync(workers[i].CreateClient(), $"worker-{i + 1}");
         foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
         var runtimes = workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>()).ToList();
         await WaitUntil(() => runtimes.All(r => r.Ready && r.Use(n => n.AppliedRound) >= 5), TimeSpan.FromMinutes(1));
@@ -390,7 +404,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         var coordinator = new LeaseRunsOutAfterFirstJoin(new InProcessCoordinator(new JobCoordinator("lease", 3, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true)), "worker-1");
         var workers = Enumerable.Range(1, 3).Select(i => Host<WorkerRuntime>($"lease/worker-{i}", "p2p", 3,
             b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", "lease"), coordinator, rounds: 2)).ToList();
-        for (int i = 0; i < 3; i++) _broker.Subscribe("gradients", $"worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.GradientsRoute);
+        for (int i = 0; i < 3; i++) await SubscribeAsDaprdAsync(workers[i].CreateClient(), $"worker-{i + 1}");
         // worker-1 first, alone, so that it is in the wait for the others when its lease runs out.
         workers[0].Services.GetRequiredService<SidecarStatus>().MarkReady();
         await coordinator.Expired.Task.WaitAsync(TimeSpan.FromMinutes(1));
@@ -427,17 +441,14 @@ public sealed class InProcessClusterTests : IAsyncDisposable
     }
 
     /// <summary>Starts <paramref name="count"/> p2p workers, each with its own <see cref="CountingCoordinator"/> over <paramref name="inner"/>.</summary>
-    private (List<WorkerRuntime> Runtimes, List<CountingCoordinator> Coordinators) StartCounted(InProcessCoordinator inner, string job, int count, int rounds, string deadlineMs, string topology = "p2p")
+    private async Task<(List<WorkerRuntime> Runtimes, List<CountingCoordinator> Coordinators)> StartCountedAsync(InProcessCoordinator inner, string job, int count, int rounds, string deadlineMs, string topology = "p2p")
     {
         var coordinators = Enumerable.Range(1, count).Select(i => new CountingCoordinator(inner, $"worker-{i}", rounds)).ToList();
         var workers = Enumerable.Range(1, count).Select(i => Host<WorkerRuntime>($"{job}/worker-{i}", topology, count,
             b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", job).UseSetting("Job:RoundDeadlineMs", deadlineMs), coordinators[i - 1], rounds)).ToList();
         for (int i = 0; i < count; i++)
         {
-            foreach (var subscription in workers[i].Services.GetRequiredService<DaprTrain.Engine.Topologies.RoundPlan>().Subscriptions($"worker-{i + 1}"))
-            {
-                _broker.Subscribe(subscription.Topic, $"{job}/worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.Route(subscription.Topic));
-            }
+            await SubscribeAsDaprdAsync(workers[i].CreateClient(), $"{job}/worker-{i + 1}");
         }
         foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
         return ([.. workers.Select(w => w.Services.GetRequiredService<WorkerRuntime>())], coordinators);
@@ -452,7 +463,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
     {
         const int workers = 3;
         var inner = new InProcessCoordinator(new JobCoordinator("counted", workers, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true));
-        var (runtimes, coordinators) = StartCounted(inner, "counted", workers, Rounds, "5000");
+        var (runtimes, coordinators) = await StartCountedAsync(inner, "counted", workers, Rounds, "5000");
         await WaitUntil(() => runtimes.All(r => r.FinalAccuracy is not null), TimeSpan.FromMinutes(1), () => string.Join(", ", runtimes.Select(r => r.Ready ? r.Use(n => n.AppliedRound) : 0)));
 
         foreach (var c in coordinators)
@@ -484,7 +495,7 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         const int workers = 3, rounds = 12;
         string job = "change-" + topology;
         var inner = new InProcessCoordinator(new JobCoordinator(job, workers, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: true));
-        var (runtimes, coordinators) = StartCounted(inner, job, workers, rounds, "400", topology);
+        var (runtimes, coordinators) = await StartCountedAsync(inner, job, workers, rounds, "400", topology);
         var seen = new System.Collections.Concurrent.ConcurrentBag<(string Member, long Round, bool NamesGhost)>();
         int joined = 0, left = 0;
         foreach (var (c, runtime) in coordinators.Zip(runtimes))

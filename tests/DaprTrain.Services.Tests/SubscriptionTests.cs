@@ -344,17 +344,22 @@ public sealed class SubscriptionTests : IDisposable
     }
 
     [Fact]
-    public async Task Dapr_subscribe_lists_the_topic_route_and_pubsub_of_the_components()
+    public async Task Dapr_subscribe_lists_each_peers_gradient_topic_on_one_route_and_never_the_workers_own()
     {
-        var json = await Client(started: false).GetStringAsync("/dapr/subscribe");
+        using var worker = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b
+            .UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Topology", "p2p").UseSetting("Job:WorkerId", "worker-2").UseSetting("Job:Workers", "3"));
+        var json = await worker.CreateClient().GetStringAsync("/dapr/subscribe");
         using var doc = JsonDocument.Parse(json);
         // daprd matches these keys case-insensitively; the SDK writes pubsubName.
-        var subscription = doc.RootElement.EnumerateArray().Should().ContainSingle().Subject.EnumerateObject()
-            .ToDictionary(p => p.Name.ToLowerInvariant(), p => p.Value.GetString());
-        subscription["pubsubname"].Should().Be(DaprTrain.Contracts.DaprComponents.PubSub);
-        subscription["topic"].Should().Be(DaprTrain.Contracts.DaprTopics.Gradients);
-        subscription["route"].Should().Be("messages/gradients");
-        subscription["deadlettertopic"].Should().Be(DaprTrain.Contracts.DaprTopics.DeadLetters, "what the worker drops must land where the coordinator counts it");
+        var subscriptions = doc.RootElement.EnumerateArray().Select(s => s.EnumerateObject().ToDictionary(p => p.Name.ToLowerInvariant(), p => p.Value.GetString())).ToList();
+        // worker-2 of 3 workers: its peers' topics, so that the broker never brings it back its own gradient.
+        subscriptions.Select(s => s["topic"]).Should().BeEquivalentTo(["gradients.worker-1", "gradients.worker-3"]);
+        subscriptions.Should().AllSatisfy(subscription =>
+        {
+            subscription["pubsubname"].Should().Be(DaprTrain.Contracts.DaprComponents.PubSub);
+            subscription["route"].Should().Be("messages/gradients", "one route and one inbox for the gradients, whichever peer's topic brings them");
+            subscription["deadlettertopic"].Should().Be(DaprTrain.Contracts.DaprTopics.DeadLetters, "what the worker drops must land where the coordinator counts it");
+        });
     }
 
     [Fact]
