@@ -33,8 +33,9 @@ public sealed class DaprBenchFigures
 
         // DAPRTRAIN_BENCH_ROUNDS and DAPRTRAIN_BENCH_FROM: the job's rounds and the first measured (the rounds before it are
         // warm-up: the services' JIT and tiered compilation, the first connections).
-        int rounds = int.Parse(Environment.GetEnvironmentVariable("DAPRTRAIN_BENCH_ROUNDS") ?? RoundPhasesFigures.Rounds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
-        int from = int.Parse(Environment.GetEnvironmentVariable("DAPRTRAIN_BENCH_FROM") ?? RoundPhasesFigures.From.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        // Unset, the script's defaults: 400 rounds, measured from round 200.
+        int rounds = int.Parse(Environment.GetEnvironmentVariable("DAPRTRAIN_BENCH_ROUNDS") ?? "400", CultureInfo.InvariantCulture);
+        int from = int.Parse(Environment.GetEnvironmentVariable("DAPRTRAIN_BENCH_FROM") ?? "200", CultureInfo.InvariantCulture);
         if (from < 1 || rounds - from < 20) throw new ArgumentException($"DAPRTRAIN_BENCH_FROM ({from}) must be at least 1 and at least 20 rounds below DAPRTRAIN_BENCH_ROUNDS ({rounds})");
         var (table, workerReadings, server, cpu) = await RoundPhasesFigures.MeasureAsync(topology, workers, wakeOnDelivery: true, settings: settings, rounds: rounds, from: from);
         Console.WriteLine(table);
