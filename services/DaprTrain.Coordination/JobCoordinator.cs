@@ -5,7 +5,8 @@ namespace DaprTrain.Coordination;
 public sealed record ReportSnapshot(string Member, int Generation, long Round, string[] Received);
 
 /// <param name="ViewVersion">The view version when the round was decided (-1 in a snapshot written before decisions carried it).</param>
-public sealed record DecisionSnapshot(int Generation, long Round, string[] Included, string[] Reporters, long ViewVersion = -1);
+/// <param name="Confirmed">Members whose report of the round came after it was decided (they reached it; see JobCoordinator.AgreedRound).</param>
+public sealed record DecisionSnapshot(int Generation, long Round, string[] Included, string[] Reporters, long ViewVersion = -1, string[]? Confirmed = null);
 
 public sealed record CoordinatorSnapshot(
     string JobId,
@@ -43,6 +44,13 @@ public sealed class JobCoordinator
     /// theirs gone and close it again, empty), nor fill the weight comparisons with rounds nobody else reaches.
     /// </summary>
     private long _agreedRound = -1;
+
+    /// <summary>
+    /// Members whose report of a round came after it was decided (late: a peer behind, back from a sidecar outage). The
+    /// decision stays as it was, but they reached the round: counted with its reporters for the window. Without them two
+    /// rounds closed by the deadline before a live peer's reports left the window two rounds behind every member for ever.
+    /// </summary>
+    private readonly Dictionary<(int Generation, long Round), HashSet<string>> _lateReports = new();
 
     /// <summary>How far past the last round agreed by a majority a member's round calls may go: the next round, and one more.</summary>
     public const long AgreementLead = 2;
@@ -195,7 +203,12 @@ public sealed class JobCoordinator
             _leases.Remove(member);
             _syncRequests.Remove(member);
         }
-        if (expired.Count > 0) Reassign();
+        if (expired.Count > 0)
+        {
+            Reassign();
+            // Fewer voters may make the last rounds a majority: counted now, while the caller saves the view.
+            AgreedRound();
+        }
         return expired;
     }
 
@@ -215,7 +228,12 @@ public sealed class JobCoordinator
             if (caller != member) throw new UnauthorizedAccessException($"{Shorten(caller)} may not ask a state for {Shorten(member)}: a member asks only for itself");
             if (!Fresh(call, sequence, _syncSequences)) return;
         }
-        if (_leases.ContainsKey(member) && _syncRequests.Add(member)) Version++;
+        if (_leases.ContainsKey(member) && _syncRequests.Add(member))
+        {
+            Version++;
+            // One voter fewer may make the last rounds a majority: counted now, while the caller saves.
+            AgreedRound();
+        }
     }
 
     /// <summary>The member has a state to continue from: said by the member, or by the checkpoint writer that wrote one for it.</summary>
@@ -292,10 +310,16 @@ public sealed class JobCoordinator
     /// </summary>
     private long AgreedRound()
     {
-        int voters = _leases.Keys.Count(m => !_syncRequests.Contains(m));
+        // Voters: members with a lease that do not wait for a state; only they count among a round's reporters too (a member
+        // that asked a state for itself counted as a reporter but not as a voter, and alone made a majority of a pair).
+        bool Votes(string member) => _leases.ContainsKey(member) && !_syncRequests.Contains(member);
+        int voters = _leases.Keys.Count(Votes);
         foreach (var decision in _decisions.Values)
         {
-            if (decision.Round > _agreedRound && decision.Reporters.Count(_leases.ContainsKey) * 2 > voters) _agreedRound = decision.Round;
+            if (decision.Round <= _agreedRound) continue;
+            var reached = decision.Reporters.Where(Votes).ToHashSet(StringComparer.Ordinal);
+            if (_lateReports.TryGetValue((decision.Generation, decision.Round), out var late)) reached.UnionWith(late.Where(Votes));
+            if (reached.Count * 2 > voters) _agreedRound = decision.Round;
         }
         return _agreedRound;
     }
@@ -314,7 +338,12 @@ public sealed class JobCoordinator
     private void Record(string member, int generation, long round, IReadOnlyList<string> received)
     {
         if (!_leases.ContainsKey(member)) return;
-        if (_decisions.ContainsKey((generation, round))) return;
+        if (_decisions.ContainsKey((generation, round)))
+        {
+            if (!_lateReports.TryGetValue((generation, round), out var late)) _lateReports[(generation, round)] = late = new(StringComparer.Ordinal);
+            if (late.Add(member)) AgreedRound();
+            return;
+        }
         if (!_reports.TryGetValue((generation, round), out var reports)) _reports[(generation, round)] = reports = new(StringComparer.Ordinal);
         _firstReport.TryAdd((generation, round), _time.GetUtcNow());
         reports[member] = new HashSet<string>(received, StringComparer.Ordinal);
@@ -409,7 +438,11 @@ public sealed class JobCoordinator
         // stuck behind every member's next round for ever.
         AgreedRound();
         // Keep a short history for late or repeated Close calls; older rounds can never be asked about again.
-        foreach (var old in _decisions.Keys.Where(k => k.Generation < generation || k.Round < round - 16).ToList()) _decisions.Remove(old);
+        foreach (var old in _decisions.Keys.Where(k => k.Generation < generation || k.Round < round - 16).ToList())
+        {
+            _decisions.Remove(old);
+            _lateReports.Remove(old);
+        }
         return decision;
     }
 
@@ -486,7 +519,8 @@ public sealed class JobCoordinator
         _leases.ToDictionary(l => l.Key, l => l.Value.ToUnixTimeMilliseconds()),
         new Dictionary<int, string>(_shardOwners),
         _reports.SelectMany(r => r.Value.Select(m => new ReportSnapshot(m.Key, r.Key.Generation, r.Key.Round, [.. m.Value]))).ToList(),
-        _decisions.Values.Select(d => new DecisionSnapshot(d.Generation, d.Round, [.. d.Included], [.. d.Reporters], d.ViewVersion)).ToList(),
+        _decisions.Values.Select(d => new DecisionSnapshot(d.Generation, d.Round, [.. d.Included], [.. d.Reporters], d.ViewVersion,
+            _lateReports.TryGetValue((d.Generation, d.Round), out var late) ? [.. late.Order(StringComparer.Ordinal)] : null)).ToList(),
         [.. _syncRequests],
         new Dictionary<string, string>(_keys, StringComparer.Ordinal),
         Generation,
@@ -515,7 +549,11 @@ public sealed class JobCoordinator
             if (!coordinator._reports.TryGetValue(key, out var reports)) coordinator._reports[key] = reports = new(StringComparer.Ordinal);
             reports[report.Member] = new HashSet<string>(report.Received, StringComparer.Ordinal);
         }
-        foreach (var d in snapshot.Decisions) coordinator._decisions[(d.Generation, d.Round)] = new RoundDecision(d.Generation, d.Round, d.Included, d.Reporters, d.ViewVersion);
+        foreach (var d in snapshot.Decisions)
+        {
+            coordinator._decisions[(d.Generation, d.Round)] = new RoundDecision(d.Generation, d.Round, d.Included, d.Reporters, d.ViewVersion);
+            if (d.Confirmed is { Length: > 0 } confirmed) coordinator._lateReports[(d.Generation, d.Round)] = new HashSet<string>(confirmed, StringComparer.Ordinal);
+        }
         foreach (var member in snapshot.SyncRequests ?? []) coordinator._syncRequests.Add(member);
         foreach (var (member, sequence) in snapshot.HeartbeatSequences ?? []) coordinator._heartbeatSequences[member] = sequence;
         foreach (var (member, sequence) in snapshot.ReportSequences ?? []) coordinator._reportSequences[member] = sequence;

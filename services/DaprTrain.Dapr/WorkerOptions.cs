@@ -18,7 +18,7 @@ public sealed class WorkerOptions
     /// <summary>
     /// Job:Attack, for experiments only: this worker turns Byzantine and bends every gradient it sends (signflip[:S],
     /// gaussian[:sigma], noise[:sigma], labelflip, alie[:z] or zero, optionally @round=R). Empty: an honest worker. ALIE
-    /// (p2p only) makes its gradient from the round's other gradients, which a p2p worker receives from the topic anyway:
+    /// (p2p only) makes its gradient from the round's other gradients, which a p2p worker receives from its peers' topics anyway:
     /// it waits for them (up to the round's deadline) before it sends its own, an insider that reads before it writes.
     /// Under ps a worker never sees another's gradient, and under p2p-scatter only slices of them, so ALIE is refused there.
     /// </summary>

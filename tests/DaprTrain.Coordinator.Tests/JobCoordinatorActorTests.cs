@@ -365,6 +365,61 @@ public class JobCoordinatorActorTests
     }
 
     /// <summary>
+    /// A live peer behind by more than two deadlines (its sidecar away for a while, its lease still renewed): two rounds closed
+    /// by the deadline with the other's report alone, no majority of two. Its reports of those rounds come late, after the
+    /// decisions; they change no decision, but they say it reached the rounds, and the window moves on. Before, nothing could
+    /// move it and every member's next round was refused for ever (found in review).
+    /// </summary>
+    [Fact]
+    public async Task Late_reports_of_decided_rounds_let_the_window_move_on()
+    {
+        var actor = await ActivateAsync();
+        string[] two = ["worker-1", "worker-2"];
+        foreach (var w in two) await actor.JoinAsync(JoinOf(w));
+        foreach (var w in two) await actor.ReportAndTryCloseAsync(ReportOf(w, 1, two, 60_000));
+        for (long round = 2; round <= 3; round++)
+        {
+            (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", round, ["worker-1"], 5))).Should().BeNull();
+            _clock.Advance(TimeSpan.FromMilliseconds(10));
+            (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", round, deadlineMs: 5)))!.Reporters.Should().Equal("worker-1");
+        }
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 4, two, 60_000))).Should().BeNull("round 4 is three past round 1, the last a majority agreed on");
+
+        // worker-2 is back: its reports of rounds 2 and 3 get the decisions as they were, and count as having reached them.
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 2, ["worker-2"], 60_000)))!.Included.Should().Equal(["worker-1"], "a late report changes no decision");
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 3, ["worker-2"], 60_000)))!.Reporters.Should().Equal("worker-1");
+        // Kept in the actor's state: the same from a new activation.
+        actor = await ActivateAsync();
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 4, two, 60_000))).Should().BeNull("worker-2 has not reported round 4 yet");
+        var decision = await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 4, two, 60_000));
+        decision.Should().NotBeNull("both reached round 3, so round 4 is within the window");
+        decision!.Reporters.Should().Equal(two);
+    }
+
+    /// <summary>
+    /// A member that asked a state for itself is no voter, and no reporter that counts either: alone it is not a majority of a
+    /// pair, so it cannot move the window ahead by itself (found in review: counted as a reporter but not as a voter, it was).
+    /// </summary>
+    [Fact]
+    public async Task A_member_that_asked_a_state_for_itself_cannot_move_the_window_alone()
+    {
+        var actor = await ActivateAsync();
+        string[] two = ["worker-1", "worker-2"];
+        foreach (var w in two) await actor.JoinAsync(JoinOf(w));
+        foreach (var w in two) await actor.ReportAndTryCloseAsync(ReportOf(w, 1, two, 60_000));
+        await actor.SetSyncRequestAsync(SyncOf("worker-1", "worker-1", pending: true));
+        for (long round = 2; round <= 3; round++)
+        {
+            (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", round, ["worker-1"], 5))).Should().BeNull();
+            _clock.Advance(TimeSpan.FromMilliseconds(10));
+            (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", round, deadlineMs: 5)))!.Reporters.Should().Equal("worker-1");
+        }
+        (await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 4, ["worker-1"], 5))).Should().BeNull();
+        _clock.Advance(TimeSpan.FromMilliseconds(10));
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 4, deadlineMs: 5))).Should().BeNull("round 4 is three past round 1: its rounds 2 and 3 were no voter's");
+    }
+
+    /// <summary>
     /// Weight comparisons name the diverged only by a strict majority: with two replicas (or a tie) one insider's false hash
     /// would otherwise mark the honest one, whichever hash sorted first. And hashes for rounds far ahead are refused: the
     /// four newest rounds are the ones compared, so a member could otherwise push every real round out.

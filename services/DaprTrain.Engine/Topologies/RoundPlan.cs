@@ -32,10 +32,6 @@ public abstract class RoundPlan
     /// <summary>The topics a worker consumes. Every worker's list has the same shape; per-worker topics name the worker.</summary>
     public abstract IReadOnlyList<WorkerSubscription> Subscriptions(string workerId);
 
-    /// <summary>Every topic of the job for these members (a deployment declares them all; a broker may need them to exist).</summary>
-    public IEnumerable<string> Topics(IEnumerable<string> members) =>
-        members.SelectMany(m => Subscriptions(m).Select(s => s.Topic)).Append(TopicNames.Gradients).Distinct(StringComparer.Ordinal);
-
     /// <summary>What a worker publishes once its gradient for the open round is computed (the same bytes when a round is retried).</summary>
     public abstract IReadOnlyList<Outgoing> Contribute(WorkerNode worker);
 
