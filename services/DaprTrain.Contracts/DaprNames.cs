@@ -20,6 +20,13 @@ public static class DaprTopics
     /// </summary>
     public static string GradientsFrom(string worker) => $"{Gradients}.{worker}";
 
+    /// <summary>
+    /// Between peers: "round r is decided", published by the worker whose report closed it, so that the members waiting
+    /// for the decision ask the coordinator at once instead of at their next poll (issue 16). Only a hint: the coordinator
+    /// actor's answer stays the decision; a false hint costs the receiver one call.
+    /// </summary>
+    public const string Decisions = "decisions";
+
     /// <summary>The parameter server's weights after each round.</summary>
     public const string Weights = "weights";
 

@@ -77,6 +77,24 @@ public sealed class TrainingJobOptions : IValidatableObject
     public bool FewerCoordinatorCalls { get; set; } = true;
 
     /// <summary>
+    /// Between peers, the worker whose report closes a round says so on <see cref="DaprTrain.Contracts.DaprTopics.Decisions"/>,
+    /// and the members waiting for that decision ask the coordinator when the hint comes instead of at their next 10 ms
+    /// poll. The coordinator's answer stays the decision; polling goes on, so a lost hint costs what it cost before, and a
+    /// hint the coordinator does not bear out makes the worker ignore hints for the rest of that wait. Needs
+    /// <see cref="FewerCoordinatorCalls"/> (the report that closes a round answers with the decision). False polls alone,
+    /// for measuring what the hints gain (issue 16).
+    /// </summary>
+    public bool DecisionHints { get; set; } = true;
+
+    /// <summary>
+    /// Between peers, how often a worker whose report left its round open asks the coordinator for the decision (with
+    /// <see cref="DecisionHints"/>, between hints). 10 ms by default: shorter polls cost the CPU that rounds on few cores
+    /// are short of (BENCHMARKS.md, issue 16).
+    /// </summary>
+    [Range(1, 60_000)]
+    public int DecisionPollMs { get; set; } = 10;
+
+    /// <summary>
     /// The parameter server captures its checkpoint between rounds and writes it to the state store while the next round
     /// runs (one write at a time; the last is written before the job ends), instead of on the round's path. What the store
     /// holds, and when a restarted server finds it, is as before: a crash during a write leaves the previous checkpoint, as

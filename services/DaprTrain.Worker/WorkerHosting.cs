@@ -53,6 +53,13 @@ public static class WorkerHosting
                 endpoint.WithTopic(new TopicOptions { PubsubName = DaprComponents.PubSub, Name = brokerTopic, DeadLetterTopic = DaprTopics.DeadLetters });
             }
         }
+        if (plan.DecidedByPeers && job.FewerCoordinatorCalls && job.DecisionHints)
+        {
+            // Hints that a round is decided (issue 16): a delivery of one wakes the round's wait for the decision.
+            app.MapPost(Route(DaprTopics.Decisions), (HttpRequest request, WorkerRuntime runtime) =>
+                    runtime.HintInbox.HandleAsync(request, DaprTopics.Decisions, runtime.Deliver((_, payload) => runtime.Hints.Take(payload))))
+                .WithTopic(new TopicOptions { PubsubName = DaprComponents.PubSub, Name = DaprTopics.Decisions, DeadLetterTopic = DaprTopics.DeadLetters });
+        }
         return app;
     }
 }

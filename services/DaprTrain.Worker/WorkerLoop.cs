@@ -220,15 +220,24 @@ public sealed class WorkerLoop(
         using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.Gathered(n, round, contributors), deadline, Poll, stoppingToken);
         var holds = runtime.Use(n => n.HeldSenders(round));
         RoundDecision? decided = null;
+        bool hints = job.FewerCoordinatorCalls && job.DecisionHints;
+        // Before the report: a hint that overtakes the report's answer still counts.
+        if (hints) runtime.Hints.Await(round);
         if (job.FewerCoordinatorCalls) decided = await coordinator.ReportAndTryCloseAsync(_id, 0, round, holds, deadline, identityKey);
         else await coordinator.ReportAsync(_id, 0, round, holds, identityKey);
+        if (decided is not null && hints) PublishDecisionHint(round, stoppingToken);
         if (decided is null)
         {
             using (phases.Time(RoundPhase.Wait, "agreement"))
             {
-                // The report's answer said the round is open: the others' reports take at least a poll to come.
-                if (job.FewerCoordinatorCalls) await Task.Delay(Poll, time, stoppingToken);
-                await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(_id, 0, round, deadline, identityKey)) is not null, deadline * 4, Poll, stoppingToken);
+                if (hints) decided = await AwaitDecisionAsync(round, deadline, stoppingToken);
+                else
+                {
+                    // The report's answer said the round is open: the others' reports take at least a poll to come.
+                    var poll = TimeSpan.FromMilliseconds(job.DecisionPollMs);
+                    if (job.FewerCoordinatorCalls) await Task.Delay(poll, time, stoppingToken);
+                    await time.UntilAsync(async () => (decided = await coordinator.TryCloseRoundAsync(_id, 0, round, deadline, identityKey)) is not null, deadline * 4, poll, stoppingToken);
+                }
             }
         }
         var closed = decided ?? await coordinator.CloseRoundAsync(_id, 0, round, identityKey);
@@ -383,6 +392,57 @@ public sealed class WorkerLoop(
             return honest.Count;
         });
         if (used == 0) logger.LogWarning("{Worker}: no peer's gradient came within the deadline of round {Round}; it sends its own", _id, round);
+    }
+
+    /// <summary>
+    /// Waits for the coordinator's decision of a round this worker's report left open (Job:DecisionHints): asks when a peer's
+    /// hint says the round is decided, and at least every poll, for four deadlines (then the caller closes the round itself).
+    /// A hint the coordinator does not bear out (forged, or early) makes this wait poll alone: one call per hint at most.
+    /// </summary>
+    private async Task<RoundDecision?> AwaitDecisionAsync(long round, TimeSpan deadline, CancellationToken stoppingToken)
+    {
+        var until = time.GetUtcNow() + deadline * 4;
+        var poll = TimeSpan.FromMilliseconds(options.Value.DecisionPollMs);
+        bool trustHints = true;
+        while (true)
+        {
+            // A delivery wakes the runtime's waits: the hint's ends this one at once.
+            bool hinted = await runtime.UntilAsync(time, _ => trustHints && runtime.Hints.Hinted, poll, poll, stoppingToken);
+            if (await coordinator.TryCloseRoundAsync(_id, 0, round, deadline, identityKey) is { } decided)
+            {
+                phases.RecordDetail(hinted ? "agreement asked on a hint" : "agreement asked on a poll", 0);
+                return decided;
+            }
+            if (hinted)
+            {
+                trustHints = false;
+                phases.RecordDetail("agreement hint not borne out", 0);
+            }
+            if (time.GetUtcNow() >= until) return null;
+        }
+    }
+
+    /// <summary>
+    /// Tells the peers that this worker's report closed <paramref name="round"/> (Job:DecisionHints). Off the round's path:
+    /// the worker goes on at once, and a hint that is not published costs the peers a poll, as before hints.
+    /// </summary>
+    private void PublishDecisionHint(long round, CancellationToken stoppingToken)
+    {
+        // In no round's context: the publish is not timed into this round.
+        using (ExecutionContext.SuppressFlow())
+        {
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await publisher.PublishAsync(DaprTopics.Decisions, DecisionHints.Encode(round), stoppingToken);
+                }
+                catch (Exception ex)
+                {
+                    if (!stoppingToken.IsCancellationRequested) logger.LogDebug("the hint that round {Round} is decided was not published ({Error}); the peers poll for it", round, ex.Message);
+                }
+            }, CancellationToken.None);
+        }
     }
 
     private async Task PublishAsync(IReadOnlyList<Outgoing> messages, CancellationToken cancellationToken)

@@ -14,6 +14,15 @@ public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Exten
     /// <summary>The inbox of one topic: each topic reassembles its own chunks.</summary>
     public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger, job.Value.MaxChunkBytes, identity.Value.WorkerId, CurrentRound, phases));
 
+    /// <summary>Between peers, the hints that a round the worker waits for is decided (Job:DecisionHints).</summary>
+    public DecisionHints Hints { get; } = new();
+
+    /// <summary>The inbox of the decision hints: chunks of a hint's size at most.</summary>
+    public MessageInbox HintInbox => LazyInitializer.EnsureInitialized(ref _hintInbox,
+        () => new MessageInbox(logger, DecisionHints.MaxChunkBytes, identity.Value.WorkerId, CurrentRound, phases));
+
+    private MessageInbox? _hintInbox;
+
     /// <summary>The round the worker is in (0 before it starts): incomplete messages of rounds long past are let go.</summary>
     private long CurrentRound() => Ready ? Use(n => n.AppliedRound) : 0;
 

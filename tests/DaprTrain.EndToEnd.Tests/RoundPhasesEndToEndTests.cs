@@ -76,6 +76,38 @@ public sealed class RoundPhasesEndToEndTests
     }
 
     /// <summary>
+    /// Issue 16's decision hints: the worker whose report closes a round says so on the decisions topic, and the one waiting
+    /// for the decision asks the coordinator when the hint comes. With a poll of a minute (longer than the test may take)
+    /// every wait must end on a hint, and no hint may come before the coordinator holds the decision it announces.
+    /// </summary>
+    [Fact]
+    public async Task A_p2p_worker_waiting_for_the_agreement_asks_when_the_closers_hint_comes_not_at_its_poll()
+    {
+        var sidecars = new DoubleSidecars();
+        var job = EndToEndScenarios.Job("p2p", 2, Rounds, deadlineMs: 20_000, leaseMs: 30_000);
+        job["Job__DecisionPollMs"] = "60000";
+        await using var cluster = new Cluster(job, sidecars);
+        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        for (int i = 1; i <= 2; i++) await cluster.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" });
+        await cluster.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(3));
+
+        long waits = 0, onHints = 0, onPolls = 0, notBorneOut = 0;
+        foreach (string node in new[] { "worker-1", "worker-2" })
+        {
+            var details = PhaseReading.From(await cluster.StatusAsync(node)).Details;
+            waits += details.GetValueOrDefault("wait agreement").Count;
+            onHints += details.GetValueOrDefault("agreement asked on a hint").Count;
+            onPolls += details.GetValueOrDefault("agreement asked on a poll").Count;
+            notBorneOut += details.GetValueOrDefault("agreement hint not borne out").Count;
+        }
+        waits.Should().Be(Rounds, $"one of the two waits each round\n{cluster.Logs}");
+        onHints.Should().Be(waits, $"every wait ended on the closer's hint, none on a poll ({onPolls})\n{cluster.Logs}");
+        notBorneOut.Should().Be(0, "a hint is published only once the coordinator has decided the round");
+        // DaprTopics.Decisions (the services' contract; not referenced by this project).
+        sidecars.Components.Broker.Published("decisions").Should().Be(Rounds, "the closer of each round published one hint");
+    }
+
+    /// <summary>
     /// Issue 16's cut: a p2p worker of a clean job asks for no view on the round's path (its decisions name the version it
     /// holds) and reports once a round through the call that answers with the decision: apart from its polls for the
     /// decision, at most 1.25 calls a round (the report, and the weight hashes every fifth round). A ps worker renews its

@@ -352,14 +352,71 @@ public sealed class SubscriptionTests : IDisposable
         using var doc = JsonDocument.Parse(json);
         // daprd matches these keys case-insensitively; the SDK writes pubsubName.
         var subscriptions = doc.RootElement.EnumerateArray().Select(s => s.EnumerateObject().ToDictionary(p => p.Name.ToLowerInvariant(), p => p.Value.GetString())).ToList();
-        // worker-2 of 3 workers: its peers' topics, so that the broker never brings it back its own gradient.
-        subscriptions.Select(s => s["topic"]).Should().BeEquivalentTo(["gradients.worker-1", "gradients.worker-3"]);
+        // worker-2 of 3 workers: its peers' topics, so that the broker never brings it back its own gradient; and the hints
+        // that a round is decided, on their own route.
+        subscriptions.Select(s => s["topic"]).Should().BeEquivalentTo(["gradients.worker-1", "gradients.worker-3", DaprTrain.Contracts.DaprTopics.Decisions]);
         subscriptions.Should().AllSatisfy(subscription =>
         {
             subscription["pubsubname"].Should().Be(DaprTrain.Contracts.DaprComponents.PubSub);
-            subscription["route"].Should().Be("messages/gradients", "one route and one inbox for the gradients, whichever peer's topic brings them");
+            subscription["route"].Should().Be(subscription["topic"] == DaprTrain.Contracts.DaprTopics.Decisions ? "messages/decisions" : "messages/gradients",
+                "one route and one inbox for the gradients, whichever peer's topic brings them");
             subscription["deadlettertopic"].Should().Be(DaprTrain.Contracts.DaprTopics.DeadLetters, "what the worker drops must land where the coordinator counts it");
         });
+    }
+
+    private static readonly string DecisionsRoute = WorkerHosting.Route(DaprTrain.Contracts.DaprTopics.Decisions);
+
+    private static HttpContent Hint(byte[] payload) => BinaryEvent(ChunkCodec.Split(payload)[0]);
+
+    [Fact]
+    public async Task A_hint_of_the_round_the_worker_waits_for_wakes_it_and_one_of_an_earlier_round_does_not()
+    {
+        var client = Client();
+        var hints = _worker.Services.GetRequiredService<WorkerRuntime>().Hints;
+        hints.Await(5);
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode(4))))).Should().Be("SUCCESS", "a late hint is well-formed");
+        hints.Hinted.Should().BeFalse("round 4's decision says nothing about round 5's");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode(5))))).Should().Be("SUCCESS");
+        hints.Hinted.Should().BeTrue();
+        hints.Await(6);
+        hints.Hinted.Should().BeFalse("a new wait starts without a hint");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode(7))))).Should().Be("SUCCESS");
+        hints.Hinted.Should().BeTrue("a later round is decided only after this one");
+    }
+
+    [Fact]
+    public async Task Malformed_or_oversized_hints_are_dropped_with_the_reason_and_wake_nothing()
+    {
+        var client = Client();
+        var hints = _worker.Services.GetRequiredService<WorkerRuntime>().Hints;
+        hints.Await(1);
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint([1, 2, 3])))).Should().Be("DROP");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(new byte[16])))).Should().Be("DROP");
+        var zero = new byte[DecisionHints.Length];
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(zero)))).Should().Be("DROP", "rounds count from 1");
+        var negative = DecisionHints.Encode(1);
+        negative[7] = 0x80;
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(negative)))).Should().Be("DROP");
+        // A gradient-sized message on the hints' topic: refused before it is read whole (the inbox reads a hint's chunk at most).
+        (await StatusOf(await client.PostAsync(DecisionsRoute, BinaryEvent(ChunkCodec.Split(Gradient())[0])))).Should().Be("DROP");
+        hints.Hinted.Should().BeFalse();
+
+        var reasons = new DecisionHints();
+        reasons.Take([1, 2, 3]).Reason.Should().Contain("8 bytes").And.Contain("not 3");
+        reasons.Take(zero).Reason.Should().Contain("from 1 on");
+    }
+
+    [Fact]
+    public async Task Only_peer_workers_with_hints_on_subscribe_to_them()
+    {
+        using var off = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b
+            .UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Topology", "p2p").UseSetting("Job:DecisionHints", "false"));
+        (await off.CreateClient().GetStringAsync("/dapr/subscribe")).Should().NotContain(DaprTrain.Contracts.DaprTopics.Decisions);
+        using var polling = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b
+            .UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Topology", "p2p").UseSetting("Job:FewerCoordinatorCalls", "false"));
+        (await polling.CreateClient().GetStringAsync("/dapr/subscribe")).Should().NotContain(DaprTrain.Contracts.DaprTopics.Decisions, "without the report that answers with the decision, nobody knows it closed a round");
+        using var ps = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:Topology", "ps"));
+        (await ps.CreateClient().GetStringAsync("/dapr/subscribe")).Should().NotContain(DaprTrain.Contracts.DaprTopics.Decisions, "the server decides ps rounds");
     }
 
     [Fact]
@@ -475,7 +532,8 @@ public sealed class ScatterSubscriptionTests : IDisposable
             .Select(f => (f["pubsubname"], f["topic"], f["route"])).ToList();
         subscriptions.Should().BeEquivalentTo([
             (DaprTrain.Contracts.DaprComponents.PubSub, "slices.worker-2", "messages/slices.worker-2"),
-            (DaprTrain.Contracts.DaprComponents.PubSub, "reduced.worker-2", "messages/reduced.worker-2")]);
+            (DaprTrain.Contracts.DaprComponents.PubSub, "reduced.worker-2", "messages/reduced.worker-2"),
+            (DaprTrain.Contracts.DaprComponents.PubSub, DaprTrain.Contracts.DaprTopics.Decisions, "messages/decisions")]);
         DaprTrain.Contracts.DaprTopics.Slices("worker-2").Should().Be(DaprTrain.Engine.Topologies.TopicNames.Slices("worker-2"));
         DaprTrain.Contracts.DaprTopics.Reduced("worker-2").Should().Be(DaprTrain.Engine.Topologies.TopicNames.Reduced("worker-2"));
     }

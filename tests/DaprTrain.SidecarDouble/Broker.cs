@@ -46,6 +46,11 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
     /// <summary>HTTP deliveries attempted, retries and redeliveries included.</summary>
     public long Attempts => Interlocked.Read(ref _attempts);
 
+    private readonly ConcurrentDictionary<string, long> _publishedByTopic = new(StringComparer.Ordinal);
+
+    /// <summary>Messages published to <paramref name="topic"/> (of any pub/sub component), whether or not anyone subscribes.</summary>
+    public long Published(string topic) => _publishedByTopic.GetValueOrDefault(topic);
+
     /// <summary>Raised after each message leaves a subscription for good (acknowledged, dead-lettered or gone), for tests that wait on it.</summary>
     public event Action? Settled;
 
@@ -70,6 +75,7 @@ public sealed class Broker(SharedComponents components, int seed) : IAsyncDispos
     public void Publish(string sourceAppId, string pubSub, string topic, ReadOnlySpan<byte> data, string contentType, long? received = null)
     {
         long started = received ?? System.Diagnostics.Stopwatch.GetTimestamp();
+        _publishedByTopic.AddOrUpdate(topic, 1, (_, count) => count + 1);
         byte[] envelope = EnvelopeUtf8(sourceAppId, pubSub, topic, data, contentType);
         _components.Timings.Since("publish receive", started);
         long fanning = System.Diagnostics.Stopwatch.GetTimestamp();
