@@ -34,7 +34,7 @@ public static class ServerHosting
         }
         app.MapDaprTrainApp(DaprApps.ParameterServer);
         app.MapGet("/status", (ServerRuntime runtime) => runtime.Ready
-            ? Results.Json(runtime.Use(n => new { server = DaprApps.ParameterServer, appliedRound = n.AppliedRound, generation = n.Generation, weightHash = n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), phases = runtime.Phases.Snapshot() }))
+            ? Results.Json(runtime.Use(n => new { server = DaprApps.ParameterServer, appliedRound = n.AppliedRound, generation = n.Generation, weightHash = n.WeightHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), lastContributors = runtime.LastContributors, phases = runtime.Phases.Snapshot() }))
             : Results.Json(new { server = DaprApps.ParameterServer, appliedRound = -1L }));
         app.MapPost(GradientsRoute, (HttpRequest request, ServerRuntime runtime) => runtime.Gradients.HandleAsync(request, DaprTopics.Gradients, runtime.Deliver((node, payload) => node.HandleGradient(payload))))
             .WithTopic(new TopicOptions { PubsubName = DaprComponents.PubSub, Name = DaprTopics.Gradients, DeadLetterTopic = DaprTopics.DeadLetters });

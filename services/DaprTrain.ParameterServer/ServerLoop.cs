@@ -38,6 +38,16 @@ public sealed class ServerLoop(
     /// <summary>The checkpoint write in flight (Job:CheckpointInBackground), if any; at most one at a time.</summary>
     private Task _checkpointWrite = Task.CompletedTask;
 
+    /// <summary>
+    /// The view between rounds (issue 16): asked for again when a round gives reason to think it changed (a member's
+    /// gradient missing at the close, a sender it does not name, a gradient refused or kept for a key it lacks, no gradient
+    /// within a deadline, an error), and at least every heartbeat period. Job:FewerCoordinatorCalls=false: every round.
+    /// </summary>
+    private HeldView? _held;
+
+    /// <summary>Gradients refused by the node when the view was last checked against them.</summary>
+    private int _refused;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var job = options.Value;
@@ -60,6 +70,8 @@ public sealed class ServerLoop(
         var registered = await coordinator.RegisterServerAsync(node.Generation, identity);
         // The members first: gradients answering the weights below must find their senders known (and their keys).
         node.SetMembers(registered.Members, registered.PublicKeys);
+        _held = new HeldView(coordinator, time, everyRound: !job.FewerCoordinatorCalls, maxAge: TimeSpan.FromMilliseconds(job.HeartbeatMs));
+        _held.Take(registered);
         runtime.Start(node);
         progress.Emit(ParameterServerNode.NodeId, DaprTrain.Coordination.Progress.ProgressEvent.NodeState(ParameterServerNode.NodeId, "alive", node.AppliedRound,
             $"serving generation {node.Generation} from round {node.AppliedRound}"));
@@ -74,6 +86,7 @@ public sealed class ServerLoop(
             }
             catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
+                _held?.Invalidate();
                 logger.LogWarning("round failed ({Error}); trying again", ex.Message);
                 await Task.Delay(TimeSpan.FromMilliseconds(500), time, stoppingToken);
             }
@@ -122,9 +135,11 @@ public sealed class ServerLoop(
         // One span per round; the weights it publishes continue it in the workers (see the worker's round span).
         using var span = DaprTrain.Engine.Telemetry.TrainingMetrics.Tracing.StartActivity("round");
         span?.SetTag("daprtrain.node", ParameterServerNode.NodeId);
-        var view = await coordinator.GetViewAsync();
+        var held = _held!;
+        var view = await held.CurrentAsync(orOld: true);
         if (view.Members.Count == 0)
         {
+            held.Invalidate();
             await Task.Delay(TimeSpan.FromMilliseconds(100), time, stoppingToken);
             return;
         }
@@ -138,16 +153,25 @@ public sealed class ServerLoop(
             await runtime.UntilAsync(time, n => n.HeldSenders(round).Count > 0, Poll, Poll, stoppingToken);
             if (time.GetElapsedTime(resend) >= TimeSpan.FromMilliseconds(job.RoundDeadlineMs))
             {
-                await publisher.PublishAsync(DaprTopics.Weights, runtime.Use(n => n.WeightsMessage()), stoppingToken);
                 // The round starts over with a fresh view: the members (and their keys) may have changed meanwhile.
+                held.Invalidate();
+                await publisher.PublishAsync(DaprTopics.Weights, runtime.Use(n => n.WeightsMessage()), stoppingToken);
                 return;
             }
         }
         await runtime.UntilAsync(time, n => view.Members.All(m => n.Holds(round, m)), TimeSpan.FromMilliseconds(job.RoundDeadlineMs), Poll, stoppingToken);
         waiting.Dispose();
+        // What the round says about the view: a member that sent nothing (gone?), a sender it does not name (joined?), a
+        // gradient refused or kept for want of a key (a member that came back with a new one?). Any of them: ask next round.
+        var (complete, unplaced, refused) = runtime.Use(n => (view.Members.All(m => n.Holds(round, m)), n.HeldApart(round) + n.Deferred,
+            n.Counters.Rejected.Values.Sum()));
+        if (!complete || unplaced > 0 || refused != _refused) held.Invalidate();
+        _refused = refused;
 
-        int contributors = runtime.Use(n => n.HeldSenders(round).Count);
+        var senders = runtime.Use(n => n.HeldSenders(round).ToArray());
+        int contributors = senders.Length;
         byte[] weights = phases.CloseRound(runtime);
+        runtime.LastContributors = senders;
         await publisher.PublishAsync(DaprTopics.Weights, weights, stoppingToken);
         // The project's Meter, under the names the embedded mode's accounting uses.
         TrainingMetrics.BytesSent.Add(weights.Length, Tags);

@@ -16,6 +16,15 @@ public sealed class ServerRuntime : NodeRuntime<ParameterServerNode>
     /// <summary>Where the server's rounds' time goes (issue 16), for /status.</summary>
     public DaprTrain.Engine.Telemetry.RoundPhases Phases { get; }
 
+    private IReadOnlyList<string> _lastContributors = [];
+
+    /// <summary>The senders whose gradients the last round the server closed averaged (for /status).</summary>
+    public IReadOnlyList<string> LastContributors
+    {
+        get => Volatile.Read(ref _lastContributors);
+        set => Volatile.Write(ref _lastContributors, value);
+    }
+
     /// <summary>Incomplete gradients of rounds the server has long applied are let go (the inbox expires them by its round).</summary>
     public MessageInbox Gradients { get; }
 }

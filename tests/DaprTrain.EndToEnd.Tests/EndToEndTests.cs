@@ -87,8 +87,8 @@ public abstract class EndToEndScenarios
         one.GetProperty("weightHash").GetString().Should().Be(two.GetProperty("weightHash").GetString(), cluster.Logs);
         if (cluster.SidecarProvider is DoubleSidecars sidecars)
         {
-            sidecars.Components.Broker.SubscriptionsOf("worker-1").Select(s => s.Topic).Should().BeEquivalentTo(["slices.worker-1", "reduced.worker-1"],
-                "a scatter worker consumes only its own topics");
+            sidecars.Components.Broker.SubscriptionsOf("worker-1").Select(s => s.Topic).Should().BeEquivalentTo(["slices.worker-1", "reduced.worker-1", "decisions"],
+                "a scatter worker consumes only its own topics, and the hints that a round is decided");
         }
     }
 
@@ -116,6 +116,46 @@ public abstract class EndToEndScenarios
         long restoredRound = long.Parse(System.Text.RegularExpressions.Regex.Match(restoredLine, "restored round ([0-9]+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         (killedAt - restoredRound).Should().BeInRange(0, 5, "at most one checkpoint interval (5 rounds) is lost");
         string serverHash = status.GetProperty("weightHash").GetString()!;
+        (await cluster.StatusAsync("worker-1")).GetProperty("weightHash").GetString().Should().Be(serverHash, cluster.Logs);
+        (await cluster.StatusAsync("worker-2")).GetProperty("weightHash").GetString().Should().Be(serverHash);
+    }
+
+    /// <summary>
+    /// Under a parameter server a worker killed and started again (a new process, a new key) is averaged again: the server
+    /// keeps its view between rounds (issue 16), so it must see that the view changed from the rounds themselves (a member
+    /// that sent nothing, a gradient signed by a key it does not hold) or from the view's age.
+    /// </summary>
+    protected async Task PsWorkerRestartedAsync()
+    {
+        // Long enough that the job is still running when the new process has started and joined (a round of one worker
+        // takes 20-40 ms here; a process starts in 1-3 s).
+        const int rounds = 400;
+        await using var cluster = await ClusterAsync(Job("ps", 2, rounds));
+        await cluster.StartAsync("coordinator", "DaprTrain.Coordinator");
+        await cluster.StartAsync("parameter-server", "DaprTrain.ParameterServer");
+        var workers = new List<ServiceProcess>();
+        for (int i = 1; i <= 2; i++) workers.Add(await cluster.StartAsync($"worker-{i}", "DaprTrain.Worker", new() { ["Job__WorkerId"] = $"worker-{i}" }));
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= 8, TimeSpan.FromMinutes(2), "round 8");
+        workers[1].Kill();
+        long killedAt = await cluster.AppliedRoundAsync("parameter-server");
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= killedAt + 2, TimeSpan.FromMinutes(1), "the server to go on without worker-2");
+
+        await cluster.StartAsync("worker-2", "DaprTrain.Worker", new() { ["Job__WorkerId"] = "worker-2" }, appPort: cluster.Apps["worker-2"].Port);
+        long restartedAt = await cluster.AppliedRoundAsync("parameter-server");
+        await cluster.WaitUntilAsync(async () =>
+        {
+            var status = await cluster.StatusAsync("parameter-server");
+            return status.GetProperty("appliedRound").GetInt64() > restartedAt
+                && status.GetProperty("lastContributors").EnumerateArray().Any(s => s.GetString() == "worker-2");
+        }, TimeSpan.FromMinutes(1), "the server to average the restarted worker-2's gradient");
+        long takenAt = await cluster.AppliedRoundAsync("parameter-server");
+        takenAt.Should().BeLessThan(rounds, $"the restarted worker was taken back before the job ended\n{cluster.Logs}");
+
+        await cluster.WaitUntilAsync(async () => await cluster.AppliedRoundAsync("parameter-server") >= rounds, TimeSpan.FromMinutes(3), "the server to finish");
+        var accuracies = await cluster.FinishedAsync(["worker-1", "worker-2"], TimeSpan.FromMinutes(1));
+        Console.WriteLine($"ps with a restarted worker: taken back at round {takenAt} (restarted at {restartedAt}); held-out accuracy {string.Join(", ", accuracies)}");
+        accuracies.Should().AllSatisfy(a => a.Should().BeGreaterThan(MinimumAccuracy));
+        string serverHash = (await cluster.StatusAsync("parameter-server")).GetProperty("weightHash").GetString()!;
         (await cluster.StatusAsync("worker-1")).GetProperty("weightHash").GetString().Should().Be(serverHash, cluster.Logs);
         (await cluster.StatusAsync("worker-2")).GetProperty("weightHash").GetString().Should().Be(serverHash);
     }
@@ -280,6 +320,9 @@ public sealed class SidecarDoubleEndToEndTests : EndToEndScenarios
     public Task A_worker_process_started_mid_run_joins_and_ends_with_the_others_weights() => WorkerRejoinsAsync();
 
     [Fact]
+    public Task Ps_a_worker_killed_and_started_again_is_averaged_again_and_ends_with_the_servers_weights() => PsWorkerRestartedAsync();
+
+    [Fact]
     public Task Duplicated_deliveries_change_nothing_and_a_poison_message_is_dropped_while_training_goes_on() => DuplicatesAndPoisonAsync(duplicate: true);
 
     [Fact]
@@ -309,6 +352,9 @@ public sealed class DaprdEndToEndTests : EndToEndScenarios
 
     [DaprdFact]
     public Task A_worker_process_started_mid_run_joins_and_ends_with_the_others_weights() => WorkerRejoinsAsync();
+
+    [DaprdFact]
+    public Task Ps_a_worker_killed_and_started_again_is_averaged_again_and_ends_with_the_servers_weights() => PsWorkerRestartedAsync();
 
     [DaprdFact]
     public Task A_poison_message_is_dropped_while_training_goes_on_and_the_weights_equal_a_clean_run() => DuplicatesAndPoisonAsync(duplicate: false);

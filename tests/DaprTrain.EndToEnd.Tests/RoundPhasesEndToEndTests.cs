@@ -111,7 +111,7 @@ public sealed class RoundPhasesEndToEndTests
     /// Issue 16's cut: a p2p worker of a clean job asks for no view on the round's path (its decisions name the version it
     /// holds) and reports once a round through the call that answers with the decision: apart from its polls for the
     /// decision, at most 1.25 calls a round (the report, and the weight hashes every fifth round). A ps worker renews its
-    /// view once it is a heartbeat period (400 ms) old, not every round; the server still asks every round.
+    /// view once it is a heartbeat period (400 ms) old, not every round, and so does the server.
     /// </summary>
     private static void CheckCoordinatorCalls(string topology, string node, PhaseReading reading, Cluster cluster)
     {
@@ -119,7 +119,9 @@ public sealed class RoundPhasesEndToEndTests
         long views = Calls("GetView");
         if (node == "parameter-server")
         {
-            views.Should().BeGreaterThanOrEqualTo(reading.Rounds, "the server asks for the view every round, as it gathers");
+            // By age (Job:HeartbeatMs 400), and after each of the first rounds that brought a gradient of a worker its view
+            // did not name yet (the workers join after the server registers).
+            views.Should().BeLessThanOrEqualTo((long)(reading.WallMs / 400) + 4, $"the server renews its view by age, {views} views in {reading.Rounds} rounds\n{cluster.Logs}");
             return;
         }
         if (topology == "ps")

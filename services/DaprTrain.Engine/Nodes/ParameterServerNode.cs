@@ -89,6 +89,9 @@ public sealed class ParameterServerNode : IDisposable
         return _gate.Answer(m, _held.Hold(m.Round, new Contribution(m.Sender, m.SampleCount, m.Values)));
     }
 
+    /// <summary>Gradients kept until a view gives their sender a key (see <see cref="MessageGate"/>).</summary>
+    public int Deferred => _gate.Deferred;
+
     /// <summary>The members whose gradient for the round the server holds.</summary>
     public IReadOnlyList<string> HeldSenders(long round) => _held.Senders(round);
 

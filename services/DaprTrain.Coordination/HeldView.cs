@@ -1,15 +1,15 @@
-using DaprTrain.Coordination;
-
-namespace DaprTrain.Worker;
+namespace DaprTrain.Coordination;
 
 /// <summary>
-/// The membership view a worker holds from round to round, and when it asks the coordinator for a new one (issue 16).
+/// The membership view a worker or the parameter server holds from round to round, and when it asks the coordinator for
+/// a new one (issue 16).
 /// A view is asked for only when there is reason to think it changed: none held yet; <see cref="Invalidate"/> after
 /// anything that changes the job's membership or follows a fault (an error, a rejoin, a resynchronisation, a sync request
 /// served, a wait that ran out, weights of a newer generation); between peers a round's decision that names another view
 /// version than the one held (<see cref="RoundDecision.ViewVersion"/>: the coordinator bumps it with every change to what a
 /// view holds, so a view of that version is the view it would answer); under a parameter server, where no decision comes,
-/// a view <see cref="MaxAge"/> old. With <c>everyRound</c> (Job:FewerCoordinatorCalls=false) it is asked for every round, as
+/// a view <see cref="MaxAge"/> old (the server also after a round that lacked a member's gradient or brought one it could
+/// not place: a sender its view does not name, or a message refused). With <c>everyRound</c> (Job:FewerCoordinatorCalls=false) it is asked for every round, as
 /// before. Used from the round loop only (one caller at a time).
 /// </summary>
 public sealed class HeldView(ICoordinator coordinator, TimeProvider time, bool everyRound, TimeSpan? maxAge)
