@@ -19,10 +19,12 @@ namespace DaprTrain.Dapr;
 /// <param name="round">The node's current round, for expiring incomplete messages whose round has passed (null: never by round).</param>
 /// <param name="phases">When set, each delivery's handling is recorded off the round's path (issue 16): "receive" for the
 /// whole delivery (body, CloudEvent, base64, chunk), "decode" for the node's part of a whole message (checks, signature, hold).</param>
-public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes, string node = "", Func<long>? round = null, RoundPhases? phases = null)
+/// <param name="maxMessageBytes">The largest message taken, and the bytes of incomplete messages held at most (a topic of small messages sets it low).</param>
+public sealed class MessageInbox(ILogger logger, int maxChunkBytes = ChunkCodec.DefaultMaxChunkBytes, string node = "", Func<long>? round = null, RoundPhases? phases = null,
+    long maxMessageBytes = ChunkAssembler.DefaultMaxPendingBytes)
 {
     private readonly System.Diagnostics.TagList _tags = TrainingMetrics.Node(node);
-    private readonly ChunkAssembler _assembler = new();
+    private readonly ChunkAssembler _assembler = new(maxMessageBytes);
     private readonly int _maxBodyBytes = CloudEventData.MaxBodyBytes(maxChunkBytes);
     private int _redelivered;
     private long _dropped;

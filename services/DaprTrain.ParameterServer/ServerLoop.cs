@@ -139,6 +139,8 @@ public sealed class ServerLoop(
         var view = await held.CurrentAsync(orOld: true);
         if (view.Members.Count == 0)
         {
+            // No worker has joined yet (or every one has left): asked again every 100 ms, counted apart (issue 16's figures).
+            phases.RecordDetail("no members yet", 0);
             held.Invalidate();
             await Task.Delay(TimeSpan.FromMilliseconds(100), time, stoppingToken);
             return;

@@ -221,8 +221,9 @@ public sealed class WorkerLoop(
         var holds = runtime.Use(n => n.HeldSenders(round));
         RoundDecision? decided = null;
         bool hints = job.FewerCoordinatorCalls && job.DecisionHints;
-        // Before the report: a hint that overtakes the report's answer still counts.
-        if (hints) runtime.Hints.Await(round);
+        // Before the report: a hint that overtakes the report's answer still counts. Under the node's lock, which deliveries
+        // (and so hints) are handled under: a late hint of an earlier round cannot count for this one.
+        if (hints) runtime.Use(_ => { runtime.Hints.Await(round); return 0; });
         if (job.FewerCoordinatorCalls) decided = await coordinator.ReportAndTryCloseAsync(_id, 0, round, holds, deadline, identityKey);
         else await coordinator.ReportAsync(_id, 0, round, holds, identityKey);
         if (decided is not null && hints) PublishDecisionHint(round, stoppingToken);
@@ -435,7 +436,7 @@ public sealed class WorkerLoop(
             {
                 try
                 {
-                    await publisher.PublishAsync(DaprTopics.Decisions, DecisionHints.Encode(round), stoppingToken);
+                    await publisher.PublishAsync(DaprTopics.Decisions, DecisionHints.Encode(options.Value.JobId, round), stoppingToken);
                 }
                 catch (Exception ex)
                 {

@@ -15,11 +15,11 @@ public sealed class WorkerRuntime(ILogger<WorkerRuntime> logger, Microsoft.Exten
     public MessageInbox Inbox(string topic) => _inboxes.GetOrAdd(topic, _ => new MessageInbox(logger, job.Value.MaxChunkBytes, identity.Value.WorkerId, CurrentRound, phases));
 
     /// <summary>Between peers, the hints that a round the worker waits for is decided (Job:DecisionHints).</summary>
-    public DecisionHints Hints { get; } = new();
+    public DecisionHints Hints { get; } = new(job.Value.JobId);
 
-    /// <summary>The inbox of the decision hints: chunks of a hint's size at most.</summary>
+    /// <summary>The inbox of the decision hints: chunks and messages of a hint's size at most, a few kB held.</summary>
     public MessageInbox HintInbox => LazyInitializer.EnsureInitialized(ref _hintInbox,
-        () => new MessageInbox(logger, DecisionHints.MaxChunkBytes, identity.Value.WorkerId, CurrentRound, phases));
+        () => new MessageInbox(logger, DecisionHints.MaxChunkBytes, identity.Value.WorkerId, CurrentRound, phases, DecisionHints.MaxMessageBytes));
 
     private MessageInbox? _hintInbox;
 

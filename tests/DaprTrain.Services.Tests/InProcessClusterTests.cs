@@ -296,9 +296,13 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         await SubscribeAsDaprdAsync(restarted.CreateClient(), "worker-3");
         restarted.Services.GetRequiredService<SidecarStatus>().MarkReady();
         var live = new[] { runtimes[0], runtimes[1], restarted.Services.GetRequiredService<WorkerRuntime>() };
+        var loops = new[] { workers[0], workers[1], restarted }.Select(h => h.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<WorkerLoop>().Single()).ToList();
 
-        await WaitUntil(() => live.All(r => r.Ready && r.Use(n => n.AppliedRound) >= rounds), TimeSpan.FromMinutes(2), () => string.Join("; ", live.Select(r => r.Ready
-            ? r.Use(n => $"{n.Id} applied {n.AppliedRound}, holds [{string.Join(",", n.HeldSenders(n.OpenRound))}]") : "not ready")));
+        // Seen once under the whole suite's load (worker-2 stayed at round 8 while the others finished): the state names
+        // each worker's loop when it has stopped, and why, so that such a run says what happened.
+        await WaitUntil(() => live.All(r => r.Ready && r.Use(n => n.AppliedRound) >= rounds), TimeSpan.FromMinutes(2), () => string.Join("; ", live.Select((r, i) => (r.Ready
+            ? r.Use(n => $"{n.Id} applied {n.AppliedRound}, holds [{string.Join(",", n.HeldSenders(n.OpenRound))}]") : "not ready")
+            + (loops[i].ExecuteTask is { IsCompleted: true } ended ? $", its loop ended: {ended.Exception?.GetBaseException().ToString() ?? ended.Status.ToString()}" : ""))));
         whenGone.Should().BeLessThan(rounds - 5, "the restarted worker joined a running job");
         live.Select(r => r.Use(n => n.WeightHash)).Distinct().Should().ContainSingle("the restarted replica took a peer's state and then applied the same rounds");
         coordinator.State.CurrentView().Members.Should().Equal("worker-1", "worker-2", "worker-3");
@@ -546,9 +550,10 @@ public sealed class InProcessClusterTests : IAsyncDisposable
         var started = System.Diagnostics.Stopwatch.StartNew();
         foreach (var runtime in runtimes)
         {
-            // With the new member in the server's view, the server waits for it until the deadline: rounds of 300 ms or more.
-            await WaitUntil(() => runtime.Use(n => n.AppliedRound) >= joinedAt + 5 || runtime.Use(n => n.Members.Contains("worker-9")), TimeSpan.FromMinutes(1));
-            runtime.Use(n => n.Members).Should().Contain("worker-9", $"a view a heartbeat period old is renewed (seen after {started.ElapsedMilliseconds} ms)");
+            // The workers' rounds need not slow down (the server, which keeps its own view, learns of worker-9 by age too):
+            // each worker's view names worker-9 once it is a heartbeat period (600 ms) old, whatever the rounds do.
+            await WaitUntil(() => runtime.Use(n => n.Members.Contains("worker-9")), TimeSpan.FromMinutes(1));
+            Console.WriteLine($"worker-9 in the view after {started.ElapsedMilliseconds} ms, {runtime.Use(n => n.AppliedRound) - joinedAt} rounds");
         }
         await inner.LeaveAsync("worker-9", null);
         await WaitUntil(() => runtimes.All(r => r.FinalAccuracy is not null), TimeSpan.FromMinutes(2));

@@ -374,14 +374,29 @@ public sealed class SubscriptionTests : IDisposable
         var client = Client();
         var hints = _worker.Services.GetRequiredService<WorkerRuntime>().Hints;
         hints.Await(5);
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode(4))))).Should().Be("SUCCESS", "a late hint is well-formed");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("daprtrain", 4))))).Should().Be("SUCCESS", "a late hint is well-formed");
         hints.Hinted.Should().BeFalse("round 4's decision says nothing about round 5's");
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode(5))))).Should().Be("SUCCESS");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("daprtrain", 5))))).Should().Be("SUCCESS");
         hints.Hinted.Should().BeTrue();
         hints.Await(6);
         hints.Hinted.Should().BeFalse("a new wait starts without a hint");
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode(7))))).Should().Be("SUCCESS");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("daprtrain", 7))))).Should().Be("SUCCESS");
         hints.Hinted.Should().BeTrue("a later round is decided only after this one");
+    }
+
+    [Fact]
+    public async Task A_forged_copy_of_a_hint_to_come_does_not_make_the_real_one_a_duplicate()
+    {
+        var client = Client();
+        var hints = _worker.Services.GetRequiredService<WorkerRuntime>().Hints;
+        hints.Await(8);
+        // An attacker who can publish sends round 9's hint ahead of time (it costs the wait for round 8 one call at most).
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("daprtrain", 9))))).Should().Be("SUCCESS");
+        hints.Await(9);
+        // The closer's own hint of round 9 is another message (its random bytes): taken, not answered as a redelivery.
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("daprtrain", 9))))).Should().Be("SUCCESS");
+        hints.Hinted.Should().BeTrue();
+        DecisionHints.Encode("daprtrain", 9).Should().NotEqual(DecisionHints.Encode("daprtrain", 9));
     }
 
     [Fact]
@@ -391,19 +406,23 @@ public sealed class SubscriptionTests : IDisposable
         var hints = _worker.Services.GetRequiredService<WorkerRuntime>().Hints;
         hints.Await(1);
         (await StatusOf(await client.PostAsync(DecisionsRoute, Hint([1, 2, 3])))).Should().Be("DROP");
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(new byte[16])))).Should().Be("DROP");
-        var zero = new byte[DecisionHints.Length];
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(new byte[24])))).Should().Be("DROP", "a hint names its job");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(new byte[DecisionHints.MaxLength + 1])))).Should().Be("DROP");
+        var zero = DecisionHints.Encode("daprtrain", 1);
+        zero.AsSpan(0, 8).Clear();
         (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(zero)))).Should().Be("DROP", "rounds count from 1");
-        var negative = DecisionHints.Encode(1);
+        var negative = DecisionHints.Encode("daprtrain", 1);
         negative[7] = 0x80;
         (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(negative)))).Should().Be("DROP");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("another-job", 1))))).Should().Be("DROP", "jobs may share a broker");
         // A gradient-sized message on the hints' topic: refused before it is read whole (the inbox reads a hint's chunk at most).
         (await StatusOf(await client.PostAsync(DecisionsRoute, BinaryEvent(ChunkCodec.Split(Gradient())[0])))).Should().Be("DROP");
         hints.Hinted.Should().BeFalse();
 
-        var reasons = new DecisionHints();
-        reasons.Take([1, 2, 3]).Reason.Should().Contain("8 bytes").And.Contain("not 3");
+        var reasons = new DecisionHints("daprtrain");
+        reasons.Take([1, 2, 3]).Reason.Should().Contain("job id").And.Contain("not 3");
         reasons.Take(zero).Reason.Should().Contain("from 1 on");
+        reasons.Take(DecisionHints.Encode("another-job", 1)).Reason.Should().Contain("another job");
     }
 
     [Fact]
