@@ -81,8 +81,9 @@ public sealed class TrainingJobOptions : IValidatableObject
     /// and the members waiting for that decision ask the coordinator when the hint comes instead of at their next 10 ms
     /// poll. The coordinator's answer stays the decision; polling goes on, so a lost hint costs what it cost before, and a
     /// hint the coordinator does not bear out makes the worker ignore hints for the rest of that wait. Needs
-    /// <see cref="FewerCoordinatorCalls"/> (the report that closes a round answers with the decision). False polls alone,
-    /// for measuring what the hints gain (issue 16).
+    /// <see cref="FewerCoordinatorCalls"/> (the report that closes a round answers with the decision), and
+    /// <see cref="WakeOnDelivery"/> to act on a hint at once (without it a hint is seen at the next poll). False polls
+    /// alone, for measuring what the hints gain (issue 16).
     /// </summary>
     public bool DecisionHints { get; set; } = true;
 

@@ -564,6 +564,44 @@ public sealed class InProcessClusterTests : IAsyncDisposable
     }
 
     /// <summary>
+    /// The parameter server keeps its view between rounds (issue 16): with a view far younger than its age limit (10
+    /// minutes here) and every member's gradient in each round, it asks for none, not even when a member joins that sends
+    /// nothing; a round that lacks a member's gradient (worker-2's process gone) makes it ask before the next one.
+    /// </summary>
+    [Fact]
+    public async Task The_parameter_server_asks_for_the_view_after_a_round_that_lacked_a_member_not_while_its_rounds_are_complete()
+    {
+        const int rounds = 200;
+        var inner = new InProcessCoordinator(new JobCoordinator("ps-held", 2, TimeSpan.FromSeconds(60), TimeProvider.System, workersWriteCheckpoints: false));
+        var serverCalls = new CountingCoordinator(inner, "parameter-server", rounds);
+        var server = Host<ServerRuntime>("ps-held/parameter-server", "ps", 2, b => b.UseSetting("Job:JobId", "ps-held").UseSetting("Job:HeartbeatMs", "600000"), serverCalls, rounds);
+        var workers = Enumerable.Range(1, 2).Select(i => Host<WorkerRuntime>($"ps-held/worker-{i}", "ps", 2,
+            b => b.UseSetting("Job:WorkerId", $"worker-{i}").UseSetting("Job:JobId", "ps-held"), inner, rounds)).ToList();
+        _broker.Subscribe("gradients", "ps-held/parameter-server", server.CreateClient(), ServerHosting.GradientsRoute);
+        for (int i = 0; i < 2; i++) _broker.Subscribe("weights", $"ps-held/worker-{i + 1}", workers[i].CreateClient(), WorkerHosting.WeightsRoute);
+        var serverRuntime = server.Services.GetRequiredService<ServerRuntime>();
+        server.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        await WaitUntil(() => serverRuntime.Ready, TimeSpan.FromSeconds(60));
+        foreach (var worker in workers) worker.Services.GetRequiredService<SidecarStatus>().MarkReady();
+        long Applied() => serverRuntime.Use(n => n.AppliedRound);
+        // Past the first rounds, in which the workers' first gradients may come from senders the view did not name yet.
+        await WaitUntil(() => Applied() >= 10 && serverRuntime.LastContributors.Count == 2, TimeSpan.FromMinutes(1));
+
+        serverCalls.Mark();
+        await inner.JoinAsync("worker-9", null);
+        long marked = Applied();
+        await WaitUntil(() => Applied() >= marked + 10, TimeSpan.FromMinutes(1));
+        serverCalls.ViewsSinceMark.Should().Be(0, "a young view, and every round brought both members' gradients (round deadline 5 s)");
+
+        _broker.Unsubscribe("ps-held/worker-2");
+        workers[1].Dispose();
+        long gone = Applied();
+        // The round worker-2 missed closes at its deadline; the server asks for the view before the next one.
+        await WaitUntil(() => Applied() >= gone + 2, TimeSpan.FromMinutes(1));
+        serverCalls.ViewsSinceMark.Should().BePositive("a round without a member's gradient says the view may have changed, however young it is");
+    }
+
+    /// <summary>
     /// One worker's coordinator calls, counted by method; the views it asks for between its first and its last report;
     /// the rounds in which it polled for a decision; and a hook before each of its reports.
     /// </summary>
