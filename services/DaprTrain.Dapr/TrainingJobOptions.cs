@@ -87,6 +87,9 @@ public sealed class TrainingJobOptions : IValidatableObject
     /// </summary>
     public bool DecisionHints { get; set; } = true;
 
+    /// <summary>Whether peers publish and wait for <see cref="DecisionHints"/>: asked for, and the closing report answers with the decision.</summary>
+    public bool UsesDecisionHints => DecisionHints && FewerCoordinatorCalls;
+
     /// <summary>
     /// Between peers, how often a worker whose report left its round open asks the coordinator for the decision (with
     /// <see cref="DecisionHints"/>, between hints). 10 ms by default: shorter polls cost the CPU that rounds on few cores

@@ -43,7 +43,7 @@ public sealed class ServerLoop(
     /// gradient missing at the close, a sender it does not name, a gradient refused or kept for a key it lacks, no gradient
     /// within a deadline, an error), and at least every heartbeat period. Job:FewerCoordinatorCalls=false: every round.
     /// </summary>
-    private HeldView? _held;
+    private readonly HeldView _held = new(coordinator, time, everyRound: !options.Value.FewerCoordinatorCalls, maxAge: TimeSpan.FromMilliseconds(options.Value.HeartbeatMs));
 
     /// <summary>Gradients refused by the node when the view was last checked against them.</summary>
     private int _refused;
@@ -70,7 +70,6 @@ public sealed class ServerLoop(
         var registered = await coordinator.RegisterServerAsync(node.Generation, identity);
         // The members first: gradients answering the weights below must find their senders known (and their keys).
         node.SetMembers(registered.Members, registered.PublicKeys);
-        _held = new HeldView(coordinator, time, everyRound: !job.FewerCoordinatorCalls, maxAge: TimeSpan.FromMilliseconds(job.HeartbeatMs));
         _held.Take(registered);
         runtime.Start(node);
         progress.Emit(ParameterServerNode.NodeId, DaprTrain.Coordination.Progress.ProgressEvent.NodeState(ParameterServerNode.NodeId, "alive", node.AppliedRound,
@@ -86,7 +85,7 @@ public sealed class ServerLoop(
             }
             catch (Exception ex) when (DaprErrors.IsTransient(ex) && !stoppingToken.IsCancellationRequested)
             {
-                _held?.Invalidate();
+                _held.Invalidate();
                 logger.LogWarning("round failed ({Error}); trying again", ex.Message);
                 await Task.Delay(TimeSpan.FromMilliseconds(500), time, stoppingToken);
             }
@@ -135,7 +134,7 @@ public sealed class ServerLoop(
         // One span per round; the weights it publishes continue it in the workers (see the worker's round span).
         using var span = DaprTrain.Engine.Telemetry.TrainingMetrics.Tracing.StartActivity("round");
         span?.SetTag("daprtrain.node", ParameterServerNode.NodeId);
-        var held = _held!;
+        var held = _held;
         var view = await held.CurrentAsync(orOld: true);
         if (view.Members.Count == 0)
         {

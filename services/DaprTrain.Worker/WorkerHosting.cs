@@ -53,7 +53,7 @@ public static class WorkerHosting
                 endpoint.WithTopic(new TopicOptions { PubsubName = DaprComponents.PubSub, Name = brokerTopic, DeadLetterTopic = DaprTopics.DeadLetters });
             }
         }
-        if (plan.DecidedByPeers && job.FewerCoordinatorCalls && job.DecisionHints)
+        if (plan.DecidedByPeers && job.UsesDecisionHints)
         {
             // Hints that a round is decided (issue 16): a delivery of one wakes the round's wait for the decision.
             app.MapPost(Route(DaprTopics.Decisions), (HttpRequest request, WorkerRuntime runtime) =>

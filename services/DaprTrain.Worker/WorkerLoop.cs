@@ -220,7 +220,7 @@ public sealed class WorkerLoop(
         using (phases.Time(RoundPhase.Wait)) await runtime.UntilAsync(time, n => plan.Gathered(n, round, contributors), deadline, Poll, stoppingToken);
         var holds = runtime.Use(n => n.HeldSenders(round));
         RoundDecision? decided = null;
-        bool hints = job.FewerCoordinatorCalls && job.DecisionHints;
+        bool hints = job.UsesDecisionHints;
         // Before the report: a hint that overtakes the report's answer still counts. Under the node's lock, which deliveries
         // (and so hints) are handled under: a late hint of an earlier round cannot count for this one.
         if (hints) runtime.Use(_ => { runtime.Hints.Await(round); return 0; });

@@ -456,6 +456,13 @@ public sealed class SubscriptionTests : IDisposable
         using var bad = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:WorkerId", "worker-9"));
         var act = () => bad.CreateClient();
         act.Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage("*worker-9 is beyond Workers*");
+
+        foreach (string poll in new[] { "0", "60001" })
+        {
+            using var badPoll = new WebApplicationFactory<WorkerRuntime>().WithWebHostBuilder(b => b.UseSetting("Job:DisableTrainingLoop", "true").UseSetting("Job:DecisionPollMs", poll));
+            var start = () => badPoll.CreateClient();
+            start.Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage("*DecisionPollMs*", $"a poll of {poll} ms is refused by name");
+        }
     }
 }
 
