@@ -16,10 +16,31 @@ public static class DaprHosting
     public static IServiceCollection AddDaprTrainHost(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddDaprClient();
+        services.AddSocketReadBlocks(configuration);
         services.AddDaprTrainTelemetry(configuration);
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<SidecarStatus>();
         services.AddHostedService(sp => sp.GetRequiredService<SidecarStatus>());
+        return services;
+    }
+
+    /// <summary>Where a block size is configured: bytes a socket read may take at most (<see cref="LargeBlockMemoryPool"/>).</summary>
+    public const string SocketReadBlockKey = "Hosting:SocketReadBlockBytes";
+
+    /// <summary>
+    /// Kestrel reads sockets into blocks of <see cref="LargeBlockMemoryPool.DefaultBlockSize"/>; <see cref="SocketReadBlockKey"/>
+    /// sets another size from 4096 to 1048576, or 0 for Kestrel's own pool (4 KB blocks, for measuring). Checked here, at start.
+    /// </summary>
+    public static IServiceCollection AddSocketReadBlocks(this IServiceCollection services, IConfiguration configuration)
+    {
+        string? configured = configuration[SocketReadBlockKey];
+        int size = LargeBlockMemoryPool.DefaultBlockSize;
+        if (!string.IsNullOrEmpty(configured)
+            && (!int.TryParse(configured, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out size) || (size != 0 && size is < 4096 or > 1024 * 1024)))
+        {
+            throw new InvalidOperationException($"{SocketReadBlockKey} is '{configured}': give 0 (Kestrel's own 4 KB blocks) or a block size from 4096 to 1048576 bytes.");
+        }
+        if (size > 0) services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(new LargeBlockMemoryPoolFactory(size));
         return services;
     }
 

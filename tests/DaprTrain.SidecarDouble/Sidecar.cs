@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using DaprTrain.Dapr.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -38,6 +39,7 @@ public sealed class Sidecar : IAsyncDisposable
             k.Listen(IPAddress.Loopback, httpPort, o => o.Protocols = HttpProtocols.Http1);
             k.Listen(IPAddress.Loopback, grpcPort, o => o.Protocols = HttpProtocols.Http2);
         });
+        builder.Services.AddSocketReadBlocks(builder.Configuration);
         builder.Services.AddDaprRuntimeService(new DaprRuntimeService(appId, components, appUrl));
         _server = builder.Build();
         // The SDK joins its endpoint and the API path with one slash too many ("//v1.0/..."); daprd accepts that.
