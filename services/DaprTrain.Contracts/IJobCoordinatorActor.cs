@@ -2,8 +2,9 @@ using Dapr.Actors;
 
 namespace DaprTrain.Contracts;
 
+/// <param name="DecisionKey">The coordinator's public key for its round decisions (base64 SubjectPublicKeyInfo, P-256).</param>
 public sealed record MembershipDto(long Version, string[] Members, Dictionary<int, string> ShardOwners, string? CheckpointWriter, string[] Expired, string[]? SyncRequests = null,
-    Dictionary<string, string>? Keys = null, int Generation = 0);
+    Dictionary<string, string>? Keys = null, int Generation = 0, string? DecisionKey = null);
 
 /// <summary>A join: the member's public key (base64 SubjectPublicKeyInfo, P-256) and an HMAC under the job's secret over job, member and key.</summary>
 public sealed record JoinRequestDto(string Member, string PublicKey, string Proof);
@@ -44,8 +45,11 @@ public sealed record RoundReportDto(string Member, int Generation, long Round, s
 /// </summary>
 public sealed record RoundKeyDto(string Caller, int Generation, long Round, int DeadlineMs, string Signature);
 
-/// <summary>A round's decision and the view version it was taken under (-1: unknown, so the node fetches the view).</summary>
-public sealed record RoundDecisionDto(int Generation, long Round, string[] Included, string[] Reporters, long ViewVersion = -1);
+/// <summary>
+/// A round's decision and the view version it was taken under (-1: unknown, so the node fetches the view), with the
+/// coordinator's signature over it (base64, DaprTrain.Coordination.Security.DecisionKey): a peer hands it on to the others.
+/// </summary>
+public sealed record RoundDecisionDto(int Generation, long Round, string[] Included, string[] Reporters, long ViewVersion = -1, string? Signature = null);
 
 /// <summary>
 /// One actor per job (the actor id is the job id): membership with leases renewed by heartbeats and expired by a

@@ -19,6 +19,12 @@ public sealed record MembershipView(
 
     private static readonly IReadOnlyDictionary<string, string> EmptyKeys = new Dictionary<string, string>();
 
+    /// <summary>
+    /// The coordinator's public key for its round decisions (base64 SubjectPublicKeyInfo, <see cref="Security.DecisionKey"/>),
+    /// where it signs them (the Dapr actor); null in process. With it a peer takes a decision another peer relays.
+    /// </summary>
+    public string? DecisionKey { get; init; }
+
     /// <summary>Members that joined a running job and wait for a peer to write the current state for them.</summary>
     public IReadOnlyList<string> PendingSyncs => SyncRequests ?? [];
 
@@ -41,4 +47,11 @@ public sealed record WeightCheck(long Round, bool Complete, ulong? Majority, IRe
 /// same decision, so all of them learn of a changed view from the same round: a node whose view has another version
 /// fetches the view before its next round; one whose view has this version holds the current view (issue 16).
 /// </param>
-public sealed record RoundDecision(int Generation, long Round, IReadOnlyList<string> Included, IReadOnlyList<string> Reporters, long ViewVersion = -1);
+public sealed record RoundDecision(int Generation, long Round, IReadOnlyList<string> Included, IReadOnlyList<string> Reporters, long ViewVersion = -1)
+{
+    /// <summary>
+    /// The coordinator's signature over the decision (<see cref="Security.SignedCall.Decision"/>, <see cref="Security.DecisionKey"/>)
+    /// where it signs them; null in process. What lets the peer whose report closed the round hand it on (issue 16).
+    /// </summary>
+    public byte[]? Signature { get; init; }
+}

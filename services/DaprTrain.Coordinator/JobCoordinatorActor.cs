@@ -2,6 +2,7 @@ using Dapr.Actors.Runtime;
 using DaprTrain.Contracts;
 using DaprTrain.Coordination;
 using DaprTrain.Coordination.Progress;
+using DaprTrain.Coordination.Security;
 using Microsoft.Extensions.Options;
 
 namespace DaprTrain.Coordinator;
@@ -14,6 +15,9 @@ namespace DaprTrain.Coordinator;
 public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindable
 {
     public const string StateKey = "coordinator";
+
+    /// <summary>Where the job's <see cref="DecisionKey"/> is kept, beside the coordinator's state (written once, at the first activation).</summary>
+    public const string DecisionKeyStateKey = "decision-key";
     public const string LeaseReminder = "expire-leases";
 
     private readonly CoordinatorOptions _options;
@@ -25,6 +29,7 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
     private readonly HashSet<string> _unrecovered = new(StringComparer.Ordinal);
     private long _lastDecidedRound;
     private JobCoordinator? _coordinator;
+    private DecisionKey? _decisionKey;
 
     public JobCoordinatorActor(ActorHost host, IOptions<CoordinatorOptions> options, TimeProvider time, ProgressEmitter progress)
         : base(host)
@@ -49,6 +54,8 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
 
     private JobCoordinator State => _coordinator ?? throw new InvalidOperationException("the actor is not activated");
 
+    private DecisionKey Signer => _decisionKey ?? throw new InvalidOperationException("the actor is not activated");
+
     protected override async Task OnActivateAsync()
     {
         var saved = await StateManager.TryGetStateAsync<CoordinatorSnapshot>(StateKey);
@@ -56,8 +63,28 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         _coordinator = saved.HasValue
             ? JobCoordinator.Restore(saved.Value, _time, admission)
             : new JobCoordinator(Id.GetId(), _options.Shards, TimeSpan.FromMilliseconds(_options.LeaseMs), _time, _options.WorkersWriteCheckpoints) { Admission = admission };
+        _decisionKey = await LoadDecisionKeyAsync();
         var period = TimeSpan.FromMilliseconds(Math.Max(_options.LeaseMs / 2, 50));
         await RegisterReminderAsync(LeaseReminder, null, period, period);
+    }
+
+    /// <summary>
+    /// The job's decision key: the one kept, else a new one, kept at once (before any decision is signed with it). A kept key
+    /// that does not import is replaced, loudly: the members' views then carry the new key, and until a member renews its view
+    /// the decisions its peers relay fail its check and it asks the coordinator, as without them.
+    /// </summary>
+    private async Task<DecisionKey> LoadDecisionKeyAsync()
+    {
+        var saved = await StateManager.TryGetStateAsync<string>(DecisionKeyStateKey);
+        if (saved.HasValue)
+        {
+            if (DecisionKey.TryImport(saved.Value, out string? problem) is { } kept) return kept;
+            Logger.LogWarning("job {Job}: the kept decision key does not import ({Problem}); signing with a new one", Id.GetId(), problem);
+        }
+        var key = DecisionKey.Create();
+        await StateManager.SetStateAsync(DecisionKeyStateKey, key.Export());
+        await StateManager.SaveStateAsync();
+        return key;
     }
 
     public async Task<MembershipDto> JoinAsync(JoinRequestDto request)
@@ -303,8 +330,9 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         if (deadlineMs < 1 || deadlineMs > MaxDeadlineMs) throw new ArgumentException($"deadline {deadlineMs} ms is not 1 to {MaxDeadlineMs} ms");
     }
 
-    private static RoundDecisionDto ToDto(RoundDecision decision) =>
-        new(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters], decision.ViewVersion);
+    /// <summary>Signed as it is answered (about 25 us): the answer is what a peer may hand on to the others.</summary>
+    private RoundDecisionDto ToDto(RoundDecision decision) =>
+        new(decision.Generation, decision.Round, [.. decision.Included], [.. decision.Reporters], decision.ViewVersion, Convert.ToBase64String(Signer.Sign(Id.GetId(), decision)));
 
     public async Task<WeightCheckDto> CompareWeightsAsync(WeightHashDto report)
     {
@@ -404,7 +432,7 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         await StateManager.SaveStateAsync();
     }
 
-    private static MembershipDto ToDto(MembershipView view) =>
+    private MembershipDto ToDto(MembershipView view) =>
         new(view.Version, [.. view.Members], new Dictionary<int, string>(view.ShardOwners), view.CheckpointWriter, [.. view.Expired], [.. view.PendingSyncs],
-            new Dictionary<string, string>(view.PublicKeys), view.Generation);
+            new Dictionary<string, string>(view.PublicKeys), view.Generation, Signer.PublicKey);
 }

@@ -88,7 +88,16 @@ public sealed class ActorCoordinator(IActorProxyFactory proxies, string jobId) :
     }
 
     private static MembershipView ToView(MembershipDto dto) =>
-        new(dto.Version, dto.Members, dto.ShardOwners, dto.CheckpointWriter, dto.Expired, dto.SyncRequests ?? [], dto.Keys ?? [], dto.Generation);
+        new(dto.Version, dto.Members, dto.ShardOwners, dto.CheckpointWriter, dto.Expired, dto.SyncRequests ?? [], dto.Keys ?? [], dto.Generation) { DecisionKey = dto.DecisionKey };
 
-    private static RoundDecision ToDecision(RoundDecisionDto dto) => new(dto.Generation, dto.Round, dto.Included, dto.Reporters, dto.ViewVersion);
+    /// <summary>The signature as it came (a malformed one is none: the decision is then not handed on, and peers ask for it).</summary>
+    private static RoundDecision ToDecision(RoundDecisionDto dto) =>
+        new(dto.Generation, dto.Round, dto.Included, dto.Reporters, dto.ViewVersion) { Signature = Signature(dto.Signature) };
+
+    private static byte[]? Signature(string? base64)
+    {
+        if (base64 is null || base64.Length > 128) return null;
+        var bytes = new byte[96];
+        return Convert.TryFromBase64String(base64, bytes, out int written) && written == NodeKey.SignatureBytes ? bytes[..written] : null;
+    }
 }

@@ -165,7 +165,13 @@ public sealed class WorkerLoop(
             _expelled = true;
             return;
         }
-        long round = runtime.Use(node => { node.ApplyView(view, shards); return node.OpenRound; });
+        long round = runtime.Use(node =>
+        {
+            node.ApplyView(view, shards);
+            // Under the node's lock, as the hints are taken: a hint is verified with the key of the view applied.
+            runtime.Hints.Trust(view.DecisionKey);
+            return node.OpenRound;
+        });
         // A retried round sends what it already computed: peers may hold the first copy, and every copy must be equal.
         if (functionOptions.Value.Enabled && !runtime.Use(node => node.HasOwnGradient(node.OpenRound)) && !await ComputeByFunctionsAsync(job, stoppingToken)) return;
         // Computed and encoded in one turn of the node: between two turns a delivery may open the next round.
@@ -226,7 +232,7 @@ public sealed class WorkerLoop(
         if (hints) runtime.Use(_ => { runtime.Hints.Await(round); return 0; });
         if (job.FewerCoordinatorCalls) decided = await coordinator.ReportAndTryCloseAsync(_id, 0, round, holds, deadline, identityKey);
         else await coordinator.ReportAsync(_id, 0, round, holds, identityKey);
-        if (decided is not null && hints) PublishDecisionHint(round, stoppingToken);
+        if (decided is not null && hints) PublishDecisionHint(decided, stoppingToken);
         if (decided is null)
         {
             using (phases.Time(RoundPhase.Wait, "agreement"))
@@ -396,9 +402,10 @@ public sealed class WorkerLoop(
     }
 
     /// <summary>
-    /// Waits for the coordinator's decision of a round this worker's report left open (Job:DecisionHints): asks when a peer's
-    /// hint says the round is decided, and at least every poll, for four deadlines (then the caller closes the round itself).
-    /// A hint the coordinator does not bear out (forged, or early) makes this wait poll alone: one call per hint at most.
+    /// Waits for the coordinator's decision of a round this worker's report left open (Job:DecisionHints): takes it from a
+    /// peer's hint when the coordinator's key verifies it there, asks the coordinator when a hint only says the round is
+    /// decided, and asks at least every poll, for four deadlines (then the caller closes the round itself). A hint the
+    /// coordinator does not bear out (early, or of a view without the key) makes this wait poll alone: one call per hint at most.
     /// </summary>
     private async Task<RoundDecision?> AwaitDecisionAsync(long round, TimeSpan deadline, CancellationToken stoppingToken)
     {
@@ -409,6 +416,12 @@ public sealed class WorkerLoop(
         {
             // A delivery wakes the runtime's waits: the hint's ends this one at once.
             bool hinted = await runtime.UntilAsync(time, _ => trustHints && runtime.Hints.Hinted, poll, poll, stoppingToken);
+            // The coordinator's own answer, signed by it and handed on by the peer whose report closed the round.
+            if (hinted && runtime.Use(_ => runtime.Hints.Decided(round)) is { } handedOn)
+            {
+                phases.RecordDetail("agreement handed on by a peer", 0);
+                return handedOn;
+            }
             if (await coordinator.TryCloseRoundAsync(_id, 0, round, deadline, identityKey) is { } decided)
             {
                 phases.RecordDetail(hinted ? "agreement asked on a hint" : "agreement asked on a poll", 0);
@@ -424,11 +437,13 @@ public sealed class WorkerLoop(
     }
 
     /// <summary>
-    /// Tells the peers that this worker's report closed <paramref name="round"/> (Job:DecisionHints). Off the round's path:
-    /// the worker goes on at once, and a hint that is not published costs the peers a poll, as before hints.
+    /// Hands the coordinator's signed decision of a round this worker's report closed on to the peers (Job:DecisionHints).
+    /// Off the round's path: the worker goes on at once, and a hint that is not published (or a decision too large for one)
+    /// costs the peers a poll, as before hints.
     /// </summary>
-    private void PublishDecisionHint(long round, CancellationToken stoppingToken)
+    private void PublishDecisionHint(RoundDecision decided, CancellationToken stoppingToken)
     {
+        if (DecisionHints.Encode(options.Value.JobId, decided) is not { } hint) return;
         // In no round's context: the publish is not timed into this round.
         using (ExecutionContext.SuppressFlow())
         {
@@ -436,11 +451,11 @@ public sealed class WorkerLoop(
             {
                 try
                 {
-                    await publisher.PublishAsync(DaprTopics.Decisions, DecisionHints.Encode(options.Value.JobId, round), stoppingToken);
+                    await publisher.PublishAsync(DaprTopics.Decisions, hint, stoppingToken);
                 }
                 catch (Exception ex)
                 {
-                    if (!stoppingToken.IsCancellationRequested) logger.LogDebug("the hint that round {Round} is decided was not published ({Error}); the peers poll for it", round, ex.Message);
+                    if (!stoppingToken.IsCancellationRequested) logger.LogDebug("the decision of round {Round} was not handed on ({Error}); the peers poll for it", decided.Round, ex.Message);
                 }
             }, CancellationToken.None);
         }

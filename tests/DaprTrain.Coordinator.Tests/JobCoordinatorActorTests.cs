@@ -75,6 +75,9 @@ public class JobCoordinatorActorTests
         return actor;
     }
 
+    // ECDSA signatures are randomised: an answer of the same decision carries another signature (each verifies, below).
+    private static FluentAssertions.Equivalency.EquivalencyAssertionOptions<RoundDecisionDto> Unsigned(FluentAssertions.Equivalency.EquivalencyAssertionOptions<RoundDecisionDto> options) => options.Excluding(d => d.Signature);
+
     private async Task FireLeaseReminderAsync(JobCoordinatorActor actor)
     {
         var reminder = _timers.Reminders.Single(r => r.Name == JobCoordinatorActor.LeaseReminder);
@@ -246,7 +249,7 @@ public class JobCoordinatorActorTests
         (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 1, all, 60_000))).Should().BeNull();
         var decision = await actor.ReportAndTryCloseAsync(ReportOf("worker-3", 1, all, 60_000));
         decision!.Reporters.Should().Equal(all, "nobody closed the round before the members reported");
-        (await actor.CloseRoundAsync(CloseOf("mallory", 1))).Should().BeEquivalentTo(decision, "a decision taken is answered to anyone: reading it changes nothing");
+        (await actor.CloseRoundAsync(CloseOf("mallory", 1))).Should().BeEquivalentTo(decision, Unsigned, "a decision taken is answered to anyone: reading it changes nothing");
     }
 
     [Fact]
@@ -532,7 +535,7 @@ public class JobCoordinatorActorTests
         var view = await second.GetViewAsync();
         view.Members.Should().Equal("worker-1", "worker-3");
         view.ShardOwners[1].Should().Be("worker-1");
-        (await second.CloseRoundAsync(CloseOf("worker-3", 5))).Should().BeEquivalentTo(decided, "a closed round's decision is kept");
+        (await second.CloseRoundAsync(CloseOf("worker-3", 5))).Should().BeEquivalentTo(decided, Unsigned, "a closed round's decision is kept");
         _store.Should().ContainKey(JobCoordinatorActor.StateKey);
     }
 
@@ -664,9 +667,52 @@ public class JobCoordinatorActorTests
         decision.Should().NotBeNull("worker-3's report completed the round");
         decision!.Included.Should().Equal("worker-1", "worker-3");
         decision.ViewVersion.Should().Be(version);
-        (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 1))).Should().BeEquivalentTo(decision, "the others poll the same decision");
+        (await actor.TryCloseRoundAsync(TryCloseOf("worker-1", 1))).Should().BeEquivalentTo(decision, Unsigned, "the others poll the same decision");
         var again = await ActivateAsync();
-        (await again.CloseRoundAsync(CloseOf("worker-2", 1))).Should().BeEquivalentTo(decision, "the decision and its version are saved");
+        (await again.CloseRoundAsync(CloseOf("worker-2", 1))).Should().BeEquivalentTo(decision, Unsigned, "the decision and its version are saved");
+    }
+
+    private static bool SignedBy(string? decisionKey, RoundDecisionDto dto, string job = "job-1")
+    {
+        using var key = PublicKeys.TryImport(decisionKey, out _);
+        var decision = new DaprTrain.Coordination.RoundDecision(dto.Generation, dto.Round, dto.Included, dto.Reporters, dto.ViewVersion);
+        return key is not null && dto.Signature is not null && DecisionKey.Verify(key, job, decision, Convert.FromBase64String(dto.Signature));
+    }
+
+    [Fact]
+    public async Task Decisions_are_signed_with_the_key_the_views_carry_and_a_reactivated_actor_signs_with_the_same_key()
+    {
+        var actor = await ActivateAsync();
+        foreach (var w in new[] { "worker-1", "worker-2" }) await actor.JoinAsync(JoinOf(w));
+        string? key = (await actor.GetViewAsync()).DecisionKey;
+        key.Should().NotBeNullOrEmpty("a peer verifies what another hands on with the key its view carries");
+        await actor.ReportAndTryCloseAsync(ReportOf("worker-1", 1, ["worker-1", "worker-2"], 60_000));
+        var decision = (await actor.ReportAndTryCloseAsync(ReportOf("worker-2", 1, ["worker-1"], 60_000)))!;
+
+        SignedBy(key, decision).Should().BeTrue("the closer's answer is what it hands on");
+        SignedBy(key, decision with { Included = ["worker-1", "worker-2"] }).Should().BeFalse("the signature covers the included senders");
+        SignedBy(key, decision with { Reporters = ["worker-2"] }).Should().BeFalse("and the reporters");
+        SignedBy(key, decision with { ViewVersion = decision.ViewVersion + 1 }).Should().BeFalse("and the view version");
+        SignedBy(key, decision with { Round = 2 }).Should().BeFalse("and the round");
+        SignedBy(key, decision, job: "job-2").Should().BeFalse("and the job: jobs may share a broker");
+
+        var again = await ActivateAsync();
+        (await again.GetViewAsync()).DecisionKey.Should().Be(key, "the key is kept with the state: the members' views stay right");
+        SignedBy(key, await again.TryCloseRoundAsync(TryCloseOf("worker-1", 1)) ?? throw new InvalidOperationException("decided")).Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task A_kept_decision_key_that_does_not_import_is_replaced_loudly_and_the_views_carry_the_new_one()
+    {
+        var actor = await ActivateAsync();
+        string? first = (await actor.GetViewAsync()).DecisionKey;
+        _store[JobCoordinatorActor.DecisionKeyStateKey] = System.Text.Json.JsonSerializer.Serialize("bm90IGEga2V5");
+        var again = await ActivateAsync();
+        string? second = (await again.GetViewAsync()).DecisionKey;
+        second.Should().NotBeNullOrEmpty().And.NotBe(first);
+        _logs.Messages.Should().Contain(m => m.Contains("decision key does not import", StringComparison.Ordinal));
+        var third = await ActivateAsync();
+        (await third.GetViewAsync()).DecisionKey.Should().Be(second, "the new key was kept");
     }
 
     [Fact]

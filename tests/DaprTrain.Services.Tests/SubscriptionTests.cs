@@ -5,6 +5,7 @@ using System.Text.Json;
 using DaprTrain.Dapr;
 using DaprTrain.Dapr.Hosting;
 using DaprTrain.Coordination;
+using DaprTrain.Coordination.Security;
 using DaprTrain.Engine.Messaging;
 using DaprTrain.Engine.Nodes;
 using DaprTrain.ParameterServer;
@@ -368,61 +369,147 @@ public sealed class SubscriptionTests : IDisposable
 
     private static HttpContent Hint(byte[] payload) => BinaryEvent(ChunkCodec.Split(payload)[0]);
 
+    // The coordinator's key for these tests, and a decision of a round signed by it as the actor signs its answers.
+    private static readonly DecisionKey Coordinator = DecisionKey.Create();
+
+    private static RoundDecision Decision(long round, string job = "daprtrain", DecisionKey? signer = null)
+    {
+        var decision = new RoundDecision(0, round, ["worker-1", "worker-2"], ["worker-1", "worker-2"], ViewVersion: 3);
+        return decision with { Signature = (signer ?? Coordinator).Sign(job, decision) };
+    }
+
+    private static byte[] Handed(long round, string job = "daprtrain", DecisionKey? signer = null) => DecisionHints.Encode(job, Decision(round, job, signer))!;
+
+    private DecisionHints TrustingHints()
+    {
+        var hints = _worker.Services.GetRequiredService<WorkerRuntime>().Hints;
+        hints.Trust(Coordinator.PublicKey);
+        return hints;
+    }
+
     [Fact]
-    public async Task A_hint_of_the_round_the_worker_waits_for_wakes_it_and_one_of_an_earlier_round_does_not()
+    public async Task A_signed_decision_of_the_awaited_round_is_taken_and_one_of_an_earlier_or_a_later_round_is_not()
     {
         var client = Client();
-        var hints = _worker.Services.GetRequiredService<WorkerRuntime>().Hints;
+        var hints = TrustingHints();
         hints.Await(5);
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("daprtrain", 4))))).Should().Be("SUCCESS", "a late hint is well-formed");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(Handed(4))))).Should().Be("SUCCESS", "a late hint is well-formed");
         hints.Hinted.Should().BeFalse("round 4's decision says nothing about round 5's");
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("daprtrain", 5))))).Should().Be("SUCCESS");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(Handed(5))))).Should().Be("SUCCESS");
         hints.Hinted.Should().BeTrue();
+        hints.Decided(5).Should().BeEquivalentTo(Decision(5), o => o.Excluding(d => d.Signature), "the coordinator's decision, as it answered the closer");
         hints.Await(6);
         hints.Hinted.Should().BeFalse("a new wait starts without a hint");
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("daprtrain", 7))))).Should().Be("SUCCESS");
-        hints.Hinted.Should().BeTrue("a later round is decided only after this one");
+        hints.Decided(6).Should().BeNull();
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(Handed(7))))).Should().Be("SUCCESS");
+        hints.Hinted.Should().BeTrue("a later round is decided only after this one: the worker asks at once");
+        hints.Decided(6).Should().BeNull("round 7's decision is not round 6's");
+    }
+
+    [Fact]
+    public async Task A_decision_not_signed_by_the_coordinators_key_is_dropped_with_the_reason_and_wakes_nothing()
+    {
+        var client = Client();
+        var hints = TrustingHints();
+        hints.Await(3);
+        using var mallory = DecisionKey.Create();
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(Handed(3, signer: mallory))))).Should().Be("DROP", "signed by another key");
+        // The coordinator's real signature over a decision that left worker-2's gradient out, with worker-2 put back in.
+        var real = Decision(3);
+        var widened = DecisionHints.Encode("daprtrain", new RoundDecision(0, 3, ["worker-1", "worker-2", "worker-3"], real.Reporters, 3) { Signature = real.Signature })!;
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(widened)))).Should().Be("DROP", "the signature covers what is included");
+        var reporters = DecisionHints.Encode("daprtrain", real with { Reporters = ["worker-1"] })!;
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(reporters)))).Should().Be("DROP", "and who reported");
+        var otherJob = DecisionHints.Encode("daprtrain", Decision(3, job: "another-job"))!;
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(otherJob)))).Should().Be("DROP", "and the job it was decided in");
+        hints.Hinted.Should().BeFalse("a forgery wakes nothing: the wait asks at its poll");
+        hints.Decided(3).Should().BeNull();
+        new DecisionHints("daprtrain").Take(Handed(3)).Should().Be(DeliveryResult.Applied, "without a key yet nothing is verified");
+        var verifying = new DecisionHints("daprtrain");
+        verifying.Trust(Coordinator.PublicKey);
+        verifying.Await(3);
+        verifying.Take(Handed(3, signer: mallory)).Reason.Should().Contain("not the coordinator's");
+    }
+
+    [Fact]
+    public void Before_the_view_names_the_coordinators_key_a_hint_only_wakes_the_wait()
+    {
+        var hints = new DecisionHints("daprtrain");
+        hints.Await(2);
+        hints.Take(Handed(2)).Should().Be(DeliveryResult.Applied);
+        hints.Hinted.Should().BeTrue("the worker asks the coordinator at once");
+        hints.Decided(2).Should().BeNull("nothing verified it");
+        hints.Trust("not a key");
+        hints.Await(3);
+        hints.Take(Handed(3)).Should().Be(DeliveryResult.Applied);
+        hints.Decided(3).Should().BeNull("a key that does not import verifies nothing");
     }
 
     [Fact]
     public async Task A_forged_copy_of_a_hint_to_come_does_not_make_the_real_one_a_duplicate()
     {
         var client = Client();
-        var hints = _worker.Services.GetRequiredService<WorkerRuntime>().Hints;
+        var hints = TrustingHints();
         hints.Await(8);
-        // An attacker who can publish sends round 9's hint ahead of time (it costs the wait for round 8 one call at most).
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("daprtrain", 9))))).Should().Be("SUCCESS");
+        // Anyone who can publish can send round 9's real hint again, ahead of the next (it carries no more than the original).
+        var early = Handed(9);
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(early)))).Should().Be("SUCCESS");
         hints.Await(9);
         // The closer's own hint of round 9 is another message (its random bytes): taken, not answered as a redelivery.
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("daprtrain", 9))))).Should().Be("SUCCESS");
-        hints.Hinted.Should().BeTrue();
-        DecisionHints.Encode("daprtrain", 9).Should().NotEqual(DecisionHints.Encode("daprtrain", 9));
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(Handed(9))))).Should().Be("SUCCESS");
+        hints.Decided(9).Should().NotBeNull();
+        Handed(9).Should().NotEqual(Handed(9));
     }
 
     [Fact]
     public async Task Malformed_or_oversized_hints_are_dropped_with_the_reason_and_wake_nothing()
     {
         var client = Client();
-        var hints = _worker.Services.GetRequiredService<WorkerRuntime>().Hints;
+        var hints = TrustingHints();
         hints.Await(1);
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint([1, 2, 3])))).Should().Be("DROP");
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(new byte[24])))).Should().Be("DROP", "a hint names its job");
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(new byte[DecisionHints.MaxLength + 1])))).Should().Be("DROP");
-        var zero = DecisionHints.Encode("daprtrain", 1);
-        zero.AsSpan(0, 8).Clear();
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(zero)))).Should().Be("DROP", "rounds count from 1");
-        var negative = DecisionHints.Encode("daprtrain", 1);
-        negative[7] = 0x80;
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(negative)))).Should().Be("DROP");
-        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(DecisionHints.Encode("another-job", 1))))).Should().Be("DROP", "jobs may share a broker");
+        var good = Handed(1);
+        byte[] With(Action<byte[]> change)
+        {
+            var copy = (byte[])good.Clone();
+            change(copy);
+            return copy;
+        }
+        var cases = new (byte[] Payload, string Reason)[]
+        {
+            ([1, 2, 3], "not 3"),
+            (new byte[DecisionHints.MaxLength + 1], $"not {DecisionHints.MaxLength + 1}"),
+            (With(p => p[0] = 1), "format 1"),
+            (With(p => p.AsSpan(1, 8).Clear()), "rounds from 1"),
+            (With(p => p[8] = 0x80), "rounds from 1"),
+            (With(p => p[25 + 3] = 0x80), "generations from 0"),
+            (With(p => p[37] = 0), "job id of 0 bytes"),
+            (With(p => p[37] = 200), "job id of 200 bytes"),
+            ([.. good[..^(NodeKey.SignatureBytes + 5)], .. good[^NodeKey.SignatureBytes..]], "reporters id 1 has no length"),
+            ([.. good[..^NodeKey.SignatureBytes], 0, .. good[^NodeKey.SignatureBytes..]], "1 bytes between its lists"),
+            (With(p => { p[47] = 65; p[48] = 0; }), "names 65 included"),
+            (With(p => { p[51] = 0xff; p[52] = 0xfe; }), "not UTF-8"),
+            (DecisionHints.Encode("another-job", Decision(1, job: "another-job"))!, "another job"),
+        };
+        var reasons = new DecisionHints("daprtrain");
+        foreach (var (payload, reason) in cases)
+        {
+            (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(payload)))).Should().Be("DROP", reason);
+            reasons.Take(payload).Reason.Should().Contain(reason);
+        }
         // A gradient-sized message on the hints' topic: refused before it is read whole (the inbox reads a hint's chunk at most).
         (await StatusOf(await client.PostAsync(DecisionsRoute, BinaryEvent(ChunkCodec.Split(Gradient())[0])))).Should().Be("DROP");
         hints.Hinted.Should().BeFalse();
+        hints.Decided(1).Should().BeNull();
+        good.Length.Should().Be(37 + 1 + 9 + 2 + 2 * (2 + 8) + 2 + 2 * (2 + 8) + NodeKey.SignatureBytes, "the layout the cases above cut into");
+    }
 
-        var reasons = new DecisionHints("daprtrain");
-        reasons.Take([1, 2, 3]).Reason.Should().Contain("job id").And.Contain("not 3");
-        reasons.Take(zero).Reason.Should().Contain("from 1 on");
-        reasons.Take(DecisionHints.Encode("another-job", 1)).Reason.Should().Contain("another job");
+    [Fact]
+    public void A_decision_without_a_signature_or_too_large_for_a_hint_is_not_handed_on()
+    {
+        DecisionHints.Encode("daprtrain", new RoundDecision(0, 1, ["worker-1"], ["worker-1"])).Should().BeNull("unsigned: the peers ask");
+        var many = Enumerable.Range(1, DecisionHints.MaxIds + 1).Select(i => $"worker-{i}").ToList();
+        var large = new RoundDecision(0, 1, many, many);
+        DecisionHints.Encode("daprtrain", large with { Signature = Coordinator.Sign("daprtrain", large) }).Should().BeNull("more ids than a hint carries");
     }
 
     [Fact]

@@ -70,6 +70,15 @@ public sealed class SignedCall
     public static SignedCall SyncRequest(string job, string caller, long sequence, string member, bool pending) =>
         new("sync request", caller, Text("sync-request", job, caller, $"{sequence}\n{member.Length}:{member}\n{(pending ? "pending" : "done")}"));
 
+    /// <summary>
+    /// What the coordinator signs of a round's decision (issue 16: <see cref="DecisionKey"/>): the job, the round, its
+    /// generation, the view version it was taken under and both lists in the decision's order. A peer that verifies it
+    /// holds what the coordinator would answer it for that round.
+    /// </summary>
+    public static SignedCall Decision(string job, RoundDecision decision) =>
+        new("decision", "coordinator", WithReceived(WithReceived(Text("decision", job, "coordinator",
+            $"{decision.Generation}\n{decision.Round}\n{decision.ViewVersion}"), decision.Included), decision.Reporters));
+
     // Numbers in the invariant culture: the signer and the coordinator are other processes, maybe under other cultures.
     private static string Text(string call, string job, string caller, FormattableString fields) =>
         $"daprtrain-{call}\n{job}\n{caller}\n" + fields.ToString(CultureInfo.InvariantCulture);
