@@ -37,7 +37,7 @@ public static class DaprPorts
         });
         services.AddSingleton<ICheckpointStore>(sp => new DaprCheckpointStore(sp.GetRequiredService<DaprClient>(), DaprComponents.StateStore, Job(sp).MaxChunkBytes));
         services.AddSingleton<IMessagePublisher>(sp => new DaprMessagePublisher(sp.GetRequiredService<DaprClient>(), DaprComponents.PubSub, Job(sp).MaxChunkBytes,
-            sp.GetService<DaprTrain.Engine.Telemetry.RoundPhases>()));
+            sp.GetService<DaprTrain.Engine.Telemetry.RoundPhases>(), Job(sp).PublishesOverHttp ? SidecarHttp.Create() : null));
         return services;
     }
 

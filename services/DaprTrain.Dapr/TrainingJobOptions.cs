@@ -197,6 +197,16 @@ public sealed class TrainingJobOptions : IValidatableObject
     [Range(64 * 1024, int.MaxValue)]
     public int BrokerMaxMessageBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>
+    /// Which of the sidecar's APIs messages are published through: "http" (POST /v1.0/publish/{pubsub}/{topic}, the chunk as
+    /// the body) or "grpc" (the SDK's PublishEvent). daprd makes the same CloudEvent of either. HTTP by default (issue 16:
+    /// the publish phase was shorter over it on the bench machine); gRPC for a sidecar whose HTTP port is closed to the app.
+    /// </summary>
+    public string PublishApi { get; set; } = "http";
+
+    /// <summary>Whether messages are published through the sidecar's HTTP API (<see cref="PublishApi"/>).</summary>
+    public bool PublishesOverHttp => string.Equals(PublishApi, "http", StringComparison.Ordinal);
+
     /// <summary>What daprd's gRPC request around a published chunk adds (pub/sub and topic names, content type, metadata).</summary>
     private const int PublishRequestOverheadBytes = 16 * 1024;
 
@@ -214,6 +224,10 @@ public sealed class TrainingJobOptions : IValidatableObject
         else if (Workers < topology.MinWorkers())
         {
             yield return new ValidationResult($"Job:Topology {topology.Name()} needs at least {topology.MinWorkers()} workers; Workers = {Workers}.", [nameof(Workers)]);
+        }
+        if (PublishApi is not ("http" or "grpc"))
+        {
+            yield return new ValidationResult($"Job:PublishApi is '{PublishApi}': give http (the sidecar's HTTP publish API, the default) or grpc (its gRPC PublishEvent).", [nameof(PublishApi)]);
         }
         if (TorchThreads < 0 || TorchThreads > Environment.ProcessorCount)
         {

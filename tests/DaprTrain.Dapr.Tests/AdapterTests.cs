@@ -27,6 +27,7 @@ public sealed class AdapterTests : IAsyncLifetime
         builder.Services.AddDaprRuntimeService(_runtime);
         _server = builder.Build();
         _server.MapGrpcService<DaprRuntimeService>();
+        _server.MapDaprPublishApi();
         await _server.StartAsync();
         _client = new global::Dapr.Client.DaprClientBuilder()
             .UseGrpcEndpoint("http://localhost")
@@ -56,6 +57,67 @@ public sealed class AdapterTests : IAsyncLifetime
         var results = _runtime.Published.Select(p => assembler.Add(p.Data.Span)).ToList();
         results.Last().Status.Should().Be(ChunkStatus.Complete);
         results.Last().Message.Should().Equal(message);
+    }
+
+    private HttpClient SidecarHttpClient()
+    {
+        var http = _server.GetTestServer().CreateClient();
+        http.BaseAddress = new Uri("http://localhost/");
+        return http;
+    }
+
+    [Fact]
+    public async Task Publish_over_the_HTTP_API_sends_the_same_binary_chunks_that_reassemble_to_the_message()
+    {
+        var message = new byte[1_300_000];
+        new Random(2).NextBytes(message);
+        using var http = SidecarHttpClient();
+        await new DaprMessagePublisher(_client, sidecarHttp: http).PublishAsync(DaprTopics.Gradients, message);
+
+        _runtime.Published.Should().HaveCount(3, "three chunks of at most 512 KiB, each its own publish");
+        _runtime.Published.Should().OnlyContain(p => p.PubsubName == "gradients" && p.Topic == "gradients" && p.DataContentType == "application/octet-stream");
+        var assembler = new ChunkAssembler();
+        var results = _runtime.Published.Select(p => assembler.Add(p.Data.Span)).ToList();
+        results.Last().Status.Should().Be(ChunkStatus.Complete);
+        results.Last().Message.Should().Equal(message);
+    }
+
+    [Fact]
+    public async Task A_publish_the_sidecar_refuses_over_HTTP_throws_its_status_and_error_and_publishes_nothing()
+    {
+        using var http = SidecarHttpClient();
+        // One chunk past daprd's body limit (4 MiB): the sidecar answers 413 with its error.
+        var publisher = new DaprMessagePublisher(_client, maxChunkBytes: 8 * 1024 * 1024, sidecarHttp: http);
+        var act = () => publisher.PublishAsync(DaprTopics.Gradients, new byte[DaprRuntimeService.MaxBodyBytes + 1]);
+        (await act.Should().ThrowAsync<HttpRequestException>()).Which.Message.Should().Contain("413").And.Contain("body limit").And.Contain("gradients/gradients");
+        _components.Broker.Published(DaprTopics.Gradients).Should().Be(0);
+    }
+
+    [Fact]
+    public async Task A_chunked_publish_over_HTTP_is_read_no_further_than_the_body_limit()
+    {
+        using var http = SidecarHttpClient();
+        // No Content-Length: what the sender claims cannot size the buffer; the sidecar stops one block past the limit.
+        var endless = new StreamContent(new EndlessStream());
+        endless.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+        using var answer = await http.PostAsync("v1.0/publish/gradients/gradients", endless);
+        ((int)answer.StatusCode).Should().Be(413);
+        (await answer.Content.ReadAsStringAsync()).Should().Contain("ERR_BODY_TOO_LARGE");
+    }
+
+    /// <summary>Zeros for ever, with no length: a sender that never ends its body.</summary>
+    private sealed class EndlessStream : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => count;
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     [Fact]

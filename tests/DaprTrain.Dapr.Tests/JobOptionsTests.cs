@@ -36,4 +36,14 @@ public sealed class JobOptionsTests
         directory.Should().BeNull();
         problem.Should().Be("DAPRTRAIN_FASHION_MNIST: folder '/nonexistent/fashion' does not exist.");
     }
+
+    [Fact]
+    public void The_publish_api_is_http_or_grpc_and_anything_else_is_named()
+    {
+        new TrainingJobOptions().PublishesOverHttp.Should().BeTrue("HTTP by default");
+        Problems(new TrainingJobOptions { PublishApi = "grpc" }).Should().BeEmpty();
+        new TrainingJobOptions { PublishApi = "grpc" }.PublishesOverHttp.Should().BeFalse();
+        Problems(new TrainingJobOptions { PublishApi = "HTTP" }).Should().ContainSingle().Which.Should().Be(
+            "Job:PublishApi is 'HTTP': give http (the sidecar's HTTP publish API, the default) or grpc (its gRPC PublishEvent).");
+    }
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Google.Protobuf;
 using Grpc.AspNetCore.Server.Model;
 using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Proto = Dapr.Client.Autogen.Grpc.v1;
 
@@ -47,6 +48,49 @@ public sealed class DaprRuntimeService(string appId, SharedComponents components
             string.IsNullOrEmpty(request.DataContentType) ? "application/json" : request.DataContentType, received);
         return Task.FromResult(new Google.Protobuf.WellKnownTypes.Empty());
     }
+
+    /// <summary>
+    /// daprd's HTTP publish, POST /v1.0/publish/{pubsubname}/{topic} (dapr/dapr pkg/http onPublish: the body, the
+    /// Content-Type and the names go the way a gRPC PublishEvent's do, into the same CloudEvent): 204 once the broker took
+    /// it, 404 for an empty pub/sub or topic name, 413 past the body limit (daprd's --max-body-size). Recorded as a
+    /// PublishEvent, so that the tests that read what was published see both APIs alike.
+    /// </summary>
+    public async Task<Microsoft.AspNetCore.Http.IResult> PublishOverHttpAsync(string pubSub, string topic, Microsoft.AspNetCore.Http.HttpRequest request)
+    {
+        long received = System.Diagnostics.Stopwatch.GetTimestamp();
+        Record("PublishEvent");
+        if (string.IsNullOrEmpty(pubSub) || string.IsNullOrEmpty(topic))
+        {
+            return Microsoft.AspNetCore.Http.Results.Json(new { errorCode = "ERR_TOPIC_EMPTY", message = "pubsub and topic names are required" }, statusCode: 404);
+        }
+        if (request.ContentLength > MaxBodyBytes) return TooLarge(request.ContentLength.Value);
+        byte[] data;
+        if (request.ContentLength is long length)
+        {
+            data = new byte[length];
+            await request.Body.ReadExactlyAsync(data);
+        }
+        else
+        {
+            // Chunked: read at most one byte past the limit, so that what a sender claims never decides what is held.
+            using var buffer = new MemoryStream();
+            var block = new byte[64 * 1024];
+            int read;
+            while ((read = await request.Body.ReadAsync(block)) > 0)
+            {
+                if (buffer.Length + read > MaxBodyBytes) return TooLarge(buffer.Length + read);
+                buffer.Write(block, 0, read);
+            }
+            data = buffer.ToArray();
+        }
+        string contentType = string.IsNullOrEmpty(request.ContentType) ? "application/json" : request.ContentType;
+        if (RecordCalls) _published.Enqueue(new Proto.PublishEventRequest { PubsubName = pubSub, Topic = topic, Data = ByteString.CopyFrom(data), DataContentType = contentType });
+        Components.Broker.Publish(appId, pubSub, topic, data, contentType, received);
+        return Microsoft.AspNetCore.Http.Results.NoContent();
+    }
+
+    private static Microsoft.AspNetCore.Http.IResult TooLarge(long size) =>
+        Microsoft.AspNetCore.Http.Results.Json(new { errorCode = "ERR_BODY_TOO_LARGE", message = $"request of {size} bytes exceeds the {MaxBodyBytes}-byte body limit" }, statusCode: 413);
 
     public Task<Proto.GetStateResponse> GetState(Proto.GetStateRequest request, ServerCallContext context)
     {
@@ -179,6 +223,14 @@ public sealed class DaprRuntimeService(string appId, SharedComponents components
 
 public static class DaprRuntimeServiceRegistration
 {
+    /// <summary>daprd's HTTP publish API over the registered <see cref="DaprRuntimeService"/> (its gRPC twin is PublishEvent).</summary>
+    public static Microsoft.AspNetCore.Routing.IEndpointRouteBuilder MapDaprPublishApi(this Microsoft.AspNetCore.Routing.IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1.0/publish/{pubsub}/{**topic}", (string pubsub, string topic, Microsoft.AspNetCore.Http.HttpRequest request, DaprRuntimeService runtime) =>
+            runtime.PublishOverHttpAsync(pubsub, topic, request));
+        return app;
+    }
+
     /// <summary>
     /// Binds <paramref name="runtime"/> as the gRPC service dapr.proto.runtime.v1.Dapr of an ASP.NET Core host, with
     /// daprd's body limit; map it with <c>MapGrpcService&lt;DaprRuntimeService&gt;()</c>.

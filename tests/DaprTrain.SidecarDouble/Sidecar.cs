@@ -174,6 +174,8 @@ public sealed class Sidecar : IAsyncDisposable
 
         app.MapMethods("/v1.0/actors/{type}/{id}/method/{method}", ["PUT", "POST"], InvokeActorAsync);
 
+        app.MapDaprPublishApi();
+
         app.MapGet("/v1.0/actors/{type}/{id}/state/{key}", (string type, string id, string key) =>
             Components.State.Get(ActorKey(type, id, key)) is { } item ? Results.Bytes(item.Value, "application/json") : Results.NoContent());
 
