@@ -63,28 +63,49 @@ public sealed class JobCoordinatorActor : Actor, IJobCoordinatorActor, IRemindab
         _coordinator = saved.HasValue
             ? JobCoordinator.Restore(saved.Value, _time, admission)
             : new JobCoordinator(Id.GetId(), _options.Shards, TimeSpan.FromMilliseconds(_options.LeaseMs), _time, _options.WorkersWriteCheckpoints) { Admission = admission };
-        _decisionKey = await LoadDecisionKeyAsync();
+        _decisionKey = await LoadDecisionKeyAsync(restored: saved.HasValue);
         var period = TimeSpan.FromMilliseconds(Math.Max(_options.LeaseMs / 2, 50));
         await RegisterReminderAsync(LeaseReminder, null, period, period);
     }
 
     /// <summary>
-    /// The job's decision key: the one kept, else a new one, kept at once (before any decision is signed with it). A kept key
-    /// that does not import is replaced, loudly: the members' views then carry the new key, and until a member renews its view
-    /// the decisions its peers relay fail its check and it asks the coordinator, as without them.
+    /// The job's decision key: the one kept with the state this activation restored, else a new one, kept at once (before
+    /// any decision is signed with it). A coordinator that starts without a state (a new job, or a state deleted) makes a new
+    /// key even where an old one is still stored: its rounds count from 1 again, and decisions of the earlier run signed by
+    /// the old key must not pass for this run's. A kept key that does not import is replaced, loudly: the members' views
+    /// then carry the new key, and until a member renews its view the decisions its peers hand on fail its check (it renews
+    /// the view before its next round, and asks the coordinator for the decision at its poll meanwhile).
     /// </summary>
-    private async Task<DecisionKey> LoadDecisionKeyAsync()
+    private async Task<DecisionKey> LoadDecisionKeyAsync(bool restored)
     {
-        var saved = await StateManager.TryGetStateAsync<string>(DecisionKeyStateKey);
-        if (saved.HasValue)
+        if (restored)
         {
-            if (DecisionKey.TryImport(saved.Value, out string? problem) is { } kept) return kept;
-            Logger.LogWarning("job {Job}: the kept decision key does not import ({Problem}); signing with a new one", Id.GetId(), problem);
+            var saved = await StateManager.TryGetStateAsync<string>(DecisionKeyStateKey);
+            if (saved.HasValue)
+            {
+                if (DecisionKey.TryImport(saved.Value, out string? problem) is { } kept) return kept;
+                Logger.LogWarning("job {Job}: the kept decision key does not import ({Problem}); signing with a new one", Id.GetId(), problem);
+            }
         }
         var key = DecisionKey.Create();
-        await StateManager.SetStateAsync(DecisionKeyStateKey, key.Export());
-        await StateManager.SaveStateAsync();
-        return key;
+        try
+        {
+            await StateManager.SetStateAsync(DecisionKeyStateKey, key.Export());
+            await StateManager.SaveStateAsync();
+            return key;
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
+    }
+
+    protected override Task OnDeactivateAsync()
+    {
+        _decisionKey?.Dispose();
+        _decisionKey = null;
+        return Task.CompletedTask;
     }
 
     public async Task<MembershipDto> JoinAsync(JoinRequestDto request)

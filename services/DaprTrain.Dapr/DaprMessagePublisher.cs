@@ -35,10 +35,10 @@ public sealed class DaprMessagePublisher(DaprClient dapr, string pubSubName = Da
 
     private async Task PublishOverHttpAsync(HttpClient http, string topic, byte[] chunk, CancellationToken cancellationToken)
     {
-        using var content = new ByteArrayContent(chunk);
-        content.Headers.ContentType = OctetStream;
-        using var response = await http.PostAsync($"v1.0/publish/{Uri.EscapeDataString(pubSubName)}/{Uri.EscapeDataString(topic)}", content, cancellationToken);
-        // daprd answers 204; 403 (scopes), 404 (no such component or topic) and 500 (the broker refused) with a JSON error.
-        if (!response.IsSuccessStatusCode) throw await SidecarHttp.FailureAsync(response, $"publish to {pubSubName}/{topic}", cancellationToken);
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"v1.0/publish/{Uri.EscapeDataString(pubSubName)}/{Uri.EscapeDataString(topic)}")
+        {
+            Content = new ByteArrayContent(chunk) { Headers = { ContentType = OctetStream } },
+        };
+        using var response = await SidecarHttp.SendAsync(http, request, $"publish to {pubSubName}/{topic}", cancellationToken);
     }
 }

@@ -30,6 +30,27 @@ public static class SidecarHttp
     }
 
     /// <summary>
+    /// Sends <paramref name="request"/> and answers the sidecar's response when it succeeded. A failure answer throws
+    /// <see cref="FailureAsync"/>'s exception (its body read no further than <see cref="MaxErrorChars"/>), and a sidecar that
+    /// does not answer within the client's timeout a <see cref="TimeoutException"/>: both are what the loops take for a sidecar
+    /// briefly away and retry (HttpClient's own TaskCanceledException is not, and would stop the service).
+    /// </summary>
+    public static async Task<HttpResponseMessage> SendAsync(HttpClient http, HttpRequestMessage request, string what, CancellationToken cancellationToken)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"the sidecar did not answer a {what} within {http.Timeout.TotalSeconds:0} s", ex);
+        }
+        if (response.IsSuccessStatusCode) return response;
+        using (response) throw await FailureAsync(response, what, cancellationToken);
+    }
+
+    /// <summary>
     /// What a failed call to the sidecar throws: an <see cref="HttpRequestException"/> with the status code and daprd's
     /// error (its first <see cref="MaxErrorChars"/> characters), which the loops take for a sidecar briefly away and retry.
     /// </summary>

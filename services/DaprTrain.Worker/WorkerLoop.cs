@@ -415,13 +415,17 @@ public sealed class WorkerLoop(
         while (true)
         {
             // A delivery wakes the runtime's waits: the hint's ends this one at once.
-            bool hinted = await runtime.UntilAsync(time, _ => trustHints && runtime.Hints.Hinted, poll, poll, stoppingToken);
-            // The coordinator's own answer, signed by it and handed on by the peer whose report closed the round.
-            if (hinted && runtime.Use(_ => runtime.Hints.Decided(round)) is { } handedOn)
+            bool hinted = await runtime.UntilAsync(time, _ => runtime.Hints.Decided(round) is not null || (trustHints && runtime.Hints.Hinted), poll, poll, stoppingToken);
+            // The coordinator's own answer, signed by it and handed on by the peer whose report closed the round (even after
+            // a hint not borne out: a verified decision is the coordinator's).
+            if (runtime.Use(_ => runtime.Hints.Decided(round)) is { } handedOn)
             {
                 phases.RecordDetail("agreement handed on by a peer", 0);
                 return handedOn;
             }
+            // A hint of this round that failed the check: forged, or signed by a key this view does not name (the coordinator
+            // had to make a new one). Renewing the view before the next round costs one call and brings its key.
+            if (runtime.Use(_ => runtime.Hints.Rejected)) _held.Invalidate();
             if (await coordinator.TryCloseRoundAsync(_id, 0, round, deadline, identityKey) is { } decided)
             {
                 phases.RecordDetail(hinted ? "agreement asked on a hint" : "agreement asked on a poll", 0);

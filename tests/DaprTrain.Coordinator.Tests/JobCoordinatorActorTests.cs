@@ -705,6 +705,7 @@ public class JobCoordinatorActorTests
     public async Task A_kept_decision_key_that_does_not_import_is_replaced_loudly_and_the_views_carry_the_new_one()
     {
         var actor = await ActivateAsync();
+        await actor.JoinAsync(JoinOf("worker-1"));
         string? first = (await actor.GetViewAsync()).DecisionKey;
         _store[JobCoordinatorActor.DecisionKeyStateKey] = System.Text.Json.JsonSerializer.Serialize("bm90IGEga2V5");
         var again = await ActivateAsync();
@@ -713,6 +714,17 @@ public class JobCoordinatorActorTests
         _logs.Messages.Should().Contain(m => m.Contains("decision key does not import", StringComparison.Ordinal));
         var third = await ActivateAsync();
         (await third.GetViewAsync()).DecisionKey.Should().Be(second, "the new key was kept");
+    }
+
+    [Fact]
+    public async Task A_coordinator_that_starts_without_a_state_signs_with_a_new_key_even_where_an_old_one_is_stored()
+    {
+        var actor = await ActivateAsync();
+        await actor.JoinAsync(JoinOf("worker-1"));
+        string? first = (await actor.GetViewAsync()).DecisionKey;
+        _store.Remove(JobCoordinatorActor.StateKey);
+        var fresh = await ActivateAsync();
+        (await fresh.GetViewAsync()).DecisionKey.Should().NotBe(first, "its rounds count from 1 again: the earlier run's signed decisions must not pass for this run's");
     }
 
     [Fact]

@@ -105,6 +105,26 @@ public sealed class AdapterTests : IAsyncLifetime
         (await answer.Content.ReadAsStringAsync()).Should().Contain("ERR_BODY_TOO_LARGE");
     }
 
+    [Fact]
+    public async Task A_sidecar_that_does_not_answer_a_publish_over_HTTP_makes_a_timeout_the_loops_retry()
+    {
+        var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        try
+        {
+            using var http = SidecarHttp.Create($"http://127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port}", apiToken: "");
+            http.Timeout = TimeSpan.FromMilliseconds(300);
+            var act = () => new DaprMessagePublisher(_client, sidecarHttp: http).PublishAsync(DaprTopics.Gradients, [1, 2, 3]);
+            var thrown = (await act.Should().ThrowAsync<TimeoutException>()).Which;
+            thrown.Message.Should().Contain("publish to gradients/gradients");
+            DaprTrain.Dapr.Hosting.DaprErrors.IsTransient(thrown).Should().BeTrue("a sidecar briefly away is retried, not a reason to stop the service");
+        }
+        finally
+        {
+            silent.Stop();
+        }
+    }
+
     /// <summary>Zeros for ever, with no length: a sender that never ends its body.</summary>
     private sealed class EndlessStream : Stream
     {

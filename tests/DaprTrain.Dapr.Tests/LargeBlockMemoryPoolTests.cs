@@ -59,18 +59,33 @@ public class LargeBlockMemoryPoolTests
     }
 
     [Fact]
-    public void A_block_disposed_twice_goes_back_once_so_two_renters_never_share_it()
+    public void A_rental_disposed_twice_even_late_gives_its_block_back_once_so_two_renters_never_share_one()
     {
         using var pool = new LargeBlockMemoryPool(4096, retainedBlocks: 8);
         var first = pool.Rent();
         first.Dispose();
+        var second = pool.Rent();
+        second.Memory.Span.Fill(2);
         first.Dispose();
-        pool.Retained.Should().Be(1, "the second Dispose of one rental returns nothing");
-        using var a = pool.Rent();
-        using var b = pool.Rent();
-        a.Memory.Span.Fill(1);
-        b.Memory.Span.Fill(2);
-        a.Memory.Span.ToArray().Should().OnlyContain(x => x == 1, "what one renter writes no other renter's block holds");
+        pool.Retained.Should().Be(0, "the late second Dispose of the first rental returns nothing: its block is the second rental's now");
+        using var third = pool.Rent();
+        third.Memory.Span.Fill(3);
+        second.Memory.Span.ToArray().Should().OnlyContain(x => x == 2, "what one renter writes no other renter's block holds");
+        var afterUse = () => first.Memory;
+        afterUse.Should().Throw<ObjectDisposedException>("a rental given back holds no block any more");
+        second.Dispose();
+    }
+
+    [Fact]
+    public void The_pools_of_one_factory_share_their_free_blocks_and_their_bound()
+    {
+        var factory = new LargeBlockMemoryPoolFactory(4096, retainedBlocks: 3);
+        using var a = factory.Create();
+        using var b = factory.Create();
+        var rented = Enumerable.Range(0, 4).Select(_ => a.Rent()).Concat(Enumerable.Range(0, 4).Select(_ => b.Rent())).ToList();
+        rented.ForEach(block => block.Dispose());
+        factory.Retained.Should().Be(3, "Kestrel makes a pool per I/O queue and endpoint: the bound is the service's, not each pool's");
+        factory.Rented.Should().Be(8);
     }
 
     [Fact]

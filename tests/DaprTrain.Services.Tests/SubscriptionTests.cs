@@ -424,6 +424,17 @@ public sealed class SubscriptionTests : IDisposable
         (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(otherJob)))).Should().Be("DROP", "and the job it was decided in");
         hints.Hinted.Should().BeFalse("a forgery wakes nothing: the wait asks at its poll");
         hints.Decided(3).Should().BeNull();
+        hints.Rejected.Should().BeTrue("the worker renews its view before its next round, in case the coordinator's key changed");
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(Handed(3))))).Should().Be("SUCCESS", "the real decision still counts after forgeries");
+        hints.Decided(3).Should().NotBeNull();
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(Handed(3, signer: mallory))))).Should().Be("SUCCESS", "once decided, a hint of the round is not verified again");
+        hints.Decided(3)!.Signature.Should().NotBeNull();
+        hints.Await(4);
+        hints.Rejected.Should().BeFalse();
+        (await StatusOf(await client.PostAsync(DecisionsRoute, Hint(Handed(5, signer: mallory))))).Should().Be("SUCCESS", "a later round's hint is not verified: it only wakes the wait");
+        hints.Hinted.Should().BeTrue();
+        hints.Decided(4).Should().BeNull();
+        hints.Rejected.Should().BeFalse();
         new DecisionHints("daprtrain").Take(Handed(3)).Should().Be(DeliveryResult.Applied, "without a key yet nothing is verified");
         var verifying = new DecisionHints("daprtrain");
         verifying.Trust(Coordinator.PublicKey);
@@ -446,7 +457,7 @@ public sealed class SubscriptionTests : IDisposable
     }
 
     [Fact]
-    public async Task A_forged_copy_of_a_hint_to_come_does_not_make_the_real_one_a_duplicate()
+    public async Task A_hint_to_come_sent_early_does_not_make_the_closers_own_a_duplicate()
     {
         var client = Client();
         var hints = TrustingHints();

@@ -72,7 +72,7 @@ public sealed class DaprRuntimeService(string appId, SharedComponents components
         }
         else
         {
-            // Chunked: read at most one byte past the limit, so that what a sender claims never decides what is held.
+            // Chunked: read no more than one block past the limit, so that what a sender claims never decides what is held.
             using var buffer = new MemoryStream();
             var block = new byte[64 * 1024];
             int read;

@@ -337,13 +337,60 @@ public sealed class Sidecar : IAsyncDisposable
 
     private static string ActorKey(string type, string id, string key) => $"actors||{type}||{id}||{key}";
 
+    private static readonly HashSet<int> HandedOut = [];
+
+    /// <summary>
+    /// A port for a server of the tests to bind next, free when asked, from 10000 up to below the kernel's ephemeral range
+    /// (net.ipv4.ip_local_port_range). A port the kernel picked (bind to 0) came from that range, where every outgoing
+    /// connection takes its source port too: between this call and the app's bind, a connection of another app could
+    /// take it, and the app failed with "address already in use" (seen once in a full run, once publishing went over
+    /// HTTP/1.1, which opens a connection per concurrent publish). Each port is handed out once per process.
+    /// </summary>
     public static int FreePort()
     {
+        const int floor = 10_000;
+        int ceiling = EphemeralFloor() - 1;
+        for (int attempt = 0; attempt < 200 && ceiling - floor >= 1000; attempt++)
+        {
+            int port = Random.Shared.Next(floor, ceiling + 1);
+            lock (HandedOut)
+            {
+                if (!HandedOut.Add(port)) continue;
+            }
+            try
+            {
+                var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, port);
+                probe.Start();
+                probe.Stop();
+                return port;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                // Taken by a server of its own: try another.
+            }
+        }
+        // No room below the ephemeral range on this machine: the kernel's pick, as before.
         var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
         listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        int picked = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
-        return port;
+        return picked;
+    }
+
+    private static int EphemeralFloor()
+    {
+        try
+        {
+            var range = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+            if (range.Length == 2 && int.TryParse(range[0], System.Globalization.CultureInfo.InvariantCulture, out int low)) return low;
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+        return 32768;
     }
 
     public async ValueTask DisposeAsync()
