@@ -36,9 +36,9 @@ public static class DaprHosting
         string? configured = configuration[SocketReadBlockKey];
         int size = LargeBlockMemoryPool.DefaultBlockSize;
         if (!string.IsNullOrEmpty(configured)
-            && (!int.TryParse(configured, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out size) || (size != 0 && size is < 4096 or > 1024 * 1024)))
+            && (!int.TryParse(configured, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out size) || (size != 0 && size is < LargeBlockMemoryPool.MinBlockSize or > LargeBlockMemoryPool.MaxBlockSize)))
         {
-            throw new InvalidOperationException($"{SocketReadBlockKey} is '{configured}': give 0 (Kestrel's own 4 KB blocks) or a block size from 4096 to 1048576 bytes.");
+            throw new InvalidOperationException($"{SocketReadBlockKey} is '{configured}': give 0 (Kestrel's own 4 KB blocks) or a block size from {LargeBlockMemoryPool.MinBlockSize} to {LargeBlockMemoryPool.MaxBlockSize} bytes.");
         }
         if (size > 0) services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(new LargeBlockMemoryPoolFactory(size));
         return services;

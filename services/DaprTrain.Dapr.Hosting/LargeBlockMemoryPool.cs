@@ -46,6 +46,12 @@ public sealed class LargeBlockMemoryPool : MemoryPool<byte>
     /// <summary>64 KB: a loopback or pod-network socket usually holds more than that while a large body arrives.</summary>
     public const int DefaultBlockSize = 64 * 1024;
 
+    /// <summary>The smallest block: Kestrel asks for at least 4 KB (its own block size) and writes HTTP/2 frame headers and response headers into one block.</summary>
+    public const int MinBlockSize = 4096;
+
+    /// <summary>The largest block taken: 1 MB.</summary>
+    public const int MaxBlockSize = 1024 * 1024;
+
     /// <summary>64 blocks of 64 KB: 4 MB kept at most.</summary>
     public const int DefaultRetainedBlocks = 64;
 
@@ -103,9 +109,8 @@ internal sealed class FreeBlocks
 
     public FreeBlocks(int blockSize, int retained)
     {
-        // Kestrel asks for at least 4 KB (its own block size) and writes HTTP/2 frame headers and response headers into one block.
-        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 4096);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(blockSize, 1024 * 1024);
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, LargeBlockMemoryPool.MinBlockSize);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(blockSize, LargeBlockMemoryPool.MaxBlockSize);
         ArgumentOutOfRangeException.ThrowIfNegative(retained);
         BlockSize = blockSize;
         _retained = retained;

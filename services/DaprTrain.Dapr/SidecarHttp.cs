@@ -70,5 +70,4 @@ public static class SidecarHttp
         }
         return new HttpRequestException($"the sidecar answered {(int)response.StatusCode} ({response.StatusCode}) to a {what}: {body}", null, response.StatusCode);
     }
-
 }
